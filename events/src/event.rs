@@ -1,0 +1,366 @@
+//! The event catalogue: every fact the ledger records, one past-tense type each.
+//!
+//! Events are history. A shipped payload shape is never edited; a change adds a new
+//! schema version and `codec::decode_event` upcasts older versions on read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AccountKind, AllowedIps, Change, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind,
+    Quotas, Roles,
+};
+use crate::values::{DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, SecretHash, TimeZoneName, UtcDateTime};
+
+/// An account came into existence with this profile. Credentials, aliases and group
+/// memberships given at creation follow as their own events in the same commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountCreated {
+    pub account_id: ObjectId,
+    #[serde(rename = "@type")]
+    pub kind: AccountKind,
+    pub name: EmailLocalPart,
+    pub domain_id: ObjectId,
+    pub email_address: String,
+    pub description: Option<String>,
+    pub locale: Locale,
+    pub time_zone: Option<TimeZoneName>,
+    pub member_tenant_id: Option<ExternalId>,
+    pub roles: Roles,
+    pub permissions: Permissions,
+    pub quotas: Quotas,
+    pub encryption_at_rest: Option<EncryptionAtRest>,
+    pub created_at: UtcDateTime,
+}
+
+/// Profile fields of an account changed; only the changed ones are present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountUpdated {
+    pub account_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Change<Locale>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<Change<Option<TimeZoneName>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<Change<Option<ExternalId>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_at_rest: Option<Change<Option<EncryptionAtRest>>>,
+}
+
+impl AccountUpdated {
+    pub fn is_empty(&self) -> bool {
+        self.description.is_none()
+            && self.locale.is_none()
+            && self.time_zone.is_none()
+            && self.member_tenant_id.is_none()
+            && self.encryption_at_rest.is_none()
+    }
+}
+
+/// The account's name and/or domain changed; its id, and so its history, stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountRenamed {
+    pub account_id: ObjectId,
+    pub old_name: EmailLocalPart,
+    pub new_name: EmailLocalPart,
+    pub old_domain_id: ObjectId,
+    pub new_domain_id: ObjectId,
+    pub old_email_address: String,
+    pub new_email_address: String,
+}
+
+/// The account was destroyed. Its credentials, aliases and memberships went with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountDestroyed {
+    pub account_id: ObjectId,
+    #[serde(rename = "@type")]
+    pub kind: AccountKind,
+    pub email_address: String,
+}
+
+/// A credential was attached. Only a hash of the secret is ever recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialAdded {
+    pub account_id: ObjectId,
+    pub credential_id: ObjectId,
+    #[serde(rename = "@type")]
+    pub kind: CredentialKind,
+    pub description: Option<String>,
+    pub secret_hash: SecretHash,
+    pub expires_at: Option<UtcDateTime>,
+    pub allowed_ips: AllowedIps,
+    pub permissions: Option<CredentialPermissions>,
+    /// Whether a TOTP second factor is required (Password only).
+    pub otp_enabled: bool,
+    pub created_at: UtcDateTime,
+}
+
+/// Why a credential went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RemovalReason {
+    Removed,
+    Expired,
+    Replaced,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialRemoved {
+    pub account_id: ObjectId,
+    pub credential_id: ObjectId,
+    #[serde(rename = "@type")]
+    pub kind: CredentialKind,
+    pub reason: RemovalReason,
+}
+
+/// Settings of a credential changed. A new secret is recorded as its hash, and the
+/// audit view shows it only as "changed".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialUpdated {
+    pub account_id: ObjectId,
+    pub credential_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_secret_hash: Option<SecretHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Change<Option<UtcDateTime>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ips: Option<Change<AllowedIps>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Change<Option<CredentialPermissions>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_enabled: Option<Change<bool>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliasAdded {
+    pub account_id: ObjectId,
+    pub name: EmailLocalPart,
+    pub domain_id: ObjectId,
+    pub email_address: String,
+    pub enabled: bool,
+    pub description: Option<String>,
+}
+
+/// An alias moved to another address: subscribers routing mail must follow it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliasRenamed {
+    pub account_id: ObjectId,
+    pub old_name: EmailLocalPart,
+    pub old_domain_id: ObjectId,
+    pub old_email_address: String,
+    pub new_name: EmailLocalPart,
+    pub new_domain_id: ObjectId,
+    pub new_email_address: String,
+}
+
+/// An alias kept its address but was enabled, disabled or re-described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliasUpdated {
+    pub account_id: ObjectId,
+    pub email_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Change<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Option<String>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliasRemoved {
+    pub account_id: ObjectId,
+    pub name: EmailLocalPart,
+    pub domain_id: ObjectId,
+    pub email_address: String,
+}
+
+/// The account joined and/or left groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupMembershipChanged {
+    pub account_id: ObjectId,
+    pub joined: Vec<ObjectId>,
+    pub left: Vec<ObjectId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolesChanged {
+    pub account_id: ObjectId,
+    pub old: Roles,
+    pub new: Roles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PermissionsChanged {
+    pub account_id: ObjectId,
+    pub old: Permissions,
+    pub new: Permissions,
+}
+
+/// A quota limit was set (`new` present) or lifted (`new` null).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaLimitSet {
+    pub account_id: ObjectId,
+    pub quota: QuotaKind,
+    pub old: Option<u64>,
+    pub new: Option<u64>,
+}
+
+/// Measured usage of a quota kind changed (reported by the mail store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaUsageChanged {
+    pub account_id: ObjectId,
+    pub quota: QuotaKind,
+    pub old: u64,
+    pub new: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainCreated {
+    pub domain_id: ObjectId,
+    pub name: DomainName,
+    pub description: Option<String>,
+    pub created_at: UtcDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainUpdated {
+    pub domain_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Option<String>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainDestroyed {
+    pub domain_id: ObjectId,
+    pub name: DomainName,
+}
+
+macro_rules! catalogue {
+    ($($variant:ident),* $(,)?) => {
+        /// One fact in the log. The variant name is the event type stored in the header.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $($variant($variant),)*
+        }
+
+        impl Event {
+            /// The event type name as stored in the record header.
+            pub fn type_name(&self) -> &'static str {
+                match self { $(Event::$variant(_) => stringify!($variant),)* }
+            }
+
+            /// Every event type this build knows.
+            pub const TYPE_NAMES: &'static [&'static str] = &[$(stringify!($variant)),*];
+
+            pub(crate) fn payload_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+                match self { $(Event::$variant(p) => serde_json::to_vec(p),)* }
+            }
+
+            pub(crate) fn from_payload_json(type_name: &str, bytes: &[u8]) -> Option<Result<Event, serde_json::Error>> {
+                match type_name {
+                    $(stringify!($variant) => Some(serde_json::from_slice(bytes).map(Event::$variant)),)*
+                    _ => None,
+                }
+            }
+        }
+
+        $(impl From<$variant> for Event {
+            fn from(p: $variant) -> Event { Event::$variant(p) }
+        })*
+    };
+}
+
+catalogue! {
+    AccountCreated,
+    AccountUpdated,
+    AccountRenamed,
+    AccountDestroyed,
+    CredentialAdded,
+    CredentialRemoved,
+    CredentialUpdated,
+    AliasAdded,
+    AliasRenamed,
+    AliasUpdated,
+    AliasRemoved,
+    GroupMembershipChanged,
+    RolesChanged,
+    PermissionsChanged,
+    QuotaLimitSet,
+    QuotaUsageChanged,
+    DomainCreated,
+    DomainUpdated,
+    DomainDestroyed,
+}
+
+/// The JMAP object an event changes, for state strings and `/changes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectType {
+    Account,
+    Domain,
+}
+
+impl ObjectType {
+    pub const ALL: [ObjectType; 2] = [ObjectType::Account, ObjectType::Domain];
+
+    pub fn jmap_name(self) -> &'static str {
+        match self {
+            ObjectType::Account => "x:Account",
+            ObjectType::Domain => "x:Domain",
+        }
+    }
+
+    pub fn tag(self) -> u8 {
+        match self {
+            ObjectType::Account => b'A',
+            ObjectType::Domain => b'D',
+        }
+    }
+}
+
+impl Event {
+    /// The object this event changes. Every event changes exactly one object.
+    pub fn subject(&self) -> (ObjectType, ObjectId) {
+        use Event::*;
+        match self {
+            AccountCreated(e) => (ObjectType::Account, e.account_id),
+            AccountUpdated(e) => (ObjectType::Account, e.account_id),
+            AccountRenamed(e) => (ObjectType::Account, e.account_id),
+            AccountDestroyed(e) => (ObjectType::Account, e.account_id),
+            CredentialAdded(e) => (ObjectType::Account, e.account_id),
+            CredentialRemoved(e) => (ObjectType::Account, e.account_id),
+            CredentialUpdated(e) => (ObjectType::Account, e.account_id),
+            AliasAdded(e) => (ObjectType::Account, e.account_id),
+            AliasRenamed(e) => (ObjectType::Account, e.account_id),
+            AliasUpdated(e) => (ObjectType::Account, e.account_id),
+            AliasRemoved(e) => (ObjectType::Account, e.account_id),
+            GroupMembershipChanged(e) => (ObjectType::Account, e.account_id),
+            RolesChanged(e) => (ObjectType::Account, e.account_id),
+            PermissionsChanged(e) => (ObjectType::Account, e.account_id),
+            QuotaLimitSet(e) => (ObjectType::Account, e.account_id),
+            QuotaUsageChanged(e) => (ObjectType::Account, e.account_id),
+            DomainCreated(e) => (ObjectType::Domain, e.domain_id),
+            DomainUpdated(e) => (ObjectType::Domain, e.domain_id),
+            DomainDestroyed(e) => (ObjectType::Domain, e.domain_id),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Event types, record format, codec, hash chain and the append-only log of account-ledger.
+//!
+//! A write becomes [`Event`]s, sealed by a [`ChainTail`] into [`Record`]s and staged
+//! by an [`EventLog`] into a fjall batch. See `docs/ARCHITECTURE.md` for the on-disk
+//! layout and `docs/events.md` for the catalogue.
+
+mod chain;
+pub mod codec;
+mod event;
+mod log;
+pub mod model;
+mod record;
+pub mod values;
+
+pub use crate::{
+    chain::{ChainError, ChainFault, ChainTail, ChainVerifier},
+    codec::CodecError,
+    event::*,
+    log::{Error, EventLog, HEADERS_KEYSPACE, PAYLOADS_KEYSPACE, Result},
+    record::{Actor, AuthMethod, CommitMeta, Digest, Record, RecordHeader},
+    values::{InvalidValue, ObjectId, UtcDateTime},
+};
+
+/// Re-exported so that users of the log name the same fjall types.
+pub use fjall;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The append-only log in fjall: headers and payloads keyed by big-endian position.
+//!
+//! Nothing here rewrites or deletes a header. `stage` only adds records to a write
+//! batch the caller commits, so the caller can put projection updates into the same
+//! atomic batch.
+
+use std::path::{Path, PathBuf};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable, Snapshot};
+
+use crate::chain::{ChainError, ChainFault, ChainTail, ChainVerifier};
+use crate::codec::{self, seq_key};
+use crate::record::Record;
+
+/// Keyspace holding record headers, key = position (u64 BE).
+pub const HEADERS_KEYSPACE: &str = "log_headers";
+/// Keyspace holding record payloads, key = position (u64 BE).
+pub const PAYLOADS_KEYSPACE: &str = "log_payloads";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage error: {0}")]
+    Storage(#[from] fjall::Error),
+    #[error("corrupt event log in {path}: {source}", path = path.display())]
+    Corrupt { path: PathBuf, source: ChainError },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Handle to the two log keyspaces of a fjall database.
+#[derive(Clone)]
+pub struct EventLog {
+    path: PathBuf,
+    headers: Keyspace,
+    payloads: Keyspace,
+}
+
+impl EventLog {
+    /// Opens (creating if needed) the log keyspaces in `db`, which lives at `path`.
+    pub fn open(db: &Database, path: &Path) -> Result<Self> {
+        Ok(EventLog {
+            path: path.to_owned(),
+            headers: db.keyspace(HEADERS_KEYSPACE, KeyspaceCreateOptions::default)?,
+            payloads: db.keyspace(PAYLOADS_KEYSPACE, KeyspaceCreateOptions::default)?,
+        })
+    }
+
+    /// The data directory the log lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The error for a chain fault found in this log, naming its file.
+    pub fn corrupt(&self, source: ChainError) -> Error {
+        Error::Corrupt { path: self.path.join(HEADERS_KEYSPACE), source }
+    }
+
+    /// Adds a sealed record to `batch`.
+    pub fn stage(&self, batch: &mut OwnedWriteBatch, record: &Record) {
+        let key = seq_key(record.header.seq);
+        batch.insert(&self.headers, key, codec::encode_header(&record.header));
+        if let Some(payload) = &record.payload {
+            batch.insert(&self.payloads, key, payload.as_slice());
+        }
+    }
+
+    /// The position of the last record, 0 for an empty log.
+    pub fn last_seq(&self, snap: &Snapshot) -> Result<u64> {
+        match snap.last_key_value(&self.headers) {
+            None => Ok(0),
+            Some(guard) => {
+                let key = guard.key()?;
+                codec::decode_seq_key(&key)
+                    .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))
+            }
+        }
+    }
+
+    /// Verifies the last `depth` records (links, hashes, payload hashes, contiguous
+    /// positions) and returns the tail to append after. This is the open-time check:
+    /// a damaged or truncated tail is an error naming the position and file.
+    pub fn check_tail(&self, snap: &Snapshot, depth: u64) -> Result<ChainTail> {
+        let last = self.last_seq(snap)?;
+        if last == 0 {
+            return Ok(ChainTail::GENESIS);
+        }
+        let first = last.saturating_sub(depth.max(1) - 1).max(1);
+        let start_tail = if first == 1 {
+            ChainTail::GENESIS
+        } else {
+            let prev = self.read_header_checked(snap, first - 1)?;
+            ChainTail::after(&prev)
+        };
+        let mut verifier = ChainVerifier::from_tail(start_tail);
+        self.verify_range(snap, first, &mut verifier)?;
+        if verifier.tail().next_seq != last + 1 {
+            return Err(self.corrupt(ChainError {
+                seq: verifier.tail().next_seq,
+                fault: ChainFault::OutOfSequence { expected: verifier.tail().next_seq, found: last + 1 },
+            }));
+        }
+        Ok(verifier.tail())
+    }
+
+    fn read_header_checked(&self, snap: &Snapshot, seq: u64) -> Result<crate::RecordHeader> {
+        let missing = || ChainError { seq, fault: ChainFault::OutOfSequence { expected: seq, found: seq + 1 } };
+        let raw = snap.get(&self.headers, seq_key(seq))?.ok_or_else(|| self.corrupt(missing()))?;
+        codec::decode_header(&raw).map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))
+    }
+
+    /// Verifies every record from `from` on, feeding `verifier`.
+    pub fn verify_range(&self, snap: &Snapshot, from: u64, verifier: &mut ChainVerifier) -> Result<()> {
+        for guard in snap.range(&self.headers, seq_key(from)..) {
+            let (key, header) = guard.into_inner()?;
+            let seq = codec::decode_seq_key(&key)
+                .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
+            let payload = snap.get(&self.payloads, key)?;
+            verifier.check_raw(seq, &header, payload.as_deref()).map_err(|e| self.corrupt(e))?;
+        }
+        Ok(())
+    }
+
+    /// Verifies the whole log from genesis; returns the tail and how many records were checked.
+    pub fn verify_all(&self, snap: &Snapshot) -> Result<(ChainTail, u64)> {
+        let mut verifier = ChainVerifier::from_genesis();
+        self.verify_range(snap, 1, &mut verifier)?;
+        Ok((verifier.tail(), verifier.checked()))
+    }
+
+    /// Reads one record.
+    pub fn read(&self, snap: &Snapshot, seq: u64) -> Result<Option<Record>> {
+        let Some(raw) = snap.get(&self.headers, seq_key(seq))? else {
+            return Ok(None);
+        };
+        let header = codec::decode_header(&raw)
+            .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
+        let payload = snap.get(&self.payloads, seq_key(seq))?.map(|v| v.to_vec());
+        Ok(Some(Record { header, payload }))
+    }
+
+    /// Records from position `from` on, in log order.
+    pub fn scan<'a>(&'a self, snap: &'a Snapshot, from: u64) -> impl Iterator<Item = Result<Record>> + 'a {
+        snap.range(&self.headers, seq_key(from)..).map(move |guard| {
+            let (key, raw) = guard.into_inner()?;
+            let seq = codec::decode_seq_key(&key)
+                .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
+            let header = codec::decode_header(&raw)
+                .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
+            let payload = snap.get(&self.payloads, &key)?.map(|v| v.to_vec());
+            Ok(Record { header, payload })
+        })
+    }
+}

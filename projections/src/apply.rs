@@ -1,0 +1,345 @@
+//! The fold: one event and the state before it give the key writes after it.
+//!
+//! `apply` is pure over a [`StateRead`]: no clock, no randomness, no I/O of its own.
+//! The live writer and `rebuild` both call it, so replay gives the same bytes as live.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ledger_events::codec::{seq_key, to_json};
+use ledger_events::values::ObjectId;
+use ledger_events::{Event, ObjectType, RecordHeader};
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState};
+use crate::view::{Mutation, Space, StateRead};
+
+/// What an event did to its object, as `/changes` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Destroyed,
+}
+
+impl ChangeKind {
+    pub fn tag(self) -> u8 {
+        match self {
+            ChangeKind::Created => b'c',
+            ChangeKind::Updated => b'u',
+            ChangeKind::Destroyed => b'd',
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            b'c' => Some(ChangeKind::Created),
+            b'u' => Some(ChangeKind::Updated),
+            b'd' => Some(ChangeKind::Destroyed),
+            _ => None,
+        }
+    }
+
+    fn of(event: &Event) -> Self {
+        match event {
+            Event::AccountCreated(_) | Event::DomainCreated(_) => ChangeKind::Created,
+            Event::AccountDestroyed(_) | Event::DomainDestroyed(_) => ChangeKind::Destroyed,
+            _ => ChangeKind::Updated,
+        }
+    }
+}
+
+/// The writes that fold `event` (recorded under `header`) into the state `view` shows.
+pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Result<Vec<Mutation>> {
+    let (object_type, id) = event.subject();
+    let fail = |why: &str| Error::Inconsistent(format!("position {}: {} {}: {why}", header.seq, event.type_name(), id));
+    let mut out = Vec::new();
+    match object_type {
+        ObjectType::Account => {
+            let old = state::account(view, id)?;
+            let new = fold_account(old.clone(), event).map_err(|why| fail(why))?;
+            put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
+            diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
+        }
+        ObjectType::Domain => {
+            let old = state::domain(view, id)?;
+            let new = fold_domain(old.clone(), event).map_err(|why| fail(why))?;
+            put_object(&mut out, Space::Domains, id, new.as_ref().map(to_json));
+            diff_index(&mut out, domain_index(old.as_ref()), domain_index(new.as_ref()));
+        }
+    }
+
+    let mut change = id.to_be_bytes().to_vec();
+    change.push(ChangeKind::of(event).tag());
+    change.extend_from_slice(header.commit.commit_id.as_bytes());
+    out.push(Mutation { space: Space::Changes, key: keys::change(object_type, header.seq), value: Some(change) });
+
+    let seq = seq_key(header.seq).to_vec();
+    out.push(Mutation { space: Space::Meta, key: keys::META_APPLIED_SEQ.to_vec(), value: Some(seq.clone()) });
+    out.push(Mutation { space: Space::Meta, key: keys::meta_type_state(object_type), value: Some(seq) });
+    if let Some(allocated) = allocated_id(event) {
+        let next = state::next_object_id(view)?.max(allocated.0 + 1);
+        out.push(Mutation {
+            space: Space::Meta,
+            key: keys::META_NEXT_ID.to_vec(),
+            value: Some(seq_key(next).to_vec()),
+        });
+    }
+    Ok(out)
+}
+
+/// The id an event brings into use, which the id counter must move past.
+fn allocated_id(event: &Event) -> Option<ObjectId> {
+    match event {
+        Event::AccountCreated(e) => Some(e.account_id),
+        Event::DomainCreated(e) => Some(e.domain_id),
+        Event::CredentialAdded(e) => Some(e.credential_id),
+        _ => None,
+    }
+}
+
+fn put_object(out: &mut Vec<Mutation>, space: Space, id: ObjectId, value: Option<Vec<u8>>) {
+    out.push(Mutation { space, key: id.to_be_bytes().to_vec(), value });
+}
+
+fn diff_index(out: &mut Vec<Mutation>, old: BTreeMap<Vec<u8>, Vec<u8>>, new: BTreeMap<Vec<u8>, Vec<u8>>) {
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            out.push(Mutation { space: Space::Index, key: key.clone(), value: None });
+        }
+    }
+    for (key, value) in new {
+        if old.get(&key) != Some(&value) {
+            out.push(Mutation { space: Space::Index, key, value: Some(value) });
+        }
+    }
+}
+
+/// Every index entry an account owns.
+fn account_index(account: Option<&AccountState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut idx = BTreeMap::new();
+    let Some(a) = account else { return idx };
+    idx.insert(keys::address(&a.email_address), keys::address_value(a.id, AddressUse::Primary));
+    idx.insert(keys::domain_ref(a.domain_id, a.id), Vec::new());
+    for alias in &a.aliases {
+        idx.insert(keys::address(&alias.email_address), keys::address_value(a.id, AddressUse::Alias));
+        idx.insert(keys::domain_ref(alias.domain_id, a.id), Vec::new());
+    }
+    for group in &a.member_group_ids {
+        idx.insert(keys::group_member(*group, a.id), Vec::new());
+    }
+    if let Some(tenant) = &a.member_tenant_id {
+        idx.insert(keys::tenant(tenant.as_str(), a.id), Vec::new());
+    }
+    idx.insert(keys::name(a.name.as_str(), a.id), Vec::new());
+    for word in search_words(a) {
+        idx.insert(keys::word(&word, a.id), Vec::new());
+    }
+    idx
+}
+
+/// Lowercased words of the name, addresses and description, for `text` filters.
+pub fn search_words(a: &AccountState) -> BTreeSet<String> {
+    let mut text = vec![a.name.as_str(), a.email_address.as_str()];
+    text.extend(a.aliases.iter().map(|al| al.email_address.as_str()));
+    text.extend(a.description.as_deref());
+    words(&text.join(" "))
+}
+
+/// Splits text into index words; also used to split queries the same way.
+pub fn words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase().chars().take(64).collect())
+        .collect()
+}
+
+fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut idx = BTreeMap::new();
+    if let Some(d) = domain {
+        idx.insert(keys::domain_name(&d.name), d.id.to_be_bytes().to_vec());
+    }
+    idx
+}
+
+fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainState>, &'static str> {
+    match (old, event) {
+        (None, Event::DomainCreated(e)) => Ok(Some(DomainState {
+            id: e.domain_id,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            created_at: e.created_at,
+        })),
+        (Some(_), Event::DomainCreated(_)) => Err("domain already exists"),
+        (Some(mut d), Event::DomainUpdated(e)) => {
+            if let Some(c) = &e.description {
+                d.description = c.new.clone();
+            }
+            Ok(Some(d))
+        }
+        (Some(_), Event::DomainDestroyed(_)) => Ok(None),
+        (None, _) => Err("domain does not exist"),
+        (Some(_), _) => Err("not a domain event"),
+    }
+}
+
+fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<AccountState>, &'static str> {
+    let mut a = match (old, event) {
+        (None, Event::AccountCreated(e)) => {
+            return Ok(Some(AccountState {
+                id: e.account_id,
+                kind: e.kind,
+                name: e.name.clone(),
+                domain_id: e.domain_id,
+                email_address: e.email_address.clone(),
+                description: e.description.clone(),
+                locale: e.locale.clone(),
+                time_zone: e.time_zone.clone(),
+                member_tenant_id: e.member_tenant_id.clone(),
+                roles: e.roles.clone(),
+                permissions: e.permissions.clone(),
+                quotas: e.quotas.clone(),
+                usage: BTreeMap::new(),
+                aliases: Vec::new(),
+                credentials: Vec::new(),
+                member_group_ids: Vec::new(),
+                encryption_at_rest: e.encryption_at_rest.clone(),
+                created_at: e.created_at,
+            }));
+        }
+        (Some(_), Event::AccountCreated(_)) => return Err("account already exists"),
+        (None, _) => return Err("account does not exist"),
+        (Some(_), Event::AccountDestroyed(_)) => return Ok(None),
+        (Some(a), _) => a,
+    };
+    match event {
+        Event::AccountUpdated(e) => {
+            if let Some(c) = &e.description {
+                a.description = c.new.clone();
+            }
+            if let Some(c) = &e.locale {
+                a.locale = c.new.clone();
+            }
+            if let Some(c) = &e.time_zone {
+                a.time_zone = c.new.clone();
+            }
+            if let Some(c) = &e.member_tenant_id {
+                a.member_tenant_id = c.new.clone();
+            }
+            if let Some(c) = &e.encryption_at_rest {
+                a.encryption_at_rest = c.new.clone();
+            }
+        }
+        Event::AccountRenamed(e) => {
+            a.name = e.new_name.clone();
+            a.domain_id = e.new_domain_id;
+            a.email_address = e.new_email_address.clone();
+        }
+        Event::CredentialAdded(e) => {
+            if a.credentials.iter().any(|c| c.id == e.credential_id) {
+                return Err("credential already exists");
+            }
+            a.credentials.push(CredentialState {
+                id: e.credential_id,
+                kind: e.kind,
+                description: e.description.clone(),
+                secret_hash: e.secret_hash.clone(),
+                expires_at: e.expires_at,
+                allowed_ips: e.allowed_ips.clone(),
+                permissions: e.permissions.clone(),
+                otp_enabled: e.otp_enabled,
+                created_at: e.created_at,
+            });
+        }
+        Event::CredentialRemoved(e) => {
+            let before = a.credentials.len();
+            a.credentials.retain(|c| c.id != e.credential_id);
+            if a.credentials.len() == before {
+                return Err("credential does not exist");
+            }
+        }
+        Event::CredentialUpdated(e) => {
+            let c = a.credentials.iter_mut().find(|c| c.id == e.credential_id).ok_or("credential does not exist")?;
+            if let Some(h) = &e.new_secret_hash {
+                c.secret_hash = h.clone();
+            }
+            if let Some(ch) = &e.description {
+                c.description = ch.new.clone();
+            }
+            if let Some(ch) = &e.expires_at {
+                c.expires_at = ch.new;
+            }
+            if let Some(ch) = &e.allowed_ips {
+                c.allowed_ips = ch.new.clone();
+            }
+            if let Some(ch) = &e.permissions {
+                c.permissions = ch.new.clone();
+            }
+            if let Some(ch) = &e.otp_enabled {
+                c.otp_enabled = ch.new;
+            }
+        }
+        Event::AliasAdded(e) => {
+            if a.aliases.iter().any(|al| al.email_address == e.email_address) {
+                return Err("alias already exists");
+            }
+            a.aliases.push(AliasState {
+                name: e.name.clone(),
+                domain_id: e.domain_id,
+                email_address: e.email_address.clone(),
+                enabled: e.enabled,
+                description: e.description.clone(),
+            });
+        }
+        Event::AliasRenamed(e) => {
+            let al = a
+                .aliases
+                .iter_mut()
+                .find(|al| al.email_address == e.old_email_address)
+                .ok_or("alias does not exist")?;
+            al.name = e.new_name.clone();
+            al.domain_id = e.new_domain_id;
+            al.email_address = e.new_email_address.clone();
+        }
+        Event::AliasUpdated(e) => {
+            let al =
+                a.aliases.iter_mut().find(|al| al.email_address == e.email_address).ok_or("alias does not exist")?;
+            if let Some(c) = &e.enabled {
+                al.enabled = c.new;
+            }
+            if let Some(c) = &e.description {
+                al.description = c.new.clone();
+            }
+        }
+        Event::AliasRemoved(e) => {
+            let before = a.aliases.len();
+            a.aliases.retain(|al| al.email_address != e.email_address);
+            if a.aliases.len() == before {
+                return Err("alias does not exist");
+            }
+        }
+        Event::GroupMembershipChanged(e) => {
+            let mut groups: BTreeSet<ObjectId> = a.member_group_ids.iter().copied().collect();
+            for g in &e.left {
+                groups.remove(g);
+            }
+            groups.extend(e.joined.iter().copied());
+            a.member_group_ids = groups.into_iter().collect();
+        }
+        Event::RolesChanged(e) => a.roles = e.new.clone(),
+        Event::PermissionsChanged(e) => a.permissions = e.new.clone(),
+        Event::QuotaLimitSet(e) => match e.new {
+            Some(limit) => {
+                a.quotas.insert(e.quota, limit);
+            }
+            None => {
+                a.quotas.remove(&e.quota);
+            }
+        },
+        Event::QuotaUsageChanged(e) => {
+            a.usage.insert(e.quota, e.new);
+        }
+        _ => return Err("not an account event"),
+    }
+    Ok(Some(a))
+}

@@ -1,0 +1,129 @@
+//! Key layouts of the projection keyspaces. Ids and positions are big-endian so
+//! that key order is id order and log order.
+//!
+//! `proj_index` holds every secondary index, told apart by the first byte:
+//!
+//! | key                                   | value                   | for                      |
+//! |---------------------------------------|-------------------------|--------------------------|
+//! | `a` address                           | account id, use (0/1)   | name@domain uniqueness   |
+//! | `d` domain name                       | domain id               | domain name uniqueness   |
+//! | `r` domain id, account id             | –                       | domain still referenced  |
+//! | `g` group id, member id               | –                       | group membership         |
+//! | `t` tenant id, 0x00, account id       | –                       | tenant filter            |
+//! | `w` word, 0x00, account id            | –                       | text search              |
+//! | `n` name, 0x00, account id            | –                       | name filter and sort     |
+//!
+//! `proj_changes`: type tag, position → object id, change kind, commit id.
+//! `proj_meta`: `applied_seq`, `next_id`, `state/<tag>`, `rebuilding`.
+
+use ledger_events::ObjectType;
+use ledger_events::values::{DomainName, ObjectId};
+
+use crate::state::AddressUse;
+
+pub const META_APPLIED_SEQ: &[u8] = b"applied_seq";
+pub const META_NEXT_ID: &[u8] = b"next_id";
+pub const META_REBUILDING: &[u8] = b"rebuilding";
+
+pub const TAG_ADDRESS: u8 = b'a';
+pub const TAG_DOMAIN_NAME: u8 = b'd';
+pub const TAG_DOMAIN_REF: u8 = b'r';
+pub const TAG_GROUP_MEMBER: u8 = b'g';
+pub const TAG_TENANT: u8 = b't';
+pub const TAG_WORD: u8 = b'w';
+pub const TAG_NAME: u8 = b'n';
+
+pub fn meta_type_state(t: ObjectType) -> Vec<u8> {
+    let mut k = b"state/".to_vec();
+    k.push(t.tag());
+    k
+}
+
+fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+pub fn address(address: &str) -> Vec<u8> {
+    tagged(TAG_ADDRESS, &[address.as_bytes()])
+}
+
+pub fn address_value(id: ObjectId, use_: AddressUse) -> Vec<u8> {
+    let mut v = id.to_be_bytes().to_vec();
+    v.push(match use_ {
+        AddressUse::Primary => 0,
+        AddressUse::Alias => 1,
+    });
+    v
+}
+
+pub fn decode_address_value(raw: &[u8]) -> Option<(ObjectId, AddressUse)> {
+    let id = decode_id(raw.get(..8)?)?;
+    let use_ = match raw.get(8)? {
+        0 => AddressUse::Primary,
+        _ => AddressUse::Alias,
+    };
+    Some((id, use_))
+}
+
+pub fn decode_id(raw: &[u8]) -> Option<ObjectId> {
+    Some(ObjectId(u64::from_be_bytes(raw.try_into().ok()?)))
+}
+
+/// The trailing 8-byte id of an index key.
+pub fn trailing_id(key: &[u8]) -> Option<ObjectId> {
+    decode_id(key.get(key.len().checked_sub(8)?..)?)
+}
+
+pub fn domain_name(name: &DomainName) -> Vec<u8> {
+    tagged(TAG_DOMAIN_NAME, &[name.as_str().as_bytes()])
+}
+
+pub fn domain_refs_prefix(domain: ObjectId) -> Vec<u8> {
+    tagged(TAG_DOMAIN_REF, &[&domain.to_be_bytes()])
+}
+
+pub fn domain_ref(domain: ObjectId, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_DOMAIN_REF, &[&domain.to_be_bytes(), &account.to_be_bytes()])
+}
+
+pub fn group_members_prefix(group: ObjectId) -> Vec<u8> {
+    tagged(TAG_GROUP_MEMBER, &[&group.to_be_bytes()])
+}
+
+pub fn group_member(group: ObjectId, member: ObjectId) -> Vec<u8> {
+    tagged(TAG_GROUP_MEMBER, &[&group.to_be_bytes(), &member.to_be_bytes()])
+}
+
+pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    tagged(TAG_TENANT, &[tenant.as_bytes(), &[0]])
+}
+
+pub fn word_prefix(word: &str) -> Vec<u8> {
+    tagged(TAG_WORD, &[word.as_bytes()])
+}
+
+pub fn word(word: &str, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_WORD, &[word.as_bytes(), &[0], &account.to_be_bytes()])
+}
+
+pub fn name_prefix(name: &str) -> Vec<u8> {
+    tagged(TAG_NAME, &[name.as_bytes()])
+}
+
+pub fn name(name: &str, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_NAME, &[name.as_bytes(), &[0], &account.to_be_bytes()])
+}
+
+pub fn tenant(tenant: &str, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_TENANT, &[tenant.as_bytes(), &[0], &account.to_be_bytes()])
+}
+
+pub fn change(t: ObjectType, seq: u64) -> Vec<u8> {
+    let mut k = vec![t.tag()];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}

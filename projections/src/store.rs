@@ -1,0 +1,66 @@
+//! The projection keyspaces in fjall, and staging fold output into a write batch.
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable, Snapshot};
+
+use crate::error::Result;
+use crate::view::{Mutation, SnapshotView, Space};
+
+/// Handles to the projection keyspaces of a database.
+#[derive(Clone)]
+pub struct Projections {
+    accounts: Keyspace,
+    domains: Keyspace,
+    index: Keyspace,
+    changes: Keyspace,
+    meta: Keyspace,
+}
+
+impl Projections {
+    pub fn open(db: &Database) -> Result<Self> {
+        let open = |s: Space| db.keyspace(s.keyspace_name(), KeyspaceCreateOptions::default);
+        Ok(Projections {
+            accounts: open(Space::Accounts)?,
+            domains: open(Space::Domains)?,
+            index: open(Space::Index)?,
+            changes: open(Space::Changes)?,
+            meta: open(Space::Meta)?,
+        })
+    }
+
+    pub fn keyspace(&self, space: Space) -> &Keyspace {
+        match space {
+            Space::Accounts => &self.accounts,
+            Space::Domains => &self.domains,
+            Space::Index => &self.index,
+            Space::Changes => &self.changes,
+            Space::Meta => &self.meta,
+        }
+    }
+
+    /// Adds fold output to `batch`.
+    pub fn stage(&self, batch: &mut OwnedWriteBatch, mutations: impl IntoIterator<Item = Mutation>) {
+        for m in mutations {
+            let ks = self.keyspace(m.space);
+            match m.value {
+                Some(v) => batch.insert(ks, m.key, v),
+                None => batch.remove(ks, m.key),
+            }
+        }
+    }
+
+    pub fn view(&self, snapshot: Snapshot) -> SnapshotView {
+        SnapshotView::new(self.clone(), snapshot)
+    }
+
+    /// Every projection entry, in (space, key) order: what replay must reproduce.
+    pub fn dump(&self, snapshot: &Snapshot) -> Result<Vec<(Space, Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for space in Space::ALL {
+            for guard in snapshot.iter(self.keyspace(space)) {
+                let (k, v) = guard.into_inner()?;
+                out.push((space, k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+}

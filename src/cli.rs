@@ -1,0 +1,109 @@
+//! The `ledger` command line: `serve` and the ledger tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::http::{self, AppState};
+use crate::store::{self, Durability, Ledger};
+
+#[derive(Debug, Parser)]
+#[command(name = "ledger", version, about = "account-ledger: event-sourced system of record for mail-server accounts")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Drop the projections of a stopped ledger and rebuild them from its log.
+    Rebuild(DataDirArgs),
+    /// Verify the whole hash chain of a stopped ledger.
+    Verify(DataDirArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DataDirArgs {
+    /// Data directory (fjall database).
+    #[arg(long, env = "LEDGER_DATA_DIR", default_value = "ledger-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Address to listen on.
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `fsync`: acknowledge after fsync. `buffered`: faster, may lose the last
+    /// commits on power loss.
+    #[arg(long, env = "LEDGER_DURABILITY", value_enum, default_value = "fsync")]
+    pub durability: Durability,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Rebuild(args) => {
+            let replayed = store::rebuild(&args.data_dir)
+                .with_context(|| format!("rebuilding projections in {}", args.data_dir.display()))?;
+            println!("rebuilt projections from {replayed} events in {}", args.data_dir.display());
+            Ok(())
+        }
+        Command::Verify(args) => {
+            let ledger = Ledger::open(&args.data_dir, Durability::Fsync)
+                .with_context(|| format!("opening {}", args.data_dir.display()))?;
+            let (tail, checked) = ledger.verify().context("verifying the hash chain")?;
+            println!("ok: {checked} records, last position {}, head hash {}", tail.next_seq - 1, tail.last_hash);
+            Ok(())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let data_dir = args.data.data_dir;
+    let ledger = Ledger::open(&data_dir, args.durability)
+        .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
+        println!("ledger listening on http://{local}");
+        println!("data directory: {} (durability: {:?})", shown.display(), args.durability);
+        tracing::info!(%local, data_dir = %shown.display(), "serving");
+        http::serve(listener, AppState { ledger: ledger.clone() }, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    ledger.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight commits");
+}

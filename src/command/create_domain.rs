@@ -1,0 +1,32 @@
+//! CreateDomain: a new mail domain with a unique name.
+
+use ledger_events::values::{DomainName, ObjectId};
+use ledger_events::{DomainCreated, Event};
+use ledger_projections::{StateRead, state};
+
+use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateDomain {
+    pub name: DomainName,
+    pub description: Option<String>,
+}
+
+impl CreateDomain {
+    pub(crate) fn decide(&self, view: &impl StateRead, ctx: &DecideContext) -> Decision {
+        check_description("description", &self.description)?;
+        if let Some(existing) = state::domain_by_name(view, &self.name)? {
+            return Err(Rejection::AlreadyExists {
+                existing_id: existing,
+                description: format!("domain {} already exists", self.name),
+            });
+        }
+        let domain_id: ObjectId = IdAllocator::new(view)?.allocate();
+        Ok(vec![Event::DomainCreated(DomainCreated {
+            domain_id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            created_at: ctx.now,
+        })])
+    }
+}

@@ -1,0 +1,123 @@
+//! Commands and the pure decide step: a command plus current state gives events or a
+//! rejection. No clock, randomness or I/O: time arrives in [`DecideContext`], ids come
+//! from the state's id counter, secrets arrive already hashed.
+//!
+//! One file per command, as in mini-redis.
+
+mod account_spec;
+mod create_account;
+mod create_domain;
+mod destroy_account;
+mod destroy_domain;
+mod report_usage;
+mod update_account;
+mod update_domain;
+
+use ledger_events::Event;
+use ledger_events::values::{ObjectId, UtcDateTime};
+use ledger_projections::{StateRead, state};
+
+pub use account_spec::{AliasSpec, CredentialChange, CredentialSpec, NewCredential};
+pub use create_account::CreateAccount;
+pub use create_domain::CreateDomain;
+pub use destroy_account::DestroyAccount;
+pub use destroy_domain::DestroyDomain;
+pub use report_usage::ReportUsage;
+pub use update_account::UpdateAccount;
+pub use update_domain::UpdateDomain;
+
+/// A request to change the ledger, already parsed into validated types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    CreateDomain(CreateDomain),
+    UpdateDomain(UpdateDomain),
+    DestroyDomain(DestroyDomain),
+    CreateAccount(CreateAccount),
+    UpdateAccount(UpdateAccount),
+    DestroyAccount(DestroyAccount),
+    ReportUsage(ReportUsage),
+}
+
+/// What the I/O edge hands to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct DecideContext {
+    pub now: UtcDateTime,
+}
+
+/// Why a command was refused. The JMAP layer maps each to a SetError type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: ObjectId },
+    #[error("{description}")]
+    AlreadyExists { existing_id: ObjectId, description: String },
+    #[error("{description}")]
+    InvalidProperties { properties: Vec<String>, description: String },
+    /// The object is still referenced and cannot go (a domain with accounts).
+    #[error("{description}")]
+    StillReferenced { description: String },
+    #[error("{description}")]
+    OverQuota { description: String },
+    /// The state could not be read; nothing was decided.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Rejection {
+    pub(crate) fn invalid(property: &str, description: impl Into<String>) -> Self {
+        Rejection::InvalidProperties { properties: vec![property.to_owned()], description: description.into() }
+    }
+}
+
+impl From<ledger_projections::Error> for Rejection {
+    fn from(e: ledger_projections::Error) -> Self {
+        Rejection::Internal(e.to_string())
+    }
+}
+
+pub type Decision = Result<Vec<Event>, Rejection>;
+
+/// Decides which events `command` produces against `view`.
+pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> Decision {
+    match command {
+        Command::CreateDomain(c) => c.decide(view, ctx),
+        Command::UpdateDomain(c) => c.decide(view),
+        Command::DestroyDomain(c) => c.decide(view),
+        Command::CreateAccount(c) => c.decide(view, ctx),
+        Command::UpdateAccount(c) => c.decide(view, ctx),
+        Command::DestroyAccount(c) => c.decide(view),
+        Command::ReportUsage(c) => c.decide(view),
+    }
+}
+
+/// Hands out ids from the state's counter, in order, within one decision.
+pub(crate) struct IdAllocator {
+    next: u64,
+}
+
+impl IdAllocator {
+    pub(crate) fn new(view: &impl StateRead) -> Result<Self, Rejection> {
+        Ok(IdAllocator { next: state::next_object_id(view)? })
+    }
+
+    pub(crate) fn allocate(&mut self) -> ObjectId {
+        let id = ObjectId(self.next);
+        self.next += 1;
+        id
+    }
+}
+
+/// Longest description the ledger stores.
+pub(crate) const MAX_DESCRIPTION: usize = 1024;
+
+pub(crate) fn check_description(property: &str, d: &Option<String>) -> Result<(), Rejection> {
+    match d {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => {
+            Err(Rejection::invalid(property, format!("{property} is longer than {MAX_DESCRIPTION} characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! The service's storage-facing error type.
+
+/// Why the ledger could not open, read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Log(#[from] ledger_events::Error),
+    #[error(transparent)]
+    Projections(#[from] ledger_projections::Error),
+    #[error("storage error: {0}")]
+    Storage(#[from] fjall::Error),
+    /// The commit was not made durable; nothing of it was acknowledged.
+    #[error("write failed, nothing was committed: {0}")]
+    WriteFailed(String),
+    #[error("the ledger is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,268 @@
+//! The ledger store: one fjall database holding the event log and its projections,
+//! a single writer thread, and published read snapshots.
+
+mod tx;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+use fjall::Database;
+use ledger_events::values::UtcDateTime;
+use ledger_events::{Actor, ChainTail, EventLog};
+use ledger_projections::{Projections, SnapshotView, replay};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+pub use tx::Tx;
+
+/// How many records at the end of the log are verified on every open.
+const TAIL_CHECK_DEPTH: u64 = 1024;
+
+/// Whether a commit is acknowledged only after fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Acknowledge after the group's fsync: nothing acknowledged is ever lost.
+    Fsync,
+    /// Acknowledge once written to the OS: survives a process crash, not a power loss.
+    Buffered,
+}
+
+/// Who is committing, and in answer to what.
+#[derive(Debug, Clone)]
+pub struct CommitOrigin {
+    pub actor: Actor,
+    pub request_id: String,
+    pub call_id: String,
+}
+
+impl CommitOrigin {
+    pub fn system() -> Self {
+        CommitOrigin { actor: Actor::system(), request_id: String::new(), call_id: String::new() }
+    }
+}
+
+/// Where a durable commit landed. `last_seq` is 0 when it recorded no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub commit_id: Uuid,
+    pub committed_at: UtcDateTime,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// A job's result once its commit is durable (or failed).
+pub struct Committed<T> {
+    pub info: CommitInfo,
+    pub value: T,
+}
+
+type Reply = Box<dyn FnOnce(Result<CommitInfo, StoreError>) + Send>;
+
+pub(crate) struct Job {
+    origin: CommitOrigin,
+    run: Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>,
+}
+
+/// A consistent view for readers: projections plus the log position they include.
+#[derive(Clone)]
+pub struct ReadState {
+    pub view: SnapshotView,
+    pub last_seq: u64,
+}
+
+/// Counters a test or benchmark can read.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Commits that recorded at least one event.
+    pub commits: AtomicU64,
+    /// Batches written (one per group).
+    pub groups: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Database,
+    pub(crate) log: EventLog,
+    pub(crate) projections: Projections,
+    durability: Durability,
+    read: RwLock<Arc<ReadState>>,
+    write_gate: Mutex<()>,
+    metrics: Metrics,
+}
+
+/// Handle to an open ledger. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+    control: Arc<Control>,
+}
+
+struct Control {
+    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        stop_writer(&self.jobs, &self.writer);
+    }
+}
+
+fn stop_writer(jobs: &Mutex<Option<mpsc::UnboundedSender<Job>>>, writer: &Mutex<Option<JoinHandle<()>>>) {
+    drop(jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+    if let Some(handle) = writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = handle.join();
+    }
+}
+
+/// Opens the fjall database and its log and projection keyspaces, without checks.
+pub(crate) fn open_parts(data_dir: &Path) -> Result<(Database, EventLog, Projections), StoreError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+    let db = Database::builder(data_dir)
+        .open()
+        .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+    let log = EventLog::open(&db, data_dir)?;
+    let projections = Projections::open(&db)?;
+    Ok((db, log, projections))
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `data_dir`: verifies the end of the chain,
+    /// brings projections up to the log, and starts the writer.
+    pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let (db, log, projections) = open_parts(data_dir)?;
+        let snap = db.snapshot();
+        let tail = log.check_tail(&snap, TAIL_CHECK_DEPTH)?;
+        let last_committed_at = match tail.next_seq - 1 {
+            0 => 0,
+            last => log.read(&snap, last)?.map_or(0, |r| r.header.commit.committed_at.millis()),
+        };
+        drop(snap);
+        let replayed = replay::open_projections(&db, &log, &projections)?;
+        if replayed > 0 {
+            tracing::info!(replayed, "projections caught up with the log");
+        }
+        let read = ReadState { view: projections.view(db.snapshot()), last_seq: tail.next_seq - 1 };
+        let inner = Arc::new(Inner {
+            db,
+            log,
+            projections,
+            durability,
+            read: RwLock::new(Arc::new(read)),
+            write_gate: Mutex::new(()),
+            metrics: Metrics::default(),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let writer = writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at };
+        let handle =
+            std::thread::Builder::new()
+                .name("ledger-writer".to_owned())
+                .spawn(move || writer.run(receiver))
+                .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+        Ok(Ledger {
+            inner,
+            control: Arc::new(Control { jobs: Mutex::new(Some(sender)), writer: Mutex::new(Some(handle)) }),
+        })
+    }
+
+    /// Queues a commit. `job` runs on the writer thread against the latest state;
+    /// the receiver answers once the commit is durable (or failed).
+    pub fn submit<T, F>(&self, origin: CommitOrigin, job: F) -> oneshot::Receiver<Result<Committed<T>, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+    {
+        let (answer, receiver) = oneshot::channel();
+        let run = Box::new(move |tx: &mut Tx<'_>| -> Reply {
+            let value = job(tx);
+            Box::new(move |result: Result<CommitInfo, StoreError>| {
+                let _ = answer.send(result.map(|info| Committed { info, value }));
+            })
+        });
+        let sent = match &*self.control.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(jobs) => jobs.send(Job { origin, run }).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The job (and its answer channel) was dropped: the receiver reports it.
+            tracing::warn!("commit submitted after shutdown");
+        }
+        receiver
+    }
+
+    /// Submits and waits, for callers outside an async runtime.
+    pub fn commit_blocking<T, F>(&self, origin: CommitOrigin, job: F) -> Result<Committed<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+    {
+        self.submit(origin, job).blocking_recv().map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Submits and awaits.
+    pub async fn commit<T, F>(&self, origin: CommitOrigin, job: F) -> Result<Committed<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+    {
+        self.submit(origin, job).await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// The latest durable state. Never waits for the writer.
+    pub fn read(&self) -> Arc<ReadState> {
+        Arc::clone(&self.inner.read.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Holds the writer between groups while the guard lives (for consistent copies).
+    pub fn pause_writes(&self) -> MutexGuard<'_, ()> {
+        self.inner.write_gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.inner.log
+    }
+
+    pub fn projections(&self) -> &Projections {
+        &self.inner.projections
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Verifies the whole chain from genesis.
+    pub fn verify(&self) -> Result<(ChainTail, u64), StoreError> {
+        Ok(self.inner.log.verify_all(&self.inner.db.snapshot())?)
+    }
+
+    /// Finishes queued commits and stops the writer. Later submits fail.
+    pub fn shutdown(&self) {
+        stop_writer(&self.control.jobs, &self.control.writer);
+    }
+
+    pub fn durable_commits(&self) -> u64 {
+        self.inner.metrics.commits.load(Ordering::Relaxed)
+    }
+}
+
+/// Drops the projections of the ledger in `data_dir` and replays its log.
+/// Returns the number of events replayed. The ledger must not be open elsewhere.
+pub fn rebuild(data_dir: &Path) -> Result<u64, StoreError> {
+    let (db, log, projections) = open_parts(data_dir)?;
+    log.check_tail(&db.snapshot(), TAIL_CHECK_DEPTH)?;
+    Ok(replay::rebuild(&db, &log, &projections)?)
+}
+
+/// The default data directory, relative to where the service starts.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("ledger-data")
+}

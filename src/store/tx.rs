@@ -1,0 +1,59 @@
+//! A commit in progress: the job of one `/set` call runs commands against it, and
+//! each accepted command's events are sealed onto the chain and folded at once, so
+//! later commands of the same commit see them.
+
+use ledger_events::values::UtcDateTime;
+use ledger_events::{ChainTail, CommitMeta, Event, Record};
+use ledger_projections::{Overlay, SnapshotView, StateRead, apply};
+use uuid::Uuid;
+
+use crate::command::{Command, DecideContext, Rejection, decide};
+
+pub struct Tx<'a> {
+    pub(super) overlay: &'a mut Overlay<SnapshotView>,
+    pub(super) tail: &'a mut ChainTail,
+    pub(super) records: &'a mut Vec<Record>,
+    pub(super) meta: &'a CommitMeta,
+    pub(super) aborted: bool,
+}
+
+impl Tx<'_> {
+    /// State as of this point of the commit (earlier commands included).
+    pub fn state(&self) -> &impl StateRead {
+        &*self.overlay
+    }
+
+    /// The commit's time, as recorded in every event of it.
+    pub fn now(&self) -> UtcDateTime {
+        self.meta.committed_at
+    }
+
+    /// Decides and records one command. On rejection nothing of it is kept.
+    pub fn execute(&mut self, command: &Command) -> Result<Vec<Event>, Rejection> {
+        let ctx = DecideContext { now: self.meta.committed_at };
+        let events = decide(command, &*self.overlay, &ctx)?;
+        let savepoint = self.overlay.savepoint();
+        let (tail_before, records_before) = (*self.tail, self.records.len());
+        for event in &events {
+            let record = self.tail.seal(self.meta, Uuid::now_v7(), event);
+            match apply(&*self.overlay, &record.header, event) {
+                Ok(mutations) => self.overlay.apply(mutations),
+                Err(e) => {
+                    // decide produced events the fold refuses: a bug, never the client's fault.
+                    tracing::error!(error = %e, "fold rejected decided events; command dropped");
+                    self.overlay.rollback(savepoint);
+                    *self.tail = tail_before;
+                    self.records.truncate(records_before);
+                    return Err(Rejection::Internal("the ledger could not apply this change".to_owned()));
+                }
+            }
+            self.records.push(record);
+        }
+        Ok(events)
+    }
+
+    /// Drops everything this commit did (e.g. `ifInState` did not match).
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+}

@@ -1,0 +1,136 @@
+//! The single writer thread: group commit with one fsync per group.
+//!
+//! It takes every job queued, runs them in order against one overlay, writes all
+//! their records and projection updates in one atomic batch, fsyncs once, publishes
+//! a new read snapshot and only then answers each job. Readers never wait for it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use fjall::PersistMode;
+use ledger_events::values::UtcDateTime;
+use ledger_events::{ChainTail, CommitMeta, Record};
+use ledger_projections::Overlay;
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+use super::tx::Tx;
+use super::{CommitInfo, Durability, Inner, Job, ReadState};
+use crate::error::StoreError;
+
+/// Most jobs folded into one group, so one huge burst cannot hold answers back long.
+const MAX_GROUP: usize = 1024;
+
+pub(super) struct Writer {
+    pub(super) inner: Arc<Inner>,
+    pub(super) tail: ChainTail,
+    pub(super) last_committed_at: i64,
+}
+
+impl Writer {
+    pub(super) fn run(mut self, mut jobs: UnboundedReceiver<Job>) {
+        while let Some(first) = jobs.blocking_recv() {
+            let inner = Arc::clone(&self.inner);
+            // Held for the whole group: pausing writes waits for the group in flight.
+            let _gate = inner.write_gate.lock().unwrap_or_else(|p| p.into_inner());
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.write_group(group);
+        }
+    }
+
+    fn now(&mut self) -> UtcDateTime {
+        // Commit times never go backwards, so "the state at time T" is well defined.
+        let wall = jiff::Timestamp::now().as_millisecond();
+        self.last_committed_at = self.last_committed_at.max(wall);
+        UtcDateTime::from_millis(self.last_committed_at)
+    }
+
+    fn write_group(&mut self, group: Vec<Job>) {
+        let inner = Arc::clone(&self.inner);
+        let mut overlay = Overlay::new(inner.projections.view(inner.db.snapshot()));
+        let mut records: Vec<Record> = Vec::new();
+        let mut answers = Vec::with_capacity(group.len());
+        let tail_at_start = self.tail;
+        for job in group {
+            let meta = CommitMeta {
+                commit_id: Uuid::now_v7(),
+                committed_at: self.now(),
+                actor: job.origin.actor,
+                request_id: job.origin.request_id,
+                call_id: job.origin.call_id,
+            };
+            let savepoint = overlay.savepoint();
+            let (tail_before, first) = (self.tail, records.len());
+            let mut tx =
+                Tx { overlay: &mut overlay, tail: &mut self.tail, records: &mut records, meta: &meta, aborted: false };
+            let reply = (job.run)(&mut tx);
+            if tx.aborted {
+                overlay.rollback(savepoint);
+                self.tail = tail_before;
+                records.truncate(first);
+            }
+            let written = &records[first..];
+            let info = CommitInfo {
+                commit_id: meta.commit_id,
+                committed_at: meta.committed_at,
+                first_seq: written.first().map_or(0, |r| r.seq()),
+                last_seq: written.last().map_or(0, |r| r.seq()),
+            };
+            answers.push((reply, info));
+        }
+
+        let outcome = if records.is_empty() { Ok(()) } else { self.persist(&records, &mut overlay) };
+        match &outcome {
+            Ok(()) => {
+                if !records.is_empty() {
+                    let committed = answers.iter().filter(|(_, i)| i.last_seq != 0).count() as u64;
+                    inner.metrics.commits.fetch_add(committed, Ordering::Relaxed);
+                    inner.metrics.groups.fetch_add(1, Ordering::Relaxed);
+                    let read = ReadState {
+                        view: inner.projections.view(inner.db.snapshot()),
+                        last_seq: self.tail.next_seq - 1,
+                    };
+                    *inner.read.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(read);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; {} commits answered with an error", answers.len());
+                // The batch may or may not have reached the store; the store says
+                // where the chain ends now, so no position is ever written twice.
+                self.tail = inner.log.check_tail(&inner.db.snapshot(), 1).unwrap_or(tail_at_start);
+            }
+        }
+        for (reply, info) in answers {
+            let result = match &outcome {
+                Ok(()) => Ok(info),
+                Err(e) => Err(StoreError::WriteFailed(e.to_string())),
+            };
+            reply(result);
+        }
+    }
+
+    fn persist(
+        &self,
+        records: &[Record],
+        overlay: &mut Overlay<ledger_projections::SnapshotView>,
+    ) -> Result<(), fjall::Error> {
+        let inner = &self.inner;
+        let mut batch = inner.db.batch();
+        for record in records {
+            inner.log.stage(&mut batch, record);
+        }
+        inner.projections.stage(&mut batch, overlay.take_mutations());
+        batch.commit()?;
+        if inner.durability == Durability::Fsync {
+            inner.db.persist(PersistMode::SyncAll)?;
+            inner.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
