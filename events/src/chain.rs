@@ -109,10 +109,10 @@ impl ChainVerifier {
         if computed != header.hash {
             return Err(at(ChainFault::HashMismatch { stored: header.hash, computed }));
         }
-        if let Some(payload) = payload {
-            if payload.len() != header.payload_len as usize || codec::payload_hash(payload) != header.payload_hash {
-                return Err(at(ChainFault::PayloadMismatch));
-            }
+        if let Some(payload) = payload
+            && (payload.len() != header.payload_len as usize || codec::payload_hash(payload) != header.payload_hash)
+        {
+            return Err(at(ChainFault::PayloadMismatch));
         }
         self.expected = ChainTail::after(header);
         self.checked += 1;

@@ -22,7 +22,7 @@ fn meta(n: u64) -> CommitMeta {
 }
 
 fn sample_event(n: u64) -> Event {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Event::DomainCreated(DomainCreated {
             domain_id: ObjectId(n + 1),
             name: format!("d{n}.example.org").parse().unwrap(),

@@ -57,13 +57,13 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
     match object_type {
         ObjectType::Account => {
             let old = state::account(view, id)?;
-            let new = fold_account(old.clone(), event).map_err(|why| fail(why))?;
+            let new = fold_account(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
             diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
         }
         ObjectType::Domain => {
             let old = state::domain(view, id)?;
-            let new = fold_domain(old.clone(), event).map_err(|why| fail(why))?;
+            let new = fold_domain(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Domains, id, new.as_ref().map(to_json));
             diff_index(&mut out, domain_index(old.as_ref()), domain_index(new.as_ref()));
         }

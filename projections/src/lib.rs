@@ -16,5 +16,5 @@ pub use crate::{
     error::{Error, Result},
     state::{AccountState, AddressUse, AliasState, CredentialState, DomainState},
     store::Projections,
-    view::{KeyValue, Mutation, Overlay, Savepoint, SnapshotView, Space, StateRead},
+    view::{Entry, KeyValue, Mutation, Overlay, Savepoint, SnapshotView, Space, StateRead},
 };

@@ -3,7 +3,7 @@
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable, Snapshot};
 
 use crate::error::Result;
-use crate::view::{Mutation, SnapshotView, Space};
+use crate::view::{Entry, Mutation, SnapshotView, Space};
 
 /// Handles to the projection keyspaces of a database.
 #[derive(Clone)]
@@ -53,7 +53,7 @@ impl Projections {
     }
 
     /// Every projection entry, in (space, key) order: what replay must reproduce.
-    pub fn dump(&self, snapshot: &Snapshot) -> Result<Vec<(Space, Vec<u8>, Vec<u8>)>> {
+    pub fn dump(&self, snapshot: &Snapshot) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for space in Space::ALL {
             for guard in snapshot.iter(self.keyspace(space)) {

@@ -45,6 +45,11 @@ pub struct Mutation {
 
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// One projection entry with its keyspace, as `Projections::dump` lists them.
+pub type Entry = (Space, Vec<u8>, Vec<u8>);
+
+type StagedKey = (Space, Vec<u8>);
+
 /// Read access to projection state.
 pub trait StateRead {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -106,10 +111,10 @@ impl StateRead for SnapshotView {
 /// Writes staged on top of another view; reads see them first.
 pub struct Overlay<R> {
     base: R,
-    writes: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    writes: BTreeMap<StagedKey, Option<Vec<u8>>>,
     /// What each write replaced in `writes` (outer `None`: the key was not staged),
     /// so a failed command or commit can be rolled back to a savepoint.
-    undo: Vec<((Space, Vec<u8>), Option<Option<Vec<u8>>>)>,
+    undo: Vec<(StagedKey, Option<Option<Vec<u8>>>)>,
 }
 
 /// A point an [`Overlay`] can be rolled back to.

@@ -183,12 +183,12 @@ pub(crate) fn check_credential_counts(kinds: &[CredentialKind], quotas: &Quotas)
     for (kind, quota) in
         [(CredentialKind::AppPassword, QuotaKind::MaxAppPasswords), (CredentialKind::ApiKey, QuotaKind::MaxApiKeys)]
     {
-        if let Some(&limit) = quotas.get(&quota) {
-            if count(kind) > limit {
-                return Err(Rejection::OverQuota {
-                    description: format!("more than {quota} = {limit} credentials of type {kind:?}"),
-                });
-            }
+        if let Some(&limit) = quotas.get(&quota)
+            && count(kind) > limit
+        {
+            return Err(Rejection::OverQuota {
+                description: format!("more than {quota} = {limit} credentials of type {kind:?}"),
+            });
         }
     }
     Ok(())

@@ -54,14 +54,8 @@ impl UpdateAccount {
                 events.push(Event::RolesChanged(RolesChanged { account_id: self.id, old: c.old, new: c.new }));
             }
         }
-        if let Some(p) = &self.permissions {
-            if let Some(c) = Change::between(old.permissions.clone(), p.clone()) {
-                events.push(Event::PermissionsChanged(PermissionsChanged {
-                    account_id: self.id,
-                    old: c.old,
-                    new: c.new,
-                }));
-            }
+        if let Some(c) = Change::requested(&self.permissions, &old.permissions) {
+            events.push(Event::PermissionsChanged(PermissionsChanged { account_id: self.id, old: c.old, new: c.new }));
         }
         let quotas = self.quotas.as_ref().unwrap_or(&old.quotas);
         if let Some(new) = &self.quotas {
@@ -114,10 +108,10 @@ impl UpdateAccount {
         if let Some(d) = &self.description {
             check_description("description", d)?;
         }
-        if let Some(Some(_)) = &self.encryption_at_rest {
-            if old.kind == AccountKind::Group {
-                return Err(Rejection::invalid("encryptionAtRest", "a Group has no encryptionAtRest"));
-            }
+        if let Some(Some(_)) = &self.encryption_at_rest
+            && old.kind == AccountKind::Group
+        {
+            return Err(Rejection::invalid("encryptionAtRest", "a Group has no encryptionAtRest"));
         }
         if old.kind == AccountKind::User && matches!(self.encryption_at_rest, Some(None)) {
             return Err(Rejection::invalid("encryptionAtRest", "encryptionAtRest is required for a User"));

@@ -1,0 +1,10 @@
+//! Integration tests: the ledger store, replay, crash safety and the real server.
+
+mod integration {
+    pub mod crash;
+    pub mod replay;
+    pub mod server;
+    pub mod snapshots;
+    pub mod store;
+    pub mod support;
+}

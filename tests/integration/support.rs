@@ -1,0 +1,189 @@
+//! Helpers shared by the integration tests: a seeded command generator and
+//! shorthand constructors.
+
+use ledger::command::{AliasSpec, Command, CreateAccount, CreateDomain, DestroyAccount, UpdateAccount};
+use ledger::{CommitOrigin, Ledger};
+use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, QuotaKind, Roles};
+use ledger_events::values::ObjectId;
+use ledger_events::{Actor, AuthMethod, Event};
+
+pub fn origin() -> CommitOrigin {
+    CommitOrigin {
+        actor: Actor { principal_id: "a".into(), name: "admin".into(), auth_method: AuthMethod::Fallback },
+        request_id: "test".into(),
+        call_id: "c1".into(),
+    }
+}
+
+pub fn create_domain(name: &str) -> Command {
+    Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })
+}
+
+pub fn user(name: &str, domain: ObjectId) -> CreateAccount {
+    CreateAccount {
+        kind: AccountKind::User,
+        name: name.parse().unwrap(),
+        domain_id: domain,
+        description: None,
+        locale: Default::default(),
+        time_zone: None,
+        member_tenant_id: None,
+        roles: Roles::User,
+        permissions: Permissions::Inherit,
+        quotas: Default::default(),
+        encryption_at_rest: Some(EncryptionAtRest::Disabled),
+        aliases: vec![],
+        credentials: vec![],
+        member_group_ids: vec![],
+    }
+}
+
+pub fn group(name: &str, domain: ObjectId) -> CreateAccount {
+    CreateAccount { kind: AccountKind::Group, roles: Roles::Default, encryption_at_rest: None, ..user(name, domain) }
+}
+
+/// The id of the object the first event created.
+pub fn created_id(events: &[Event]) -> ObjectId {
+    match events.first() {
+        Some(Event::AccountCreated(e)) => e.account_id,
+        Some(Event::DomainCreated(e)) => e.domain_id,
+        other => panic!("expected a creation, got {other:?}"),
+    }
+}
+
+/// Runs one command in its own commit and returns its events.
+pub fn run(ledger: &Ledger, command: Command) -> Vec<Event> {
+    ledger
+        .commit_blocking(origin(), move |tx| tx.execute(&command))
+        .expect("commit is durable")
+        .value
+        .expect("command accepted")
+}
+
+/// A small deterministic PRNG (SplitMix64), so generated histories are seeded.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+}
+
+/// One step of a generated history; ids are picked among objects that exist
+/// when it runs, so most steps are valid and some are rejected, as in real traffic.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Domain(u8),
+    User { name: u8, domain: u8, aliases: Vec<(u8, u8)>, groups: Vec<u8> },
+    Group { name: u8, domain: u8 },
+    Describe { target: u8, text: u8 },
+    Rename { target: u8, name: u8, domain: u8 },
+    Aliases { target: u8, aliases: Vec<(u8, u8)> },
+    Quota { target: u8, limit: Option<u32> },
+    Join { target: u8, groups: Vec<u8> },
+    Destroy { target: u8 },
+    DestroyDomain { domain: u8 },
+}
+
+fn pick(ids: &[ObjectId], n: u8) -> Option<ObjectId> {
+    if ids.is_empty() { None } else { Some(ids[n as usize % ids.len()]) }
+}
+
+/// Turns a step into a command against the current state of `ledger`'s view.
+pub fn step_command(step: &Step, domains: &[ObjectId], accounts: &[ObjectId], groups: &[ObjectId]) -> Option<Command> {
+    let local = |n: u8| format!("u{}", n % 12);
+    let aliases_of = |list: &[(u8, u8)]| -> Option<Vec<AliasSpec>> {
+        list.iter()
+            .map(|(n, d)| {
+                Some(AliasSpec {
+                    name: format!("a{}", n % 12).parse().unwrap(),
+                    domain_id: pick(domains, *d)?,
+                    enabled: n % 3 != 0,
+                    description: None,
+                })
+            })
+            .collect()
+    };
+    Some(match step {
+        Step::Domain(n) => create_domain(&format!("d{}.example", n % 4)),
+        Step::User { name, domain, aliases, groups: g } => {
+            let mut u = user(&local(*name), pick(domains, *domain)?);
+            u.aliases = aliases_of(aliases)?;
+            u.member_group_ids = g.iter().filter_map(|n| pick(groups, *n)).collect();
+            Command::CreateAccount(u)
+        }
+        Step::Group { name, domain } => Command::CreateAccount(group(&format!("g{}", name % 4), pick(domains, *domain)?)),
+        Step::Describe { target, text } => Command::UpdateAccount(UpdateAccount {
+            id: pick(accounts, *target)?,
+            description: Some((*text % 3 != 0).then(|| format!("note {text}"))),
+            ..Default::default()
+        }),
+        Step::Rename { target, name, domain } => Command::UpdateAccount(UpdateAccount {
+            id: pick(accounts, *target)?,
+            name: Some(local(*name).parse().unwrap()),
+            domain_id: pick(domains, *domain),
+            ..Default::default()
+        }),
+        Step::Aliases { target, aliases } => Command::UpdateAccount(UpdateAccount {
+            id: pick(accounts, *target)?,
+            aliases: Some(aliases_of(aliases)?),
+            ..Default::default()
+        }),
+        Step::Quota { target, limit } => Command::UpdateAccount(UpdateAccount {
+            id: pick(accounts, *target)?,
+            quotas: Some(limit.map(|l| (QuotaKind::MaxDiskQuota, l as u64)).into_iter().collect()),
+            ..Default::default()
+        }),
+        Step::Join { target, groups: g } => Command::UpdateAccount(UpdateAccount {
+            id: pick(accounts, *target)?,
+            member_group_ids: Some(g.iter().filter_map(|n| pick(groups, *n)).collect()),
+            ..Default::default()
+        }),
+        Step::Destroy { target } => Command::DestroyAccount(DestroyAccount { id: pick(accounts, *target)? }),
+        Step::DestroyDomain { domain } => {
+            Command::DestroyDomain(ledger::command::DestroyDomain { id: pick(domains, *domain)? })
+        }
+    })
+}
+
+/// Tracks which ids exist, from the events of accepted commands.
+#[derive(Default, Debug)]
+pub struct Known {
+    pub domains: Vec<ObjectId>,
+    pub accounts: Vec<ObjectId>,
+    pub groups: Vec<ObjectId>,
+}
+
+impl Known {
+    pub fn observe(&mut self, events: &[Event]) {
+        for e in events {
+            match e {
+                Event::DomainCreated(d) => self.domains.push(d.domain_id),
+                Event::DomainDestroyed(d) => self.domains.retain(|x| *x != d.domain_id),
+                Event::AccountCreated(a) => {
+                    self.accounts.push(a.account_id);
+                    if a.kind == AccountKind::Group {
+                        self.groups.push(a.account_id);
+                    }
+                }
+                Event::AccountDestroyed(a) => {
+                    self.accounts.retain(|x| *x != a.account_id);
+                    self.groups.retain(|x| *x != a.account_id);
+                }
+                _ => {}
+            }
+        }
+    }
+}
