@@ -1,6 +1,8 @@
 //! Decide-layer tests: commands against in-memory state, folded with the real `apply`.
 
-use ledger_events::model::{AccountKind, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Roles};
+use ledger_events::model::{
+    AccountKind, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Roles,
+};
 use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{Actor, ChainTail, CommitMeta, Event};
 use ledger_projections::{AccountState, KeyValue, Overlay, Space, StateRead, apply, state};
@@ -50,7 +52,8 @@ impl World {
     }
 
     fn domain(&mut self, name: &str) -> ObjectId {
-        let events = self.run(Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })).unwrap();
+        let events =
+            self.run(Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })).unwrap();
         match &events[0] {
             Event::DomainCreated(e) => e.domain_id,
             other => panic!("unexpected {other:?}"),
@@ -156,7 +159,10 @@ fn references_must_exist_and_have_the_right_type() {
     let mut dave = user("dave", d);
     dave.member_group_ids = vec![carol];
     let err = w.account(dave).unwrap_err();
-    assert!(matches!(&err, Rejection::InvalidProperties { properties, .. } if properties == &["memberGroupIds/0"]), "{err:?}");
+    assert!(
+        matches!(&err, Rejection::InvalidProperties { properties, .. } if properties == &["memberGroupIds/0"]),
+        "{err:?}"
+    );
     let mut admin_group = group("admins", d);
     admin_group.roles = Roles::Admin;
     assert!(matches!(w.account(admin_group), Err(Rejection::InvalidProperties { .. })));
@@ -171,7 +177,10 @@ fn domain_with_accounts_cannot_be_destroyed() {
     erin.aliases = vec![alias("erin", other)];
     let erin_id = w.account(erin).unwrap();
     for domain in [d, other] {
-        assert!(matches!(w.run(Command::DestroyDomain(DestroyDomain { id: domain })), Err(Rejection::StillReferenced { .. })));
+        assert!(matches!(
+            w.run(Command::DestroyDomain(DestroyDomain { id: domain })),
+            Err(Rejection::StillReferenced { .. })
+        ));
     }
     w.run(Command::DestroyAccount(DestroyAccount { id: erin_id })).unwrap();
     w.run(Command::DestroyDomain(DestroyDomain { id: other })).unwrap();
@@ -221,8 +230,17 @@ fn credential_rules_and_quota_counts() {
     let update = UpdateAccount {
         id,
         credentials: Some(vec![
-            CredentialSpec::Keep(CredentialChange { id: cred, description: Some(Some("laptop".into())), ..Default::default() }),
-            CredentialSpec::Add(NewCredential { permissions: None, description: None, kind: CredentialKind::Password, ..app_password("") }),
+            CredentialSpec::Keep(CredentialChange {
+                id: cred,
+                description: Some(Some("laptop".into())),
+                ..Default::default()
+            }),
+            CredentialSpec::Add(NewCredential {
+                permissions: None,
+                description: None,
+                kind: CredentialKind::Password,
+                ..app_password("")
+            }),
         ]),
         ..Default::default()
     };

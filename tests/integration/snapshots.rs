@@ -83,8 +83,13 @@ fn one_of_each() -> Vec<Event> {
             created_at: at(),
         }
         .into(),
-        CredentialRemoved { account_id: acct, credential_id: cred, kind: CredentialKind::ApiKey, reason: RemovalReason::Expired }
-            .into(),
+        CredentialRemoved {
+            account_id: acct,
+            credential_id: cred,
+            kind: CredentialKind::ApiKey,
+            reason: RemovalReason::Expired,
+        }
+        .into(),
         CredentialUpdated {
             account_id: acct,
             credential_id: cred,
@@ -122,15 +127,25 @@ fn one_of_each() -> Vec<Event> {
             description: None,
         }
         .into(),
-        AliasRemoved { account_id: acct, name: name("hello"), domain_id: dom, email_address: "hello@example.org".into() }
-            .into(),
+        AliasRemoved {
+            account_id: acct,
+            name: name("hello"),
+            domain_id: dom,
+            email_address: "hello@example.org".into(),
+        }
+        .into(),
         GroupMembershipChanged { account_id: acct, joined: vec![grp], left: vec![ObjectId(8)] }.into(),
-        RolesChanged { account_id: acct, old: Roles::User, new: Roles::Custom { role_ids: vec!["r1".parse().unwrap()] } }
-            .into(),
+        RolesChanged {
+            account_id: acct,
+            old: Roles::User,
+            new: Roles::Custom { role_ids: vec!["r1".parse().unwrap()] },
+        }
+        .into(),
         PermissionsChanged { account_id: acct, old: Permissions::Inherit, new: perms }.into(),
         QuotaLimitSet { account_id: acct, quota: QuotaKind::MaxAppPasswords, old: None, new: Some(5) }.into(),
         QuotaUsageChanged { account_id: acct, quota: QuotaKind::MaxDiskQuota, old: 1024, new: 4096 }.into(),
-        DomainCreated { domain_id: dom, name: "example.org".parse().unwrap(), description: None, created_at: at() }.into(),
+        DomainCreated { domain_id: dom, name: "example.org".parse().unwrap(), description: None, created_at: at() }
+            .into(),
         DomainUpdated { domain_id: dom, description: Change::between(None, Some("primary".into())) }.into(),
         DomainDestroyed { domain_id: dom, name: "example.org".parse().unwrap() }.into(),
     ]

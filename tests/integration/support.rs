@@ -124,7 +124,9 @@ pub fn step_command(step: &Step, domains: &[ObjectId], accounts: &[ObjectId], gr
             u.member_group_ids = g.iter().filter_map(|n| pick(groups, *n)).collect();
             Command::CreateAccount(u)
         }
-        Step::Group { name, domain } => Command::CreateAccount(group(&format!("g{}", name % 4), pick(domains, *domain)?)),
+        Step::Group { name, domain } => {
+            Command::CreateAccount(group(&format!("g{}", name % 4), pick(domains, *domain)?))
+        }
         Step::Describe { target, text } => Command::UpdateAccount(UpdateAccount {
             id: pick(accounts, *target)?,
             description: Some((*text % 3 != 0).then(|| format!("note {text}"))),
