@@ -79,7 +79,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("ledger listening on http://{local}");
         println!("data directory: {} (durability: {:?})", shown.display(), args.durability);
         tracing::info!(%local, data_dir = %shown.display(), "serving");
-        http::serve(listener, AppState { ledger: ledger.clone() }, shutdown_signal()).await?;
+        http::serve(listener, AppState::new(ledger.clone()), shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     ledger.shutdown();

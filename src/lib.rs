@@ -8,6 +8,8 @@ pub mod cli;
 pub mod command;
 pub mod error;
 pub mod http;
+pub mod jmap;
+pub mod secrets;
 pub mod store;
 
 pub use crate::{

@@ -2,6 +2,7 @@
 
 mod integration {
     pub mod crash;
+    pub mod jmap_core;
     pub mod replay;
     pub mod server;
     pub mod snapshots;

@@ -121,6 +121,8 @@ fn account_index(account: Option<&AccountState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let Some(a) = account else { return idx };
     idx.insert(keys::address(&a.email_address), keys::address_value(a.id, AddressUse::Primary));
     idx.insert(keys::domain_ref(a.domain_id, a.id), Vec::new());
+    idx.insert(keys::primary_domain(a.domain_id, a.id), Vec::new());
+    idx.insert(keys::kind(a.kind, a.id), Vec::new());
     for alias in &a.aliases {
         idx.insert(keys::address(&alias.email_address), keys::address_value(a.id, AddressUse::Alias));
         idx.insert(keys::domain_ref(alias.domain_id, a.id), Vec::new());

@@ -8,6 +8,8 @@
 //! | `a` address                           | account id, use (0/1)   | name@domain uniqueness   |
 //! | `d` domain name                       | domain id               | domain name uniqueness   |
 //! | `r` domain id, account id             | –                       | domain still referenced  |
+//! | `m` domain id, account id             | –                       | `domainId` filter        |
+//! | `k` @type (0 User, 1 Group), id       | –                       | `@type` filter           |
 //! | `g` group id, member id               | –                       | group membership         |
 //! | `t` tenant id, 0x00, account id       | –                       | tenant filter            |
 //! | `w` word, 0x00, account id            | –                       | text search              |
@@ -17,6 +19,7 @@
 //! `proj_meta`: `applied_seq`, `next_id`, `state/<tag>`, `rebuilding`.
 
 use ledger_events::ObjectType;
+use ledger_events::model::AccountKind;
 use ledger_events::values::{DomainName, ObjectId};
 
 use crate::state::AddressUse;
@@ -32,6 +35,8 @@ pub const TAG_GROUP_MEMBER: u8 = b'g';
 pub const TAG_TENANT: u8 = b't';
 pub const TAG_WORD: u8 = b'w';
 pub const TAG_NAME: u8 = b'n';
+pub const TAG_PRIMARY_DOMAIN: u8 = b'm';
+pub const TAG_KIND: u8 = b'k';
 
 pub fn meta_type_state(t: ObjectType) -> Vec<u8> {
     let mut k = b"state/".to_vec();
@@ -126,4 +131,32 @@ pub fn change(t: ObjectType, seq: u64) -> Vec<u8> {
     let mut k = vec![t.tag()];
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+pub fn primary_domain_prefix(domain: ObjectId) -> Vec<u8> {
+    tagged(TAG_PRIMARY_DOMAIN, &[&domain.to_be_bytes()])
+}
+
+pub fn primary_domain(domain: ObjectId, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_PRIMARY_DOMAIN, &[&domain.to_be_bytes(), &account.to_be_bytes()])
+}
+
+pub fn kind_prefix(kind: AccountKind) -> Vec<u8> {
+    tagged(TAG_KIND, &[&[kind_byte(kind)]])
+}
+
+pub fn kind(kind: AccountKind, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_KIND, &[&[kind_byte(kind)], &account.to_be_bytes()])
+}
+
+fn kind_byte(kind: AccountKind) -> u8 {
+    match kind {
+        AccountKind::User => 0,
+        AccountKind::Group => 1,
+    }
+}
+
+/// All address index entries (to walk in address order).
+pub fn address_prefix() -> Vec<u8> {
+    vec![TAG_ADDRESS]
 }

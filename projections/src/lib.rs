@@ -4,8 +4,10 @@
 //! rebuilds them from the log; [`state`] reads them through any [`StateRead`].
 
 mod apply;
+pub mod changes;
 mod error;
 pub mod keys;
+pub mod query;
 pub mod replay;
 pub mod state;
 mod store;

@@ -189,3 +189,115 @@ impl Known {
         }
     }
 }
+
+/// A real server on 127.0.0.1, port 0, over a ledger in `dir`.
+pub struct TestServer {
+    pub url: String,
+    pub ledger: Ledger,
+    pub app: ledger::http::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    client: reqwest::Client,
+}
+
+pub const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
+
+impl TestServer {
+    pub async fn start(dir: &std::path::Path) -> TestServer {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    pub async fn start_with(dir: &std::path::Path, configure: impl FnOnce(&mut ledger::http::AppState)) -> TestServer {
+        let ledger = Ledger::open(dir, ledger::Durability::Fsync).unwrap();
+        let mut app = ledger::http::AppState::new(ledger.clone());
+        configure(&mut app);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = app.clone();
+        let task = tokio::spawn(async move {
+            ledger::http::serve(listener, served, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer { url, ledger, app, stop: Some(stop), task: Some(task), client: reqwest::Client::new() }
+    }
+
+    /// Stops serving and closes the ledger, as a restart would.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        let ledger = self.ledger.clone();
+        drop(self);
+        tokio::task::spawn_blocking(move || ledger.shutdown()).await.unwrap();
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Posts a raw body to /api: (status, JSON body).
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        let response = self.client.post(format!("{}/api", self.url)).body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Sends method calls with both capabilities; returns the whole response.
+    pub async fn request(&self, calls: serde_json::Value) -> serde_json::Value {
+        let (status, body) =
+            self.post_raw(serde_json::json!({ "using": USING, "methodCalls": calls }).to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Sends one method call and returns its response arguments (or error).
+    pub async fn call(&self, method: &str, args: serde_json::Value) -> (String, serde_json::Value) {
+        let body = self.request(serde_json::json!([[method, args, "c"]])).await;
+        let response = &body["methodResponses"][0];
+        (response[0].as_str().unwrap().to_owned(), response[1].clone())
+    }
+
+    /// Creates a domain and returns its id.
+    pub async fn domain(&self, name: &str) -> String {
+        let (_, r) = self.call("x:Domain/set", serde_json::json!({"create": {"d": {"name": name}}})).await;
+        r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+    }
+
+    /// Creates an account from a JMAP object and returns its id.
+    pub async fn account(&self, object: serde_json::Value) -> String {
+        let (_, r) = self.call("x:Account/set", serde_json::json!({"create": {"a": object}})).await;
+        r["created"]["a"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+    }
+}
+
+/// Replaces values that differ run to run (times, generated secrets) so that
+/// snapshots show the shape.
+pub fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "createdAt" if v.is_string() => *v = serde_json::json!("[time]"),
+                    "secret" if v.is_string() => *v = serde_json::json!("[secret]"),
+                    _ => redact(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+pub fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}

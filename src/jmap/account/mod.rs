@@ -1,0 +1,4 @@
+//! `x:Account` objects on the wire.
+
+pub mod parse;
+pub mod render;

@@ -1,0 +1,409 @@
+//! JMAP Account objects into commands: validation of every property, with the
+//! property name in every error, defaults for absent ones, and secrets hashed.
+
+use std::collections::HashMap;
+
+use ledger_events::model::{
+    AccountKind, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Quotas, Roles,
+};
+use ledger_events::values::{ExternalId, IpMask, ObjectId, SecretHash, UtcDateTime};
+use ledger_projections::AccountState;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::render::{SERVER_SET, USER_ONLY, USER_PROPERTIES};
+use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec, NewCredential, UpdateAccount};
+use crate::jmap::error::SetError;
+use crate::secrets::{self, Plaintext};
+
+/// What parsing needs besides the object: creation ids and pre-hashed passwords.
+pub struct ParseContext<'a> {
+    pub created_ids: &'a HashMap<String, String>,
+    pub password_hashes: &'a HashMap<Plaintext, SecretHash>,
+}
+
+/// Secrets generated while parsing, by position in the credential list; they are
+/// returned to the client once.
+pub type Generated = Vec<(usize, Plaintext)>;
+
+fn invalid(property: &str, description: impl Into<String>) -> SetError {
+    SetError::invalid_properties(vec![property.to_owned()], description)
+}
+
+fn typed<T: DeserializeOwned>(property: &str, value: Value) -> Result<T, SetError> {
+    serde_json::from_value(value).map_err(|e| invalid(property, format!("{property}: {e}")))
+}
+
+/// Resolves an id that may be a `#creationId` reference.
+pub fn resolve_id(property: &str, value: &Value, ctx: &ParseContext<'_>) -> Result<ObjectId, SetError> {
+    let Some(raw) = value.as_str() else { return Err(invalid(property, format!("{property} must be an id string"))) };
+    let id = match raw.strip_prefix('#') {
+        Some(creation) => ctx
+            .created_ids
+            .get(creation)
+            .ok_or_else(|| invalid(property, format!("creation id #{creation} was not created in this request")))?,
+        None => raw,
+    };
+    ObjectId::from_jmap(id).ok_or_else(|| invalid(property, format!("{id:?} is not an id of this ledger")))
+}
+
+struct Fields {
+    map: Map<String, Value>,
+}
+
+impl Fields {
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name).filter(|v| !v.is_null())
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, SetError> {
+        self.typed_at(name, name)
+    }
+
+    /// Takes `key`, naming it `property` (its full path) in errors.
+    fn typed_at<T: DeserializeOwned>(&mut self, key: &str, property: &str) -> Result<Option<T>, SetError> {
+        self.take(key).map(|v| typed(property, v)).transpose()
+    }
+
+    fn string(&mut self, name: &str) -> Result<Option<String>, SetError> {
+        self.typed(name)
+    }
+}
+
+/// The full parsed form of an account object.
+struct AccountFields {
+    kind: AccountKind,
+    create: CreateAccount,
+    credentials: Vec<CredentialSpec>,
+}
+
+fn parse_fields(
+    object: Map<String, Value>,
+    current: Option<&AccountState>,
+    ctx: &ParseContext<'_>,
+    generated: &mut Generated,
+) -> Result<AccountFields, SetError> {
+    let mut f = Fields { map: object };
+    let kind: AccountKind = match f.take("@type") {
+        Some(v) => typed("@type", v)?,
+        None => return Err(invalid("@type", "@type is required (User or Group)")),
+    };
+    if let Some(cur) = current
+        && cur.kind != kind
+    {
+        return Err(invalid("@type", "an account's @type cannot change"));
+    }
+    for property in SERVER_SET {
+        if let Some(v) = f.map.remove(*property) {
+            let unchanged = current.is_some_and(|cur| super::render::render(cur).get(*property) == Some(&v));
+            if !unchanged {
+                return Err(invalid(property, format!("{property} is set by the server")));
+            }
+        }
+    }
+    let name = match f.take("name") {
+        Some(v) => typed::<String>("name", v)?.parse().map_err(|e| invalid("name", format!("name: {e}")))?,
+        None => return Err(invalid("name", "name is required")),
+    };
+    let domain_id = match f.take("domainId") {
+        Some(v) => resolve_id("domainId", &v, ctx)?,
+        None => return Err(invalid("domainId", "domainId is required")),
+    };
+    let description = f.string("description")?;
+    let locale = f.typed("locale")?.unwrap_or_default();
+    let time_zone = f.typed("timeZone")?;
+    let member_tenant_id: Option<ExternalId> = f.typed("memberTenantId")?;
+    let roles: Roles = f.typed("roles")?.unwrap_or(match kind {
+        AccountKind::User => Roles::User,
+        AccountKind::Group => Roles::Default,
+    });
+    let permissions: Permissions = f.typed("permissions")?.unwrap_or(Permissions::Inherit);
+    let quotas = match f.take("quotas") {
+        Some(Value::Object(map)) => {
+            let mut quotas = Quotas::new();
+            for (key, value) in map {
+                let property = format!("quotas/{key}");
+                let quota: QuotaKind = key.parse().map_err(|e| invalid(&property, format!("{e}")))?;
+                if !value.is_null() {
+                    quotas.insert(quota, typed(&property, value)?);
+                }
+            }
+            quotas
+        }
+        Some(_) => return Err(invalid("quotas", "quotas must be an object")),
+        None => Quotas::new(),
+    };
+    let aliases = match f.take("aliases") {
+        Some(Value::Array(items)) => {
+            items.into_iter().enumerate().map(|(i, item)| parse_alias(i, item, ctx)).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(invalid("aliases", "aliases must be an array")),
+        None => vec![],
+    };
+    let (encryption_at_rest, credentials, member_group_ids) = if kind == AccountKind::User {
+        let encryption: EncryptionAtRest = f.typed("encryptionAtRest")?.unwrap_or(EncryptionAtRest::Disabled);
+        let credentials = match f.take("credentials") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| parse_credential(i, item, current, ctx, generated))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("credentials", "credentials must be an array")),
+            None => vec![],
+        };
+        let groups = match f.take("memberGroupIds") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| resolve_id(&format!("memberGroupIds/{i}"), v, ctx))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("memberGroupIds", "memberGroupIds must be an array")),
+            None => vec![],
+        };
+        (Some(encryption), credentials, groups)
+    } else {
+        for property in USER_ONLY {
+            if f.take(property).is_some_and(|v| v != Value::Array(vec![])) {
+                return Err(invalid(property, format!("a Group has no {property}")));
+            }
+        }
+        (None, vec![], vec![])
+    };
+    if let Some(unknown) = f.map.keys().next() {
+        let known = USER_PROPERTIES.contains(&unknown.as_str());
+        let why = if known { "is not a property of this @type" } else { "is not an Account property" };
+        return Err(invalid(unknown, format!("{unknown} {why}")));
+    }
+    let create = CreateAccount {
+        kind,
+        name,
+        domain_id,
+        description,
+        locale,
+        time_zone,
+        member_tenant_id,
+        roles,
+        permissions,
+        quotas,
+        encryption_at_rest,
+        aliases,
+        credentials: vec![],
+        member_group_ids,
+    };
+    Ok(AccountFields { kind, create, credentials })
+}
+
+fn parse_alias(i: usize, item: Value, ctx: &ParseContext<'_>) -> Result<AliasSpec, SetError> {
+    let property = format!("aliases/{i}");
+    let Value::Object(map) = item else { return Err(invalid(&property, "an alias must be an object")) };
+    let mut f = Fields { map };
+    let name = match f.take("name") {
+        Some(v) => typed::<String>(&format!("{property}/name"), v)?
+            .parse()
+            .map_err(|e| invalid(&format!("{property}/name"), format!("{e}")))?,
+        None => return Err(invalid(&format!("{property}/name"), "name is required")),
+    };
+    let domain_id = match f.take("domainId") {
+        Some(v) => resolve_id(&format!("{property}/domainId"), &v, ctx)?,
+        None => return Err(invalid(&format!("{property}/domainId"), "domainId is required")),
+    };
+    let enabled = f.typed_at("enabled", &format!("{property}/enabled"))?.unwrap_or(true);
+    let description = f.typed_at("description", &format!("{property}/description"))?;
+    if let Some(unknown) = f.map.keys().next() {
+        return Err(invalid(&format!("{property}/{unknown}"), format!("{unknown} is not an EmailAlias property")));
+    }
+    Ok(AliasSpec { name, domain_id, enabled, description })
+}
+
+fn parse_credential(
+    i: usize,
+    item: Value,
+    current: Option<&AccountState>,
+    ctx: &ParseContext<'_>,
+    generated: &mut Generated,
+) -> Result<CredentialSpec, SetError> {
+    let property = format!("credentials/{i}");
+    let at = |name: &str| format!("{property}/{name}");
+    let Value::Object(map) = item else { return Err(invalid(&property, "a credential must be an object")) };
+    let mut f = Fields { map };
+    let kind: CredentialKind = match f.take("@type") {
+        Some(v) => typed(&at("@type"), v)?,
+        None => return Err(invalid(&at("@type"), "@type is required (Password, AppPassword or ApiKey)")),
+    };
+    let existing = match f.take("id") {
+        Some(v) => {
+            let id = v.as_str().and_then(ObjectId::from_jmap);
+            let found = current.and_then(|a| a.credentials.iter().find(|c| Some(c.id) == id));
+            match found {
+                Some(c) if c.kind == kind => Some(c),
+                Some(_) => return Err(invalid(&at("@type"), "a credential's @type cannot change")),
+                None => return Err(invalid(&at("id"), "no such credential on this account")),
+            }
+        }
+        None => None,
+    };
+    let secret: Option<String> = f.typed_at("secret", &at("secret"))?;
+    let otp_auth: Option<String> = f.typed_at("otpAuth", &at("otpAuth"))?;
+    let expires_at: Option<UtcDateTime> = match f.take("expiresAt") {
+        Some(v) => {
+            let raw: String = typed(&at("expiresAt"), v)?;
+            Some(raw.parse().map_err(|e| invalid(&at("expiresAt"), format!("{e}")))?)
+        }
+        None => None,
+    };
+    let allowed_ips: Vec<IpMask> = match f.take("allowedIps") {
+        Some(v) => typed::<Vec<String>>(&at("allowedIps"), v)?
+            .iter()
+            .map(|s| s.parse().map_err(|e| invalid(&at("allowedIps"), format!("{e}"))))
+            .collect::<Result<_, _>>()?,
+        None => vec![],
+    };
+    let (description, permissions, created_at) = if kind == CredentialKind::Password {
+        (None, None, None)
+    } else {
+        let created_at: Option<String> = f.typed_at("createdAt", &at("createdAt"))?;
+        let description = f.typed_at("description", &at("description"))?;
+        (description, f.typed_at::<CredentialPermissions>("permissions", &at("permissions"))?, created_at)
+    };
+    if let Some(unknown) = f.map.keys().next() {
+        return Err(invalid(&at(unknown), format!("{unknown} is not a property of a {kind:?} credential")));
+    }
+    if let Some(otp) = &otp_auth
+        && !otp.starts_with("otpauth://totp/")
+    {
+        return Err(invalid(&at("otpAuth"), "otpAuth must be an otpauth://totp/ URI"));
+    }
+    if kind != CredentialKind::Password && otp_auth.is_some() {
+        return Err(invalid(&at("otpAuth"), "only a Password has otpAuth"));
+    }
+    let password_hash = |secret: &str| {
+        ctx.password_hashes
+            .get(&Plaintext::new(secret.to_owned()))
+            .cloned()
+            .ok_or_else(|| invalid(&at("secret"), "the password could not be hashed"))
+    };
+    match existing {
+        Some(cur) => {
+            if let Some(created) = created_at
+                && created != cur.created_at.to_string()
+            {
+                return Err(invalid(&at("createdAt"), "createdAt is set by the server"));
+            }
+            if kind != CredentialKind::Password && secret.is_some() {
+                return Err(invalid(&at("secret"), "the secret of an AppPassword or ApiKey is set by the server"));
+            }
+            let new_secret_hash = match &secret {
+                Some(s) => Some(password_hash(s)?),
+                None => None,
+            };
+            Ok(CredentialSpec::Keep(CredentialChange {
+                id: cur.id,
+                new_secret_hash,
+                description: Some(description),
+                expires_at: Some(expires_at),
+                allowed_ips: Some(allowed_ips),
+                permissions: Some(permissions),
+                otp_enabled: otp_auth.as_ref().map(|_| true).or(Some(cur.otp_enabled)),
+            }))
+        }
+        None => {
+            if created_at.is_some() {
+                return Err(invalid(&at("createdAt"), "createdAt is set by the server"));
+            }
+            let secret_hash = match kind {
+                CredentialKind::Password => match &secret {
+                    Some(s) if !s.is_empty() => password_hash(s)?,
+                    _ => return Err(invalid(&at("secret"), "a Password needs a non-empty secret")),
+                },
+                _ => {
+                    if secret.is_some() {
+                        return Err(invalid(
+                            &at("secret"),
+                            "the secret of an AppPassword or ApiKey is set by the server",
+                        ));
+                    }
+                    let (plain, hash) = secrets::generate(kind);
+                    generated.push((i, plain));
+                    hash
+                }
+            };
+            Ok(CredentialSpec::Add(NewCredential {
+                kind,
+                description,
+                secret_hash,
+                expires_at,
+                allowed_ips,
+                permissions,
+                otp_enabled: otp_auth.is_some(),
+            }))
+        }
+    }
+}
+
+/// A create object into a command.
+pub fn parse_create(
+    object: Map<String, Value>,
+    ctx: &ParseContext<'_>,
+    generated: &mut Generated,
+) -> Result<CreateAccount, SetError> {
+    let fields = parse_fields(object, None, ctx, generated)?;
+    let mut create = fields.create;
+    for spec in fields.credentials {
+        match spec {
+            CredentialSpec::Add(new) => create.credentials.push(new),
+            CredentialSpec::Keep(_) => return Err(invalid("credentials", "a new account has no existing credentials")),
+        }
+    }
+    Ok(create)
+}
+
+/// The patched full object of an existing account into an update command.
+pub fn parse_update(
+    current: &AccountState,
+    object: Map<String, Value>,
+    ctx: &ParseContext<'_>,
+    generated: &mut Generated,
+) -> Result<UpdateAccount, SetError> {
+    let fields = parse_fields(object, Some(current), ctx, generated)?;
+    debug_assert_eq!(fields.kind, current.kind);
+    let c = fields.create;
+    let is_user = c.kind == AccountKind::User;
+    Ok(UpdateAccount {
+        id: current.id,
+        name: Some(c.name),
+        domain_id: Some(c.domain_id),
+        description: Some(c.description),
+        locale: Some(c.locale),
+        time_zone: Some(c.time_zone),
+        member_tenant_id: Some(c.member_tenant_id),
+        encryption_at_rest: is_user.then_some(c.encryption_at_rest),
+        roles: Some(c.roles),
+        permissions: Some(c.permissions),
+        quotas: Some(c.quotas),
+        aliases: Some(c.aliases),
+        credentials: is_user.then_some(fields.credentials),
+        member_group_ids: is_user.then_some(c.member_group_ids),
+    })
+}
+
+/// Every Password secret in a create object or update patch, to hash before the
+/// commit (argon2 is too slow for the writer thread).
+pub fn collect_passwords(value: &Value, key: Option<&str>, out: &mut Vec<Plaintext>) {
+    match value {
+        Value::Object(map) => {
+            let is_password = map.get("@type").and_then(Value::as_str) == Some("Password");
+            for (k, v) in map {
+                let is_secret = (k == "secret" && is_password) || (k.ends_with("/secret") && key.is_none());
+                if is_secret {
+                    if let Some(s) = v.as_str() {
+                        out.push(Plaintext::new(s.to_owned()));
+                    }
+                } else {
+                    collect_passwords(v, Some(k), out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_passwords(v, key, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,90 @@
+//! Accounts as JMAP objects: the wire form of the Account reference page.
+
+use ledger_events::model::{AccountKind, CredentialKind};
+use ledger_projections::{AccountState, CredentialState};
+use serde_json::{Map, Value, json};
+
+/// Every property `/get` can return for a User.
+pub const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "@type",
+    "name",
+    "domainId",
+    "emailAddress",
+    "credentials",
+    "createdAt",
+    "memberGroupIds",
+    "memberTenantId",
+    "roles",
+    "permissions",
+    "quotas",
+    "usedDiskQuota",
+    "aliases",
+    "description",
+    "locale",
+    "timeZone",
+    "encryptionAtRest",
+];
+
+/// Properties a Group does not have.
+pub const USER_ONLY: &[&str] = &["credentials", "memberGroupIds", "encryptionAtRest"];
+
+/// Properties only the server sets.
+pub const SERVER_SET: &[&str] = &["id", "emailAddress", "createdAt", "usedDiskQuota"];
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A credential without its secret. `id` lets clients keep it across updates.
+pub fn render_credential(c: &CredentialState) -> Value {
+    let mut out = Map::new();
+    out.insert("@type".into(), to_value(&c.kind));
+    out.insert("id".into(), json!(c.id.to_jmap()));
+    if c.kind != CredentialKind::Password {
+        out.insert("description".into(), to_value(&c.description));
+        out.insert("createdAt".into(), to_value(&c.created_at));
+        out.insert("permissions".into(), to_value(&c.permissions));
+    }
+    out.insert("expiresAt".into(), to_value(&c.expires_at));
+    out.insert("allowedIps".into(), to_value(&c.allowed_ips));
+    Value::Object(out)
+}
+
+/// The full object, as `/get` returns it with no `properties` filter.
+pub fn render(a: &AccountState) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(a.id.to_jmap()));
+    out.insert("@type".into(), to_value(&a.kind));
+    out.insert("name".into(), json!(a.name.as_str()));
+    out.insert("domainId".into(), json!(a.domain_id.to_jmap()));
+    out.insert("emailAddress".into(), json!(a.email_address));
+    out.insert("createdAt".into(), to_value(&a.created_at));
+    out.insert("memberTenantId".into(), to_value(&a.member_tenant_id));
+    out.insert("roles".into(), to_value(&a.roles));
+    out.insert("permissions".into(), to_value(&a.permissions));
+    out.insert("quotas".into(), to_value(&a.quotas));
+    out.insert("usedDiskQuota".into(), json!(a.used_disk_quota()));
+    let aliases: Vec<Value> = a
+        .aliases
+        .iter()
+        .map(|al| {
+            json!({
+                "enabled": al.enabled,
+                "name": al.name.as_str(),
+                "domainId": al.domain_id.to_jmap(),
+                "description": al.description,
+            })
+        })
+        .collect();
+    out.insert("aliases".into(), Value::Array(aliases));
+    out.insert("description".into(), to_value(&a.description));
+    out.insert("locale".into(), json!(a.locale.as_str()));
+    out.insert("timeZone".into(), to_value(&a.time_zone));
+    if a.kind == AccountKind::User {
+        out.insert("credentials".into(), Value::Array(a.credentials.iter().map(render_credential).collect()));
+        out.insert("memberGroupIds".into(), json!(a.member_group_ids.iter().map(|g| g.to_jmap()).collect::<Vec<_>>()));
+        out.insert("encryptionAtRest".into(), to_value(&a.encryption_at_rest));
+    }
+    out
+}

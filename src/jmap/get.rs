@@ -1,0 +1,106 @@
+//! `/get` (RFC 8620 §5.1) for accounts and domains.
+
+use ledger_events::ObjectType;
+use ledger_events::values::ObjectId;
+use ledger_projections::{Space, StateRead, keys, state};
+use serde_json::{Map, Value, json};
+
+use super::error::MethodError;
+use super::request::Args;
+use super::{CallContext, account, blocking, domain, state_string};
+
+/// The properties `/get` knows for a type.
+pub fn known_properties(t: ObjectType) -> &'static [&'static str] {
+    match t {
+        ObjectType::Account => account::render::USER_PROPERTIES,
+        ObjectType::Domain => domain::PROPERTIES,
+    }
+}
+
+/// The rendered object, or `None` when it does not exist.
+pub fn fetch(view: &impl StateRead, t: ObjectType, id: ObjectId) -> Result<Option<Map<String, Value>>, MethodError> {
+    Ok(match t {
+        ObjectType::Account => state::account(view, id)?.map(|a| account::render::render(&a)),
+        ObjectType::Domain => state::domain(view, id)?.map(|d| domain::render(&d)),
+    })
+}
+
+/// Ids of every object of a type, up to `limit`.
+pub fn all_ids(view: &impl StateRead, t: ObjectType, limit: usize) -> Result<Vec<ObjectId>, MethodError> {
+    Ok(match t {
+        ObjectType::Account => view
+            .scan(Space::Index, &[keys::TAG_KIND], None, limit)?
+            .iter()
+            .filter_map(|(k, _)| keys::trailing_id(k))
+            .collect(),
+        ObjectType::Domain => {
+            view.scan(Space::Domains, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect()
+        }
+    })
+}
+
+/// Resolves a `#creationId` to the id created earlier in the request.
+pub fn resolve_reference(ctx: &CallContext<'_>, raw: &str) -> String {
+    match raw.strip_prefix('#') {
+        Some(creation) => ctx.created_ids.get(creation).cloned().unwrap_or_else(|| raw.to_owned()),
+        None => raw.to_owned(),
+    }
+}
+
+pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let ids: Option<Vec<String>> = args.take("ids")?;
+    let properties: Option<Vec<String>> = args.take("properties")?;
+    args.finish()?;
+    let known = known_properties(t);
+    if let Some(unknown) = properties.iter().flatten().find(|p| !known.contains(&p.as_str())) {
+        return Err(MethodError::invalid(format!("unknown property {unknown:?}")));
+    }
+    let max = ctx.app.limits.max_objects_in_get;
+    if ids.as_ref().is_some_and(|ids| ids.len() > max) {
+        return Err(MethodError::RequestTooLarge(format!("at most {max} ids per /get")));
+    }
+    let ids: Option<Vec<String>> = ids.map(|ids| ids.iter().map(|id| resolve_reference(ctx, id)).collect());
+    let read = ctx.app.ledger.read();
+    blocking(move || {
+        let view = &read.view;
+        let state = state::type_state(view, t)?;
+        let wanted: Vec<String> = match ids {
+            Some(ids) => ids,
+            None => {
+                let all = all_ids(view, t, max + 1)?;
+                if all.len() > max {
+                    return Err(MethodError::RequestTooLarge(format!(
+                        "more than {max} objects; ask for ids (use /query)"
+                    )));
+                }
+                all.iter().map(|id| id.to_jmap()).collect()
+            }
+        };
+        let mut list = Vec::new();
+        let mut not_found = Vec::new();
+        for raw in wanted {
+            let found = match ObjectId::from_jmap(&raw) {
+                Some(id) => fetch(view, t, id)?,
+                None => None,
+            };
+            match found {
+                Some(mut object) => {
+                    if let Some(props) = &properties {
+                        object.retain(|k, _| k == "id" || props.iter().any(|p| p == k));
+                    }
+                    list.push(Value::Object(object));
+                }
+                None => not_found.push(Value::String(raw)),
+            }
+        }
+        Ok(json!({
+            "accountId": super::session::ACCOUNT_ID,
+            "state": state_string(state),
+            "list": list,
+            "notFound": not_found,
+        }))
+    })
+    .await
+}

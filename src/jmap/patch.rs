@@ -1,0 +1,101 @@
+//! PatchObject (RFC 8620 §5.3): JSON Pointer paths (implicit leading `/`) set on a
+//! copy of the current object; `null` resets a property to its default.
+
+use serde_json::{Map, Value};
+
+use super::error::SetError;
+
+fn tokens(path: &str) -> Vec<String> {
+    path.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect()
+}
+
+/// Applies `patch` to `object`. Paths that overlap each other, or that go through
+/// something missing, are `invalidPatch`.
+pub fn apply_patch(object: &mut Value, patch: Map<String, Value>) -> Result<(), SetError> {
+    let paths: Vec<&String> = patch.keys().collect();
+    for (i, a) in paths.iter().enumerate() {
+        if a.is_empty() {
+            return Err(SetError::invalid_patch("an empty path"));
+        }
+        for b in &paths[i + 1..] {
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            if long.starts_with(short.as_str()) && long.as_bytes().get(short.len()) == Some(&b'/') {
+                return Err(SetError::invalid_patch(format!("{short:?} and {long:?} overlap")));
+            }
+        }
+    }
+    for (path, value) in patch {
+        let tokens = tokens(&path);
+        let (last, parents) = tokens.split_last().ok_or_else(|| SetError::invalid_patch("an empty path"))?;
+        let mut target: &mut Value = &mut *object;
+        for token in parents {
+            target = match target {
+                Value::Object(map) => map.get_mut(token),
+                Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                _ => None,
+            }
+            .ok_or_else(|| SetError::invalid_patch(format!("{path:?}: {token:?} does not exist")))?;
+        }
+        match target {
+            Value::Object(map) => {
+                if value.is_null() {
+                    map.remove(last);
+                } else {
+                    map.insert(last.clone(), value);
+                }
+            }
+            Value::Array(items) => {
+                let index: usize =
+                    last.parse().map_err(|_| SetError::invalid_patch(format!("{path:?}: {last:?} is not an index")))?;
+                if value.is_null() {
+                    if index >= items.len() {
+                        return Err(SetError::invalid_patch(format!("{path:?}: index {index} does not exist")));
+                    }
+                    items.remove(index);
+                } else if index < items.len() {
+                    items[index] = value;
+                } else if index == items.len() {
+                    items.push(value);
+                } else {
+                    return Err(SetError::invalid_patch(format!("{path:?}: index {index} is past the end")));
+                }
+            }
+            _ => return Err(SetError::invalid_patch(format!("{path:?} goes through a value that is not an object"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patched(object: Value, patch: Value) -> Result<Value, SetError> {
+        let mut object = object;
+        let Value::Object(patch) = patch else { unreachable!() };
+        apply_patch(&mut object, patch).map(|_| object)
+    }
+
+    #[test]
+    fn sets_nested_values_and_resets_with_null() {
+        let object = json!({"quotas": {"maxEmails": 5}, "aliases": [{"name": "a"}], "locale": "de"});
+        let out = patched(object, json!({"quotas/maxDiskQuota": 10, "aliases/0/name": "b", "locale": null})).unwrap();
+        assert_eq!(out, json!({"quotas": {"maxEmails": 5, "maxDiskQuota": 10}, "aliases": [{"name": "b"}]}));
+    }
+
+    #[test]
+    fn overlapping_or_dangling_paths_are_invalid_patches() {
+        let object = json!({"quotas": {}, "aliases": []});
+        for patch in [
+            json!({"quotas": {}, "quotas/maxEmails": 1}),
+            json!({"missing/x": 1}),
+            json!({"aliases/3": {"name": "x"}}),
+            json!({"aliases/x": 1}),
+            json!({"": 1}),
+        ] {
+            let err = patched(object.clone(), patch.clone()).unwrap_err();
+            assert_eq!(err.kind, "invalidPatch", "{patch}");
+        }
+    }
+}

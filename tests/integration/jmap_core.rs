@@ -1,0 +1,229 @@
+//! RFC 8620 core over HTTP: the session, request-level errors, method-level
+//! errors, result references and creation ids.
+
+use serde_json::{Value, json};
+
+use super::support::{TestServer, USING, redact, snapshot_settings};
+
+fn user(name: &str, domain: &str) -> Value {
+    json!({"@type": "User", "name": name, "domainId": domain})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_object_has_every_required_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let session: Value =
+        server.client().get(format!("{}/.well-known/jmap", server.url)).send().await.unwrap().json().await.unwrap();
+    for field in [
+        "capabilities",
+        "accounts",
+        "primaryAccounts",
+        "username",
+        "apiUrl",
+        "downloadUrl",
+        "uploadUrl",
+        "eventSourceUrl",
+        "state",
+    ] {
+        assert!(session.get(field).is_some(), "missing {field}");
+    }
+    let core = &session["capabilities"]["urn:ietf:params:jmap:core"];
+    for limit in [
+        "maxSizeUpload",
+        "maxConcurrentUpload",
+        "maxSizeRequest",
+        "maxConcurrentRequests",
+        "maxCallsInRequest",
+        "maxObjectsInGet",
+        "maxObjectsInSet",
+        "collationAlgorithms",
+    ] {
+        assert!(core.get(limit).is_some(), "missing core limit {limit}");
+    }
+    assert_eq!(session["primaryAccounts"]["urn:stalwart:jmap"], "ledger");
+    assert_eq!(session["apiUrl"], format!("{}/api", server.url));
+    let mut shown = session.clone();
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let text = shown.to_string().replace(&host, "HOST");
+    shown = serde_json::from_str(&text).unwrap();
+    snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_session", shown));
+    // The session state is what responses carry.
+    let body = server.request(json!([["Core/echo", {"hello": true}, "e"]])).await;
+    assert_eq!(body["sessionState"], session["state"]);
+    assert_eq!(body["methodResponses"][0], json!(["Core/echo", {"hello": true}, "e"]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_level_errors_are_problem_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut seen = serde_json::Map::new();
+    let cases = [
+        ("notJSON", b"{\"using\": [".to_vec()),
+        ("notJSON-utf8", vec![b'"', 0xff, 0xfe, b'"']),
+        ("notRequest", br#"{"using": "urn:ietf:params:jmap:core", "methodCalls": []}"#.to_vec()),
+        ("notRequest-call", br#"{"using": [], "methodCalls": [["x:Account/get", [], "c1"]]}"#.to_vec()),
+        ("unknownCapability", br#"{"using": ["urn:example:nope"], "methodCalls": []}"#.to_vec()),
+    ];
+    for (name, body) in cases {
+        let (status, problem) = server.post_raw(body).await;
+        assert_eq!(status, 400, "{name}");
+        let expected = format!("urn:ietf:params:jmap:error:{}", name.split('-').next().unwrap());
+        assert_eq!(problem["type"], expected, "{name}: {problem}");
+        assert_eq!(problem["status"], 400);
+        seen.insert(name.to_owned(), problem);
+    }
+    let calls: Vec<Value> = (0..33).map(|i| json!(["Core/echo", {}, format!("c{i}")])).collect();
+    let (status, problem) = server.post_raw(json!({"using": USING, "methodCalls": calls}).to_string()).await;
+    assert_eq!((status, problem["limit"].as_str()), (400, Some("maxCallsInRequest")));
+    seen.insert("limit-calls".into(), problem);
+    let huge = format!(r#"{{"using": [], "methodCalls": [], "pad": "{}"}}"#, "x".repeat(10_000_001));
+    let (status, problem) = server.post_raw(huge).await;
+    assert_eq!((status, problem["limit"].as_str()), (400, Some("maxSizeRequest")));
+    seen.insert("limit-size".into(), problem);
+    snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_request_errors", seen));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_request_limit_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |app| {
+        app.limits.max_concurrent_requests = 1;
+        app.concurrency = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    })
+    .await;
+    let ledger = server.ledger.clone();
+    let (held, is_held) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _paused = ledger.pause_writes();
+        held.send(()).unwrap();
+        released.recv().unwrap();
+    });
+    is_held.await.unwrap();
+    // A write now waits for the paused writer while holding the only permit.
+    let body =
+        json!({"using": USING, "methodCalls": [["x:Domain/set", {"create": {"d": {"name": "a.example"}}}, "c"]]});
+    let client = server.client().clone();
+    let url = format!("{}/api", server.url);
+    let first = tokio::spawn(async move { client.post(url).body(body.to_string()).send().await.unwrap().status() });
+    while server.app.concurrency.available_permits() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let (status, problem) = server.post_raw(json!({"using": USING, "methodCalls": []}).to_string()).await;
+    assert_eq!((status, problem["limit"].as_str()), (400, Some("maxConcurrentRequests")));
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(first.await.unwrap(), 200, "the held request completes once writes resume");
+    let (status, _) = server.post_raw(json!({"using": USING, "methodCalls": []}).to_string()).await;
+    assert_eq!(status, 200, "the permit was returned");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn method_errors_are_reported_in_place_and_later_calls_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let many: Vec<String> = (0..501).map(|i| format!("x{i}")).collect();
+    let body = server
+        .request(json!([
+            ["x:Account/frobnicate", {}, "unknownMethod"],
+            ["x:Account/get", {"ids": [], "color": "blue"}, "unknownArgument"],
+            ["x:Account/get", {"ids": "b"}, "wrongType"],
+            ["x:Account/get", {"properties": ["shoeSize"]}, "unknownProperty"],
+            ["x:Account/get", {"#ids": {"resultOf": "nope", "name": "x:Account/query", "path": "/ids"}}, "invalidResultReference"],
+            ["x:Account/get", {"accountId": "someone-else", "ids": []}, "accountNotFound"],
+            ["x:Account/get", {"ids": many}, "requestTooLarge"],
+            ["x:Account/set", {"ifInState": "999", "create": {"a": user("alice", &d)}}, "stateMismatch"],
+            ["x:Account/changes", {"sinceState": "bogus"}, "cannotCalculateChanges"],
+            ["x:Account/changes", {"sinceState": "0", "maxChanges": 0}, "maxChangesZero"],
+            ["x:Account/query", {"anchor": "zz"}, "anchorNotFound"],
+            ["x:Account/query", {"filter": {"shoeSize": 42}}, "unsupportedFilter"],
+            ["x:Account/query", {"sort": [{"property": "shoeSize"}]}, "unsupportedSort"],
+            ["Core/echo", {"still": "running"}, "after"],
+        ]))
+        .await;
+    let responses = body["methodResponses"].as_array().unwrap();
+    let expect = [
+        ("unknownMethod", "unknownMethod"),
+        ("unknownArgument", "invalidArguments"),
+        ("wrongType", "invalidArguments"),
+        ("unknownProperty", "invalidArguments"),
+        ("invalidResultReference", "invalidResultReference"),
+        ("accountNotFound", "accountNotFound"),
+        ("requestTooLarge", "requestTooLarge"),
+        ("stateMismatch", "stateMismatch"),
+        ("cannotCalculateChanges", "cannotCalculateChanges"),
+        ("maxChangesZero", "invalidArguments"),
+        ("anchorNotFound", "anchorNotFound"),
+        ("unsupportedFilter", "unsupportedFilter"),
+        ("unsupportedSort", "unsupportedSort"),
+    ];
+    for (i, (call_id, kind)) in expect.iter().enumerate() {
+        assert_eq!(responses[i][0], "error", "{call_id}: {}", responses[i]);
+        assert_eq!(responses[i][1]["type"], *kind, "{call_id}: {}", responses[i]);
+        assert_eq!(responses[i][2], *call_id);
+    }
+    assert_eq!(responses[expect.len()], json!(["Core/echo", {"still": "running"}, "after"]));
+    // stateMismatch applied nothing.
+    let (_, query) = server.call("x:Account/query", json!({})).await;
+    assert_eq!(query["ids"], json!([]));
+    snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_method_errors", body));
+
+    // A method of a capability missing from `using` is unknown.
+    let (status, body) = server
+        .post_raw(
+            json!({"using": ["urn:ietf:params:jmap:core"], "methodCalls": [["x:Account/get", {}, "c"]]}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["methodResponses"][0][1]["type"], "unknownMethod");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn result_references_and_creation_ids_chain_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (status, body) = server
+        .post_raw(
+            json!({
+                "using": USING,
+                "createdIds": {"earlier": "zz"},
+                "methodCalls": [
+                    ["x:Domain/set", {"create": {"dom": {"name": "example.org"}}}, "c0"],
+                    ["x:Account/set", {"create": {
+                        "team": {"@type": "Group", "name": "team", "domainId": "#dom"},
+                        "bob": {"@type": "User", "name": "bob", "domainId": "#dom", "memberGroupIds": ["#team"]}
+                    }}, "c1"],
+                    ["x:Account/query", {"filter": {"memberGroupIds": "#team"}}, "c2"],
+                    ["x:Account/get", {"#ids": {"resultOf": "c2", "name": "x:Account/query", "path": "/ids"}, "properties": ["name", "memberGroupIds"]}, "c3"],
+                    ["x:Account/get", {"#ids": {"resultOf": "c3", "name": "x:Account/get", "path": "/list/*/memberGroupIds"}, "properties": ["emailAddress"]}, "c4"],
+                    ["x:Account/set", {"update": {"#bob": {"description": "updated by creation id"}}, "destroy": ["#team"]}, "c5"]
+                ]
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let r = &body["methodResponses"];
+    let team = r[1][1]["created"]["team"]["id"].as_str().unwrap().to_owned();
+    let bob = r[1][1]["created"]["bob"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r[2][1]["ids"], json!([bob]));
+    assert_eq!(r[3][1]["list"][0]["memberGroupIds"], json!([team]));
+    assert_eq!(r[4][1]["list"], json!([{"id": team, "emailAddress": "team@example.org"}]), "`*` flattens");
+    assert_eq!(r[5][1]["updated"], json!({ bob.clone(): null }));
+    assert_eq!(r[5][1]["destroyed"], json!([team]));
+    assert_eq!(body["createdIds"]["bob"], bob);
+    assert_eq!(body["createdIds"]["earlier"], "zz", "request createdIds are echoed");
+    let (_, get) = server.call("x:Account/get", json!({"ids": [bob], "properties": ["memberGroupIds"]})).await;
+    assert_eq!(get["list"][0]["memberGroupIds"], json!([]), "destroying the group removed the membership");
+    let mut shown = body.clone();
+    redact(&mut shown);
+    snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_references", shown));
+    server.stop().await;
+}
