@@ -3,6 +3,8 @@
 mod integration {
     pub mod crash;
     pub mod jmap_core;
+    pub mod jmap_query;
+    pub mod jmap_set;
     pub mod replay;
     pub mod server;
     pub mod snapshots;
