@@ -1,6 +1,7 @@
 //! Integration tests: the ledger store, replay, crash safety and the real server.
 
 mod integration {
+    pub mod api_docs;
     pub mod crash;
     pub mod jmap_core;
     pub mod jmap_query;

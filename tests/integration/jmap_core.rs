@@ -227,3 +227,21 @@ async fn result_references_and_creation_ids_chain_calls() {
     snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_references", shown));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_failure_is_server_fail_without_internals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    // The writer is gone: commits cannot become durable, reads still work.
+    let ledger = server.ledger.clone();
+    tokio::task::spawn_blocking(move || ledger.shutdown()).await.unwrap();
+    let body = server
+        .request(json!([
+            ["x:Account/set", {"create": {"a": user("alice", &d)}}, "write"],
+            ["x:Domain/get", {"ids": [d]}, "read"]
+        ]))
+        .await;
+    assert_eq!(body["methodResponses"][0], json!(["error", {"type": "serverFail"}, "write"]));
+    assert_eq!(body["methodResponses"][1][1]["list"][0]["name"], "example.org");
+}
