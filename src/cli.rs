@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::auth::AuthConfig;
 use crate::http::{self, AppState};
 use crate::store::{self, Durability, Ledger};
 
@@ -44,6 +45,17 @@ pub struct ServeArgs {
     /// commits on power loss.
     #[arg(long, env = "LEDGER_DURABILITY", value_enum, default_value = "fsync")]
     pub durability: Durability,
+    /// Name of the fallback administrator, who exists outside the log.
+    #[arg(long, env = "LEDGER_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    /// Its password. When unset, a generated one is printed on first start and only
+    /// its hash is kept (DATA_DIR/admin.hash).
+    #[arg(long, env = "LEDGER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Proxies (CIDR) whose X-Forwarded-For header names the client; repeat or
+    /// separate with commas.
+    #[arg(long, env = "LEDGER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +82,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = args.data.data_dir;
     let ledger = Ledger::open(&data_dir, args.durability)
         .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
+    let config = AuthConfig {
+        admin_user: args.admin_user.to_lowercase(),
+        admin_password: args.admin_password.clone(),
+        trusted_proxies: args.trusted_proxy.clone(),
+        ..AuthConfig::default()
+    };
+    let (app, generated) = AppState::open(ledger.clone(), &data_dir, &config)
+        .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -78,8 +98,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
         println!("ledger listening on http://{local}");
         println!("data directory: {} (durability: {:?})", shown.display(), args.durability);
+        if let Some(password) = &generated {
+            // Shown once, on the terminal only; the data directory keeps its hash.
+            println!(
+                "generated the fallback administrator password for {:?}: {} (shown once; set LEDGER_ADMIN_PASSWORD to choose one)",
+                config.admin_user,
+                password.expose()
+            );
+        }
         tracing::info!(%local, data_dir = %shown.display(), "serving");
-        http::serve(listener, AppState::new(ledger.clone()), shutdown_signal()).await?;
+        http::serve(listener, app, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     ledger.shutdown();

@@ -74,6 +74,95 @@ pub fn generate(kind: CredentialKind) -> (Plaintext, SecretHash) {
     (Plaintext(secret), hash)
 }
 
+/// The data directory's key for sealing secrets that must be recovered later
+/// (TOTP seeds). It lives in its own file beside the store, never in the log, so
+/// an exported log reveals nothing even to someone holding the whole export.
+pub struct SealingKey([u8; 32]);
+
+const SEALING_KEY_FILE: &str = "sealing.key";
+const SEALED_PREFIX: &str = "xc1:";
+
+impl SealingKey {
+    /// Loads the key from `data_dir`, creating it (mode 0600) on first use.
+    pub fn load_or_create(data_dir: &std::path::Path) -> std::io::Result<Self> {
+        let path = data_dir.join(SEALING_KEY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is not a 32-byte key", path.display()),
+                    )
+                })?;
+                Ok(SealingKey(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let key = random_bytes::<32>();
+                write_private(&path, &key)?;
+                Ok(SealingKey(key))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn seal(&self, plaintext: &str) -> String {
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&self.0.into());
+        let nonce = random_bytes::<24>();
+        let sealed =
+            cipher.encrypt(&nonce.into(), plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
+        let hex: String = nonce.iter().chain(&sealed).map(|b| format!("{b:02x}")).collect();
+        format!("{SEALED_PREFIX}{hex}")
+    }
+
+    pub fn unseal(&self, sealed: &str) -> Option<Plaintext> {
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        let hex = sealed.strip_prefix(SEALED_PREFIX)?;
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, body) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().ok()?;
+        let cipher = chacha20poly1305::XChaCha20Poly1305::new(&self.0.into());
+        let plain = cipher.decrypt(&nonce.into(), body).ok()?;
+        String::from_utf8(plain).ok().map(Plaintext)
+    }
+}
+
+/// Writes a file only the owner can read.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Checks a TOTP code against an `otpauth://totp/` URI, allowing one step of
+/// clock skew either way.
+pub fn check_totp(otp_auth: &str, code: &str, unix_seconds: u64) -> bool {
+    match totp_rs::TOTP::from_url_unchecked(otp_auth) {
+        Ok(mut totp) => {
+            totp.skew = 1;
+            totp.check(code, unix_seconds)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether an `otpAuth` value is a usable TOTP URI.
+pub fn valid_otp_auth(otp_auth: &str) -> bool {
+    otp_auth.starts_with("otpauth://totp/") && totp_rs::TOTP::from_url_unchecked(otp_auth).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +185,41 @@ mod tests {
         assert!(a.expose().starts_with("lak_") && a.expose().len() == 68);
         assert_eq!(ha, digest_generated(a.expose()));
         assert_eq!(format!("{a:?}"), "Plaintext(<redacted>)");
+    }
+}
+
+#[cfg(test)]
+mod sealing_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_round_trip_only_with_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealingKey::load_or_create(dir.path()).unwrap();
+        let sealed = key.seal("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP");
+        assert!(!sealed.contains("JBSWY3DP"));
+        assert_eq!(key.unseal(&sealed).unwrap().expose(), "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP");
+        let again = SealingKey::load_or_create(dir.path()).unwrap();
+        assert!(again.unseal(&sealed).is_some(), "the key persists");
+        let other = SealingKey::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert!(other.unseal(&sealed).is_none());
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push('0');
+        assert!(key.unseal(&tampered).is_none() || tampered == sealed);
+    }
+
+    #[test]
+    fn totp_codes_check_with_skew() {
+        let uri = "otpauth://totp/ledger:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ledger";
+        let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+        let now = 1_800_000_000;
+        let code = totp.generate(now);
+        assert!(check_totp(uri, &code, now));
+        assert!(check_totp(uri, &code, now + 30), "one step late is accepted");
+        assert!(!check_totp(uri, &code, now + 120), "four steps late is not");
+        assert!(!check_totp(uri, "000000", now) || totp.generate(now) == "000000");
+        assert!(valid_otp_auth(uri));
+        assert!(!valid_otp_auth("otpauth://totp/x?secret=!!"));
     }
 }

@@ -29,8 +29,15 @@ pub const HEADER_FORMAT: u8 = 1;
 const RECORD_HASH_CONTEXT: &str = "account-ledger record v1";
 const PAYLOAD_HASH_CONTEXT: &str = "account-ledger payload v1";
 
-/// Every payload this build writes is schema version 1 of its type.
-pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+/// The schema version this build writes for an event type. Version 2 of
+/// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; their v1
+/// payloads upcast by leaving it absent.
+pub fn schema_version(event_type: &str) -> u16 {
+    match event_type {
+        "CredentialAdded" | "CredentialUpdated" => 2,
+        _ => 1,
+    }
+}
 
 /// Bytes that are not what the codec wrote.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,15 +194,16 @@ pub fn encode_event(event: &Event) -> (&'static str, u16, Vec<u8>) {
     // Payload structs hold only strings, numbers, maps with string keys and
     // options: serde_json cannot fail on them.
     let payload = event.payload_json().unwrap_or_default();
-    (event.type_name(), CURRENT_SCHEMA_VERSION, payload)
+    (event.type_name(), schema_version(event.type_name()), payload)
 }
 
 /// Decodes a payload, upcasting older schema versions to the current shape.
 pub fn decode_event(event_type: &str, version: u16, payload: &[u8]) -> Result<Event, CodecError> {
-    if version != CURRENT_SCHEMA_VERSION {
-        // No type has a second version yet; when one does, its upcaster goes here.
+    if version == 0 || version > schema_version(event_type) {
         return Err(CodecError::UnknownSchemaVersion { event_type: event_type.to_owned(), version });
     }
+    // Upcasters: every change so far only added optional fields, so older
+    // payloads decode into the current shape with those fields absent.
     match Event::from_payload_json(event_type, payload) {
         Some(Ok(event)) => Ok(event),
         Some(Err(e)) => Err(CodecError::BadPayload { event_type: event_type.to_owned(), reason: e.to_string() }),

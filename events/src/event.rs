@@ -9,7 +9,9 @@ use crate::model::{
     AccountKind, AllowedIps, Change, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind,
     Quotas, Roles,
 };
-use crate::values::{DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, SecretHash, TimeZoneName, UtcDateTime};
+use crate::values::{
+    DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
+};
 
 /// An account came into existence with this profile. Credentials, aliases and group
 /// memberships given at creation follow as their own events in the same commit.
@@ -99,6 +101,10 @@ pub struct CredentialAdded {
     /// Whether a TOTP second factor is required (Password only).
     pub otp_enabled: bool,
     pub created_at: UtcDateTime,
+    /// Schema v2: the `otpAuth` URI, sealed (XChaCha20-Poly1305) with the data
+    /// directory's key; never plaintext. Absent in v1 payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_auth_sealed: Option<String>,
 }
 
 /// Why a credential went away.
@@ -139,6 +145,9 @@ pub struct CredentialUpdated {
     pub permissions: Option<Change<Option<CredentialPermissions>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp_enabled: Option<Change<bool>>,
+    /// Schema v2: a new sealed `otpAuth` URI (see CredentialAdded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_otp_auth_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,6 +264,35 @@ pub struct DomainDestroyed {
     pub name: DomainName,
 }
 
+/// A role (`x:Role`): a named list of permissions that `Custom` roles refer to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleCreated {
+    pub role_id: ObjectId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleUpdated {
+    pub role_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Change<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Change<Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Change<Vec<Permission>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleDestroyed {
+    pub role_id: ObjectId,
+    pub name: String,
+}
+
 macro_rules! catalogue {
     ($($variant:ident),* $(,)?) => {
         /// One fact in the log. The variant name is the event type stored in the header.
@@ -271,6 +309,11 @@ macro_rules! catalogue {
 
             /// Every event type this build knows.
             pub const TYPE_NAMES: &'static [&'static str] = &[$(stringify!($variant)),*];
+
+            /// The schema version this build writes for the event's type.
+            pub fn schema_version(&self) -> u16 {
+                crate::codec::schema_version(self.type_name())
+            }
 
             pub(crate) fn payload_json(&self) -> Result<Vec<u8>, serde_json::Error> {
                 match self { $(Event::$variant(p) => serde_json::to_vec(p),)* }
@@ -310,6 +353,9 @@ catalogue! {
     DomainCreated,
     DomainUpdated,
     DomainDestroyed,
+    RoleCreated,
+    RoleUpdated,
+    RoleDestroyed,
 }
 
 /// The JMAP object an event changes, for state strings and `/changes`.
@@ -317,15 +363,17 @@ catalogue! {
 pub enum ObjectType {
     Account,
     Domain,
+    Role,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 2] = [ObjectType::Account, ObjectType::Domain];
+    pub const ALL: [ObjectType; 3] = [ObjectType::Account, ObjectType::Domain, ObjectType::Role];
 
     pub fn jmap_name(self) -> &'static str {
         match self {
             ObjectType::Account => "x:Account",
             ObjectType::Domain => "x:Domain",
+            ObjectType::Role => "x:Role",
         }
     }
 
@@ -333,6 +381,7 @@ impl ObjectType {
         match self {
             ObjectType::Account => b'A',
             ObjectType::Domain => b'D',
+            ObjectType::Role => b'R',
         }
     }
 }
@@ -361,6 +410,9 @@ impl Event {
             DomainCreated(e) => (ObjectType::Domain, e.domain_id),
             DomainUpdated(e) => (ObjectType::Domain, e.domain_id),
             DomainDestroyed(e) => (ObjectType::Domain, e.domain_id),
+            RoleCreated(e) => (ObjectType::Role, e.role_id),
+            RoleUpdated(e) => (ObjectType::Role, e.role_id),
+            RoleDestroyed(e) => (ObjectType::Role, e.role_id),
         }
     }
 }

@@ -11,8 +11,9 @@ use ledger_events::{Event, ObjectType, RecordHeader};
 
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState};
+use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState};
 use crate::view::{Mutation, Space, StateRead};
+use ledger_events::model::{CredentialKind, Roles};
 
 /// What an event did to its object, as `/changes` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,8 @@ impl ChangeKind {
 
     fn of(event: &Event) -> Self {
         match event {
-            Event::AccountCreated(_) | Event::DomainCreated(_) => ChangeKind::Created,
-            Event::AccountDestroyed(_) | Event::DomainDestroyed(_) => ChangeKind::Destroyed,
+            Event::AccountCreated(_) | Event::DomainCreated(_) | Event::RoleCreated(_) => ChangeKind::Created,
+            Event::AccountDestroyed(_) | Event::DomainDestroyed(_) | Event::RoleDestroyed(_) => ChangeKind::Destroyed,
             _ => ChangeKind::Updated,
         }
     }
@@ -60,6 +61,12 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             let new = fold_account(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
             diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
+        }
+        ObjectType::Role => {
+            let old = state::role(view, id)?;
+            let new = fold_role(old.clone(), event).map_err(fail)?;
+            put_object(&mut out, Space::Roles, id, new.as_ref().map(to_json));
+            diff_index(&mut out, role_index(old.as_ref()), role_index(new.as_ref()));
         }
         ObjectType::Domain => {
             let old = state::domain(view, id)?;
@@ -94,6 +101,7 @@ fn allocated_id(event: &Event) -> Option<ObjectId> {
         Event::AccountCreated(e) => Some(e.account_id),
         Event::DomainCreated(e) => Some(e.domain_id),
         Event::CredentialAdded(e) => Some(e.credential_id),
+        Event::RoleCreated(e) => Some(e.role_id),
         _ => None,
     }
 }
@@ -130,6 +138,14 @@ fn account_index(account: Option<&AccountState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     for group in &a.member_group_ids {
         idx.insert(keys::group_member(*group, a.id), Vec::new());
     }
+    for c in a.credentials.iter().filter(|c| c.kind != CredentialKind::Password) {
+        idx.insert(keys::secret(c.secret_hash.as_str()), keys::secret_value(a.id, c.id));
+    }
+    if let Roles::Custom { role_ids } = &a.roles {
+        for role in role_ids.iter().filter_map(|r| ObjectId::from_jmap(r.as_str())) {
+            idx.insert(keys::role_holder(role, a.id), Vec::new());
+        }
+    }
     if let Some(tenant) = &a.member_tenant_id {
         idx.insert(keys::tenant(tenant.as_str(), a.id), Vec::new());
     }
@@ -162,6 +178,41 @@ fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
         idx.insert(keys::domain_name(&d.name), d.id.to_be_bytes().to_vec());
     }
     idx
+}
+
+fn role_index(role: Option<&RoleState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut idx = BTreeMap::new();
+    if let Some(r) = role {
+        idx.insert(keys::role_name(&r.name), r.id.to_be_bytes().to_vec());
+    }
+    idx
+}
+
+fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>, &'static str> {
+    match (old, event) {
+        (None, Event::RoleCreated(e)) => Ok(Some(RoleState {
+            id: e.role_id,
+            name: e.name.clone(),
+            description: e.description.clone(),
+            permissions: e.permissions.clone(),
+        })),
+        (Some(_), Event::RoleCreated(_)) => Err("role already exists"),
+        (Some(mut r), Event::RoleUpdated(e)) => {
+            if let Some(c) = &e.name {
+                r.name = c.new.clone();
+            }
+            if let Some(c) = &e.description {
+                r.description = c.new.clone();
+            }
+            if let Some(c) = &e.permissions {
+                r.permissions = c.new.clone();
+            }
+            Ok(Some(r))
+        }
+        (Some(_), Event::RoleDestroyed(_)) => Ok(None),
+        (None, _) => Err("role does not exist"),
+        (Some(_), _) => Err("not a role event"),
+    }
 }
 
 fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainState>, &'static str> {
@@ -251,6 +302,7 @@ fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<Accou
                 permissions: e.permissions.clone(),
                 otp_enabled: e.otp_enabled,
                 created_at: e.created_at,
+                otp_auth_sealed: e.otp_auth_sealed.clone(),
             });
         }
         Event::CredentialRemoved(e) => {
@@ -279,6 +331,12 @@ fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<Accou
             }
             if let Some(ch) = &e.otp_enabled {
                 c.otp_enabled = ch.new;
+                if !ch.new {
+                    c.otp_auth_sealed = None;
+                }
+            }
+            if let Some(sealed) = &e.new_otp_auth_sealed {
+                c.otp_auth_sealed = Some(sealed.clone());
             }
         }
         Event::AliasAdded(e) => {

@@ -10,6 +10,9 @@
 //! | `r` domain id, account id             | –                       | domain still referenced  |
 //! | `m` domain id, account id             | –                       | `domainId` filter        |
 //! | `k` @type (0 User, 1 Group), id       | –                       | `@type` filter           |
+//! | `l` role name                         | role id                 | role name uniqueness     |
+//! | `o` role id, account id               | –                       | role still in use        |
+//! | `h` generated-secret digest           | account id, credential  | Bearer / app password    |
 //! | `g` group id, member id               | –                       | group membership         |
 //! | `t` tenant id, 0x00, account id       | –                       | tenant filter            |
 //! | `w` word, 0x00, account id            | –                       | text search              |
@@ -37,6 +40,9 @@ pub const TAG_WORD: u8 = b'w';
 pub const TAG_NAME: u8 = b'n';
 pub const TAG_PRIMARY_DOMAIN: u8 = b'm';
 pub const TAG_KIND: u8 = b'k';
+pub const TAG_ROLE_NAME: u8 = b'l';
+pub const TAG_ROLE_HOLDER: u8 = b'o';
+pub const TAG_SECRET: u8 = b'h';
 
 pub fn meta_type_state(t: ObjectType) -> Vec<u8> {
     let mut k = b"state/".to_vec();
@@ -159,4 +165,31 @@ fn kind_byte(kind: AccountKind) -> u8 {
 /// All address index entries (to walk in address order).
 pub fn address_prefix() -> Vec<u8> {
     vec![TAG_ADDRESS]
+}
+
+pub fn role_name(name: &str) -> Vec<u8> {
+    tagged(TAG_ROLE_NAME, &[name.to_lowercase().as_bytes()])
+}
+
+pub fn role_holders_prefix(role: ObjectId) -> Vec<u8> {
+    tagged(TAG_ROLE_HOLDER, &[&role.to_be_bytes()])
+}
+
+pub fn role_holder(role: ObjectId, account: ObjectId) -> Vec<u8> {
+    tagged(TAG_ROLE_HOLDER, &[&role.to_be_bytes(), &account.to_be_bytes()])
+}
+
+/// Index key of an AppPassword or ApiKey by the digest of its secret.
+pub fn secret(digest: &str) -> Vec<u8> {
+    tagged(TAG_SECRET, &[digest.as_bytes()])
+}
+
+pub fn secret_value(account: ObjectId, credential: ObjectId) -> Vec<u8> {
+    let mut v = account.to_be_bytes().to_vec();
+    v.extend_from_slice(&credential.to_be_bytes());
+    v
+}
+
+pub fn decode_secret_value(raw: &[u8]) -> Option<(ObjectId, ObjectId)> {
+    Some((decode_id(raw.get(..8)?)?, decode_id(raw.get(8..16)?)?))
 }

@@ -16,7 +16,7 @@ mod view;
 pub use crate::{
     apply::{ChangeKind, apply, search_words, words},
     error::{Error, Result},
-    state::{AccountState, AddressUse, AliasState, CredentialState, DomainState},
+    state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState},
     store::Projections,
     view::{Entry, KeyValue, Mutation, Overlay, Savepoint, SnapshotView, Space, StateRead},
 };

@@ -10,7 +10,7 @@ use ledger_events::model::{
     Roles,
 };
 use ledger_events::values::{
-    DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, SecretHash, TimeZoneName, UtcDateTime,
+    DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,9 @@ pub struct CredentialState {
     pub permissions: Option<CredentialPermissions>,
     pub otp_enabled: bool,
     pub created_at: UtcDateTime,
+    /// The sealed `otpAuth` URI, when a second factor is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_auth_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,15 @@ pub struct DomainState {
     pub name: DomainName,
     pub description: Option<String>,
     pub created_at: UtcDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleState {
+    pub id: ObjectId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<Permission>,
 }
 
 /// Whether an address belongs to an account as its primary address or as an alias.
@@ -112,6 +124,34 @@ pub fn address_owner(view: &impl StateRead, address: &str) -> Result<Option<(Obj
         return Ok(None);
     };
     Ok(keys::decode_address_value(&raw))
+}
+
+pub fn role(view: &impl StateRead, id: ObjectId) -> Result<Option<RoleState>> {
+    match view.get(Space::Roles, &id.to_be_bytes())? {
+        Some(raw) => Ok(Some(from_json(&raw)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn role_by_name(view: &impl StateRead, name: &str) -> Result<Option<ObjectId>> {
+    Ok(view.get(Space::Index, &keys::role_name(name))?.and_then(|raw| keys::decode_id(&raw)))
+}
+
+/// Whether any account has the role.
+pub fn role_in_use(view: &impl StateRead, role_id: ObjectId) -> Result<bool> {
+    Ok(!view.scan(Space::Index, &keys::role_holders_prefix(role_id), None, 1)?.is_empty())
+}
+
+/// The account and credential a generated secret's digest belongs to.
+pub fn secret_owner(view: &impl StateRead, digest: &str) -> Result<Option<(ObjectId, ObjectId)>> {
+    Ok(view.get(Space::Index, &keys::secret(digest))?.and_then(|raw| keys::decode_secret_value(&raw)))
+}
+
+/// Accounts that use the name, in any domain.
+pub fn accounts_named(view: &impl StateRead, name: &str) -> Result<Vec<ObjectId>> {
+    let mut prefix = keys::name_prefix(name);
+    prefix.push(0);
+    Ok(view.scan(Space::Index, &prefix, None, usize::MAX)?.iter().filter_map(|(k, _)| keys::trailing_id(k)).collect())
 }
 
 pub fn domain_by_name(view: &impl StateRead, name: &DomainName) -> Result<Option<ObjectId>> {

@@ -10,6 +10,7 @@ use crate::view::{Entry, Mutation, SnapshotView, Space};
 pub struct Projections {
     accounts: Keyspace,
     domains: Keyspace,
+    roles: Keyspace,
     index: Keyspace,
     changes: Keyspace,
     meta: Keyspace,
@@ -21,6 +22,7 @@ impl Projections {
         Ok(Projections {
             accounts: open(Space::Accounts)?,
             domains: open(Space::Domains)?,
+            roles: open(Space::Roles)?,
             index: open(Space::Index)?,
             changes: open(Space::Changes)?,
             meta: open(Space::Meta)?,
@@ -31,6 +33,7 @@ impl Projections {
         match space {
             Space::Accounts => &self.accounts,
             Space::Domains => &self.domains,
+            Space::Roles => &self.roles,
             Space::Index => &self.index,
             Space::Changes => &self.changes,
             Space::Meta => &self.meta,

@@ -16,18 +16,21 @@ use crate::store::Projections;
 pub enum Space {
     Accounts,
     Domains,
+    Roles,
     Index,
     Changes,
     Meta,
 }
 
 impl Space {
-    pub const ALL: [Space; 5] = [Space::Accounts, Space::Domains, Space::Index, Space::Changes, Space::Meta];
+    pub const ALL: [Space; 6] =
+        [Space::Accounts, Space::Domains, Space::Roles, Space::Index, Space::Changes, Space::Meta];
 
     pub fn keyspace_name(self) -> &'static str {
         match self {
             Space::Accounts => "proj_accounts",
             Space::Domains => "proj_domains",
+            Space::Roles => "proj_roles",
             Space::Index => "proj_index",
             Space::Changes => "proj_changes",
             Space::Meta => "proj_meta",

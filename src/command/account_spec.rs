@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use ledger_events::model::{AccountKind, AllowedIps, CredentialKind, CredentialPermissions, QuotaKind, Quotas};
+use ledger_events::model::{AccountKind, AllowedIps, CredentialKind, CredentialPermissions, QuotaKind, Quotas, Roles};
 use ledger_events::values::{EmailLocalPart, ObjectId, SecretHash, UtcDateTime, email_address};
 use ledger_events::{CredentialAdded, Event};
 use ledger_projections::{AccountState, StateRead, state};
@@ -29,6 +29,8 @@ pub struct NewCredential {
     pub allowed_ips: AllowedIps,
     pub permissions: Option<CredentialPermissions>,
     pub otp_enabled: bool,
+    /// The `otpAuth` URI, sealed by the service.
+    pub otp_auth_sealed: Option<String>,
 }
 
 /// Changes to a credential that stays; `None` leaves a field as it is.
@@ -41,6 +43,7 @@ pub struct CredentialChange {
     pub allowed_ips: Option<AllowedIps>,
     pub permissions: Option<Option<CredentialPermissions>>,
     pub otp_enabled: Option<bool>,
+    pub new_otp_auth_sealed: Option<String>,
 }
 
 /// One entry of the credential list of an update: keep (and maybe change) an
@@ -155,6 +158,7 @@ pub(crate) fn credential_added(account_id: ObjectId, id: ObjectId, c: &NewCreden
         permissions: c.permissions.clone(),
         otp_enabled: c.otp_enabled,
         created_at: now,
+        otp_auth_sealed: c.otp_auth_sealed.clone(),
     })
 }
 
@@ -189,6 +193,22 @@ pub(crate) fn check_credential_counts(kinds: &[CredentialKind], quotas: &Quotas)
             return Err(Rejection::OverQuota {
                 description: format!("more than {quota} = {limit} credentials of type {kind:?}"),
             });
+        }
+    }
+    Ok(())
+}
+
+/// Checks `Custom` roles name existing `x:Role` objects.
+pub(crate) fn check_roles(view: &impl StateRead, roles: &Roles) -> Result<(), Rejection> {
+    if let Roles::Custom { role_ids } = roles {
+        for (i, role) in role_ids.iter().enumerate() {
+            let exists = match ObjectId::from_jmap(role.as_str()) {
+                Some(id) => state::role(view, id)?.is_some(),
+                None => false,
+            };
+            if !exists {
+                return Err(Rejection::invalid(&format!("roles/roleIds/{i}"), format!("role {role} does not exist")));
+            }
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use ledger_events::{AccountCreated, AliasAdded, Event, GroupMembershipChanged};
 use ledger_projections::{StateRead, state};
 
 use super::account_spec::{
-    AliasSpec, NewCredential, add_credentials, check_address_free, check_credential_counts, check_groups,
+    AliasSpec, NewCredential, add_credentials, check_address_free, check_credential_counts, check_groups, check_roles,
     resolve_aliases,
 };
 use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
@@ -54,6 +54,7 @@ impl CreateAccount {
         } else if self.encryption_at_rest.is_none() {
             return Err(Rejection::invalid("encryptionAtRest", "encryptionAtRest is required for a User"));
         }
+        check_roles(view, &self.roles)?;
         let domain = state::domain(view, self.domain_id)?
             .ok_or_else(|| Rejection::invalid("domainId", format!("domain {} does not exist", self.domain_id)))?;
         let address = email_address(&self.name, &domain.name);

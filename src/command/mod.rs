@@ -10,6 +10,7 @@ mod create_domain;
 mod destroy_account;
 mod destroy_domain;
 mod report_usage;
+mod role;
 mod update_account;
 mod update_domain;
 
@@ -23,6 +24,7 @@ pub use create_domain::CreateDomain;
 pub use destroy_account::DestroyAccount;
 pub use destroy_domain::DestroyDomain;
 pub use report_usage::ReportUsage;
+pub use role::{CreateRole, DestroyRole, UpdateRole};
 pub use update_account::UpdateAccount;
 pub use update_domain::UpdateDomain;
 
@@ -36,6 +38,9 @@ pub enum Command {
     UpdateAccount(UpdateAccount),
     DestroyAccount(DestroyAccount),
     ReportUsage(ReportUsage),
+    CreateRole(CreateRole),
+    UpdateRole(UpdateRole),
+    DestroyRole(DestroyRole),
 }
 
 /// What the I/O edge hands to decide.
@@ -87,6 +92,9 @@ pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> 
         Command::UpdateAccount(c) => c.decide(view, ctx),
         Command::DestroyAccount(c) => c.decide(view),
         Command::ReportUsage(c) => c.decide(view),
+        Command::CreateRole(c) => c.decide(view),
+        Command::UpdateRole(c) => c.decide(view),
+        Command::DestroyRole(c) => c.decide(view),
     }
 }
 

@@ -109,6 +109,7 @@ fn app_password(description: &str) -> NewCredential {
         allowed_ips: vec![],
         permissions: Some(CredentialPermissions::Inherit),
         otp_enabled: false,
+        otp_auth_sealed: None,
     }
 }
 

@@ -13,7 +13,7 @@ use ledger_events::{
 use ledger_projections::{AccountState, StateRead, state};
 
 use super::account_spec::{
-    AliasSpec, CredentialSpec, add_credentials, check_address_free, check_credential_counts, check_groups,
+    AliasSpec, CredentialSpec, add_credentials, check_address_free, check_credential_counts, check_groups, check_roles,
     existing_account, resolve_aliases,
 };
 use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
@@ -51,6 +51,7 @@ impl UpdateAccount {
                 return Err(Rejection::invalid("roles", format!("roles {roles:?} do not apply to a {:?}", old.kind)));
             }
             if let Some(c) = Change::between(old.roles.clone(), roles.clone()) {
+                check_roles(view, roles)?;
                 events.push(Event::RolesChanged(RolesChanged { account_id: self.id, old: c.old, new: c.new }));
             }
         }
@@ -262,9 +263,12 @@ impl UpdateAccount {
                         allowed_ips: Change::requested(&change.allowed_ips, &cur.allowed_ips),
                         permissions: Change::requested(&change.permissions, &cur.permissions),
                         otp_enabled: Change::requested(&change.otp_enabled, &cur.otp_enabled),
+                        new_otp_auth_sealed: change.new_otp_auth_sealed.clone(),
                     };
                     if cur.kind != CredentialKind::Password
-                        && (update.otp_enabled.is_some() || update.new_secret_hash.is_some())
+                        && (update.otp_enabled.is_some()
+                            || update.new_secret_hash.is_some()
+                            || update.new_otp_auth_sealed.is_some())
                     {
                         return Err(Rejection::invalid(
                             &format!("credentials/{i}/secret"),
@@ -276,7 +280,8 @@ impl UpdateAccount {
                         || update.expires_at.is_some()
                         || update.allowed_ips.is_some()
                         || update.permissions.is_some()
-                        || update.otp_enabled.is_some();
+                        || update.otp_enabled.is_some()
+                        || update.new_otp_auth_sealed.is_some();
                     if changed {
                         updates.push(Event::CredentialUpdated(update));
                     }

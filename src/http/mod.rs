@@ -3,13 +3,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::HeaderMap;
+use std::path::Path;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use ledger_events::{Actor, AuthMethod};
+use axum::{Extension, Json, Router};
+use ledger_events::values::UtcDateTime;
 use serde_json::{Value, json};
+
+use crate::auth::{AuthConfig, AuthError, Authenticator, Principal, admin};
+use crate::secrets::{Plaintext, SealingKey};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -23,32 +29,83 @@ pub struct AppState {
     pub limits: Limits,
     /// Permits for `maxConcurrentRequests`.
     pub concurrency: Arc<Semaphore>,
+    pub auth: Arc<Authenticator>,
+    pub sealing: Arc<SealingKey>,
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger) -> Self {
+    /// Sets up authentication for the ledger in `data_dir`. Returns the fallback
+    /// administrator's password when it was just generated, to be shown once.
+    pub fn open(ledger: Ledger, data_dir: &Path, config: &AuthConfig) -> std::io::Result<(Self, Option<Plaintext>)> {
+        let admin = admin::load_or_create(data_dir, config.admin_password.as_deref())?;
+        let sealing = Arc::new(SealingKey::load_or_create(data_dir)?);
+        let auth = Arc::new(Authenticator::new(config, admin.hash, Arc::clone(&sealing)));
         let limits = Limits::default();
-        AppState { ledger, limits, concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)) }
-    }
-
-    /// Who the current request acts as.
-    pub fn actor(&self) -> Actor {
-        Actor { principal_id: String::new(), name: self.username(), auth_method: AuthMethod::Fallback }
-    }
-
-    pub fn username(&self) -> String {
-        "admin".to_owned()
+        let state = AppState {
+            ledger,
+            limits,
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            auth,
+            sealing,
+        };
+        Ok((state, admin.generated))
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+    let authenticated = Router::new()
         .route("/.well-known/jmap", get(session))
         .route("/api", post(api))
         .route("/jmap", post(api))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(authenticated)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Lets a request in only with valid credentials; puts its `Principal` in the
+/// request's extensions.
+async fn authenticate(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let (authorization, forwarded_for) = {
+        let text = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (text("authorization"), text("x-forwarded-for"))
+    };
+    let ip = app.auth.client_ip(peer, forwarded_for.as_deref());
+    let now = UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond());
+    let (auth, ledger) = (Arc::clone(&app.auth), app.ledger.clone());
+    let outcome =
+        tokio::task::spawn_blocking(move || auth.authenticate(&ledger, authorization.as_deref(), ip, now)).await;
+    match outcome {
+        Ok(Ok(principal)) => {
+            request.extensions_mut().insert(Arc::new(principal));
+            next.run(request).await
+        }
+        Ok(Err(AuthError::RateLimited(retry))) => {
+            tracing::warn!(%ip, "login attempts from this address are rate-limited");
+            let body =
+                json!({"type": "about:blank", "status": 429, "detail": "too many failed logins; try again later"});
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry.to_string())], Json(body)).into_response()
+        }
+        Ok(Err(AuthError::Unauthorized)) | Err(_) => {
+            tracing::info!(%ip, "authentication failed");
+            let body = json!({"type": "about:blank", "status": 401, "detail": "valid credentials are required"});
+            let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            let headers = response.headers_mut();
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"account-ledger\", charset=\"UTF-8\""),
+            );
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"account-ledger\""));
+            response
+        }
+    }
 }
 
 /// Liveness plus the log position readers currently see.
@@ -58,17 +115,26 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// The JMAP Session object, with URLs on the host the client used.
-async fn session(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn session(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+) -> Json<Value> {
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let base = format!("http://{host}");
-    Json(jmap::session::session(&state.limits, &base, &state.username()))
+    Json(jmap::session::session(&state.limits, &base, &principal.name))
 }
 
 /// Reads at most `maxSizeRequest` bytes of the body, then hands it to JMAP.
-async fn api(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Body) -> Response {
+async fn api(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let max = state.limits.max_size_request;
     match axum::body::to_bytes(body, max).await {
-        Ok(bytes) => jmap::api(State(state), headers, bytes).await,
+        Ok(bytes) => jmap::api(state, principal, headers, bytes).await,
         Err(_) => {
             RequestError::Limit { limit: "maxSizeRequest", detail: format!("the request is larger than {max} bytes") }
                 .into_response()

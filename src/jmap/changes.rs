@@ -34,6 +34,10 @@ pub async fn changes(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value)
     if max_changes == Some(0) {
         return Err(MethodError::invalid("maxChanges must be greater than 0"));
     }
+    let permission = super::permissions::get_permission(t);
+    if !ctx.principal.may(permission) {
+        return Err(MethodError::Forbidden(format!("{permission} is required")));
+    }
     let max = max_changes.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let read = ctx.app.ledger.read();
     blocking(move || {

@@ -5,15 +5,20 @@ use ledger_events::values::ObjectId;
 use ledger_projections::{Space, StateRead, keys, state};
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
 use super::error::MethodError;
+use super::permissions::get_permission;
 use super::request::Args;
-use super::{CallContext, account, blocking, domain, state_string};
+use super::{CallContext, account, blocking, domain, role, state_string};
+use crate::auth::Principal;
 
 /// The properties `/get` knows for a type.
 pub fn known_properties(t: ObjectType) -> &'static [&'static str] {
     match t {
         ObjectType::Account => account::render::USER_PROPERTIES,
         ObjectType::Domain => domain::PROPERTIES,
+        ObjectType::Role => role::PROPERTIES,
     }
 }
 
@@ -22,6 +27,7 @@ pub fn fetch(view: &impl StateRead, t: ObjectType, id: ObjectId) -> Result<Optio
     Ok(match t {
         ObjectType::Account => state::account(view, id)?.map(|a| account::render::render(&a)),
         ObjectType::Domain => state::domain(view, id)?.map(|d| domain::render(&d)),
+        ObjectType::Role => state::role(view, id)?.map(|r| role::render(&r)),
     })
 }
 
@@ -36,7 +42,19 @@ pub fn all_ids(view: &impl StateRead, t: ObjectType, limit: usize) -> Result<Vec
         ObjectType::Domain => {
             view.scan(Space::Domains, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect()
         }
+        ObjectType::Role => {
+            view.scan(Space::Roles, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect()
+        }
     })
+}
+
+/// Whether the principal may see the object at all (tenant scope); objects it may
+/// not see are reported as not found.
+pub fn visible(view: &impl StateRead, principal: &Principal, t: ObjectType, id: ObjectId) -> Result<bool, MethodError> {
+    if t != ObjectType::Account || principal.tenant.is_none() {
+        return Ok(true);
+    }
+    Ok(state::account(view, id)?.is_some_and(|a| principal.sees(&a)))
 }
 
 /// Resolves a `#creationId` to the id created earlier in the request.
@@ -62,6 +80,16 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
         return Err(MethodError::RequestTooLarge(format!("at most {max} ids per /get")));
     }
     let ids: Option<Vec<String>> = ids.map(|ids| ids.iter().map(|id| resolve_reference(ctx, id)).collect());
+    let principal = Arc::clone(ctx.principal);
+    if !principal.may(get_permission(t)) {
+        // Without the permission an account may still read itself, by id.
+        let own = principal.account_id.map(|id| id.to_jmap());
+        let only_self = t == ObjectType::Account
+            && ids.as_ref().is_some_and(|ids| !ids.is_empty() && ids.iter().all(|id| Some(id) == own.as_ref()));
+        if !only_self {
+            return Err(MethodError::Forbidden(format!("{} is required", get_permission(t))));
+        }
+    }
     let read = ctx.app.ledger.read();
     blocking(move || {
         let view = &read.view;
@@ -82,8 +110,8 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
         let mut not_found = Vec::new();
         for raw in wanted {
             let found = match ObjectId::from_jmap(&raw) {
-                Some(id) => fetch(view, t, id)?,
-                None => None,
+                Some(id) if visible(view, &principal, t, id)? => fetch(view, t, id)?,
+                _ => None,
             };
             match found {
                 Some(mut object) => {

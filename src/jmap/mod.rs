@@ -10,18 +10,21 @@ pub mod patch;
 pub mod permissions;
 pub mod query;
 pub mod request;
+pub mod role;
 pub mod session;
 pub mod set;
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::sync::Arc;
+
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use ledger_events::ObjectType;
 use serde_json::{Map, Value, json};
 
+use crate::auth::Principal;
 use crate::http::AppState;
 use crate::store::CommitOrigin;
 use error::{MethodError, RequestError};
@@ -31,13 +34,14 @@ use session::{CORE, STALWART};
 /// What a method call needs beyond its arguments.
 pub struct CallContext<'a> {
     pub app: &'a AppState,
+    pub principal: &'a Arc<Principal>,
     /// Creation id → id, for every object created earlier in this request.
     pub created_ids: &'a mut HashMap<String, String>,
     pub origin: CommitOrigin,
 }
 
-/// `POST /api` and `POST /jmap`.
-pub async fn api(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /api` and `POST /jmap`, for an authenticated principal.
+pub async fn api(app: AppState, principal: Arc<Principal>, headers: HeaderMap, body: Bytes) -> Response {
     let limits = app.limits;
     let Ok(_permit) = app.concurrency.clone().try_acquire_owned() else {
         return RequestError::Limit {
@@ -85,10 +89,11 @@ pub async fn api(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
         .collect();
     let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(request.calls.len());
     for Invocation { name, arguments, call_id } in request.calls {
-        let origin = CommitOrigin { actor: app.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
+        let origin =
+            CommitOrigin { actor: principal.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
         let result = match resolve_references(arguments, &responses) {
             Ok(arguments) => {
-                let mut ctx = CallContext { app: &app, created_ids: &mut created_ids, origin };
+                let mut ctx = CallContext { app: &app, principal: &principal, created_ids: &mut created_ids, origin };
                 dispatch(&mut ctx, &request.using, &name, arguments).await
             }
             Err(e) => Err(e),
@@ -106,7 +111,7 @@ pub async fn api(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     if echo_created_ids {
         body.insert("createdIds".into(), json!(created_ids));
     }
-    body.insert("sessionState".into(), json!(session::session_state(&limits, &app.username())));
+    body.insert("sessionState".into(), json!(session::session_state(&limits, &principal.name)));
     axum::Json(Value::Object(body)).into_response()
 }
 
@@ -125,6 +130,7 @@ async fn dispatch(
     let object_type = match object {
         "x:Account" => ObjectType::Account,
         "x:Domain" => ObjectType::Domain,
+        "x:Role" => ObjectType::Role,
         _ => return Err(unknown()),
     };
     if !uses(STALWART) {

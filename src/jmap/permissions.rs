@@ -15,6 +15,7 @@ pub fn get_permission(t: ObjectType) -> &'static str {
     match t {
         ObjectType::Account => "sysAccountGet",
         ObjectType::Domain => "sysDomainGet",
+        ObjectType::Role => "sysRoleGet",
     }
 }
 
@@ -23,6 +24,7 @@ pub fn query_permission(t: ObjectType) -> &'static str {
     match t {
         ObjectType::Account => "sysAccountQuery",
         ObjectType::Domain => "sysDomainQuery",
+        ObjectType::Role => "sysRoleQuery",
     }
 }
 
@@ -35,5 +37,8 @@ pub fn set_permission(t: ObjectType, op: SetOperation) -> &'static str {
         (ObjectType::Domain, SetOperation::Create) => "sysDomainCreate",
         (ObjectType::Domain, SetOperation::Update) => "sysDomainUpdate",
         (ObjectType::Domain, SetOperation::Destroy) => "sysDomainDestroy",
+        (ObjectType::Role, SetOperation::Create) => "sysRoleCreate",
+        (ObjectType::Role, SetOperation::Update) => "sysRoleUpdate",
+        (ObjectType::Role, SetOperation::Destroy) => "sysRoleDestroy",
     }
 }

@@ -4,7 +4,7 @@ use ledger_events::ObjectType;
 use ledger_events::model::AccountKind;
 use ledger_events::values::ObjectId;
 use ledger_projections::query::{Filter, Sort, SortKey, query_accounts};
-use ledger_projections::{DomainState, Space, StateRead, state};
+use ledger_projections::{DomainState, RoleState, Space, StateRead, state};
 use serde_json::{Map, Value, json};
 
 use super::error::MethodError;
@@ -82,7 +82,7 @@ fn parse_filter(ctx: &CallContext<'_>, t: ObjectType, value: Value, depth: usize
                 Some("Group") => Filter::Kind(AccountKind::Group),
                 _ => return Err(MethodError::invalid("filter @type must be User or Group")),
             },
-            (ObjectType::Domain, "text") => Filter::Text(text()?),
+            (ObjectType::Domain | ObjectType::Role, "text") => Filter::Text(text()?),
             _ => return Err(MethodError::UnsupportedFilter(format!("{key} is not a filter of {}", t.jmap_name()))),
         };
         conditions.push(condition);
@@ -128,35 +128,59 @@ fn parse_sort(t: ObjectType, value: Option<Value>) -> Result<Vec<Sort>, MethodEr
 }
 
 /// Parses `filter` and `sort` from the arguments.
+/// Parses `filter` and `sort`, checks the query permission, and confines a
+/// tenant-scoped principal to its tenant.
 pub fn take_spec(ctx: &CallContext<'_>, t: ObjectType, args: &mut Args) -> Result<QuerySpec, MethodError> {
-    let filter = match args.take_raw("filter") {
+    let permission = super::permissions::query_permission(t);
+    if !ctx.principal.may(permission) {
+        return Err(MethodError::Forbidden(format!("{permission} is required")));
+    }
+    let mut filter = match args.take_raw("filter") {
         Some(f) => parse_filter(ctx, t, f, 0)?,
         None => Filter::All,
     };
+    if let (ObjectType::Account, Some(tenant)) = (t, &ctx.principal.tenant) {
+        filter = Filter::And(vec![filter, Filter::MemberTenantId(tenant.as_str().to_owned())]);
+    }
     let sort = parse_sort(t, args.take_raw("sort"))?;
     Ok(QuerySpec { filter, sort })
 }
 
-fn domains_matching(view: &impl StateRead, filter: &Filter) -> Result<Vec<DomainState>, MethodError> {
-    fn matches(d: &DomainState, f: &Filter) -> bool {
+/// Domains and roles are few: they are filtered and sorted in memory.
+struct Named {
+    id: ObjectId,
+    name: String,
+    description: Option<String>,
+}
+
+fn named_objects(view: &impl StateRead, t: ObjectType, filter: &Filter) -> Result<Vec<Named>, MethodError> {
+    fn matches(o: &Named, f: &Filter) -> bool {
         match f {
             Filter::All => true,
-            Filter::Name(n) => d.name.as_str().starts_with(&n.to_lowercase()),
+            Filter::Name(n) => o.name.to_lowercase().starts_with(&n.to_lowercase()),
             Filter::Text(t) => {
                 let t = t.to_lowercase();
-                d.name.as_str().contains(&t) || d.description.as_deref().is_some_and(|x| x.to_lowercase().contains(&t))
+                o.name.to_lowercase().contains(&t)
+                    || o.description.as_deref().is_some_and(|x| x.to_lowercase().contains(&t))
             }
-            Filter::And(c) => c.iter().all(|f| matches(d, f)),
-            Filter::Or(c) => c.iter().any(|f| matches(d, f)),
-            Filter::Not(c) => !c.iter().any(|f| matches(d, f)),
+            Filter::And(c) => c.iter().all(|f| matches(o, f)),
+            Filter::Or(c) => c.iter().any(|f| matches(o, f)),
+            Filter::Not(c) => !c.iter().any(|f| matches(o, f)),
             _ => false,
         }
     }
+    let space = if t == ObjectType::Role { Space::Roles } else { Space::Domains };
     let mut out = Vec::new();
-    for (_, raw) in view.scan(Space::Domains, &[], None, usize::MAX)? {
-        let d: DomainState = from_json(&raw).map_err(ledger_projections::Error::from)?;
-        if matches(&d, filter) {
-            out.push(d);
+    for (_, raw) in view.scan(space, &[], None, usize::MAX)? {
+        let named = if t == ObjectType::Role {
+            let r: RoleState = from_json(&raw).map_err(ledger_projections::Error::from)?;
+            Named { id: r.id, name: r.name, description: r.description }
+        } else {
+            let d: DomainState = from_json(&raw).map_err(ledger_projections::Error::from)?;
+            Named { id: d.id, name: d.name.as_str().to_owned(), description: d.description }
+        };
+        if matches(&named, filter) {
+            out.push(named);
         }
     }
     Ok(out)
@@ -164,26 +188,24 @@ fn domains_matching(view: &impl StateRead, filter: &Filter) -> Result<Vec<Domain
 
 /// The full sorted result of a query at the view's state.
 pub fn run_query(view: &impl StateRead, t: ObjectType, spec: &QuerySpec) -> Result<Vec<ObjectId>, MethodError> {
-    match t {
-        ObjectType::Account => Ok(query_accounts(view, &spec.filter, &spec.sort)?),
-        ObjectType::Domain => {
-            let mut domains = domains_matching(view, &spec.filter)?;
-            domains.sort_by(|a, b| {
-                for s in &spec.sort {
-                    let ord = match s.key {
-                        SortKey::Name => a.name.cmp(&b.name),
-                        _ => a.id.cmp(&b.id),
-                    };
-                    let ord = if s.ascending { ord } else { ord.reverse() };
-                    if ord.is_ne() {
-                        return ord;
-                    }
-                }
-                a.id.cmp(&b.id)
-            });
-            Ok(domains.into_iter().map(|d| d.id).collect())
-        }
+    if t == ObjectType::Account {
+        return Ok(query_accounts(view, &spec.filter, &spec.sort)?);
     }
+    let mut objects = named_objects(view, t, &spec.filter)?;
+    objects.sort_by(|a, b| {
+        for s in &spec.sort {
+            let ord = match s.key {
+                SortKey::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+                _ => a.id.cmp(&b.id),
+            };
+            let ord = if s.ascending { ord } else { ord.reverse() };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        a.id.cmp(&b.id)
+    });
+    Ok(objects.into_iter().map(|o| o.id).collect())
 }
 
 pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> Result<Value, MethodError> {

@@ -2,19 +2,22 @@
 //! call is one atomic commit; rejected items are reported per item.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use ledger_events::values::{ObjectId, SecretHash};
+use ledger_events::values::ObjectId;
 use ledger_events::{Event, ObjectType};
 use ledger_projections::state;
 use serde_json::{Map, Value, json};
 
-use super::account::parse::{self as account_parse, Generated, ParseContext};
+use super::account::parse::{self as account_parse, Generated, ParseContext, PreparedSecrets};
 use super::account::render;
 use super::error::{MethodError, SetError};
 use super::patch::apply_patch;
+use super::permissions::{SetOperation, set_permission};
 use super::request::Args;
-use super::{CallContext, blocking, domain, parse_state, state_string};
-use crate::command::{Command, CredentialSpec, DestroyAccount, DestroyDomain};
+use super::{CallContext, blocking, domain, parse_state, role, state_string};
+use crate::auth::Principal;
+use crate::command::{Command, CredentialSpec, DestroyAccount, DestroyDomain, DestroyRole};
 use crate::secrets::{self, Plaintext};
 use crate::store::Tx;
 
@@ -25,7 +28,8 @@ struct SetRequest {
     update: Map<String, Value>,
     destroy: Vec<String>,
     created_ids: HashMap<String, String>,
-    password_hashes: HashMap<Plaintext, SecretHash>,
+    secrets: PreparedSecrets,
+    principal: Arc<Principal>,
 }
 
 #[derive(Default)]
@@ -53,8 +57,10 @@ pub async fn set(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
     if create.len() + update.len() + destroy.len() > max {
         return Err(MethodError::RequestTooLarge(format!("at most {max} objects per /set")));
     }
-    let password_hashes =
-        if t == ObjectType::Account { hash_passwords(&create, &update).await? } else { HashMap::new() };
+    let secrets = match t {
+        ObjectType::Account => prepare_secrets(&ctx.app.sealing, &create, &update).await?,
+        _ => PreparedSecrets::default(),
+    };
     let request = SetRequest {
         object_type: t,
         if_in_state,
@@ -62,7 +68,8 @@ pub async fn set(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
         update,
         destroy,
         created_ids: ctx.created_ids.clone(),
-        password_hashes,
+        principal: Arc::clone(ctx.principal),
+        secrets,
     };
     let committed = ctx.app.ledger.commit(ctx.origin.clone(), move |tx| run(tx, request)).await?;
     let outcome = committed.value?;
@@ -81,20 +88,109 @@ pub async fn set(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
     }))
 }
 
-/// Hashes every Password secret of the call with argon2id, off the executor.
-async fn hash_passwords(
+/// Hashes every Password secret of the call with argon2id (off the executor) and
+/// seals every `otpAuth` URI.
+async fn prepare_secrets(
+    sealing: &std::sync::Arc<secrets::SealingKey>,
     create: &Map<String, Value>,
     update: &Map<String, Value>,
-) -> Result<HashMap<Plaintext, SecretHash>, MethodError> {
-    let mut plain = Vec::new();
+) -> Result<PreparedSecrets, MethodError> {
+    let (mut passwords, mut otps) = (Vec::new(), Vec::new());
     for v in create.values().chain(update.values()) {
-        account_parse::collect_passwords(v, None, &mut plain);
+        account_parse::collect_secrets(v, true, &mut passwords, &mut otps);
     }
-    let unique: HashSet<Plaintext> = plain.into_iter().collect();
-    if unique.is_empty() {
-        return Ok(HashMap::new());
+    let sealed_otp = otps.into_iter().map(|uri| {
+        let sealed = sealing.seal(uri.expose());
+        (uri, sealed)
+    });
+    let mut prepared = PreparedSecrets { sealed_otp: sealed_otp.collect(), ..Default::default() };
+    let unique: HashSet<Plaintext> = passwords.into_iter().collect();
+    if !unique.is_empty() {
+        prepared.password_hashes =
+            blocking(move || Ok(unique.into_iter().map(|p| (p.clone(), secrets::hash_password(p.expose()))).collect()))
+                .await?;
     }
-    blocking(move || Ok(unique.into_iter().map(|p| (p.clone(), secrets::hash_password(p.expose()))).collect())).await
+    Ok(prepared)
+}
+
+/// What the calling principal may do in this `/set`: permissions per operation,
+/// self-service on its own credentials, and its tenant's bounds.
+struct Access<'a> {
+    principal: &'a Principal,
+    object_type: ObjectType,
+}
+
+impl Access<'_> {
+    fn may(&self, op: SetOperation) -> bool {
+        // A tenant-scoped principal never changes domains or roles, which are global.
+        (self.object_type == ObjectType::Account || self.principal.tenant.is_none())
+            && self.principal.may(set_permission(self.object_type, op))
+    }
+
+    fn forbidden(&self, op: SetOperation) -> SetError {
+        SetError::new("forbidden", format!("{} is required", set_permission(self.object_type, op)))
+    }
+
+    /// Whether any item could be allowed; if none, the whole call is `forbidden`.
+    fn may_any(&self, r: &SetRequest) -> bool {
+        let own = self.principal.account_id.map(|id| id.to_jmap());
+        let self_service = self.object_type == ObjectType::Account && r.update.keys().any(|k| Some(k) == own.as_ref());
+        let nothing = r.create.is_empty() && r.update.is_empty() && r.destroy.is_empty();
+        nothing
+            || (!r.create.is_empty() && self.may(SetOperation::Create))
+            || (!r.update.is_empty() && (self.may(SetOperation::Update) || self_service))
+            || (!r.destroy.is_empty() && self.may(SetOperation::Destroy))
+    }
+
+    /// Checks a create and puts a tenant-scoped principal's tenant on it.
+    fn creation(&self, object: Value) -> Result<Value, SetError> {
+        if !self.may(SetOperation::Create) {
+            return Err(self.forbidden(SetOperation::Create));
+        }
+        let (Some(tenant), Value::Object(mut map)) = (&self.principal.tenant, object.clone()) else {
+            return Ok(object);
+        };
+        match map.get("memberTenantId") {
+            None | Some(Value::Null) => {
+                map.insert("memberTenantId".into(), Value::String(tenant.as_str().to_owned()));
+                Ok(Value::Object(map))
+            }
+            Some(Value::String(t)) if t == tenant.as_str() => Ok(Value::Object(map)),
+            Some(_) => Err(SetError::new("forbidden", "accounts can only be created in your own tenant")),
+        }
+    }
+
+    /// Checks an update of `id` with `patch`.
+    fn update(&self, tx: &Tx<'_>, id: ObjectId, patch: &Value) -> Result<(), SetError> {
+        self.visible(tx, id)?;
+        if let (Some(tenant), Some(new)) = (&self.principal.tenant, patch.get("memberTenantId"))
+            && new.as_str() != Some(tenant.as_str())
+        {
+            return Err(SetError::new("forbidden", "accounts cannot leave your tenant"));
+        }
+        if self.may(SetOperation::Update) {
+            return Ok(());
+        }
+        // Self-service: an account may change its own credentials, nothing else.
+        let own_credentials = self.object_type == ObjectType::Account
+            && self.principal.is(id)
+            && patch.as_object().is_some_and(|p| p.keys().all(|k| k == "credentials" || k.starts_with("credentials/")));
+        if own_credentials { Ok(()) } else { Err(self.forbidden(SetOperation::Update)) }
+    }
+
+    fn destroy(&self, tx: &Tx<'_>, id: ObjectId) -> Result<(), SetError> {
+        self.visible(tx, id)?;
+        if self.may(SetOperation::Destroy) { Ok(()) } else { Err(self.forbidden(SetOperation::Destroy)) }
+    }
+
+    /// Objects outside the principal's tenant do not exist for it.
+    fn visible(&self, tx: &Tx<'_>, id: ObjectId) -> Result<(), SetError> {
+        match super::get::visible(tx.state(), self.principal, self.object_type, id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SetError::not_found("no such object")),
+            Err(_) => Err(SetError::new("forbidden", "the object could not be read")),
+        }
+    }
 }
 
 /// The `#creation` ids an object refers to.
@@ -142,9 +238,15 @@ fn run(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome, MethodError> 
         tx.abort();
         return Err(MethodError::StateMismatch);
     }
+    let principal = Arc::clone(&request.principal);
+    let access = Access { principal: &principal, object_type: t };
+    if !access.may_any(&request) {
+        tx.abort();
+        return Err(MethodError::Forbidden("this principal may not change these objects".into()));
+    }
     let mut ids = request.created_ids;
     for (creation_id, object) in creation_order(request.create) {
-        match create_one(tx, t, object, &ids, &request.password_hashes) {
+        match access.creation(object).and_then(|object| create_one(tx, t, object, &ids, &request.secrets)) {
             Ok((id, rendered)) => {
                 ids.insert(creation_id.clone(), id.to_jmap());
                 out.created_ids.insert(creation_id.clone(), id.to_jmap());
@@ -160,7 +262,8 @@ fn run(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome, MethodError> 
         let key = id.map_or(raw, |id| id.to_jmap());
         match id
             .ok_or_else(|| SetError::not_found("no such object"))
-            .and_then(|id| update_one(tx, t, id, patch, &ids, &request.password_hashes))
+            .and_then(|id| access.update(tx, id, &patch).map(|_| id))
+            .and_then(|id| update_one(tx, t, id, patch, &ids, &request.secrets))
         {
             Ok(result) => {
                 out.updated.insert(key, result);
@@ -175,13 +278,14 @@ fn run(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome, MethodError> 
         let key = id.map_or(raw, |id| id.to_jmap());
         let result = match id {
             None => Err(SetError::not_found("no such object")),
-            Some(id) => {
+            Some(id) => access.destroy(tx, id).and_then(|_| {
                 let command = match t {
                     ObjectType::Account => Command::DestroyAccount(DestroyAccount { id }),
                     ObjectType::Domain => Command::DestroyDomain(DestroyDomain { id }),
+                    ObjectType::Role => Command::DestroyRole(DestroyRole { id }),
                 };
                 tx.execute(&command).map_err(SetError::from)
-            }
+            }),
         };
         match result {
             Ok(_) => out.destroyed.push(Value::String(key)),
@@ -207,12 +311,19 @@ fn create_one(
     t: ObjectType,
     object: Value,
     ids: &HashMap<String, String>,
-    password_hashes: &HashMap<Plaintext, SecretHash>,
+    secrets: &PreparedSecrets,
 ) -> Result<(ObjectId, Map<String, Value>), SetError> {
     let Value::Object(object) = object else {
         return Err(SetError::invalid_properties(vec![], "a create must be an object"));
     };
     match t {
+        ObjectType::Role => {
+            let events = tx.execute(&Command::CreateRole(role::parse_create(object)?))?;
+            let id = events.iter().find_map(|e| if let Event::RoleCreated(r) = e { Some(r.role_id) } else { None });
+            let id = id.ok_or_else(|| SetError::new("forbidden", "the role was not created"))?;
+            let created = state::role(tx.state(), id).ok().flatten();
+            Ok((id, created.map(|r| role::render(&r)).unwrap_or_default()))
+        }
         ObjectType::Domain => {
             let command = Command::CreateDomain(domain::parse_create(object)?);
             let events = tx.execute(&command)?;
@@ -222,7 +333,7 @@ fn create_one(
             Ok((id, domain.map(|d| domain::render(&d)).unwrap_or_default()))
         }
         ObjectType::Account => {
-            let ctx = ParseContext { created_ids: ids, password_hashes };
+            let ctx = ParseContext { created_ids: ids, secrets };
             let mut generated = Generated::new();
             let create = account_parse::parse_create(object, &ctx, &mut generated)?;
             let add_positions: Vec<usize> = (0..create.credentials.len()).collect();
@@ -271,11 +382,20 @@ fn update_one(
     id: ObjectId,
     patch: Value,
     ids: &HashMap<String, String>,
-    password_hashes: &HashMap<Plaintext, SecretHash>,
+    secrets: &PreparedSecrets,
 ) -> Result<Value, SetError> {
     let Value::Object(patch) = patch else { return Err(SetError::invalid_patch("a patch must be an object")) };
     let read_failed = |_| SetError::new("forbidden", "the object could not be read");
     match t {
+        ObjectType::Role => {
+            let current =
+                state::role(tx.state(), id).map_err(read_failed)?.ok_or_else(|| SetError::not_found("no such role"))?;
+            let mut object = Value::Object(role::render(&current));
+            apply_patch(&mut object, patch)?;
+            let Value::Object(object) = object else { return Err(SetError::invalid_patch("not an object")) };
+            tx.execute(&Command::UpdateRole(role::parse_update(&current, object)?))?;
+            Ok(Value::Null)
+        }
         ObjectType::Domain => {
             let current = state::domain(tx.state(), id)
                 .map_err(read_failed)?
@@ -293,7 +413,7 @@ fn update_one(
             let mut object = Value::Object(render::render(&current));
             apply_patch(&mut object, patch)?;
             let Value::Object(object) = object else { return Err(SetError::invalid_patch("not an object")) };
-            let ctx = ParseContext { created_ids: ids, password_hashes };
+            let ctx = ParseContext { created_ids: ids, secrets };
             let mut generated = Generated::new();
             let update = account_parse::parse_update(&current, object, &ctx, &mut generated)?;
             let add_positions: Vec<usize> = update

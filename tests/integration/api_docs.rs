@@ -25,7 +25,7 @@ async fn every_api_doc_example_runs() {
     assert!(bodies.len() >= 9, "found {} examples", bodies.len());
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    let session = server.client().get(format!("{}/.well-known/jmap", server.url)).send().await.unwrap();
+    let session = server.get("/.well-known/jmap").await;
     assert_eq!(session.status(), 200);
     let mut methods = std::collections::BTreeSet::new();
     for body in bodies {

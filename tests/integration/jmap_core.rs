@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{TestServer, USING, redact, snapshot_settings};
+use super::support::{TestServer, USING, admin_auth, redact, snapshot_settings};
 
 fn user(name: &str, domain: &str) -> Value {
     json!({"@type": "User", "name": name, "domainId": domain})
@@ -13,8 +13,7 @@ fn user(name: &str, domain: &str) -> Value {
 async fn session_object_has_every_required_field() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    let session: Value =
-        server.client().get(format!("{}/.well-known/jmap", server.url)).send().await.unwrap().json().await.unwrap();
+    let session: Value = server.get("/.well-known/jmap").await.json().await.unwrap();
     for field in [
         "capabilities",
         "accounts",
@@ -109,8 +108,11 @@ async fn concurrent_request_limit_is_enforced() {
         json!({"using": USING, "methodCalls": [["x:Domain/set", {"create": {"d": {"name": "a.example"}}}, "c"]]});
     let client = server.client().clone();
     let url = format!("{}/api", server.url);
-    let first = tokio::spawn(async move { client.post(url).body(body.to_string()).send().await.unwrap().status() });
+    let first = tokio::spawn(async move {
+        client.post(url).header("authorization", admin_auth()).body(body.to_string()).send().await.unwrap().status()
+    });
     while server.app.concurrency.available_permits() > 0 {
+        assert!(!first.is_finished(), "the first request ended before taking the permit");
         tokio::task::yield_now().await;
     }
     let (status, problem) = server.post_raw(json!({"using": USING, "methodCalls": []}).to_string()).await;

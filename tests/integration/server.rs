@@ -49,3 +49,102 @@ fn serve_refuses_a_data_directory_it_cannot_create() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot use data directory"), "{stderr}");
 }
+
+fn all_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(all_files(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+/// The real binary, debug logging on: no secret reaches its output, its data
+/// directory, or any response after the one that created it.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_logs_store_or_later_responses() {
+    use super::support::basic;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin_password = "admin-secret-for-leak-test";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("LEDGER_LOG", "debug")
+        .env("LEDGER_ADMIN_PASSWORD", admin_password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("ledger listening on ").expect(&first).to_owned();
+    let stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let stdout_reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+
+    let client = reqwest::Client::new();
+    let admin = basic("admin", admin_password);
+    let post = |auth: String, body: serde_json::Value| {
+        let client = client.clone();
+        let url = format!("{url}/api");
+        async move {
+            let r = client.post(url).header("authorization", auth).body(body.to_string()).send().await.unwrap();
+            r.text().await.unwrap()
+        }
+    };
+    let using = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
+    let password = "leak-test-password-1234";
+    let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ";
+    let uri = format!("otpauth://totp/ledger:dora?secret={seed}&issuer=ledger");
+    let created = post(
+        admin.clone(),
+        serde_json::json!({"using": using, "methodCalls": [
+            ["x:Domain/set", {"create": {"d": {"name": "example.org"}}}, "c0"],
+            ["x:Account/set", {"create": {"u": {"@type": "User", "name": "dora", "domainId": "#d", "credentials": [
+                {"@type": "Password", "secret": password},
+                {"@type": "AppPassword", "description": "app", "permissions": {"@type": "Inherit"}},
+                {"@type": "ApiKey", "description": "key", "permissions": {"@type": "Inherit"}}]}}}, "c1"],
+            ["x:Account/set", {"create": {"t": {"@type": "User", "name": "tess", "domainId": "#d", "credentials": [
+                {"@type": "Password", "secret": password, "otpAuth": uri}]}}}, "c2"]]}),
+    )
+    .await;
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let creds = &created["methodResponses"][1][1]["created"]["u"]["credentials"];
+    let app = creds[1]["secret"].as_str().unwrap().to_owned();
+    let key = creds[2]["secret"].as_str().unwrap().to_owned();
+    assert!(!created.to_string().contains(password) && !created.to_string().contains(seed));
+
+    let mut later = Vec::new();
+    let everything = serde_json::json!({"using": using, "methodCalls": [
+        ["x:Account/get", {"ids": null}, "g"], ["x:Account/changes", {"sinceState": "0"}, "ch"]]});
+    for auth in [
+        admin.clone(),
+        basic("dora@example.org", password),
+        basic("dora@example.org", &app),
+        format!("Bearer {key}"),
+        basic("dora@example.org", &format!("{password}-wrong")),
+        basic("tess@example.org", &format!("{password}$123456")),
+    ] {
+        later.push(post(auth, everything.clone()).await);
+    }
+    let session = client.get(format!("{url}/.well-known/jmap")).header("authorization", &admin).send().await.unwrap();
+    later.push(session.text().await.unwrap());
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let logs = format!("{}{}", stderr_reader.join().unwrap(), stdout_reader.join().unwrap());
+    assert!(logs.contains("authentication failed"), "debug logging was on and saw the failure");
+    let files: Vec<(String, Vec<u8>)> =
+        all_files(&data).into_iter().map(|p| (p.display().to_string(), std::fs::read(&p).unwrap())).collect();
+    for secret in [password, admin_password, &app, &key, seed, &uri] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        for (i, response) in later.iter().enumerate() {
+            assert!(!response.contains(secret), "{secret} in later response {i}");
+        }
+        for (path, bytes) in &files {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in {path}");
+        }
+    }
+}

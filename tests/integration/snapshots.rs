@@ -81,6 +81,7 @@ fn one_of_each() -> Vec<Event> {
             })),
             otp_enabled: false,
             created_at: at(),
+            otp_auth_sealed: None,
         }
         .into(),
         CredentialRemoved {
@@ -99,6 +100,7 @@ fn one_of_each() -> Vec<Event> {
             allowed_ips: None,
             permissions: None,
             otp_enabled: Change::between(false, true),
+            new_otp_auth_sealed: Some("xc1:00112233".into()),
         }
         .into(),
         AliasAdded {
@@ -148,6 +150,21 @@ fn one_of_each() -> Vec<Event> {
             .into(),
         DomainUpdated { domain_id: dom, description: Change::between(None, Some("primary".into())) }.into(),
         DomainDestroyed { domain_id: dom, name: "example.org".parse().unwrap() }.into(),
+        RoleCreated {
+            role_id: ObjectId(9),
+            name: "helpdesk".into(),
+            description: Some("Resets passwords".into()),
+            permissions: vec!["sysAccountGet".parse().unwrap(), "sysAccountUpdate".parse().unwrap()],
+        }
+        .into(),
+        RoleUpdated {
+            role_id: ObjectId(9),
+            name: None,
+            description: None,
+            permissions: Change::between(vec![], vec!["sysAccountQuery".parse().unwrap()]),
+        }
+        .into(),
+        RoleDestroyed { role_id: ObjectId(9), name: "helpdesk".into() }.into(),
     ]
 }
 
@@ -185,4 +202,15 @@ fn record_header_binary_format() {
         format!("seq {} {} hash {}\n{}", r.header.seq, r.header.event_type, r.header.hash, hex.join("\n"))
     };
     settings().bind(|| insta::assert_snapshot!("record_headers", format!("{}\n\n{}", dump(&first), dump(&second))));
+}
+
+#[test]
+fn version_1_credential_payloads_upcast_to_version_2() {
+    let v1 = br#"{"accountId":"bi","credentialId":"bj","@type":"Password","description":null,
+        "secretHash":"blake3:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
+        "expiresAt":null,"allowedIps":[],"permissions":null,"otpEnabled":false,"createdAt":"2026-11-22T09:30:00Z"}"#;
+    let Event::CredentialAdded(e) = codec::decode_event("CredentialAdded", 1, v1).unwrap() else { unreachable!() };
+    assert_eq!(e.otp_auth_sealed, None);
+    assert_eq!(e.credential_id, ObjectId::from_jmap("bj").unwrap());
+    assert!(codec::decode_event("CredentialAdded", 3, v1).is_err(), "a future version is refused");
 }

@@ -201,6 +201,17 @@ pub struct TestServer {
 }
 
 pub const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// A Basic `Authorization` header value.
+pub fn basic(user: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
+}
+
+pub fn admin_auth() -> String {
+    basic("admin", ADMIN_PASSWORD)
+}
 
 impl TestServer {
     pub async fn start(dir: &std::path::Path) -> TestServer {
@@ -209,7 +220,14 @@ impl TestServer {
 
     pub async fn start_with(dir: &std::path::Path, configure: impl FnOnce(&mut ledger::http::AppState)) -> TestServer {
         let ledger = Ledger::open(dir, ledger::Durability::Fsync).unwrap();
-        let mut app = ledger::http::AppState::new(ledger.clone());
+        let config = ledger::auth::AuthConfig {
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            max_failures: 5,
+            ..Default::default()
+        };
+        let (mut app, generated) = ledger::http::AppState::open(ledger.clone(), dir, &config).unwrap();
+        assert!(generated.is_none(), "the admin password was given");
         configure(&mut app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -242,11 +260,47 @@ impl TestServer {
         &self.client
     }
 
-    /// Posts a raw body to /api: (status, JSON body).
+    /// Posts a raw body to /api as the administrator: (status, JSON body).
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        let response = self.client.post(format!("{}/api", self.url)).body(body).send().await.unwrap();
+        self.post_as(Some(&admin_auth()), None, body).await
+    }
+
+    /// Posts with the given `Authorization` header and `X-Forwarded-For` address.
+    pub async fn post_as(
+        &self,
+        authorization: Option<&str>,
+        client_ip: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.post(format!("{}/api", self.url)).body(body);
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        if let Some(ip) = client_ip {
+            request = request.header("x-forwarded-for", ip);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// Calls one method as someone else: (status, response name, arguments).
+    pub async fn call_as(
+        &self,
+        authorization: &str,
+        method: &str,
+        args: serde_json::Value,
+    ) -> (u16, String, serde_json::Value) {
+        let body = serde_json::json!({ "using": USING, "methodCalls": [[method, args, "c"]] }).to_string();
+        let (status, body) = self.post_as(Some(authorization), None, body).await;
+        let response = &body["methodResponses"][0];
+        (status, response[0].as_str().unwrap_or_default().to_owned(), response[1].clone())
+    }
+
+    /// GET with the administrator's credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.url)).header("authorization", admin_auth()).send().await.unwrap()
     }
 
     /// Sends method calls with both capabilities; returns the whole response.

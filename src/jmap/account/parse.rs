@@ -16,10 +16,18 @@ use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec,
 use crate::jmap::error::SetError;
 use crate::secrets::{self, Plaintext};
 
-/// What parsing needs besides the object: creation ids and pre-hashed passwords.
+/// Secrets of a call, made safe before the commit: passwords hashed with argon2id,
+/// `otpAuth` URIs sealed.
+#[derive(Default)]
+pub struct PreparedSecrets {
+    pub password_hashes: HashMap<Plaintext, SecretHash>,
+    pub sealed_otp: HashMap<Plaintext, String>,
+}
+
+/// What parsing needs besides the object: creation ids and prepared secrets.
 pub struct ParseContext<'a> {
     pub created_ids: &'a HashMap<String, String>,
-    pub password_hashes: &'a HashMap<Plaintext, SecretHash>,
+    pub secrets: &'a PreparedSecrets,
 }
 
 /// Secrets generated while parsing, by position in the credential list; they are
@@ -268,16 +276,25 @@ fn parse_credential(
     if let Some(unknown) = f.map.keys().next() {
         return Err(invalid(&at(unknown), format!("{unknown} is not a property of a {kind:?} credential")));
     }
-    if let Some(otp) = &otp_auth
-        && !otp.starts_with("otpauth://totp/")
-    {
-        return Err(invalid(&at("otpAuth"), "otpAuth must be an otpauth://totp/ URI"));
-    }
     if kind != CredentialKind::Password && otp_auth.is_some() {
         return Err(invalid(&at("otpAuth"), "only a Password has otpAuth"));
     }
+    // `""` turns the second factor off; a URI turns it on (or replaces it).
+    let otp_sealed = match otp_auth.as_deref() {
+        None | Some("") => None,
+        Some(uri) if secrets::valid_otp_auth(uri) => Some(
+            ctx.secrets
+                .sealed_otp
+                .get(&Plaintext::new(uri.to_owned()))
+                .cloned()
+                .ok_or_else(|| invalid(&at("otpAuth"), "the otpAuth URI could not be sealed"))?,
+        ),
+        Some(_) => return Err(invalid(&at("otpAuth"), "otpAuth must be an otpauth://totp/ URI with a base32 secret")),
+    };
+    let otp_enabled = otp_auth.as_deref().map(|uri| !uri.is_empty());
     let password_hash = |secret: &str| {
-        ctx.password_hashes
+        ctx.secrets
+            .password_hashes
             .get(&Plaintext::new(secret.to_owned()))
             .cloned()
             .ok_or_else(|| invalid(&at("secret"), "the password could not be hashed"))
@@ -303,7 +320,8 @@ fn parse_credential(
                 expires_at: Some(expires_at),
                 allowed_ips: Some(allowed_ips),
                 permissions: Some(permissions),
-                otp_enabled: otp_auth.as_ref().map(|_| true).or(Some(cur.otp_enabled)),
+                otp_enabled: otp_enabled.or(Some(cur.otp_enabled)),
+                new_otp_auth_sealed: otp_sealed,
             }))
         }
         None => {
@@ -334,7 +352,8 @@ fn parse_credential(
                 expires_at,
                 allowed_ips,
                 permissions,
-                otp_enabled: otp_auth.is_some(),
+                otp_enabled: otp_sealed.is_some(),
+                otp_auth_sealed: otp_sealed,
             }))
         }
     }
@@ -386,24 +405,24 @@ pub fn parse_update(
     })
 }
 
-/// Every Password secret in a create object or update patch, to hash before the
-/// commit (argon2 is too slow for the writer thread).
-pub fn collect_passwords(value: &Value, key: Option<&str>, out: &mut Vec<Plaintext>) {
+/// Every Password secret and `otpAuth` URI in a create object or update patch,
+/// to hash or seal before the commit (argon2 is too slow for the writer thread).
+pub fn collect_secrets(value: &Value, top: bool, passwords: &mut Vec<Plaintext>, otps: &mut Vec<Plaintext>) {
     match value {
         Value::Object(map) => {
             let is_password = map.get("@type").and_then(Value::as_str) == Some("Password");
             for (k, v) in map {
-                let is_secret = (k == "secret" && is_password) || (k.ends_with("/secret") && key.is_none());
-                if is_secret {
-                    if let Some(s) = v.as_str() {
-                        out.push(Plaintext::new(s.to_owned()));
-                    }
+                let text = v.as_str().filter(|s| !s.is_empty()).map(|s| Plaintext::new(s.to_owned()));
+                if (k == "secret" && is_password) || (top && k.ends_with("/secret")) {
+                    passwords.extend(text);
+                } else if k == "otpAuth" || (top && k.ends_with("/otpAuth")) {
+                    otps.extend(text);
                 } else {
-                    collect_passwords(v, Some(k), out);
+                    collect_secrets(v, false, passwords, otps);
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_passwords(v, key, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, false, passwords, otps)),
         _ => {}
     }
 }

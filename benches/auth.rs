@@ -1,0 +1,143 @@
+//! Authenticated JMAP requests per second: Basic (password, cached after the
+//! first argon2 check) and Bearer (API key) against an unauthenticated baseline
+//! serving the same method, all in one run. Prints medians and ratios.
+//!
+//! Run: `cargo bench --bench auth` (LEDGER_BENCH_REQUESTS, LEDGER_BENCH_ROUNDS to tune).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use base64::Engine;
+use ledger::auth::{AuthConfig, Principal, permissions::PermissionSet};
+use ledger::http::AppState;
+use ledger::{Durability, Ledger};
+use ledger_events::AuthMethod;
+use serde_json::json;
+
+const CONCURRENCY: usize = 16;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    url
+}
+
+/// Requests per second for `total` requests from `CONCURRENCY` clients.
+async fn rate(client: &reqwest::Client, url: &str, authorization: Option<&str>, total: usize) -> f64 {
+    let body = json!({"using": ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"],
+        "methodCalls": [["x:Domain/get", {"ids": null}, "c"]]})
+    .to_string();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, body) = (client.clone(), format!("{url}/api"), body.clone());
+        let authorization = authorization.map(str::to_owned);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..total / CONCURRENCY {
+                let mut request = client.post(&url).body(body.clone());
+                if let Some(a) = &authorization {
+                    request = request.header("authorization", a);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (total / CONCURRENCY * CONCURRENCY) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let requests = env_or("LEDGER_BENCH_REQUESTS", 4000);
+    let rounds = env_or("LEDGER_BENCH_ROUNDS", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path(), Durability::Fsync).unwrap();
+    let config = AuthConfig { admin_password: Some("bench-admin".into()), ..Default::default() };
+    let (app, _) = AppState::open(ledger.clone(), dir.path(), &config).unwrap();
+    let authenticated = serve(ledger::http::router(app.clone())).await;
+    let admin = Arc::new(Principal {
+        account_id: None,
+        name: "admin".into(),
+        method: AuthMethod::Fallback,
+        permissions: PermissionSet::everything(),
+        tenant: None,
+    });
+    // The same JMAP handler with no authentication in front of it.
+    let baseline = serve(
+        axum::Router::new()
+            .route(
+                "/api",
+                post(|State(app): State<AppState>, headers: HeaderMap, body: axum::body::Bytes| async move {
+                    ledger::jmap::api(app, admin, headers, body).await
+                }),
+            )
+            .with_state(app.clone()),
+    )
+    .await;
+
+    let client = reqwest::Client::new();
+    let basic =
+        |u: &str, p: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
+    let admin_auth = basic("admin", "bench-admin");
+    let setup = json!({"using": ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"], "methodCalls": [
+        ["x:Domain/set", {"create": {"d": {"name": "bench.example"}}}, "c0"],
+        ["x:Account/set", {"create": {"u": {"@type": "User", "name": "bench", "domainId": "#d", "roles": {"@type": "Admin"},
+            "credentials": [{"@type": "Password", "secret": "bench-password"},
+                            {"@type": "ApiKey", "description": "bench", "permissions": {"@type": "Inherit"}}]}}}, "c1"]]});
+    let created: serde_json::Value = client
+        .post(format!("{authenticated}/api"))
+        .header("authorization", &admin_auth)
+        .body(setup.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["methodResponses"][1][1]["created"]["u"]["credentials"][1]["secret"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {key}");
+    let user_basic = basic("bench@bench.example", "bench-password");
+
+    // Warm up: the first Basic request pays argon2 once; later ones hit the cache.
+    rate(&client, &authenticated, Some(&user_basic), CONCURRENCY).await;
+    rate(&client, &authenticated, Some(&bearer), CONCURRENCY).await;
+    rate(&client, &baseline, None, CONCURRENCY).await;
+
+    let (mut none, mut basic_rates, mut bearer_rates) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        none.push(rate(&client, &baseline, None, requests).await);
+        basic_rates.push(rate(&client, &authenticated, Some(&user_basic), requests).await);
+        bearer_rates.push(rate(&client, &authenticated, Some(&bearer), requests).await);
+    }
+    let (n, b, k) = (median(none), median(basic_rates), median(bearer_rates));
+    println!("auth bench: {requests} requests x {rounds} rounds, {CONCURRENCY} concurrent clients, x:Domain/get");
+    println!("  unauthenticated baseline  median {n:>9.0} req/s");
+    println!("  Basic (cached password)   median {b:>9.0} req/s  ({:.2}x baseline)", b / n);
+    println!("  Bearer (API key)          median {k:>9.0} req/s  ({:.2}x baseline)", k / n);
+    println!("  Basic / Bearer            {:.2} (must be >= 0.50)", b / k);
+    ledger.shutdown();
+    if b / k < 0.5 {
+        eprintln!("cached Basic is more than 2x slower than Bearer");
+        std::process::exit(1);
+    }
+}

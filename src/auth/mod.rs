@@ -1,0 +1,349 @@
+//! Authentication and authorisation: who is calling (Basic with a password or app
+//! password, Bearer with an API key, or the fallback administrator) and what they
+//! may do.
+
+pub mod admin;
+pub mod limiter;
+pub mod permissions;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use ipnet::IpNet;
+use ledger_events::model::{AccountKind, CredentialKind};
+use ledger_events::values::{ExternalId, ObjectId, SecretHash, UtcDateTime};
+use ledger_events::{Actor, AuthMethod};
+use ledger_projections::{AccountState, AddressUse, CredentialState, SnapshotView, state};
+
+use crate::secrets::{self, Plaintext, SealingKey};
+use crate::store::Ledger;
+use permissions::PermissionSet;
+
+/// Who a request acts as.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `None` for the fallback administrator.
+    pub account_id: Option<ObjectId>,
+    pub name: String,
+    pub method: AuthMethod,
+    pub permissions: PermissionSet,
+    /// A tenant-scoped principal sees and changes only its tenant's accounts.
+    pub tenant: Option<ExternalId>,
+}
+
+impl Principal {
+    pub fn may(&self, permission: &str) -> bool {
+        self.permissions.may(permission)
+    }
+
+    pub fn is(&self, id: ObjectId) -> bool {
+        self.account_id == Some(id)
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            principal_id: self.account_id.map(|id| id.to_jmap()).unwrap_or_default(),
+            name: self.name.clone(),
+            auth_method: self.method,
+        }
+    }
+
+    /// Whether an account is within this principal's tenant (always, if none).
+    pub fn sees(&self, account: &AccountState) -> bool {
+        self.tenant.is_none() || account.member_tenant_id == self.tenant
+    }
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Missing or wrong credentials; the same answer whatever was wrong.
+    Unauthorized,
+    /// Too many failures from this address; retry after this many seconds.
+    RateLimited(u64),
+}
+
+/// Settings of the authenticator.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub admin_user: String,
+    pub admin_password: Option<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            admin_user: "admin".into(),
+            admin_password: None,
+            trusted_proxies: vec![],
+            max_failures: 10,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A verified (account, secret) pair, so a busy client does not pay argon2 on
+/// every request. Valid only while the credential keeps the same stored hash.
+#[derive(Clone)]
+struct CachedLogin {
+    credential_id: Option<ObjectId>,
+    secret_hash: SecretHash,
+}
+
+pub struct Authenticator {
+    admin_user: String,
+    admin_hash: SecretHash,
+    trusted_proxies: Vec<IpNet>,
+    cache: Mutex<HashMap<[u8; 32], CachedLogin>>,
+    cache_key: [u8; 32],
+    limiter: limiter::FailureLimiter,
+    sealing: Arc<SealingKey>,
+    /// Verified when the user is unknown, so timing does not tell.
+    dummy_hash: SecretHash,
+}
+
+const CACHE_LIMIT: usize = 100_000;
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig, admin_hash: SecretHash, sealing: Arc<SealingKey>) -> Self {
+        let mut cache_key = [0u8; 32];
+        getrandom::fill(&mut cache_key).expect("the operating system's random source failed");
+        Authenticator {
+            admin_user: config.admin_user.clone(),
+            admin_hash,
+            trusted_proxies: config.trusted_proxies.clone(),
+            cache: Mutex::new(HashMap::new()),
+            cache_key,
+            limiter: limiter::FailureLimiter::new(config.max_failures, config.failure_window),
+            sealing,
+            dummy_hash: secrets::hash_password("account-ledger timing equaliser"),
+        }
+    }
+
+    pub fn admin_user(&self) -> &str {
+        &self.admin_user
+    }
+
+    /// The client address: the peer, or the forwarded-for address when the peer is
+    /// a trusted proxy.
+    pub fn client_ip(&self, peer: SocketAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let peer_ip = peer.ip();
+        if !self.trusted_proxies.iter().any(|net| net.contains(&peer_ip)) {
+            return peer_ip;
+        }
+        forwarded_for
+            .into_iter()
+            .flat_map(|h| h.split(','))
+            .rev()
+            .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+            .find(|ip| !self.trusted_proxies.iter().any(|net| net.contains(ip)))
+            .unwrap_or(peer_ip)
+    }
+
+    fn cache_slot(&self, who: &str, secret: &str) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.cache_key);
+        hasher.update(who.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(secret.as_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    fn cached(&self, slot: &[u8; 32]) -> Option<CachedLogin> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(slot).cloned()
+    }
+
+    fn remember(&self, slot: [u8; 32], login: CachedLogin) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(slot, login);
+    }
+
+    /// Authenticates one request. Blocking (argon2, store reads): call it off the
+    /// async executor.
+    pub fn authenticate(
+        &self,
+        ledger: &Ledger,
+        authorization: Option<&str>,
+        ip: IpAddr,
+        now: UtcDateTime,
+    ) -> Result<Principal, AuthError> {
+        let clock = Instant::now();
+        if let Some(retry) = self.limiter.blocked(ip, clock) {
+            return Err(AuthError::RateLimited(retry));
+        }
+        let Some(authorization) = authorization else { return Err(AuthError::Unauthorized) };
+        let view = ledger.read().view.clone();
+        let result = if let Some(token) = strip_scheme(authorization, "Bearer") {
+            self.bearer(&view, token.trim(), ip, now)
+        } else if let Some(encoded) = strip_scheme(authorization, "Basic") {
+            match decode_basic(encoded.trim()) {
+                Some((user, secret)) => self.basic(&view, &user, &secret, ip, now),
+                None => None,
+            }
+        } else {
+            None
+        };
+        match result {
+            Some(principal) => {
+                self.limiter.record_success(ip);
+                Ok(principal)
+            }
+            None => {
+                self.limiter.record_failure(ip, clock);
+                Err(AuthError::Unauthorized)
+            }
+        }
+    }
+
+    fn basic(
+        &self,
+        view: &SnapshotView,
+        user: &str,
+        secret: &Plaintext,
+        ip: IpAddr,
+        now: UtcDateTime,
+    ) -> Option<Principal> {
+        if user == self.admin_user {
+            let slot = self.cache_slot("", secret.expose());
+            let verified = self.cached(&slot).is_some_and(|c| c.secret_hash == self.admin_hash)
+                || secrets::verify_password(secret.expose(), &self.admin_hash);
+            if !verified {
+                return None;
+            }
+            self.remember(slot, CachedLogin { credential_id: None, secret_hash: self.admin_hash.clone() });
+            return Some(Principal {
+                account_id: None,
+                name: self.admin_user.clone(),
+                method: AuthMethod::Fallback,
+                permissions: PermissionSet::everything(),
+                tenant: None,
+            });
+        }
+        let Some(account) = find_account(view, user) else {
+            // Same work as a wrong password, so timing does not reveal unknown users.
+            secrets::verify_password(secret.expose(), &self.dummy_hash);
+            return None;
+        };
+        let usable = |c: &&CredentialState| usable(c, ip, now);
+        // App passwords: compare digests (cheap, constant-time).
+        let digest = secrets::digest_generated(secret.expose());
+        if let Some(c) = account
+            .credentials
+            .iter()
+            .filter(usable)
+            .find(|c| c.kind == CredentialKind::AppPassword && digests_equal(&c.secret_hash, &digest))
+        {
+            return Some(self.principal(view, &account, c));
+        }
+        let password = account.credentials.iter().filter(usable).find(|c| c.kind == CredentialKind::Password);
+        let Some(password) = password else {
+            secrets::verify_password(secret.expose(), &self.dummy_hash);
+            return None;
+        };
+        if password.otp_enabled {
+            // `password$123456`: the password, `$`, the current TOTP code. Never cached.
+            let (pass, code) = secret.expose().rsplit_once('$')?;
+            let uri = self.sealing.unseal(password.otp_auth_sealed.as_deref()?)?;
+            let unix = u64::try_from(now.millis() / 1000).ok()?;
+            let password_ok = secrets::verify_password(pass, &password.secret_hash);
+            return (password_ok && secrets::check_totp(uri.expose(), code, unix))
+                .then(|| self.principal(view, &account, password));
+        }
+        let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());
+        let cached = self
+            .cached(&slot)
+            .is_some_and(|c| c.credential_id == Some(password.id) && c.secret_hash == password.secret_hash);
+        if !cached {
+            if !secrets::verify_password(secret.expose(), &password.secret_hash) {
+                return None;
+            }
+            self.remember(
+                slot,
+                CachedLogin { credential_id: Some(password.id), secret_hash: password.secret_hash.clone() },
+            );
+        }
+        Some(self.principal(view, &account, password))
+    }
+
+    fn bearer(&self, view: &SnapshotView, token: &str, ip: IpAddr, now: UtcDateTime) -> Option<Principal> {
+        let digest = secrets::digest_generated(token);
+        let (account_id, credential_id) = state::secret_owner(view, digest.as_str()).ok()??;
+        let account = state::account(view, account_id).ok()??;
+        let credential = account.credentials.iter().find(|c| c.id == credential_id)?;
+        (credential.kind == CredentialKind::ApiKey
+            && digests_equal(&credential.secret_hash, &digest)
+            && usable(credential, ip, now))
+        .then(|| self.principal(view, &account, credential))
+    }
+
+    fn principal(&self, view: &SnapshotView, account: &AccountState, credential: &CredentialState) -> Principal {
+        let groups: Vec<AccountState> =
+            account.member_group_ids.iter().filter_map(|g| state::account(view, *g).ok().flatten()).collect();
+        let lookup = |id: ObjectId| state::role(view, id).ok().flatten().map(|r| r.permissions);
+        let permissions = permissions::effective(account, &groups, &lookup).narrowed(credential.permissions.as_ref());
+        let method = match credential.kind {
+            CredentialKind::Password => AuthMethod::Password,
+            CredentialKind::AppPassword => AuthMethod::AppPassword,
+            CredentialKind::ApiKey => AuthMethod::ApiKey,
+        };
+        Principal {
+            account_id: Some(account.id),
+            name: account.email_address.clone(),
+            method,
+            permissions,
+            tenant: account.member_tenant_id.clone(),
+        }
+    }
+}
+
+fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = header.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+fn decode_basic(encoded: &str) -> Option<(String, Plaintext)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, secret) = text.split_once(':')?;
+    Some((user.to_lowercase(), Plaintext::new(secret.to_owned())))
+}
+
+/// `name@domain` (primary address), or a bare name that only one account has.
+fn find_account(view: &SnapshotView, user: &str) -> Option<AccountState> {
+    let id = if user.contains('@') {
+        match state::address_owner(view, user).ok()?? {
+            (id, AddressUse::Primary) => id,
+            (_, AddressUse::Alias) => return None,
+        }
+    } else {
+        match state::accounts_named(view, user).ok()?.as_slice() {
+            [only] => *only,
+            _ => return None,
+        }
+    };
+    state::account(view, id).ok()?.filter(|a| a.kind == AccountKind::User)
+}
+
+fn usable(c: &CredentialState, ip: IpAddr, now: UtcDateTime) -> bool {
+    let fresh = c.expires_at.is_none_or(|at| at > now);
+    let allowed = c.allowed_ips.is_empty() || c.allowed_ips.iter().any(|mask| mask.net().contains(&ip));
+    fresh && allowed
+}
+
+/// Compares two `blake3:` digests in constant time.
+fn digests_equal(a: &SecretHash, b: &SecretHash) -> bool {
+    let parse = |h: &SecretHash| h.as_str().strip_prefix("blake3:").and_then(|x| blake3::Hash::from_hex(x).ok());
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}

@@ -1,0 +1,144 @@
+//! Effective permissions: roles, group membership and permission modes folded into
+//! one set, then narrowed by the credential used. Pure: the caller supplies the
+//! accounts and roles involved.
+
+use std::collections::BTreeSet;
+
+use ledger_events::model::{CredentialPermissions, Permissions, Roles};
+use ledger_events::values::{ObjectId, Permission};
+use ledger_projections::AccountState;
+
+/// What a principal may do. `denied` always wins over `all` and `granted`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionSet {
+    pub all: bool,
+    pub granted: BTreeSet<String>,
+    pub denied: BTreeSet<String>,
+}
+
+impl PermissionSet {
+    pub fn everything() -> Self {
+        PermissionSet { all: true, ..Default::default() }
+    }
+
+    pub fn may(&self, permission: &str) -> bool {
+        (self.all || self.granted.contains(permission)) && !self.denied.contains(permission)
+    }
+
+    fn union(mut self, other: PermissionSet) -> Self {
+        self.all |= other.all;
+        self.granted.extend(other.granted);
+        self.denied.extend(other.denied);
+        self
+    }
+
+    fn of(list: &[Permission]) -> BTreeSet<String> {
+        list.iter().map(|p| p.as_str().to_owned()).collect()
+    }
+
+    /// Narrows by the permissions of an AppPassword or ApiKey: never wider than
+    /// the account.
+    pub fn narrowed(self, by: Option<&CredentialPermissions>) -> Self {
+        match by {
+            None | Some(CredentialPermissions::Inherit) => self,
+            Some(CredentialPermissions::Disable(list)) => {
+                let mut out = self;
+                out.denied.extend(Self::of(&list.permissions));
+                out
+            }
+            Some(CredentialPermissions::Replace(list)) => {
+                let granted = Self::of(&list.permissions).into_iter().filter(|p| self.may(p)).collect();
+                PermissionSet { all: false, granted, denied: self.denied }
+            }
+        }
+    }
+}
+
+/// What roles grant: Admin everything, Custom the union of its roles, User and
+/// Default nothing beyond self-service.
+pub fn role_permissions(roles: &Roles, role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>) -> PermissionSet {
+    match roles {
+        Roles::Admin => PermissionSet::everything(),
+        Roles::User | Roles::Default => PermissionSet::default(),
+        Roles::Custom { role_ids } => {
+            let granted = role_ids
+                .iter()
+                .filter_map(|id| ObjectId::from_jmap(id.as_str()))
+                .filter_map(role_lookup)
+                .flat_map(|perms| PermissionSet::of(&perms))
+                .collect();
+            PermissionSet { granted, ..Default::default() }
+        }
+    }
+}
+
+/// Applies an account's own permission mode to what it inherits.
+fn apply_mode(mode: &Permissions, inherited: PermissionSet) -> PermissionSet {
+    match mode {
+        Permissions::Inherit => inherited,
+        Permissions::Merge(list) => {
+            let mut out = inherited;
+            out.granted.extend(PermissionSet::of(&list.enabled_permissions));
+            out.denied.extend(PermissionSet::of(&list.disabled_permissions));
+            out
+        }
+        Permissions::Replace(list) => PermissionSet {
+            all: false,
+            granted: PermissionSet::of(&list.enabled_permissions),
+            denied: PermissionSet::of(&list.disabled_permissions),
+        },
+    }
+}
+
+/// The effective permissions of `account`, a member of `groups`.
+pub fn effective(
+    account: &AccountState,
+    groups: &[AccountState],
+    role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,
+) -> PermissionSet {
+    let mut inherited = role_permissions(&account.roles, role_lookup);
+    for group in groups {
+        let group_set = apply_mode(&group.permissions, role_permissions(&group.roles, role_lookup));
+        inherited = inherited.union(group_set);
+    }
+    apply_mode(&account.permissions, inherited)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_events::model::{CredentialPermissionsList, PermissionsList};
+
+    fn p(list: &[&str]) -> Vec<Permission> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn modes_and_precedence() {
+        let inherited = PermissionSet { granted: ["a", "b"].map(String::from).into(), ..Default::default() };
+        let merge =
+            Permissions::Merge(PermissionsList { enabled_permissions: p(&["c"]), disabled_permissions: p(&["a"]) });
+        let merged = apply_mode(&merge, inherited.clone());
+        assert!(!merged.may("a") && merged.may("b") && merged.may("c"));
+        let replace = Permissions::Replace(PermissionsList {
+            enabled_permissions: p(&["c", "d"]),
+            disabled_permissions: p(&["d"]),
+        });
+        let replaced = apply_mode(&replace, inherited.clone());
+        assert!(!replaced.may("b") && replaced.may("c") && !replaced.may("d"), "disabled wins over enabled");
+        let admin = PermissionSet { denied: ["x".to_owned()].into(), ..PermissionSet::everything() };
+        assert!(admin.may("anything") && !admin.may("x"), "disabled wins over Admin");
+    }
+
+    #[test]
+    fn credentials_only_narrow() {
+        let account = PermissionSet { granted: ["a", "b"].map(String::from).into(), ..Default::default() };
+        let replace = CredentialPermissions::Replace(CredentialPermissionsList { permissions: p(&["a", "z"]) });
+        let key = account.clone().narrowed(Some(&replace));
+        assert!(key.may("a") && !key.may("b") && !key.may("z"), "z is not the account's to give");
+        let disable = CredentialPermissions::Disable(CredentialPermissionsList { permissions: p(&["a"]) });
+        let key = account.clone().narrowed(Some(&disable));
+        assert!(!key.may("a") && key.may("b"));
+        assert_eq!(account.clone().narrowed(Some(&CredentialPermissions::Inherit)), account);
+    }
+}
