@@ -347,3 +347,49 @@ fn digests_equal(a: &SecretHash, b: &SecretHash) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authenticator(trusted: &[&str]) -> Authenticator {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            AuthConfig { trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(), ..Default::default() };
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI"
+            .parse()
+            .unwrap();
+        Authenticator::new(&config, hash, Arc::new(SealingKey::load_or_create(dir.path()).unwrap()))
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let auth = authenticator(&["10.0.0.0/8"]);
+        let proxy: SocketAddr = "10.1.1.1:4000".parse().unwrap();
+        let stranger: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(auth.client_ip(proxy, Some("198.51.100.1")), ip("198.51.100.1"));
+        assert_eq!(
+            auth.client_ip(proxy, Some("6.6.6.6, 198.51.100.1, 10.2.2.2")),
+            ip("198.51.100.1"),
+            "rightmost untrusted hop"
+        );
+        assert_eq!(auth.client_ip(stranger, Some("198.51.100.1")), ip("192.0.2.9"), "spoofed header ignored");
+        assert_eq!(auth.client_ip(proxy, Some("garbage")), ip("10.1.1.1"));
+        assert_eq!(auth.client_ip(proxy, None), ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn limiter_blocks_one_address_for_the_window() {
+        let limiter = limiter::FailureLimiter::new(3, Duration::from_secs(60));
+        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.blocked(a, t0).is_none());
+            limiter.record_failure(a, t0);
+        }
+        assert!(limiter.blocked(a, t0).is_some());
+        assert!(limiter.blocked(b, t0).is_none());
+        assert!(limiter.blocked(a, t0 + Duration::from_secs(61)).is_none(), "the window passes");
+    }
+}

@@ -148,3 +148,52 @@ async fn no_secret_reaches_logs_store_or_later_responses() {
         }
     }
 }
+
+/// Without LEDGER_ADMIN_PASSWORD the first start prints a generated password once
+/// and keeps only its hash; later starts print nothing and accept it.
+#[tokio::test(flavor = "multi_thread")]
+async fn first_start_generates_the_admin_password_once() {
+    use super::support::basic;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env_remove("LEDGER_ADMIN_PASSWORD")
+            .env("LEDGER_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines.next().unwrap().unwrap().strip_prefix("ledger listening on ").unwrap().to_owned();
+        lines.next().unwrap().unwrap();
+        (child, url, lines)
+    };
+    let (mut child, url, mut lines) = start();
+    let announced = lines.next().unwrap().unwrap();
+    let password = announced.split(": ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    assert!(announced.contains("\"admin\"") && password.len() >= 24, "{announced}");
+    let session = |url: String, auth: String| async move {
+        reqwest::Client::new()
+            .get(format!("{url}/.well-known/jmap"))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(session(url.clone(), basic("admin", &password)).await, 200);
+    assert_eq!(session(url.clone(), basic("admin", "not-it")).await, 401);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let stored = std::fs::read_to_string(data.join("admin.hash")).unwrap();
+    assert!(stored.starts_with("$argon2id$") && !stored.contains(&password));
+
+    let (mut child, url, lines) = start();
+    assert_eq!(session(url, basic("admin", &password)).await, 200);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().all(|l| !l.contains("generated")), "printed only on first start: {rest:?}");
+}
