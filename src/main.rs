@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
@@ -10,5 +10,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    ledger::cli::run(ledger::cli::Cli::parse())
+    if let Err(e) = ledger::cli::run(ledger::cli::Cli::parse()) {
+        // One line, the whole chain of causes; no backtrace for an operator's mistake.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

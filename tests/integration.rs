@@ -3,6 +3,7 @@
 mod integration {
     pub mod api_docs;
     pub mod auth;
+    pub mod cli;
     pub mod crash;
     pub mod jmap_core;
     pub mod jmap_query;

@@ -9,6 +9,7 @@ mod create_account;
 mod create_domain;
 mod destroy_account;
 mod destroy_domain;
+mod purge;
 mod report_usage;
 mod role;
 mod update_account;
@@ -23,6 +24,7 @@ pub use create_account::CreateAccount;
 pub use create_domain::CreateDomain;
 pub use destroy_account::DestroyAccount;
 pub use destroy_domain::DestroyDomain;
+pub use purge::PurgeExpiredCredentials;
 pub use report_usage::ReportUsage;
 pub use role::{CreateRole, DestroyRole, UpdateRole};
 pub use update_account::UpdateAccount;
@@ -41,6 +43,7 @@ pub enum Command {
     CreateRole(CreateRole),
     UpdateRole(UpdateRole),
     DestroyRole(DestroyRole),
+    PurgeExpiredCredentials(PurgeExpiredCredentials),
 }
 
 /// What the I/O edge hands to decide.
@@ -95,6 +98,7 @@ pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> 
         Command::CreateRole(c) => c.decide(view),
         Command::UpdateRole(c) => c.decide(view),
         Command::DestroyRole(c) => c.decide(view),
+        Command::PurgeExpiredCredentials(c) => c.decide(view),
     }
 }
 

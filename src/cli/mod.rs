@@ -1,4 +1,11 @@
-//! The `ledger` command line: `serve` and the ledger tools.
+//! The `ledger` command line: `serve` and the ledger tools, and the
+//! stalwart-cli-compatible client commands that talk JMAP to a running server.
+
+mod client;
+mod database;
+mod fields;
+mod objects;
+mod output;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +20,14 @@ use crate::store::{self, Durability, Ledger};
 #[derive(Debug, Parser)]
 #[command(name = "ledger", version, about = "account-ledger: event-sourced system of record for mail-server accounts")]
 pub struct Cli {
+    #[command(flatten)]
+    pub connection: client::Connection,
+    /// Print JSON (the default when standard output is not a terminal).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print tables and key/value views even when standard output is not a terminal.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub table: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,6 +40,50 @@ pub enum Command {
     Rebuild(DataDirArgs),
     /// Verify the whole hash chain of a stopped ledger.
     Verify(DataDirArgs),
+    /// Show one object: `ledger get account alice@example.org`.
+    Get {
+        object: objects::Kind,
+        /// Id or name (an address for accounts, a domain name, a role name).
+        id: String,
+    },
+    /// Create an object: `ledger create account/user --field name=alice --field domainId=example.org`.
+    Create {
+        /// account/user, account/group, domain or role.
+        target: objects::Target,
+        /// A property, `key=value`; values that look like JSON are parsed as JSON.
+        #[arg(long = "field", short = 'f')]
+        fields: Vec<String>,
+    },
+    /// List objects: `ledger query account --filter domainId=example.org --limit 20`.
+    Query {
+        object: objects::Kind,
+        /// A filter condition, `key=value` (text, name, domainId, memberTenantId, memberGroupIds, @type).
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        /// At most this many results.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Change an object: `ledger update account ID --field description=Updated`.
+    Update {
+        object: objects::Kind,
+        id: String,
+        /// A patch, `path=value` (`quotas/maxDiskQuota=1000`, `aliases/0/name=info`); `null` resets.
+        #[arg(long = "field", short = 'f')]
+        fields: Vec<String>,
+    },
+    /// Destroy objects: `ledger delete account --ids ID[,ID]`.
+    Delete {
+        object: objects::Kind,
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<String>,
+    },
+    /// Account maintenance: delete, rename, purge.
+    #[command(subcommand)]
+    Database(database::DatabaseCommand),
+    /// Older spellings: `account delete NAME`, `account update OLD NEW`.
+    #[command(subcommand)]
+    Account(database::AccountCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,7 +118,23 @@ pub struct ServeArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = output::Output::new(cli.json, cli.table);
+    let connection = cli.connection;
+    let client_command = |work: objects::Work| -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let client = client::Client::connect(&connection)?;
+            objects::run(&client, &out, work).await
+        })
+    };
     match cli.command {
+        Command::Get { object, id } => client_command(objects::Work::Get { object, id }),
+        Command::Create { target, fields } => client_command(objects::Work::Create { target, fields }),
+        Command::Query { object, filters, limit } => client_command(objects::Work::Query { object, filters, limit }),
+        Command::Update { object, id, fields } => client_command(objects::Work::Update { object, id, fields }),
+        Command::Delete { object, ids } => client_command(objects::Work::Delete { object, ids }),
+        Command::Database(c) => client_command(objects::Work::Database(c.into())),
+        Command::Account(c) => client_command(objects::Work::Database(c.into())),
         Command::Serve(args) => serve(args),
         Command::Rebuild(args) => {
             let replayed = store::rebuild(&args.data_dir)

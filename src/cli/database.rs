@@ -1,0 +1,85 @@
+//! `ledger database delete|rename|purge`, and the older `ledger account delete|update`.
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::Client;
+use super::objects::{Kind, describe, resolve, set_result};
+use super::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCommand {
+    /// Delete an account and its data: `ledger database delete john`.
+    Delete { name: String },
+    /// Rename an account, keeping its id and history: `ledger database rename john john.doe`.
+    Rename { old: String, new: String },
+    /// Run maintenance now (removes expired credentials).
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Same as `database delete`.
+    Delete { name: String },
+    /// Same as `database rename OLD NEW`.
+    Update { old: String, new: String },
+}
+
+pub enum Maintenance {
+    Delete(String),
+    Rename(String, String),
+    Purge,
+}
+
+impl From<DatabaseCommand> for Maintenance {
+    fn from(c: DatabaseCommand) -> Self {
+        match c {
+            DatabaseCommand::Delete { name } => Maintenance::Delete(name),
+            DatabaseCommand::Rename { old, new } => Maintenance::Rename(old, new),
+            DatabaseCommand::Purge => Maintenance::Purge,
+        }
+    }
+}
+
+impl From<AccountCommand> for Maintenance {
+    fn from(c: AccountCommand) -> Self {
+        match c {
+            AccountCommand::Delete { name } => Maintenance::Delete(name),
+            AccountCommand::Update { old, new } => Maintenance::Rename(old, new),
+        }
+    }
+}
+
+pub async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Result<()> {
+    match m {
+        Maintenance::Delete(name) => {
+            let id = resolve(client, Kind::Account, &name).await?;
+            let answer = client.call("x:Account/set", json!({"destroy": [id]})).await?;
+            if let Some(error) = answer["notDestroyed"].get(&id) {
+                bail!("could not delete {name}: {}", describe(error));
+            }
+            out.message(&format!("deleted account {name} (id {id})"), json!({"destroyed": id}));
+        }
+        Maintenance::Rename(old, new) => {
+            let id = resolve(client, Kind::Account, &old).await?;
+            let mut patch = json!({});
+            match new.split_once('@') {
+                Some((name, domain)) => {
+                    patch["name"] = json!(name);
+                    patch["domainId"] = json!(resolve(client, Kind::Domain, domain).await?);
+                }
+                None => patch["name"] = json!(new),
+            }
+            let answer = client.call("x:Account/set", json!({"update": {(id.clone()): patch}})).await?;
+            set_result(&answer, "updated", "notUpdated", &id, "rename")?;
+            out.message(&format!("renamed account {old} to {new} (id {id} kept)"), json!({"updated": id}));
+        }
+        Maintenance::Purge => {
+            let answer = client.call("x:Database/purge", json!({})).await?;
+            let removed = answer["expiredCredentialsRemoved"].as_u64().unwrap_or(0);
+            out.message(&format!("purge done: {removed} expired credentials removed"), answer);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! How the CLI prints: a table or key/value view on a terminal, JSON otherwise.
+
+use std::io::IsTerminal;
+
+use serde_json::{Value, json};
+
+use super::objects::Kind;
+
+pub struct Output {
+    json: bool,
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+impl Output {
+    pub fn new(json: bool, table: bool) -> Self {
+        Output { json: json || (!table && !std::io::stdout().is_terminal()) }
+    }
+
+    fn print_json(&self, v: &Value) {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// One object as `key: value` lines.
+    pub fn object(&self, v: &Value) {
+        if self.json {
+            return self.print_json(v);
+        }
+        println!("{}", key_values(v));
+    }
+
+    pub fn list(&self, kind: Kind, items: &[Value], total: Option<u64>) {
+        if self.json {
+            return self.print_json(&Value::Array(items.to_vec()));
+        }
+        println!("{}", table(kind, items));
+        if let Some(total) = total {
+            println!("({} of {total})", items.len());
+        }
+    }
+
+    /// A created object; generated secrets are called out, since they are shown once.
+    pub fn created(&self, what: &str, v: &Value) {
+        let secrets: Vec<(String, String)> = v["credentials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c["@type"].as_str()?.to_owned(), c["secret"].as_str()?.to_owned())))
+            .collect();
+        if self.json {
+            self.print_json(v);
+        } else {
+            println!("created {what} {}", scalar(&v["id"]));
+            for (kind, secret) in &secrets {
+                println!("{kind} secret: {secret}");
+            }
+        }
+        if !secrets.is_empty() {
+            eprintln!("warning: the generated secret above is shown once and will not be shown again; store it now");
+        }
+    }
+
+    pub fn updated(&self, what: &str, id: &str, result: &Value) {
+        if self.json {
+            return self.print_json(&json!({"updated": id, "result": result}));
+        }
+        println!("updated {what} {id}");
+        for c in result["credentials"].as_array().into_iter().flatten() {
+            if let Some(secret) = c["secret"].as_str() {
+                println!("{} secret: {secret}", scalar(&c["@type"]));
+                eprintln!(
+                    "warning: the generated secret above is shown once and will not be shown again; store it now"
+                );
+            }
+        }
+    }
+
+    pub fn message(&self, text: &str, v: Value) {
+        if self.json { self.print_json(&v) } else { println!("{text}") }
+    }
+}
+
+/// `key: value` lines, keys in order, nested values as compact JSON.
+pub fn key_values(v: &Value) -> String {
+    let Some(map) = v.as_object() else { return scalar(v) };
+    let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by_key(|k| (k.as_str() != "id", *k));
+    keys.iter().map(|k| format!("{k:<width$}  {}", scalar(&map[k.as_str()]))).collect::<Vec<_>>().join("\n")
+}
+
+/// A table with the columns that identify each kind of object.
+pub fn table(kind: Kind, items: &[Value]) -> String {
+    let columns: &[&str] = match kind {
+        Kind::Account => &["id", "@type", "emailAddress", "description"],
+        Kind::Domain => &["id", "name", "description"],
+        Kind::Role => &["id", "name", "permissions"],
+    };
+    let rows: Vec<Vec<String>> = items.iter().map(|i| columns.iter().map(|c| scalar(&i[*c])).collect()).collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| rows.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(columns.iter().map(|c| c.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}

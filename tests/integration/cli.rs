@@ -1,0 +1,274 @@
+//! The built `ledger` binary as a client of a live server: the reference pages'
+//! examples verbatim (our binary name, a local URL), outputs, errors, `--help`.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::support::{ADMIN_PASSWORD, TestServer, redact, snapshot_settings};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ledger(server: &TestServer, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(args)
+        .env("LEDGER_URL", &server.url)
+        .env("LEDGER_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
+        .env_remove("LEDGER_TOKEN")
+        .env("LEDGER_LOG", "warn")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn ok(server: &TestServer, args: &[&str]) -> String {
+    let run = ledger(server, args);
+    assert_eq!(run.code, 0, "ledger {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+    run.stdout
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+async fn account_by_name(server: &TestServer, name: &str) -> Option<Value> {
+    let (_, q) = server.call("x:Account/query", json!({"filter": {"name": name}})).await;
+    let (_, g) = server.call("x:Account/get", json!({"ids": q["ids"]})).await;
+    g["list"].as_array().unwrap().iter().find(|a| a["name"] == name).cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reference_examples_run_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    ok(&server, &["create", "domain", "--field", "name=example.org"]);
+
+    // stalwart-cli create account/user, with <Domain id> and <Tenant id> filled in.
+    let created = json_of(&ok(
+        &server,
+        &[
+            "create",
+            "account/user",
+            "--field",
+            "name=alice",
+            "--field",
+            "domainId=example.org",
+            "--field",
+            "credentials=[]",
+            "--field",
+            "memberGroupIds=[]",
+            "--field",
+            "memberTenantId=t1",
+            "--field",
+            r#"roles={"@type":"User"}"#,
+            "--field",
+            r#"permissions={"@type":"Inherit"}"#,
+            "--field",
+            "quotas={}",
+            "--field",
+            "aliases=[]",
+            "--field",
+            "description=Example",
+            "--field",
+            "locale=en_US",
+            "--field",
+            "timeZone=Africa/Abidjan",
+            "--field",
+            r#"encryptionAtRest={"@type":"Disabled"}"#,
+        ],
+    ));
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["emailAddress"], "alice@example.org");
+    assert_eq!(created["timeZone"], "Africa/Abidjan");
+
+    // stalwart-cli get account id1
+    let got = json_of(&ok(&server, &["get", "account", &id]));
+    assert_eq!(got["name"], "alice");
+    assert_eq!(json_of(&ok(&server, &["get", "account", "alice@example.org"]))["id"], id, "names stand for ids");
+
+    // stalwart-cli query account
+    let listed = json_of(&ok(&server, &["query", "account"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // stalwart-cli update account id1 --field description='Updated'
+    ok(&server, &["update", "account", &id, "--field", "description=Updated"]);
+    assert_eq!(account_by_name(&server, "alice").await.unwrap()["description"], "Updated");
+
+    // stalwart-cli delete account --ids id1
+    ok(&server, &["delete", "account", "--ids", &id]);
+    assert!(account_by_name(&server, "alice").await.is_none());
+
+    // stalwart-cli -u https://jmap.example.org database delete john (a local URL here)
+    ok(&server, &["create", "account/user", "--field", "name=john", "--field", "domainId=example.org"]);
+    ok(&server, &["-u", &server.url, "database", "delete", "john"]);
+    assert!(account_by_name(&server, "john").await.is_none());
+
+    // database rename john john.doe: same id, new name and address.
+    let john =
+        json_of(&ok(&server, &["create", "account/user", "--field", "name=john", "--field", "domainId=example.org"]));
+    ok(&server, &["-u", &server.url, "database", "rename", "john", "john.doe"]);
+    let renamed = account_by_name(&server, "john.doe").await.expect("renamed");
+    assert_eq!(renamed["id"], john["id"]);
+    assert_eq!(renamed["emailAddress"], "john.doe@example.org");
+
+    // database purge
+    let purged = json_of(&ok(&server, &["-u", &server.url, "database", "purge"]));
+    assert_eq!(purged["expiredCredentialsRemoved"], 0);
+
+    // The older spellings.
+    ok(&server, &["account", "update", "john.doe", "jdoe"]);
+    assert_eq!(account_by_name(&server, "jdoe").await.unwrap()["id"], john["id"]);
+    ok(&server, &["account", "delete", "jdoe@example.org"]);
+    assert!(account_by_name(&server, "jdoe").await.is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_tables_json_and_secrets_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    ok(&server, &["create", "domain", "--field", "name=example.org", "--field", "description=Main"]);
+    ok(&server, &["create", "account/group", "--field", "name=staff", "--field", "domainId=example.org"]);
+    ok(
+        &server,
+        &[
+            "create",
+            "account/user",
+            "--field",
+            "name=alice",
+            "--field",
+            "domainId=example.org",
+            "--field",
+            "description=Sales lead",
+            "--field",
+            r#"memberGroupIds=["staff@example.org"]"#,
+            "--field",
+            r#"aliases=[{"name":"info","domainId":"example.org"}]"#,
+        ],
+    );
+    let made = ledger(
+        &server,
+        &[
+            "create",
+            "account/user",
+            "--table",
+            "--field",
+            "name=bot",
+            "--field",
+            "domainId=example.org",
+            "--field",
+            r#"credentials=[{"@type":"ApiKey","description":"ci","permissions":{"@type":"Inherit"}}]"#,
+        ],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(made.stdout.contains("ApiKey secret: lak_"), "{}", made.stdout);
+    assert!(made.stderr.contains("shown once and will not be shown again"), "{}", made.stderr);
+    let key = made.stdout.lines().find_map(|l| l.strip_prefix("ApiKey secret: ")).unwrap().to_owned();
+    let bot = made.stdout.lines().find_map(|l| l.strip_prefix("created x:Account ")).unwrap().to_owned();
+    let again = ok(&server, &["get", "account", "bot@example.org"]);
+    assert!(!again.contains(&key), "the secret is never shown again");
+    // The key works as a --token (a plain user may read itself by id).
+    let with_token = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["--token", &key, "get", "account", &bot])
+        .env("LEDGER_URL", &server.url)
+        .env_remove("LEDGER_CREDENTIALS")
+        .output()
+        .unwrap();
+    assert!(with_token.status.success(), "{}", String::from_utf8_lossy(&with_token.stderr));
+
+    let table = ok(&server, &["query", "account", "--table"]);
+    let kv = ok(&server, &["get", "account", "alice@example.org", "--table"]);
+    let domains = ok(&server, &["query", "domain", "--table"]);
+    let filtered =
+        ok(&server, &["query", "account", "--table", "--filter", "memberGroupIds=staff@example.org", "--limit", "5"]);
+    let kv: String = kv.lines().filter(|l| !l.starts_with("createdAt")).collect::<Vec<_>>().join("\n");
+    let mut json = json_of(&ok(&server, &["get", "account", "alice@example.org", "--json"]));
+    redact(&mut json);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("cli_query_table", table);
+        insta::assert_snapshot!("cli_get_key_values", kv);
+        insta::assert_snapshot!("cli_domain_table", domains);
+        insta::assert_snapshot!("cli_filtered_table", filtered);
+        insta::assert_json_snapshot!("cli_get_json", json);
+    });
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_name_the_jmap_error_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    ok(&server, &["create", "domain", "--field", "name=example.org"]);
+    let cases: [(&[&str], &str); 5] = [
+        (&["get", "account", "nobody@example.org"], "no x:Account with id or name \"nobody@example.org\""),
+        (
+            &[
+                "create",
+                "account/user",
+                "--field",
+                "name=x",
+                "--field",
+                "domainId=example.org",
+                "--field",
+                "locale=english",
+            ],
+            "invalidProperties (locale)",
+        ),
+        (&["create", "account/user", "--field", "name"], "\"name\" is not key=value"),
+        (&["create", "account/user", "--field", "roles={broken"], "looks like JSON but is not"),
+        (&["query", "account", "--filter", "shoeSize=42"], "unsupportedFilter"),
+    ];
+    for (args, expected) in cases {
+        let run = ledger(&server, args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stdout);
+        assert!(run.stderr.starts_with("error: ") && run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("Stack backtrace"), "{}", run.stderr);
+    }
+    ok(&server, &["create", "account/user", "--field", "name=dup", "--field", "domainId=example.org"]);
+    let dup = ledger(&server, &["create", "account/user", "--field", "name=dup", "--field", "domainId=example.org"]);
+    assert!(dup.stderr.contains("alreadyExists") && dup.stderr.contains("existing id"), "{}", dup.stderr);
+    let in_use = ledger(&server, &["delete", "domain", "--ids", "example.org"]);
+    assert_eq!(in_use.code, 1);
+    assert!(in_use.stderr.contains("forbidden") && in_use.stderr.contains("still has accounts"), "{}", in_use.stderr);
+    let denied = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["-c", "admin:wrong", "query", "account"])
+        .env("LEDGER_URL", &server.url)
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("authentication failed (401)"));
+    server.stop().await;
+}
+
+#[test]
+fn help_texts() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args)
+            .env_remove("LEDGER_URL")
+            .env_remove("LEDGER_CREDENTIALS")
+            .env_remove("LEDGER_TOKEN")
+            .env_remove("LEDGER_DATA_DIR")
+            .env_remove("LEDGER_LISTEN")
+            .env_remove("LEDGER_ADMIN_PASSWORD")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("cli_help", help(&["--help"]));
+        insta::assert_snapshot!("cli_help_create", help(&["create", "--help"]));
+        insta::assert_snapshot!("cli_help_query", help(&["query", "--help"]));
+        insta::assert_snapshot!("cli_help_database", help(&["database", "--help"]));
+        insta::assert_snapshot!("cli_help_serve", help(&["serve", "--help"]));
+    });
+}
