@@ -123,6 +123,15 @@ async fn reference_examples_run_verbatim() {
     let purged = json_of(&ok(&server, &["-u", &server.url, "database", "purge"]));
     assert_eq!(purged["expiredCredentialsRemoved"], 0);
 
+    // Roles and domains through the same commands, by name.
+    ok(&server, &["create", "role", "--field", "name=helpdesk", "--field", r#"permissions=["sysAccountGet"]"#]);
+    ok(&server, &["update", "role", "helpdesk", "--field", r#"permissions=["sysAccountGet","sysAccountQuery"]"#]);
+    let role = json_of(&ok(&server, &["get", "role", "helpdesk"]));
+    assert_eq!(role["permissions"], json!(["sysAccountGet", "sysAccountQuery"]));
+    ok(&server, &["delete", "role", "--ids", "helpdesk"]);
+    ok(&server, &["update", "domain", "example.org", "--field", "description=Primary"]);
+    assert_eq!(json_of(&ok(&server, &["get", "domain", "example.org"]))["description"], "Primary");
+
     // The older spellings.
     ok(&server, &["account", "update", "john.doe", "jdoe"]);
     assert_eq!(account_by_name(&server, "jdoe").await.unwrap()["id"], john["id"]);
