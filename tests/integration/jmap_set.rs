@@ -144,26 +144,6 @@ async fn patches_change_exactly_what_they_name() {
     server.stop().await;
 }
 
-fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = Vec::new();
-    for entry in walk(dir) {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
-        if bytes.windows(needle.len()).any(|w| w == needle) {
-            hits.push(entry.display().to_string());
-        }
-    }
-    hits
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_hashed_returned_once_and_never_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +194,7 @@ async fn secrets_are_hashed_returned_once_and_never_stored() {
     assert!(r["updated"][&id]["credentials"][1].get("secret").is_none(), "old secrets are not shown again");
     server.stop().await;
     for secret in [password, new_password, &app_secret, &key] {
-        let hits = files_contain(dir.path(), secret.as_bytes());
+        let hits = super::support::files_containing(dir.path(), secret.as_bytes());
         assert!(hits.is_empty(), "{secret} found in {hits:?}");
     }
 }
