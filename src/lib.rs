@@ -4,6 +4,7 @@
 //! `command` decides events from commands; `http` serves the API; `cli` is the
 //! `ledger` binary's command line.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod command;

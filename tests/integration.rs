@@ -2,6 +2,7 @@
 
 mod integration {
     pub mod api_docs;
+    pub mod audit;
     pub mod auth;
     pub mod cli;
     pub mod crash;

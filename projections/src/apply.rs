@@ -61,6 +61,7 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             let new = fold_account(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
             diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
+            out.push(Mutation { space: Space::Index, key: keys::history(id, header.seq), value: Some(Vec::new()) });
         }
         ObjectType::Role => {
             let old = state::role(view, id)?;

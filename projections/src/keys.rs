@@ -13,6 +13,7 @@
 //! | `l` role name                         | role id                 | role name uniqueness     |
 //! | `o` role id, account id               | –                       | role still in use        |
 //! | `h` generated-secret digest           | account id, credential  | Bearer / app password    |
+//! | `v` account id, position              | –                       | audit history (kept after the account is destroyed) |
 //! | `g` group id, member id               | –                       | group membership         |
 //! | `t` tenant id, 0x00, account id       | –                       | tenant filter            |
 //! | `w` word, 0x00, account id            | –                       | text search              |
@@ -43,6 +44,7 @@ pub const TAG_KIND: u8 = b'k';
 pub const TAG_ROLE_NAME: u8 = b'l';
 pub const TAG_ROLE_HOLDER: u8 = b'o';
 pub const TAG_SECRET: u8 = b'h';
+pub const TAG_HISTORY: u8 = b'v';
 
 pub fn meta_type_state(t: ObjectType) -> Vec<u8> {
     let mut k = b"state/".to_vec();
@@ -192,4 +194,12 @@ pub fn secret_value(account: ObjectId, credential: ObjectId) -> Vec<u8> {
 
 pub fn decode_secret_value(raw: &[u8]) -> Option<(ObjectId, ObjectId)> {
     Some((decode_id(raw.get(..8)?)?, decode_id(raw.get(8..16)?)?))
+}
+
+pub fn history_prefix(account: ObjectId) -> Vec<u8> {
+    tagged(TAG_HISTORY, &[&account.to_be_bytes()])
+}
+
+pub fn history(account: ObjectId, seq: u64) -> Vec<u8> {
+    tagged(TAG_HISTORY, &[&account.to_be_bytes(), &seq.to_be_bytes()])
 }

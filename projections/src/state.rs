@@ -142,6 +142,16 @@ pub fn role_in_use(view: &impl StateRead, role_id: ObjectId) -> Result<bool> {
     Ok(!view.scan(Space::Index, &keys::role_holders_prefix(role_id), None, 1)?.is_empty())
 }
 
+/// Log positions of every event that touched the account, oldest first (also
+/// after it was destroyed).
+pub fn history_positions(view: &impl StateRead, account: ObjectId) -> Result<Vec<u64>> {
+    Ok(view
+        .scan(Space::Index, &keys::history_prefix(account), None, usize::MAX)?
+        .iter()
+        .filter_map(|(k, _)| Some(u64::from_be_bytes(k.get(k.len().checked_sub(8)?..)?.try_into().ok()?)))
+        .collect())
+}
+
 /// The account and credential a generated secret's digest belongs to.
 pub fn secret_owner(view: &impl StateRead, digest: &str) -> Result<Option<(ObjectId, ObjectId)>> {
     Ok(view.get(Space::Index, &keys::secret(digest))?.and_then(|raw| keys::decode_secret_value(&raw)))

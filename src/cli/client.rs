@@ -56,6 +56,26 @@ impl Client {
         })
     }
 
+    /// GETs a path under the server, failing on any non-success status.
+    pub async fn get(&self, path_and_query: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path_and_query}", self.api.trim_end_matches("/api"));
+        let response = self
+            .http
+            .get(&url)
+            .header("authorization", &self.authorization)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the ledger at {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let detail =
+                serde_json::from_str::<Value>(&text).ok().and_then(|v| v["detail"].as_str().map(str::to_owned));
+            bail!("{url}: {status}: {}", detail.unwrap_or(text));
+        }
+        Ok(response)
+    }
+
     /// Calls one method; a method error becomes an error naming its JMAP type.
     pub async fn call(&self, method: &str, arguments: Value) -> anyhow::Result<Value> {
         let body = json!({"using": USING, "methodCalls": [[method, arguments, "c"]]});

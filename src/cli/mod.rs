@@ -1,6 +1,7 @@
 //! The `ledger` command line: `serve` and the ledger tools, and the
 //! stalwart-cli-compatible client commands that talk JMAP to a running server.
 
+mod audit;
 mod client;
 mod database;
 mod fields;
@@ -84,6 +85,27 @@ pub enum Command {
     /// Older spellings: `account delete NAME`, `account update OLD NEW`.
     #[command(subcommand)]
     Account(database::AccountCommand),
+    /// Audit: account history, verifiable export, offline verify, checkpoints.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Build a new store holding the log up to a position or time, and its projections.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The store to read (not open in a running server; restore from a copy if it is).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new store; it must be empty or not exist.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Keep the log up to this RFC 3339 UTC time.
+    #[arg(long, conflicts_with = "seq", required_unless_present = "seq")]
+    pub at: Option<ledger_events::values::UtcDateTime>,
+    /// Keep the log up to this position.
+    #[arg(long)]
+    pub seq: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,6 +157,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete { object, ids } => client_command(objects::Work::Delete { object, ids }),
         Command::Database(c) => client_command(objects::Work::Database(c.into())),
         Command::Account(c) => client_command(objects::Work::Database(c.into())),
+        Command::Audit(c) if audit::needs_server(&c) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let client = client::Client::connect(&connection)?;
+                audit::run_remote(&client, &out, c).await
+            })
+        }
+        Command::Audit(c) => audit::run_offline(c),
+        Command::Restore(args) => {
+            let to = match (args.seq, args.at) {
+                (Some(seq), _) => crate::audit::export::Bound::Seq(seq),
+                (None, Some(at)) => crate::audit::export::Bound::Time(at),
+                (None, None) => anyhow::bail!("give --seq or --at"),
+            };
+            let restored = crate::audit::restore::restore(&args.data_dir, &args.to, to)
+                .with_context(|| format!("restoring {} into {}", args.data_dir.display(), args.to.display()))?;
+            println!(
+                "restored positions 1..={} into {} (head hash {})",
+                restored.last_seq,
+                args.to.display(),
+                restored.last_hash
+            );
+            Ok(())
+        }
         Command::Serve(args) => serve(args),
         Command::Rebuild(args) => {
             let replayed = store::rebuild(&args.data_dir)

@@ -23,6 +23,10 @@ impl Output {
         Output { json: json || (!table && !std::io::stdout().is_terminal()) }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     fn print_json(&self, v: &Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }

@@ -1,5 +1,7 @@
 //! The HTTP surface: one `AppState`, thin handlers.
 
+mod audit;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -57,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jmap", get(session))
         .route("/api", post(api))
         .route("/jmap", post(api))
+        .route("/api/audit/export", get(audit::export))
+        .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod domain;
 pub mod error;
 pub mod get;
+pub mod history;
 pub mod maintenance;
 pub mod patch;
 pub mod permissions;
@@ -126,6 +127,9 @@ async fn dispatch(
     let unknown = || MethodError::UnknownMethod(format!("{name} is not a method of the capabilities in `using`"));
     if name == "Core/echo" {
         return if uses(CORE) { Ok(arguments) } else { Err(unknown()) };
+    }
+    if name == "x:AccountHistory/get" && uses(STALWART) {
+        return history::get(ctx, arguments).await;
     }
     if name == "x:Database/purge" && uses(STALWART) {
         return maintenance::purge(ctx, arguments).await;

@@ -1,0 +1,6 @@
+//! Uses of replay: account history, verifiable export, checkpoints, restore.
+
+pub mod export;
+pub mod history;
+pub mod restore;
+pub mod verify;

@@ -1,0 +1,138 @@
+//! `ledger audit history|export|verify|checkpoint` and `ledger restore`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::Client;
+use super::objects::{Kind, resolve};
+use super::output::Output;
+use crate::audit::export::Bound;
+use crate::audit::verify::verify_export;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Every event that touched an account, oldest first (also after it was destroyed).
+    History {
+        /// Account id or address.
+        account: String,
+    },
+    /// Write the log as NDJSON with hashes and a trailer, for offline verification.
+    Export {
+        /// First log position or RFC 3339 UTC time.
+        #[arg(long)]
+        from: Option<Bound>,
+        /// Last log position or RFC 3339 UTC time.
+        #[arg(long)]
+        to: Option<Bound>,
+        /// Only this account's records in full (others as skipped hashes).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Verify an export file offline, or a whole stopped store with --data-dir.
+    Verify {
+        /// The export to check.
+        file: Option<PathBuf>,
+        /// Check a store instead of a file.
+        #[arg(long, conflicts_with = "file")]
+        data_dir: Option<PathBuf>,
+        /// `POSITION:HASH` from `ledger audit checkpoint`: prove the log only grew since.
+        #[arg(long)]
+        checkpoint: Option<String>,
+    },
+    /// Print the current end of the chain as `POSITION:HASH`, to keep.
+    Checkpoint,
+}
+
+/// Whether the command needs a server.
+pub fn needs_server(c: &AuditCommand) -> bool {
+    !matches!(c, AuditCommand::Verify { .. })
+}
+
+pub async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::History { account } => {
+            let id = resolve(client, Kind::Account, &account).await.unwrap_or(account.clone());
+            let answer = client.call("x:AccountHistory/get", json!({"ids": [id]})).await?;
+            let Some(entry) = answer["list"].get(0) else { bail!("no history for {account:?}") };
+            if out.is_json() {
+                out.object(&entry["events"]);
+            } else {
+                for e in entry["events"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:>6}  {}  {:<24} {} ({})  {}",
+                        e["position"],
+                        e["at"].as_str().unwrap_or_default(),
+                        e["event"].as_str().unwrap_or_default(),
+                        e["actor"]["name"].as_str().unwrap_or_default(),
+                        e["actor"]["authMethod"].as_str().unwrap_or_default(),
+                        e["details"]
+                    );
+                }
+            }
+        }
+        AuditCommand::Export { from, to, account } => {
+            let mut query = Vec::new();
+            let bound = |b: Bound| match b {
+                Bound::Seq(n) => n.to_string(),
+                Bound::Time(t) => t.to_string(),
+            };
+            if let Some(f) = from {
+                query.push(format!("from={}", bound(f)));
+            }
+            if let Some(t) = to {
+                query.push(format!("to={}", bound(t)));
+            }
+            if let Some(a) = account {
+                let id = resolve(client, Kind::Account, &a).await.unwrap_or(a);
+                query.push(format!("account={id}"));
+            }
+            let mut response = client.get(&format!("/api/audit/export?{}", query.join("&"))).await?;
+            let mut stdout = std::io::stdout().lock();
+            while let Some(chunk) = response.chunk().await.context("reading the export")? {
+                stdout.write_all(&chunk)?;
+            }
+            stdout.flush()?;
+        }
+        AuditCommand::Checkpoint => {
+            let v: serde_json::Value = client.get("/api/audit/checkpoint").await?.json().await?;
+            println!("{}:{}", v["position"], v["hash"].as_str().unwrap_or_default());
+        }
+        AuditCommand::Verify { .. } => unreachable!("verify runs offline"),
+    }
+    Ok(())
+}
+
+pub fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::Verify { file, data_dir, checkpoint } = command else { bail!("not an offline command") };
+    if let Some(dir) = data_dir {
+        let ledger = crate::Ledger::open(&dir, crate::Durability::Fsync)
+            .with_context(|| format!("opening {}", dir.display()))?;
+        let (tail, checked) = ledger.verify().context("verifying the hash chain")?;
+        println!("ok: {checked} records, last position {}, head hash {}", tail.next_seq - 1, tail.last_hash);
+        return Ok(());
+    }
+    let Some(file) = file else { bail!("give an export file, or --data-dir") };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let checkpoint = match checkpoint {
+        None => None,
+        Some(c) => {
+            let parsed =
+                c.split_once(':').and_then(|(s, h)| Some((s.parse().ok()?, ledger_events::Digest::from_hex(h)?)));
+            Some(parsed.with_context(|| format!("{c:?} is not POSITION:HASH"))?)
+        }
+    };
+    match verify_export(&text, checkpoint) {
+        Ok(v) => {
+            println!(
+                "ok: positions {}..={}, {} records in full, {} skipped, last hash {}",
+                v.from, v.last_seq, v.records, v.skipped, v.last_hash
+            );
+            Ok(())
+        }
+        Err(fault) => bail!("{} is not a faithful export: {fault}", file.display()),
+    }
+}

@@ -1,0 +1,101 @@
+//! `GET /api/audit/export` (streaming NDJSON) and `GET /api/audit/checkpoint`,
+//! for principals with `sysAuditExport` (not tenant-scoped).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use ledger_events::values::ObjectId;
+use ledger_projections::state;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::audit::export::{Bound, export as write_export, resolve_range};
+use crate::auth::Principal;
+
+pub const AUDIT_PERMISSION: &str = "sysAuditExport";
+
+fn problem(status: StatusCode, detail: String) -> Response {
+    (status, Json(json!({"type": "about:blank", "status": status.as_u16(), "detail": detail}))).into_response()
+}
+
+/// The refusal for a principal that may not read the whole log, if it may not.
+fn refusal(principal: &Principal) -> Option<Response> {
+    let allowed = principal.may(AUDIT_PERMISSION) && principal.tenant.is_none();
+    (!allowed).then(|| problem(StatusCode::FORBIDDEN, format!("{AUDIT_PERMISSION} is required")))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    /// An account id or address: only its records in full, others as `skipped`.
+    account: Option<String>,
+}
+
+pub async fn export(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    if let Some(denied) = refusal(&principal) {
+        return denied;
+    }
+    let parse = |s: &Option<String>| s.as_deref().map(str::parse::<Bound>).transpose();
+    let (from, to) = match (parse(&q.from), parse(&q.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return problem(StatusCode::BAD_REQUEST, e),
+    };
+    let read = app.ledger.read();
+    let account = match &q.account {
+        None => None,
+        Some(a) => {
+            let id = ObjectId::from_jmap(a).or_else(|| state::address_owner(&read.view, a).ok().flatten().map(|o| o.0));
+            match id {
+                Some(id) => Some(id),
+                None => return problem(StatusCode::NOT_FOUND, format!("no account {a:?}")),
+            }
+        }
+    };
+    let (lines, stream) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(256);
+    let log = app.ledger.log().clone();
+    tokio::task::spawn_blocking(move || {
+        let snap = read.view.snapshot();
+        let result = (|| {
+            let (start, end) = resolve_range(&log, snap, from, to)?;
+            let only: Option<HashSet<u64>> = match account {
+                Some(id) => Some(state::history_positions(&read.view, id)?.into_iter().collect()),
+                None => None,
+            };
+            write_export(&log, snap, start, end, only.as_ref(), |line| lines.blocking_send(Ok(line + "\n")).is_ok())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "audit export failed");
+            let _ = lines.blocking_send(Err(std::io::Error::other("export failed")));
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(stream));
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// The current end of the chain, to keep and later prove the log only grew.
+pub async fn checkpoint(State(app): State<AppState>, Extension(principal): Extension<Arc<Principal>>) -> Response {
+    if let Some(denied) = refusal(&principal) {
+        return denied;
+    }
+    let read = app.ledger.read();
+    let log = app.ledger.log().clone();
+    let found = tokio::task::spawn_blocking(move || log.read(read.view.snapshot(), read.last_seq)).await;
+    match found {
+        Ok(Ok(Some(record))) => {
+            Json(json!({"position": record.seq(), "hash": record.header.hash.to_hex()})).into_response()
+        }
+        Ok(Ok(None)) => Json(json!({"position": 0, "hash": ledger_events::Digest::ZERO.to_hex()})).into_response(),
+        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "the log could not be read".into()),
+    }
+}
