@@ -6,6 +6,7 @@ mod integration {
     pub mod auth;
     pub mod cli;
     pub mod crash;
+    pub mod erasure;
     pub mod jmap_core;
     pub mod jmap_query;
     pub mod jmap_set;

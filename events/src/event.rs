@@ -264,6 +264,30 @@ pub struct DomainDestroyed {
     pub name: DomainName,
 }
 
+/// One record whose payload an erasure removed: what replay needs to rebuild
+/// the change tracking it had (no personal data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErasedRecord {
+    pub position: u64,
+    /// `created`, `updated` or `destroyed`, as `/changes` reported it.
+    pub change: String,
+    pub commit_id: String,
+}
+
+/// The personal data of a destroyed account was erased: the payloads of every
+/// record that touched it were removed. Headers and hashes stay, so the chain
+/// still verifies; this event records that it happened (its header: by whom).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountErased {
+    pub account_id: ObjectId,
+    pub erased: Vec<ErasedRecord>,
+    /// The id counter's high-water mark at erasure, so replay never reuses an id
+    /// that only an erased record allocated.
+    pub max_allocated_id: ObjectId,
+}
+
 /// A role (`x:Role`): a named list of permissions that `Custom` roles refer to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -356,6 +380,7 @@ catalogue! {
     RoleCreated,
     RoleUpdated,
     RoleDestroyed,
+    AccountErased,
 }
 
 /// The JMAP object an event changes, for state strings and `/changes`.
@@ -410,6 +435,7 @@ impl Event {
             DomainCreated(e) => (ObjectType::Domain, e.domain_id),
             DomainUpdated(e) => (ObjectType::Domain, e.domain_id),
             DomainDestroyed(e) => (ObjectType::Domain, e.domain_id),
+            AccountErased(e) => (ObjectType::Account, e.account_id),
             RoleCreated(e) => (ObjectType::Role, e.role_id),
             RoleUpdated(e) => (ObjectType::Role, e.role_id),
             RoleDestroyed(e) => (ObjectType::Role, e.role_id),

@@ -45,6 +45,11 @@ impl EventLog {
         })
     }
 
+    /// The two keyspaces, for maintenance (flush and compaction).
+    pub fn keyspaces(&self) -> [&Keyspace; 2] {
+        [&self.headers, &self.payloads]
+    }
+
     /// The data directory the log lives in.
     pub fn path(&self) -> &Path {
         &self.path
@@ -62,6 +67,12 @@ impl EventLog {
         if let Some(payload) = &record.payload {
             batch.insert(&self.payloads, key, payload.as_slice());
         }
+    }
+
+    /// Adds the removal of a record's payload to `batch`: the one deletion the log
+    /// allows, for erasure. The header, and so the chain, stays.
+    pub fn erase_payload(&self, batch: &mut OwnedWriteBatch, seq: u64) {
+        batch.remove(&self.payloads, seq_key(seq));
     }
 
     /// The position of the last record, 0 for an empty log.

@@ -44,7 +44,10 @@ impl ChangeKind {
     fn of(event: &Event) -> Self {
         match event {
             Event::AccountCreated(_) | Event::DomainCreated(_) | Event::RoleCreated(_) => ChangeKind::Created,
-            Event::AccountDestroyed(_) | Event::DomainDestroyed(_) | Event::RoleDestroyed(_) => ChangeKind::Destroyed,
+            Event::AccountDestroyed(_)
+            | Event::DomainDestroyed(_)
+            | Event::RoleDestroyed(_)
+            | Event::AccountErased(_) => ChangeKind::Destroyed,
             _ => ChangeKind::Updated,
         }
     }
@@ -62,6 +65,9 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
             diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
             out.push(Mutation { space: Space::Index, key: keys::history(id, header.seq), value: Some(Vec::new()) });
+            if let Event::AccountErased(e) = event {
+                erased_bookkeeping(view, e, &mut out)?;
+            }
         }
         ObjectType::Role => {
             let old = state::role(view, id)?;
@@ -94,6 +100,47 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
         });
     }
     Ok(out)
+}
+
+/// What a record whose payload was erased still contributes on replay: its
+/// position. Its history and change entries come back with the AccountErased
+/// event that lists it.
+pub fn apply_erased(header: &RecordHeader) -> Vec<Mutation> {
+    let seq = seq_key(header.seq).to_vec();
+    vec![
+        Mutation { space: Space::Meta, key: keys::META_APPLIED_SEQ.to_vec(), value: Some(seq.clone()) },
+        Mutation { space: Space::Meta, key: keys::meta_type_state(ObjectType::Account), value: Some(seq) },
+    ]
+}
+
+/// Re-creates the history and change entries of erased records (identical to the
+/// ones they wrote when they happened), and keeps the id counter past them.
+fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, out: &mut Vec<Mutation>) -> Result<()> {
+    for r in &e.erased {
+        let kind = match r.change.as_str() {
+            "created" => ChangeKind::Created,
+            "destroyed" => ChangeKind::Destroyed,
+            _ => ChangeKind::Updated,
+        };
+        let commit = uuid::Uuid::parse_str(&r.commit_id)
+            .map_err(|_| Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id)))?;
+        let mut change = e.account_id.to_be_bytes().to_vec();
+        change.push(kind.tag());
+        change.extend_from_slice(commit.as_bytes());
+        out.push(Mutation {
+            space: Space::Index,
+            key: keys::history(e.account_id, r.position),
+            value: Some(Vec::new()),
+        });
+        out.push(Mutation {
+            space: Space::Changes,
+            key: keys::change(ObjectType::Account, r.position),
+            value: Some(change),
+        });
+    }
+    let next = state::next_object_id(view)?.max(e.max_allocated_id.0 + 1);
+    out.push(Mutation { space: Space::Meta, key: keys::META_NEXT_ID.to_vec(), value: Some(seq_key(next).to_vec()) });
+    Ok(())
 }
 
 /// The id an event brings into use, which the id counter must move past.
@@ -262,6 +309,8 @@ fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<Accou
             }));
         }
         (Some(_), Event::AccountCreated(_)) => return Err("account already exists"),
+        (None, Event::AccountErased(_)) => return Ok(None),
+        (Some(_), Event::AccountErased(_)) => return Err("an account is destroyed before it is erased"),
         (None, _) => return Err("account does not exist"),
         (Some(_), Event::AccountDestroyed(_)) => return Ok(None),
         (Some(a), _) => a,

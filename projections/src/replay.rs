@@ -5,7 +5,7 @@ use fjall::{Database, PersistMode, Readable};
 use ledger_events::codec::seq_key;
 use ledger_events::{ChainTail, ChainVerifier, EventLog};
 
-use crate::apply::apply;
+use crate::apply::{apply, apply_erased};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::state;
@@ -48,16 +48,11 @@ pub fn catch_up(db: &Database, log: &EventLog, projections: &Projections) -> Res
         for record in log.scan(&snap, next).take(REPLAY_CHUNK) {
             let record = record?;
             verifier.check(&record.header, record.payload.as_deref()).map_err(|fault| log.corrupt(fault))?;
-            let event = match record.event() {
-                Some(decoded) => decoded?,
-                None => {
-                    return Err(Error::Inconsistent(format!(
-                        "log record {} has no payload and cannot be replayed",
-                        record.seq()
-                    )));
-                }
+            let mutations = match record.event() {
+                Some(decoded) => apply(&overlay, &record.header, &decoded?)?,
+                // An erased payload: its AccountErased event restores the rest.
+                None => apply_erased(&record.header),
             };
-            let mutations = apply(&overlay, &record.header, &event)?;
             overlay.apply(mutations);
             chunk_end = record.seq();
             folded += 1;

@@ -27,9 +27,16 @@ pub fn redact_secrets(value: &mut Value) {
     }
 }
 
-/// One record as a history entry. An erased payload shows as `null`.
-pub fn entry(record: &Record) -> Value {
+/// One record as a history entry. An erased payload shows as `null`; an account
+/// actor is named by its current address, or `null` once it is gone.
+pub fn entry(view: &impl StateRead, record: &Record) -> Value {
     let h = &record.header;
+    let actor_name = match (h.commit.actor.name.as_str(), ObjectId::from_jmap(&h.commit.actor.principal_id)) {
+        ("", Some(id)) => {
+            state::account(view, id).ok().flatten().map(|a| json!(a.email_address)).unwrap_or(Value::Null)
+        }
+        (name, _) => json!(name),
+    };
     let mut details: Option<Value> = record.payload.as_deref().and_then(|p| serde_json::from_slice(p).ok());
     if let Some(d) = details.as_mut() {
         redact_secrets(d);
@@ -40,7 +47,7 @@ pub fn entry(record: &Record) -> Value {
         "event": h.event_type,
         "actor": {
             "id": h.commit.actor.principal_id,
-            "name": h.commit.actor.name,
+            "name": actor_name,
             "authMethod": h.commit.actor.auth_method.as_str(),
         },
         "commitId": h.commit.commit_id.to_string(),
@@ -64,7 +71,7 @@ pub fn account_history(
     let mut out = Vec::with_capacity(positions.len());
     for seq in positions {
         if let Some(record) = log.read(snapshot, seq)? {
-            out.push(entry(&record));
+            out.push(entry(view, &record));
         }
     }
     Ok(Some(out))

@@ -43,11 +43,13 @@ impl Principal {
         self.account_id == Some(id)
     }
 
+    /// The actor recorded in the log. Accounts are recorded by id only, never by
+    /// address: headers are hashed and cannot be erased, so they hold no personal
+    /// data. Readers show the address from the current directory.
     pub fn actor(&self) -> Actor {
-        Actor {
-            principal_id: self.account_id.map(|id| id.to_jmap()).unwrap_or_default(),
-            name: self.name.clone(),
-            auth_method: self.method,
+        match self.account_id {
+            Some(id) => Actor { principal_id: id.to_jmap(), name: String::new(), auth_method: self.method },
+            None => Actor { principal_id: String::new(), name: self.name.clone(), auth_method: self.method },
         }
     }
 

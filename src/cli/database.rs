@@ -10,7 +10,7 @@ use super::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum DatabaseCommand {
-    /// Delete an account and its data: `ledger database delete john`.
+    /// Delete an account and erase its personal data: `ledger database delete john`.
     Delete { name: String },
     /// Rename an account, keeping its id and history: `ledger database rename john john.doe`.
     Rename { old: String, new: String },
@@ -55,11 +55,11 @@ pub async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Resul
     match m {
         Maintenance::Delete(name) => {
             let id = resolve(client, Kind::Account, &name).await?;
-            let answer = client.call("x:Account/set", json!({"destroy": [id]})).await?;
-            if let Some(error) = answer["notDestroyed"].get(&id) {
+            let answer = client.call("x:Database/erase", json!({"ids": [id]})).await?;
+            if let Some(error) = answer["notErased"].get(&id) {
                 bail!("could not delete {name}: {}", describe(error));
             }
-            out.message(&format!("deleted account {name} (id {id})"), json!({"destroyed": id}));
+            out.message(&format!("deleted account {name} (id {id}) and erased its personal data"), answer);
         }
         Maintenance::Rename(old, new) => {
             let id = resolve(client, Kind::Account, &old).await?;

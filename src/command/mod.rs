@@ -9,6 +9,7 @@ mod create_account;
 mod create_domain;
 mod destroy_account;
 mod destroy_domain;
+mod erase_account;
 mod purge;
 mod report_usage;
 mod role;
@@ -24,6 +25,7 @@ pub use create_account::CreateAccount;
 pub use create_domain::CreateDomain;
 pub use destroy_account::DestroyAccount;
 pub use destroy_domain::DestroyDomain;
+pub use erase_account::EraseAccount;
 pub use purge::PurgeExpiredCredentials;
 pub use report_usage::ReportUsage;
 pub use role::{CreateRole, DestroyRole, UpdateRole};
@@ -44,6 +46,7 @@ pub enum Command {
     UpdateRole(UpdateRole),
     DestroyRole(DestroyRole),
     PurgeExpiredCredentials(PurgeExpiredCredentials),
+    EraseAccount(EraseAccount),
 }
 
 /// What the I/O edge hands to decide.
@@ -99,6 +102,7 @@ pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> 
         Command::UpdateRole(c) => c.decide(view),
         Command::DestroyRole(c) => c.decide(view),
         Command::PurgeExpiredCredentials(c) => c.decide(view),
+        Command::EraseAccount(c) => c.decide(view),
     }
 }
 

@@ -131,6 +131,9 @@ async fn dispatch(
     if name == "x:AccountHistory/get" && uses(STALWART) {
         return history::get(ctx, arguments).await;
     }
+    if name == "x:Database/erase" && uses(STALWART) {
+        return maintenance::erase(ctx, arguments).await;
+    }
     if name == "x:Database/purge" && uses(STALWART) {
         return maintenance::purge(ctx, arguments).await;
     }

@@ -244,6 +244,24 @@ impl Ledger {
         Ok(self.inner.log.verify_all(&self.inner.db.snapshot())?)
     }
 
+    /// Flushes every keyspace and compacts it fully, so that data removed from the
+    /// store (erased payloads, superseded projection values) is gone from disk,
+    /// not only from view. Holds the writer meanwhile. Slow; run it off the executor.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let _paused = self.pause_writes();
+        let inner = &self.inner;
+        let mut keyspaces: Vec<&fjall::Keyspace> = inner.log.keyspaces().to_vec();
+        keyspaces.extend(ledger_projections::Space::ALL.iter().map(|s| inner.projections.keyspace(*s)));
+        for keyspace in &keyspaces {
+            keyspace.rotate_memtable_and_wait()?;
+        }
+        for keyspace in &keyspaces {
+            keyspace.major_compact()?;
+        }
+        inner.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+
     /// Finishes queued commits and stops the writer. Later submits fail.
     pub fn shutdown(&self) {
         stop_writer(&self.control.jobs, &self.control.writer);

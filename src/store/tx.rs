@@ -15,6 +15,8 @@ pub struct Tx<'a> {
     pub(super) records: &'a mut Vec<Record>,
     pub(super) meta: &'a CommitMeta,
     pub(super) aborted: bool,
+    /// Positions whose payloads this commit erases.
+    pub(super) erased: &'a mut Vec<u64>,
 }
 
 impl Tx<'_> {
@@ -50,6 +52,15 @@ impl Tx<'_> {
             self.records.push(record);
         }
         Ok(events)
+    }
+
+    /// Erases the payloads at `positions` in this commit's batch (their headers
+    /// stay). Records of this very commit among them are written without payload.
+    pub fn erase_payloads(&mut self, positions: &[u64]) {
+        for record in self.records.iter_mut().filter(|r| positions.contains(&r.seq())) {
+            record.payload = None;
+        }
+        self.erased.extend_from_slice(positions);
     }
 
     /// Drops everything this commit did (e.g. `ifInState` did not match).

@@ -55,6 +55,7 @@ impl Writer {
         let inner = Arc::clone(&self.inner);
         let mut overlay = Overlay::new(inner.projections.view(inner.db.snapshot()));
         let mut records: Vec<Record> = Vec::new();
+        let mut erased: Vec<u64> = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
         let tail_at_start = self.tail;
         for job in group {
@@ -66,14 +67,21 @@ impl Writer {
                 call_id: job.origin.call_id,
             };
             let savepoint = overlay.savepoint();
-            let (tail_before, first) = (self.tail, records.len());
-            let mut tx =
-                Tx { overlay: &mut overlay, tail: &mut self.tail, records: &mut records, meta: &meta, aborted: false };
+            let (tail_before, first, erased_before) = (self.tail, records.len(), erased.len());
+            let mut tx = Tx {
+                overlay: &mut overlay,
+                tail: &mut self.tail,
+                records: &mut records,
+                meta: &meta,
+                aborted: false,
+                erased: &mut erased,
+            };
             let reply = (job.run)(&mut tx);
             if tx.aborted {
                 overlay.rollback(savepoint);
                 self.tail = tail_before;
                 records.truncate(first);
+                erased.truncate(erased_before);
             }
             let written = &records[first..];
             let info = CommitInfo {
@@ -85,7 +93,7 @@ impl Writer {
             answers.push((reply, info));
         }
 
-        let outcome = if records.is_empty() { Ok(()) } else { self.persist(&records, &mut overlay) };
+        let outcome = if records.is_empty() { Ok(()) } else { self.persist(&records, &erased, &mut overlay) };
         match &outcome {
             Ok(()) => {
                 if !records.is_empty() {
@@ -118,12 +126,16 @@ impl Writer {
     fn persist(
         &self,
         records: &[Record],
+        erased: &[u64],
         overlay: &mut Overlay<ledger_projections::SnapshotView>,
     ) -> Result<(), fjall::Error> {
         let inner = &self.inner;
         let mut batch = inner.db.batch();
         for record in records {
             inner.log.stage(&mut batch, record);
+        }
+        for seq in erased {
+            inner.log.erase_payload(&mut batch, *seq);
         }
         inner.projections.stage(&mut batch, overlay.take_mutations());
         batch.commit()?;

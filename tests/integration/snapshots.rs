@@ -165,6 +165,16 @@ fn one_of_each() -> Vec<Event> {
         }
         .into(),
         RoleDestroyed { role_id: ObjectId(9), name: "helpdesk".into() }.into(),
+        AccountErased {
+            account_id: acct,
+            erased: vec![ErasedRecord {
+                position: 12,
+                change: "created".into(),
+                commit_id: "01900000-0000-7000-8000-000000000001".into(),
+            }],
+            max_allocated_id: ObjectId(41),
+        }
+        .into(),
     ]
 }
 

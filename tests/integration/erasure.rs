@@ -1,0 +1,101 @@
+//! Erasure: `ledger database delete` removes an account's personal data from the
+//! store (payloads of its past events, projections, and the bytes on disk), while
+//! the chain still verifies and replay still equals live.
+
+use std::process::Command;
+
+use ledger::audit::verify::verify_export;
+use serde_json::json;
+
+use super::support::{ADMIN_PASSWORD, TestServer, basic, files_containing};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let team = server.account(json!({"@type": "Group", "name": "team", "domainId": d})).await;
+    let erin = server
+        .account(json!({"@type": "User", "name": "erin7731", "domainId": d, "description": "Diary-entry-4417",
+            "aliases": [{"name": "alias5521", "domainId": d}], "memberGroupIds": [team],
+            "credentials": [{"@type": "Password", "secret": "erin-password-1"}]}))
+        .await;
+    let frank =
+        server.account(json!({"@type": "User", "name": "frank", "domainId": d, "memberGroupIds": [team]})).await;
+    let me = basic("erin7731@example.org", "erin-password-1");
+    let (status, _, _) = server
+        .call_as(&me, "x:Account/set", json!({"update": {(erin.clone()): {"credentials/0/secret": "erin-password-2"}}}))
+        .await;
+    assert_eq!(status, 200);
+    server.call("x:Account/set", json!({"update": {(erin.clone()): {"aliases/0/name": "alias6632"}}})).await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args([
+            "-u",
+            &server.url,
+            "-c",
+            &format!("admin:{ADMIN_PASSWORD}"),
+            "database",
+            "delete",
+            "erin7731@example.org",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (_, got) = server.call("x:Account/get", json!({"ids": [erin, frank]})).await;
+    assert_eq!(got["notFound"], json!([erin]));
+    assert_eq!(got["list"][0]["memberGroupIds"], json!([team]), "other accounts are untouched");
+
+    // History keeps the facts, not the data.
+    let (_, h) = server.call("x:AccountHistory/get", json!({"ids": [erin]})).await;
+    let events = h["list"][0]["events"].as_array().unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "AccountErased");
+    assert_eq!(last["actor"]["name"], "admin", "who erased is kept");
+    assert!(events[..events.len() - 1].iter().all(|e| e["details"].is_null()), "{h}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "CredentialUpdated" && e["actor"]["id"] == erin && e["actor"]["name"].is_null())
+    );
+
+    // The export still verifies, and holds nothing of erin.
+    let export = server.get("/api/audit/export").await.text().await.unwrap();
+    verify_export(&export, None).expect("the chain verifies after erasure");
+    for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
+        assert!(!export.contains(marker), "{marker} in the export");
+    }
+    let live = server.ledger.projections().dump(&server.ledger.database().snapshot()).unwrap();
+    let last_seq = server.ledger.read().last_seq;
+    server.stop().await;
+
+    // Gone from every table file. KNOWN GAP (issue 6 stays open): fjall's write-ahead
+    // journal keeps the original bytes until it rotates (after 64 MB of writes)
+    // and there is no API to rotate it sooner; the fix planned is per-account
+    // payload keys kept outside fjall (crypto-shredding).
+    for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
+        let hits: Vec<String> =
+            files_containing(dir.path(), marker.as_bytes()).into_iter().filter(|f| !f.ends_with(".jnl")).collect();
+        assert!(hits.is_empty(), "{marker} still on disk in {hits:?}");
+    }
+
+    // Replay over erased payloads gives the live projections, byte for byte.
+    let replayed = ledger::store::rebuild(dir.path()).unwrap();
+    assert_eq!(replayed, last_seq);
+    let ledger = ledger::Ledger::open(dir.path(), ledger::Durability::Fsync).unwrap();
+    let rebuilt = ledger.projections().dump(&ledger.database().snapshot()).unwrap();
+    assert!(live == rebuilt, "projections after replaying an erased log differ from live");
+    ledger.verify().unwrap();
+    ledger.shutdown();
+    drop(ledger);
+
+    // A restore of the erased log works too, and never reuses erin's id.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let target = restored_dir.path().join("r");
+    ledger::audit::restore::restore(dir.path(), &target, ledger::audit::export::Bound::Seq(last_seq)).unwrap();
+    let restored = TestServer::start(&target).await;
+    let again = restored.account(json!({"@type": "User", "name": "gina", "domainId": d})).await;
+    assert!(ledger_events::values::ObjectId::from_jmap(&again) > ledger_events::values::ObjectId::from_jmap(&erin));
+    restored.stop().await;
+}
