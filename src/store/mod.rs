@@ -259,6 +259,32 @@ impl Ledger {
             keyspace.major_compact()?;
         }
         inner.db.persist(fjall::PersistMode::SyncAll)?;
+        self.retire_journal()?;
+        Ok(())
+    }
+
+    /// Makes fjall seal and delete its write-ahead journal, which still holds the
+    /// bytes of everything written since it was opened. fjall offers no call for
+    /// that: it seals the journal at a flush once the journal is past 64 MB, and
+    /// deletes a sealed journal once every keyspace is flushed past it. So this
+    /// writes 65 MB of filler into a scratch keyspace, flushes it (sealing and
+    /// evicting the old journal), and drops the scratch keyspace. Costly, and only
+    /// for erasure. The erasure test scans the data directory to catch a fjall
+    /// upgrade that changes this behaviour.
+    fn retire_journal(&self) -> Result<(), StoreError> {
+        const FILLER_CHUNK: usize = 1 << 20;
+        const FILLER_CHUNKS: u32 = 65;
+        let db = &self.inner.db;
+        let scratch = db.keyspace("maintenance_scratch", fjall::KeyspaceCreateOptions::default)?;
+        let mut filler = vec![0u8; FILLER_CHUNK];
+        // Incompressible, in case journal compression is ever turned on.
+        getrandom::fill(&mut filler).map_err(|e| StoreError::WriteFailed(e.to_string()))?;
+        for i in 0..FILLER_CHUNKS {
+            scratch.insert(i.to_be_bytes(), filler.as_slice())?;
+        }
+        scratch.rotate_memtable_and_wait()?;
+        db.delete_keyspace(scratch)?;
+        db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
 

@@ -70,13 +70,9 @@ async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
     let last_seq = server.ledger.read().last_seq;
     server.stop().await;
 
-    // Gone from every table file. KNOWN GAP (issue 6 stays open): fjall's write-ahead
-    // journal keeps the original bytes until it rotates (after 64 MB of writes)
-    // and there is no API to rotate it sooner; the fix planned is per-account
-    // payload keys kept outside fjall (crypto-shredding).
+    // Gone from every file: tables, journals, everything.
     for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
-        let hits: Vec<String> =
-            files_containing(dir.path(), marker.as_bytes()).into_iter().filter(|f| !f.ends_with(".jnl")).collect();
+        let hits = files_containing(dir.path(), marker.as_bytes());
         assert!(hits.is_empty(), "{marker} still on disk in {hits:?}");
     }
 
