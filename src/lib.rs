@@ -11,6 +11,7 @@ pub mod command;
 pub mod error;
 pub mod http;
 pub mod jmap;
+pub mod maintenance;
 pub mod secrets;
 pub mod store;
 

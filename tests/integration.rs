@@ -11,6 +11,7 @@ mod integration {
     pub mod jmap_query;
     pub mod jmap_set;
     pub mod replay;
+    pub mod retention;
     pub mod server;
     pub mod snapshots;
     pub mod store;

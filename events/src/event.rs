@@ -288,6 +288,14 @@ pub struct AccountErased {
     pub max_allocated_id: ObjectId,
 }
 
+/// Change tracking before position `before` was dropped by the retention policy:
+/// `/changes` from an older state answers `cannotCalculateChanges`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangesTrimmed {
+    pub before: u64,
+}
+
 /// A role (`x:Role`): a named list of permissions that `Custom` roles refer to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -381,6 +389,7 @@ catalogue! {
     RoleUpdated,
     RoleDestroyed,
     AccountErased,
+    ChangesTrimmed,
 }
 
 /// The JMAP object an event changes, for state strings and `/changes`.
@@ -412,10 +421,12 @@ impl ObjectType {
 }
 
 impl Event {
-    /// The object this event changes. Every event changes exactly one object.
-    pub fn subject(&self) -> (ObjectType, ObjectId) {
+    /// The object this event changes: exactly one, except for maintenance events
+    /// of the ledger itself (`None`).
+    pub fn subject(&self) -> Option<(ObjectType, ObjectId)> {
         use Event::*;
-        match self {
+        Some(match self {
+            ChangesTrimmed(_) => return None,
             AccountCreated(e) => (ObjectType::Account, e.account_id),
             AccountUpdated(e) => (ObjectType::Account, e.account_id),
             AccountRenamed(e) => (ObjectType::Account, e.account_id),
@@ -439,6 +450,6 @@ impl Event {
             RoleCreated(e) => (ObjectType::Role, e.role_id),
             RoleUpdated(e) => (ObjectType::Role, e.role_id),
             RoleDestroyed(e) => (ObjectType::Role, e.role_id),
-        }
+        })
     }
 }

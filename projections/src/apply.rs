@@ -55,7 +55,7 @@ impl ChangeKind {
 
 /// The writes that fold `event` (recorded under `header`) into the state `view` shows.
 pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Result<Vec<Mutation>> {
-    let (object_type, id) = event.subject();
+    let Some((object_type, id)) = event.subject() else { return apply_maintenance(view, header, event) };
     let fail = |why: &str| Error::Inconsistent(format!("position {}: {} {}: {why}", header.seq, event.type_name(), id));
     let mut out = Vec::new();
     match object_type {
@@ -99,6 +99,34 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             value: Some(seq_key(next).to_vec()),
         });
     }
+    Ok(out)
+}
+
+/// Folds an event of the ledger itself (no object).
+fn apply_maintenance(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Result<Vec<Mutation>> {
+    let mut out = Vec::new();
+    if let Event::ChangesTrimmed(e) = event {
+        for t in ObjectType::ALL {
+            let start = keys::change(t, 0);
+            for (key, _) in view.scan(Space::Changes, &[t.tag()], Some(&start), usize::MAX)? {
+                let seq = key.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(u64::MAX);
+                if seq >= e.before {
+                    break;
+                }
+                out.push(Mutation { space: Space::Changes, key, value: None });
+            }
+        }
+        out.push(Mutation {
+            space: Space::Meta,
+            key: keys::META_CHANGES_FROM.to_vec(),
+            value: Some(seq_key(e.before).to_vec()),
+        });
+    }
+    out.push(Mutation {
+        space: Space::Meta,
+        key: keys::META_APPLIED_SEQ.to_vec(),
+        value: Some(seq_key(header.seq).to_vec()),
+    });
     Ok(out)
 }
 

@@ -31,6 +31,8 @@ use crate::state::AddressUse;
 pub const META_APPLIED_SEQ: &[u8] = b"applied_seq";
 pub const META_NEXT_ID: &[u8] = b"next_id";
 pub const META_REBUILDING: &[u8] = b"rebuilding";
+/// The first position change tracking still covers (retention).
+pub const META_CHANGES_FROM: &[u8] = b"changes_from";
 
 pub const TAG_ADDRESS: u8 = b'a';
 pub const TAG_DOMAIN_NAME: u8 = b'd';

@@ -194,6 +194,11 @@ pub fn type_state(view: &impl StateRead, object_type: ObjectType) -> Result<u64>
     Ok(meta_u64(view, &keys::meta_type_state(object_type))?.unwrap_or(0))
 }
 
+/// The first position change tracking still covers (1 when never trimmed).
+pub fn changes_from(view: &impl StateRead) -> Result<u64> {
+    Ok(meta_u64(view, keys::META_CHANGES_FROM)?.unwrap_or(1))
+}
+
 pub(crate) fn meta_u64(view: &impl StateRead, key: &[u8]) -> Result<Option<u64>> {
     match view.get(Space::Meta, key)? {
         Some(raw) => Ok(Some(codec::decode_seq_key(&raw)?)),

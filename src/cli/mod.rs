@@ -137,6 +137,12 @@ pub struct ServeArgs {
     /// separate with commas.
     #[arg(long, env = "LEDGER_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// Days of change tracking (`/changes`) to keep; 0 keeps it forever.
+    #[arg(long, env = "LEDGER_CHANGES_RETENTION_DAYS", default_value_t = 90)]
+    pub changes_retention_days: u64,
+    /// Minutes between scheduled purges; 0 turns them off.
+    #[arg(long, env = "LEDGER_PURGE_INTERVAL_MINUTES", default_value_t = 60)]
+    pub purge_interval_minutes: u64,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -209,13 +215,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxy.clone(),
         ..AuthConfig::default()
     };
-    let (app, generated) = AppState::open(ledger.clone(), &data_dir, &config)
+    let (mut app, generated) = AppState::open(ledger.clone(), &data_dir, &config)
         .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
+    app.purge_policy = crate::maintenance::PurgePolicy {
+        changes_retention: (args.changes_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
+    };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let local = listener.local_addr()?;
+        if args.purge_interval_minutes > 0 {
+            let every = std::time::Duration::from_secs(args.purge_interval_minutes * 60);
+            crate::maintenance::schedule(ledger.clone(), app.purge_policy, every);
+        }
         let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
         println!("ledger listening on http://{local}");
         println!("data directory: {} (durability: {:?})", shown.display(), args.durability);

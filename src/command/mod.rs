@@ -13,6 +13,7 @@ mod erase_account;
 mod purge;
 mod report_usage;
 mod role;
+mod trim_changes;
 mod update_account;
 mod update_domain;
 
@@ -29,6 +30,7 @@ pub use erase_account::EraseAccount;
 pub use purge::PurgeExpiredCredentials;
 pub use report_usage::ReportUsage;
 pub use role::{CreateRole, DestroyRole, UpdateRole};
+pub use trim_changes::TrimChanges;
 pub use update_account::UpdateAccount;
 pub use update_domain::UpdateDomain;
 
@@ -47,6 +49,7 @@ pub enum Command {
     DestroyRole(DestroyRole),
     PurgeExpiredCredentials(PurgeExpiredCredentials),
     EraseAccount(EraseAccount),
+    TrimChanges(TrimChanges),
 }
 
 /// What the I/O edge hands to decide.
@@ -103,6 +106,7 @@ pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> 
         Command::DestroyRole(c) => c.decide(view),
         Command::PurgeExpiredCredentials(c) => c.decide(view),
         Command::EraseAccount(c) => c.decide(view),
+        Command::TrimChanges(c) => c.decide(view),
     }
 }
 

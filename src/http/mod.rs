@@ -33,6 +33,7 @@ pub struct AppState {
     pub concurrency: Arc<Semaphore>,
     pub auth: Arc<Authenticator>,
     pub sealing: Arc<SealingKey>,
+    pub purge_policy: crate::maintenance::PurgePolicy,
 }
 
 impl AppState {
@@ -49,6 +50,7 @@ impl AppState {
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             auth,
             sealing,
+            purge_policy: Default::default(),
         };
         Ok((state, admin.generated))
     }

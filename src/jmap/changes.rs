@@ -17,10 +17,15 @@ fn ids(list: &[ObjectId]) -> Value {
     Value::Array(list.iter().map(|id| json!(id.to_jmap())).collect())
 }
 
-/// The position a client's state string stands for, if this ledger can answer from it.
-fn since(raw: &str, current: u64) -> Result<u64, MethodError> {
+/// The position a client's state string stands for, if this ledger can still
+/// answer from it (it issued it, and retention has not dropped what came after).
+fn since(view: &impl ledger_projections::StateRead, raw: &str, current: u64) -> Result<u64, MethodError> {
+    let retained_from = state::changes_from(view)?;
     match parse_state(raw) {
-        Some(seq) if seq <= current => Ok(seq),
+        Some(seq) if seq <= current && seq + 1 >= retained_from => Ok(seq),
+        Some(seq) if seq <= current => Err(MethodError::CannotCalculateChanges(format!(
+            "state {raw:?} is older than the retained change history (from position {retained_from}); resynchronise with /get or /query"
+        ))),
         _ => Err(MethodError::CannotCalculateChanges(format!("state {raw:?} is not one this server issued"))),
     }
 }
@@ -43,7 +48,7 @@ pub async fn changes(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value)
     blocking(move || {
         let view = &read.view;
         let current = state::type_state(view, t)?;
-        let from = since(&since_state, current)?;
+        let from = since(view, &since_state, current)?;
         let page = match changes_since(view, t, from, max)? {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { objects }) => {
@@ -84,7 +89,7 @@ pub async fn query_changes(ctx: &mut CallContext<'_>, t: ObjectType, arguments: 
     blocking(move || {
         let view = &read.view;
         let current = state::type_state(view, t)?;
-        let from = since(&since_state, current)?;
+        let from = since(view, &since_state, current)?;
         let page = match changes_since(view, t, from, usize::MAX)? {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { .. }) => return Err(MethodError::ServerFail),

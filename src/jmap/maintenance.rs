@@ -12,7 +12,7 @@ use ledger_events::values::ObjectId;
 use ledger_projections::state;
 
 use super::error::SetError;
-use crate::command::{Command, DestroyAccount, EraseAccount, PurgeExpiredCredentials};
+use crate::command::{Command, DestroyAccount, EraseAccount};
 
 pub const PURGE_PERMISSION: &str = "sysDatabasePurge";
 pub const ERASE_PERMISSION: &str = "sysDatabaseErase";
@@ -78,25 +78,18 @@ pub async fn erase(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value,
 pub async fn purge(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
     let mut args = Args::new(arguments)?;
     args.account_id()?;
+    // Drop change tracking before this position now, whatever the retention policy says.
+    let trim_before: Option<u64> = args.take("trimChangesBefore")?;
     args.finish()?;
     if !ctx.principal.may(PURGE_PERMISSION) || ctx.principal.tenant.is_some() {
         return Err(MethodError::Forbidden(format!("{PURGE_PERMISSION} is required")));
     }
-    let committed = ctx
-        .app
-        .ledger
-        .commit(ctx.origin.clone(), |tx| {
-            let command = Command::PurgeExpiredCredentials(PurgeExpiredCredentials { now: tx.now() });
-            tx.execute(&command).map(|events| events.len())
-        })
-        .await?;
-    let removed = committed.value.map_err(|r| {
-        tracing::error!(rejection = %r, "purge failed");
-        MethodError::ServerFail
-    })?;
+    let report =
+        crate::maintenance::purge(&ctx.app.ledger, ctx.origin.clone(), ctx.app.purge_policy, trim_before).await?;
     Ok(json!({
         "accountId": super::session::ACCOUNT_ID,
-        "expiredCredentialsRemoved": removed,
-        "lastPosition": state_string(committed.info.last_seq),
+        "expiredCredentialsRemoved": report.expired_credentials_removed,
+        "changesFrom": report.changes_from,
+        "lastPosition": state_string(report.last_position),
     }))
 }

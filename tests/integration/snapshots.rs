@@ -175,6 +175,7 @@ fn one_of_each() -> Vec<Event> {
             max_allocated_id: ObjectId(41),
         }
         .into(),
+        ChangesTrimmed { before: 1200 }.into(),
     ]
 }
 
