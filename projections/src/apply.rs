@@ -312,7 +312,7 @@ fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainS
     }
 }
 
-fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<AccountState>, &'static str> {
+pub fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<AccountState>, &'static str> {
     let mut a = match (old, event) {
         (None, Event::AccountCreated(e)) => {
             return Ok(Some(AccountState {

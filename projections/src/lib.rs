@@ -14,7 +14,7 @@ mod store;
 mod view;
 
 pub use crate::{
-    apply::{ChangeKind, apply, apply_erased, search_words, words},
+    apply::{ChangeKind, apply, apply_erased, fold_account, search_words, words},
     error::{Error, Result},
     state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState},
     store::Projections,

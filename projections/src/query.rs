@@ -154,3 +154,41 @@ pub fn query_accounts(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> 
     });
     Ok(sorted)
 }
+
+/// Whether one account matches a filter, evaluated on the object itself (for
+/// states that are not in the indexes, such as a past state).
+pub fn account_matches(a: &crate::AccountState, filter: &Filter) -> bool {
+    match filter {
+        Filter::All => true,
+        Filter::Text(text) => {
+            let have = crate::apply::search_words(a);
+            words(text).iter().all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
+        }
+        Filter::Name(n) => a.name.as_str().starts_with(&n.to_lowercase()),
+        Filter::DomainId(d) => a.domain_id == *d,
+        Filter::MemberTenantId(t) => a.member_tenant_id.as_ref().is_some_and(|x| x.as_str() == t),
+        Filter::MemberGroupId(g) => a.member_group_ids.contains(g),
+        Filter::Kind(k) => a.kind == *k,
+        Filter::And(c) => c.iter().all(|f| account_matches(a, f)),
+        Filter::Or(c) => c.iter().any(|f| account_matches(a, f)),
+        Filter::Not(c) => !c.iter().any(|f| account_matches(a, f)),
+    }
+}
+
+/// Sorts account states as `query_accounts` sorts ids.
+pub fn sort_states(states: &mut [crate::AccountState], sort: &[Sort]) {
+    states.sort_by(|a, b| {
+        for s in sort {
+            let ord = match s.key {
+                SortKey::CreatedAt => a.id.cmp(&b.id),
+                SortKey::Name => a.name.cmp(&b.name),
+                SortKey::EmailAddress => a.email_address.cmp(&b.email_address),
+            };
+            let ord = if s.ascending { ord } else { ord.reverse() };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        a.id.cmp(&b.id)
+    });
+}

@@ -1,5 +1,6 @@
 //! Uses of replay: account history, verifiable export, checkpoints, restore.
 
+pub mod asof;
 pub mod export;
 pub mod history;
 pub mod restore;

@@ -70,7 +70,12 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
     args.account_id()?;
     let ids: Option<Vec<String>> = args.take("ids")?;
     let properties: Option<Vec<String>> = args.take("properties")?;
+    // Extension: read the state as of a log position or time.
+    let as_of = args.take_raw("asOf");
     args.finish()?;
+    if as_of.is_some() && t != ObjectType::Account {
+        return Err(MethodError::invalid("asOf is supported for x:Account"));
+    }
     let known = known_properties(t);
     if let Some(unknown) = properties.iter().flatten().find(|p| !known.contains(&p.as_str())) {
         return Err(MethodError::invalid(format!("unknown property {unknown:?}")));
@@ -91,9 +96,16 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
         }
     }
     let read = ctx.app.ledger.read();
+    let log = ctx.app.ledger.log().clone();
     blocking(move || {
         let view = &read.view;
         let state = state::type_state(view, t)?;
+        let as_of = match &as_of {
+            None => None,
+            Some(v) => Some(
+                crate::audit::asof::resolve_as_of(v, &log, view.snapshot())?.map_err(MethodError::InvalidArguments)?,
+            ),
+        };
         let wanted: Vec<String> = match ids {
             Some(ids) => ids,
             None => {
@@ -109,8 +121,11 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
         let mut list = Vec::new();
         let mut not_found = Vec::new();
         for raw in wanted {
-            let found = match ObjectId::from_jmap(&raw) {
-                Some(id) if visible(view, &principal, t, id)? => fetch(view, t, id)?,
+            let found = match (ObjectId::from_jmap(&raw), as_of) {
+                (Some(id), Some(p)) => crate::audit::asof::account_at(view, &log, view.snapshot(), id, p)?
+                    .filter(|a| principal.sees(a))
+                    .map(|a| account::render::render(&a)),
+                (Some(id), None) if visible(view, &principal, t, id)? => fetch(view, t, id)?,
                 _ => None,
             };
             match found {
@@ -123,12 +138,16 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
                 None => not_found.push(Value::String(raw)),
             }
         }
-        Ok(json!({
+        let mut out = json!({
             "accountId": super::session::ACCOUNT_ID,
             "state": state_string(state),
             "list": list,
             "notFound": not_found,
-        }))
+        });
+        if let Some(p) = as_of {
+            out["asOf"] = json!(p);
+        }
+        Ok(out)
     })
     .await
 }

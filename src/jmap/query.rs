@@ -217,16 +217,35 @@ pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -
     let anchor_offset: i64 = args.take("anchorOffset")?.unwrap_or(0);
     let limit: Option<i64> = args.take("limit")?;
     let calculate_total: bool = args.take("calculateTotal")?.unwrap_or(false);
+    let as_of = args.take_raw("asOf");
     args.finish()?;
+    if as_of.is_some() && t != ObjectType::Account {
+        return Err(MethodError::invalid("asOf is supported for x:Account"));
+    }
     if limit.is_some_and(|l| l < 0) {
         return Err(MethodError::invalid("limit must not be negative"));
     }
     let anchor = anchor.map(|a| super::get::resolve_reference(ctx, &a));
     let read = ctx.app.ledger.read();
+    let log = ctx.app.ledger.log().clone();
     blocking(move || {
         let view = &read.view;
         let query_state = state::type_state(view, t)?;
-        let ids = run_query(view, t, &spec)?;
+        let as_of = match &as_of {
+            None => None,
+            Some(v) => Some(
+                crate::audit::asof::resolve_as_of(v, &log, view.snapshot())?.map_err(MethodError::InvalidArguments)?,
+            ),
+        };
+        let ids = match as_of {
+            None => run_query(view, t, &spec)?,
+            Some(p) => {
+                let mut states = crate::audit::asof::accounts_at(view, &log, view.snapshot(), p)?;
+                states.retain(|a| ledger_projections::query::account_matches(a, &spec.filter));
+                ledger_projections::query::sort_states(&mut states, &spec.sort);
+                states.into_iter().map(|a| a.id).collect()
+            }
+        };
         let total = ids.len() as i64;
         let start = match &anchor {
             Some(anchor) => {
@@ -251,6 +270,9 @@ pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -
         out.insert("ids".into(), Value::Array(window));
         if calculate_total {
             out.insert("total".into(), json!(total));
+        }
+        if let Some(p) = as_of {
+            out.insert("asOf".into(), json!(p));
         }
         Ok(Value::Object(out))
     })

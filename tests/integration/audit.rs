@@ -271,3 +271,54 @@ async fn restore_at_a_position_or_time_equals_what_get_returned_then() {
     assert_eq!(server.ledger.read().last_seq, moments[2].0);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_of_reads_agree_with_what_get_said_then_and_with_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let server = TestServer::start(&source).await;
+    let d = server.domain("example.org").await;
+    let id = server.account(json!({"@type": "User", "name": "hana", "domainId": d, "description": "v1"})).await;
+    let doomed = server.account(json!({"@type": "User", "name": "ivan", "domainId": d})).await;
+    let mut moments: Vec<(u64, String, Value)> = Vec::new();
+    for v in ["v2", "v3"] {
+        server.call("x:Account/set", json!({"update": {(id.clone()): {"description": v, "aliases/0": {"name": format!("a{v}"), "domainId": d}}}})).await;
+        let (_, got) = server.call("x:Account/get", json!({"ids": [id]})).await;
+        let seq = server.ledger.read().last_seq;
+        let record = server.ledger.log().read(&server.ledger.database().snapshot(), seq).unwrap().unwrap();
+        moments.push((seq, record.header.commit.committed_at.to_string(), got["list"][0].clone()));
+    }
+    server.call("x:Account/set", json!({"destroy": [doomed]})).await;
+    let late = server.account(json!({"@type": "User", "name": "jane", "domainId": d})).await;
+
+    for (seq, at, expected) in &moments {
+        let (_, by_seq) = server.call("x:Account/get", json!({"ids": [id], "asOf": seq})).await;
+        assert_eq!(&by_seq["list"][0], expected, "asOf {seq}");
+        assert_eq!(by_seq["asOf"], *seq, "the resolved position is echoed");
+        let (_, by_time) = server.call("x:Account/get", json!({"ids": [id], "asOf": at})).await;
+        let expected_then = &moments.iter().rfind(|(_, t, _)| t <= at).unwrap().2;
+        assert_eq!(&by_time["list"][0], expected_then, "asOf {at}");
+    }
+    let first = moments[0].0;
+    let (_, q) = server
+        .call("x:Account/query", json!({"asOf": first, "sort": [{"property": "name"}], "calculateTotal": true}))
+        .await;
+    assert_eq!(q["ids"], json!([id, doomed]), "ivan still existed, jane did not yet: {q}");
+    let (_, q) = server.call("x:Account/query", json!({"asOf": first, "filter": {"text": "av2"}})).await;
+    assert_eq!(q["ids"], json!([id]));
+    let (_, now) = server.call("x:Account/query", json!({})).await;
+    assert_eq!(now["ids"], json!([id, late]));
+    let (_, gone) = server.call("x:Account/get", json!({"ids": [late], "asOf": first})).await;
+    assert_eq!(gone["notFound"], json!([late]));
+    let (name, e) = server.call("x:Account/get", json!({"ids": [id], "asOf": 999_999})).await;
+    assert_eq!((name.as_str(), e["type"].as_str()), ("error", Some("invalidArguments")));
+    server.stop().await;
+
+    // A restore to the same position answers the same /get.
+    let target = dir.path().join("restored");
+    ledger::audit::restore::restore(&source, &target, ledger::audit::export::Bound::Seq(first)).unwrap();
+    let restored = TestServer::start(&target).await;
+    let (_, got) = restored.call("x:Account/get", json!({"ids": [id]})).await;
+    assert_eq!(got["list"][0], moments[0].2);
+    restored.stop().await;
+}

@@ -1,0 +1,104 @@
+//! Read-only time travel: accounts as they were at a log position, folded from
+//! each account's own events (found through the history index), not from a
+//! replay of the whole log. An account's state at P is its events up to P.
+
+use std::collections::BTreeMap;
+
+use fjall::Snapshot;
+use ledger_events::values::{ObjectId, UtcDateTime};
+use ledger_events::{EventLog, Record};
+use ledger_projections::{AccountState, Space, StateRead, fold_account, keys, state};
+
+use crate::StoreError;
+
+/// The last position committed at or before `at` (0 if none). Commit times never
+/// go backwards, so this is a binary search.
+pub fn position_at(log: &EventLog, snap: &Snapshot, at: UtcDateTime) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (1u64, log.last_seq(snap)? + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match log.read(snap, mid)?.map(|r| r.header.commit.committed_at) {
+            Some(t) if t <= at => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo - 1)
+}
+
+/// Folds records into an account state; `None` if it did not exist, or if an
+/// erased payload makes its past unknowable.
+fn fold(records: impl Iterator<Item = Result<Option<Record>, StoreError>>) -> Result<Option<AccountState>, StoreError> {
+    let mut current = None;
+    for record in records {
+        let Some(record) = record? else { continue };
+        let Some(event) = record.event() else { return Ok(None) };
+        let event = event.map_err(|e| StoreError::Projections(e.into()))?;
+        current = fold_account(current, &event).map_err(|why| {
+            StoreError::Projections(ledger_projections::Error::Inconsistent(format!(
+                "position {}: {why}",
+                record.seq()
+            )))
+        })?;
+    }
+    Ok(current)
+}
+
+/// One account at `position`.
+pub fn account_at(
+    view: &impl StateRead,
+    log: &EventLog,
+    snap: &Snapshot,
+    id: ObjectId,
+    position: u64,
+) -> Result<Option<AccountState>, StoreError> {
+    let positions = state::history_positions(view, id)?;
+    fold(positions.into_iter().take_while(|p| *p <= position).map(|p| Ok(log.read(snap, p)?)))
+}
+
+/// Every account that existed at `position`, in id order.
+pub fn accounts_at(
+    view: &impl StateRead,
+    log: &EventLog,
+    snap: &Snapshot,
+    position: u64,
+) -> Result<Vec<AccountState>, StoreError> {
+    let mut by_account: BTreeMap<ObjectId, Vec<u64>> = BTreeMap::new();
+    for (key, _) in view.scan(Space::Index, &[keys::TAG_HISTORY], None, usize::MAX)? {
+        let (Some(id), Some(seq)) = (key.get(1..9).and_then(keys::decode_id), key.get(9..17)) else { continue };
+        let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
+        if seq <= position {
+            by_account.entry(id).or_default().push(seq);
+        }
+    }
+    let mut out = Vec::new();
+    for positions in by_account.into_values() {
+        if let Some(a) = fold(positions.into_iter().map(|p| Ok(log.read(snap, p)?)))? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves an `asOf` argument: a log position (number or digits) or an RFC 3339
+/// UTC time (the last position committed at or before it).
+pub fn resolve_as_of(
+    value: &serde_json::Value,
+    log: &EventLog,
+    snap: &Snapshot,
+) -> Result<Result<u64, String>, StoreError> {
+    let last = log.last_seq(snap)?;
+    let position = match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        serde_json::Value::String(s) => match s.parse::<UtcDateTime>() {
+            Ok(at) => return Ok(Ok(position_at(log, snap, at)?)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    Ok(match position {
+        Some(p) if p <= last => Ok(p),
+        Some(p) => Err(format!("asOf position {p} is past the end of the log ({last})")),
+        None => Err("asOf must be a log position or an RFC 3339 UTC time".into()),
+    })
+}
