@@ -10,7 +10,6 @@ use ledger::audit::{asof, restore};
 use ledger::command::{Command, CreateAccount, CreateDomain, UpdateAccount};
 use ledger::{CommitOrigin, Durability, Ledger};
 use ledger_events::Event;
-use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, Roles};
 use ledger_events::values::ObjectId;
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -43,22 +42,8 @@ fn main() {
             .commit_blocking(CommitOrigin::system(), move |tx| {
                 let mut out = Vec::new();
                 for i in chunk {
-                    let create = CreateAccount {
-                        kind: AccountKind::User,
-                        name: format!("user{i}").parse().unwrap(),
-                        domain_id,
-                        description: Some(format!("account {i}")),
-                        locale: Default::default(),
-                        time_zone: None,
-                        member_tenant_id: None,
-                        roles: Roles::User,
-                        permissions: Permissions::Inherit,
-                        quotas: Default::default(),
-                        encryption_at_rest: Some(EncryptionAtRest::Disabled),
-                        aliases: vec![],
-                        credentials: vec![],
-                        member_group_ids: vec![],
-                    };
+                    let mut create = CreateAccount::user(format!("user{i}").parse().unwrap(), domain_id);
+                    create.description = Some(format!("account {i}"));
                     let events = tx.execute(&Command::CreateAccount(create)).unwrap();
                     let Event::AccountCreated(a) = &events[0] else { unreachable!() };
                     let id = a.account_id;

@@ -33,6 +33,37 @@ pub struct CreateAccount {
 }
 
 impl CreateAccount {
+    /// A User with the reference page's defaults (role User, permissions Inherit,
+    /// locale en_US, encryption at rest disabled, nothing else).
+    pub fn user(name: EmailLocalPart, domain_id: ObjectId) -> Self {
+        CreateAccount {
+            kind: AccountKind::User,
+            name,
+            domain_id,
+            description: None,
+            locale: Locale::default(),
+            time_zone: None,
+            member_tenant_id: None,
+            roles: Roles::User,
+            permissions: Permissions::Inherit,
+            quotas: Quotas::new(),
+            encryption_at_rest: Some(EncryptionAtRest::Disabled),
+            aliases: vec![],
+            credentials: vec![],
+            member_group_ids: vec![],
+        }
+    }
+
+    /// A Group with the defaults (role Default, permissions Inherit).
+    pub fn group(name: EmailLocalPart, domain_id: ObjectId) -> Self {
+        CreateAccount {
+            kind: AccountKind::Group,
+            roles: Roles::Default,
+            encryption_at_rest: None,
+            ..Self::user(name, domain_id)
+        }
+    }
+
     pub(crate) fn decide(&self, view: &impl StateRead, ctx: &DecideContext) -> Decision {
         check_description("description", &self.description)?;
         if !self.roles.fits(self.kind) {

@@ -1,8 +1,6 @@
 //! Decide-layer tests: commands against in-memory state, folded with the real `apply`.
 
-use ledger_events::model::{
-    AccountKind, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Roles,
-};
+use ledger_events::model::{CredentialKind, CredentialPermissions, QuotaKind, Roles};
 use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{Actor, ChainTail, CommitMeta, Event};
 use ledger_projections::{AccountState, KeyValue, Overlay, Space, StateRead, apply, state};
@@ -74,26 +72,11 @@ impl World {
 }
 
 fn user(name: &str, domain: ObjectId) -> CreateAccount {
-    CreateAccount {
-        kind: AccountKind::User,
-        name: name.parse().unwrap(),
-        domain_id: domain,
-        description: None,
-        locale: Default::default(),
-        time_zone: None,
-        member_tenant_id: None,
-        roles: Roles::User,
-        permissions: Permissions::Inherit,
-        quotas: Default::default(),
-        encryption_at_rest: Some(EncryptionAtRest::Disabled),
-        aliases: vec![],
-        credentials: vec![],
-        member_group_ids: vec![],
-    }
+    CreateAccount::user(name.parse().unwrap(), domain)
 }
 
 fn group(name: &str, domain: ObjectId) -> CreateAccount {
-    CreateAccount { kind: AccountKind::Group, roles: Roles::Default, encryption_at_rest: None, ..user(name, domain) }
+    CreateAccount::group(name.parse().unwrap(), domain)
 }
 
 fn alias(name: &str, domain: ObjectId) -> AliasSpec {

@@ -3,7 +3,7 @@
 
 use ledger::command::{AliasSpec, Command, CreateAccount, CreateDomain, DestroyAccount, UpdateAccount};
 use ledger::{CommitOrigin, Ledger};
-use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, QuotaKind, Roles};
+use ledger_events::model::{AccountKind, QuotaKind};
 use ledger_events::values::ObjectId;
 use ledger_events::{Actor, AuthMethod, Event};
 
@@ -20,26 +20,11 @@ pub fn create_domain(name: &str) -> Command {
 }
 
 pub fn user(name: &str, domain: ObjectId) -> CreateAccount {
-    CreateAccount {
-        kind: AccountKind::User,
-        name: name.parse().unwrap(),
-        domain_id: domain,
-        description: None,
-        locale: Default::default(),
-        time_zone: None,
-        member_tenant_id: None,
-        roles: Roles::User,
-        permissions: Permissions::Inherit,
-        quotas: Default::default(),
-        encryption_at_rest: Some(EncryptionAtRest::Disabled),
-        aliases: vec![],
-        credentials: vec![],
-        member_group_ids: vec![],
-    }
+    CreateAccount::user(name.parse().unwrap(), domain)
 }
 
 pub fn group(name: &str, domain: ObjectId) -> CreateAccount {
-    CreateAccount { kind: AccountKind::Group, roles: Roles::Default, encryption_at_rest: None, ..user(name, domain) }
+    CreateAccount::group(name.parse().unwrap(), domain)
 }
 
 /// The id of the object the first event created.
