@@ -252,7 +252,7 @@ pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -
                 let index = ObjectId::from_jmap(anchor)
                     .and_then(|a| ids.iter().position(|id| *id == a))
                     .ok_or(MethodError::AnchorNotFound)? as i64;
-                (index + anchor_offset).clamp(0, total)
+                index.saturating_add(anchor_offset).clamp(0, total)
             }
             None if position < 0 => (total + position).max(0),
             None => position.min(total),

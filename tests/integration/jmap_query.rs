@@ -227,3 +227,23 @@ async fn query_changes_report_removed_and_added() {
     assert_eq!(full["added"][0]["id"], frank);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extreme_window_arguments_are_answered_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let a = server.account(json!({"@type": "User", "name": "a", "domainId": d})).await;
+    for args in [
+        json!({"anchor": a, "anchorOffset": i64::MAX}),
+        json!({"anchor": a, "anchorOffset": i64::MIN}),
+        json!({"position": i64::MIN}),
+        json!({"position": i64::MAX, "limit": 9_007_199_254_740_991_u64}),
+    ] {
+        let (name, r) = server.call("x:Account/query", args.clone()).await;
+        assert_eq!(name, "x:Account/query", "{args}: {r}");
+    }
+    let (name, r) = server.call("x:Account/query", json!({"limit": 1.5})).await;
+    assert_eq!((name.as_str(), r["type"].as_str()), ("error", Some("invalidArguments")));
+    server.stop().await;
+}
