@@ -7,6 +7,7 @@ mod integration {
     pub mod cli;
     pub mod crash;
     pub mod erasure;
+    pub mod feed;
     pub mod jmap_core;
     pub mod jmap_query;
     pub mod jmap_set;

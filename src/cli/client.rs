@@ -58,11 +58,16 @@ impl Client {
 
     /// GETs a path under the server, failing on any non-success status.
     pub async fn get(&self, path_and_query: &str) -> anyhow::Result<reqwest::Response> {
+        self.get_with_accept(path_and_query, "*/*").await
+    }
+
+    pub async fn get_with_accept(&self, path_and_query: &str, accept: &str) -> anyhow::Result<reqwest::Response> {
         let url = format!("{}{path_and_query}", self.api.trim_end_matches("/api"));
         let response = self
             .http
             .get(&url)
             .header("authorization", &self.authorization)
+            .header("accept", accept)
             .send()
             .await
             .with_context(|| format!("cannot reach the ledger at {url}"))?;

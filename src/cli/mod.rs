@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod database;
+mod feed;
 mod fields;
 mod objects;
 mod output;
@@ -90,6 +91,8 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Build a new store holding the log up to a position or time, and its projections.
     Restore(RestoreArgs),
+    /// Print log records as NDJSON from a position; --follow to keep going.
+    Feed(feed::FeedArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +174,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Audit(c) => audit::run_offline(c),
+        Command::Feed(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let client = client::Client::connect(&connection)?;
+                feed::run(&client, args).await
+            })
+        }
         Command::Restore(args) => {
             let to = match (args.seq, args.at) {
                 (Some(seq), _) => crate::audit::export::Bound::Seq(seq),

@@ -1,6 +1,7 @@
 //! The HTTP surface: one `AppState`, thin handlers.
 
 mod audit;
+mod feed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub sealing: Arc<SealingKey>,
     pub purge_policy: crate::maintenance::PurgePolicy,
+    /// Turns true when the server starts shutting down: long-lived streams end
+    /// so that the graceful shutdown can finish.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -51,6 +55,7 @@ impl AppState {
             auth,
             sealing,
             purge_policy: Default::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         };
         Ok((state, admin.generated))
     }
@@ -63,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jmap", post(api))
         .route("/api/audit/export", get(audit::export))
         .route("/api/audit/checkpoint", get(audit::checkpoint))
+        .route("/api/feed", get(feed::feed))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
@@ -154,6 +160,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

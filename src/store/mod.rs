@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) projections: Projections,
     durability: Durability,
     read: RwLock<Arc<ReadState>>,
+    /// The last durable position, for subscribers that follow the log.
+    durable: tokio::sync::watch::Sender<u64>,
     write_gate: Mutex<()>,
     metrics: Metrics,
 }
@@ -154,6 +156,7 @@ impl Ledger {
             projections,
             durability,
             read: RwLock::new(Arc::new(read)),
+            durable: tokio::sync::watch::Sender::new(tail.next_seq - 1),
             write_gate: Mutex::new(()),
             metrics: Metrics::default(),
         });
@@ -216,6 +219,12 @@ impl Ledger {
     /// The latest durable state. Never waits for the writer.
     pub fn read(&self) -> Arc<ReadState> {
         Arc::clone(&self.inner.read.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Changes whenever new records become durable (and readable); the value is
+    /// the last durable position.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.durable.subscribe()
     }
 
     pub fn metrics(&self) -> &Metrics {

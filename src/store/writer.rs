@@ -105,6 +105,7 @@ impl Writer {
                         last_seq: self.tail.next_seq - 1,
                     };
                     *inner.read.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(read);
+                    inner.durable.send_replace(self.tail.next_seq - 1);
                 }
             }
             Err(e) => {
