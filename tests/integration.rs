@@ -11,6 +11,7 @@ mod integration {
     pub mod jmap_core;
     pub mod jmap_query;
     pub mod jmap_set;
+    pub mod push;
     pub mod replay;
     pub mod retention;
     pub mod server;

@@ -2,6 +2,7 @@
 
 mod audit;
 mod feed;
+mod push;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/export", get(audit::export))
         .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route("/api/feed", get(feed::feed))
+        .route("/eventsource/", get(push::event_source))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(healthz))
