@@ -25,21 +25,11 @@ pub struct PurgeReport {
     pub last_position: u64,
 }
 
-/// The first log position committed at or after `at` (one past the end if none):
-/// commit times never go backwards, so a binary search over positions finds it.
+/// The first log position committed at or after `at` (one past the end if none).
 fn first_position_at(ledger: &Ledger, at: UtcDateTime) -> Result<u64, StoreError> {
     let read = ledger.read();
-    let snap = read.view.snapshot();
-    let (mut lo, mut hi) = (1u64, read.last_seq + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let time = ledger.log().read(snap, mid)?.map(|r| r.header.commit.committed_at);
-        match time {
-            Some(t) if t < at => lo = mid + 1,
-            _ => hi = mid,
-        }
-    }
-    Ok(lo)
+    let before = UtcDateTime::from_millis(at.millis().saturating_sub(1));
+    Ok(crate::audit::asof::position_at(ledger.log(), read.view.snapshot(), before)? + 1)
 }
 
 /// Runs purge now. `trim_before` overrides the retention policy's cut.

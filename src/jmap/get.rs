@@ -57,6 +57,28 @@ pub fn visible(view: &impl StateRead, principal: &Principal, t: ObjectType, id: 
     Ok(state::account(view, id)?.is_some_and(|a| principal.sees(&a)))
 }
 
+/// Takes the `asOf` extension argument (a log position or time), which only
+/// `x:Account` `/get` and `/query` accept.
+pub fn take_as_of(args: &mut Args, t: ObjectType) -> Result<Option<Value>, MethodError> {
+    let as_of = args.take_raw("asOf");
+    if as_of.is_some() && t != ObjectType::Account {
+        return Err(MethodError::invalid("asOf is supported for x:Account"));
+    }
+    Ok(as_of)
+}
+
+/// The log position an `asOf` argument stands for.
+pub fn resolve_as_of(
+    as_of: Option<&Value>,
+    log: &ledger_events::EventLog,
+    snap: &fjall::Snapshot,
+) -> Result<Option<u64>, MethodError> {
+    match as_of {
+        None => Ok(None),
+        Some(v) => Ok(Some(crate::audit::asof::resolve_as_of(v, log, snap)?.map_err(MethodError::InvalidArguments)?)),
+    }
+}
+
 /// Resolves a `#creationId` to the id created earlier in the request.
 pub fn resolve_reference(ctx: &CallContext<'_>, raw: &str) -> String {
     match raw.strip_prefix('#') {
@@ -70,12 +92,8 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
     args.account_id()?;
     let ids: Option<Vec<String>> = args.take("ids")?;
     let properties: Option<Vec<String>> = args.take("properties")?;
-    // Extension: read the state as of a log position or time.
-    let as_of = args.take_raw("asOf");
+    let as_of = take_as_of(&mut args, t)?;
     args.finish()?;
-    if as_of.is_some() && t != ObjectType::Account {
-        return Err(MethodError::invalid("asOf is supported for x:Account"));
-    }
     let known = known_properties(t);
     if let Some(unknown) = properties.iter().flatten().find(|p| !known.contains(&p.as_str())) {
         return Err(MethodError::invalid(format!("unknown property {unknown:?}")));
@@ -100,12 +118,7 @@ pub async fn get(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -> 
     blocking(move || {
         let view = &read.view;
         let state = state::type_state(view, t)?;
-        let as_of = match &as_of {
-            None => None,
-            Some(v) => Some(
-                crate::audit::asof::resolve_as_of(v, &log, view.snapshot())?.map_err(MethodError::InvalidArguments)?,
-            ),
-        };
+        let as_of = resolve_as_of(as_of.as_ref(), &log, view.snapshot())?;
         let wanted: Vec<String> = match ids {
             Some(ids) => ids,
             None => {

@@ -217,11 +217,8 @@ pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -
     let anchor_offset: i64 = args.take("anchorOffset")?.unwrap_or(0);
     let limit: Option<i64> = args.take("limit")?;
     let calculate_total: bool = args.take("calculateTotal")?.unwrap_or(false);
-    let as_of = args.take_raw("asOf");
+    let as_of = super::get::take_as_of(&mut args, t)?;
     args.finish()?;
-    if as_of.is_some() && t != ObjectType::Account {
-        return Err(MethodError::invalid("asOf is supported for x:Account"));
-    }
     if limit.is_some_and(|l| l < 0) {
         return Err(MethodError::invalid("limit must not be negative"));
     }
@@ -231,12 +228,7 @@ pub async fn query(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value) -
     blocking(move || {
         let view = &read.view;
         let query_state = state::type_state(view, t)?;
-        let as_of = match &as_of {
-            None => None,
-            Some(v) => Some(
-                crate::audit::asof::resolve_as_of(v, &log, view.snapshot())?.map_err(MethodError::InvalidArguments)?,
-            ),
-        };
+        let as_of = super::get::resolve_as_of(as_of.as_ref(), &log, view.snapshot())?;
         let ids = match as_of {
             None => run_query(view, t, &spec)?,
             Some(p) => {
