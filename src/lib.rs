@@ -14,6 +14,7 @@ pub mod jmap;
 pub mod maintenance;
 pub mod secrets;
 pub mod store;
+pub mod usage;
 
 pub use crate::{
     error::StoreError,

@@ -18,4 +18,5 @@ mod integration {
     pub mod snapshots;
     pub mod store;
     pub mod support;
+    pub mod usage;
 }

@@ -240,6 +240,18 @@ pub struct QuotaUsageChanged {
     pub new: u64,
 }
 
+/// Reported usage of a quota kind went past the account's limit for it. Recorded
+/// in the commit that crossed the limit (once per crossing, not per report), so a
+/// subscriber can act on it; the usage itself is in the QuotaUsageChanged before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaExceeded {
+    pub account_id: ObjectId,
+    pub quota: QuotaKind,
+    pub used: u64,
+    pub limit: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DomainCreated {
@@ -382,6 +394,7 @@ catalogue! {
     PermissionsChanged,
     QuotaLimitSet,
     QuotaUsageChanged,
+    QuotaExceeded,
     DomainCreated,
     DomainUpdated,
     DomainDestroyed,
@@ -443,6 +456,7 @@ impl Event {
             PermissionsChanged(e) => (ObjectType::Account, e.account_id),
             QuotaLimitSet(e) => (ObjectType::Account, e.account_id),
             QuotaUsageChanged(e) => (ObjectType::Account, e.account_id),
+            QuotaExceeded(e) => (ObjectType::Account, e.account_id),
             DomainCreated(e) => (ObjectType::Domain, e.domain_id),
             DomainUpdated(e) => (ObjectType::Domain, e.domain_id),
             DomainDestroyed(e) => (ObjectType::Domain, e.domain_id),

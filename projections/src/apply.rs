@@ -477,6 +477,8 @@ pub fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<A
         Event::QuotaUsageChanged(e) => {
             a.usage.insert(e.quota, e.new);
         }
+        // A notice for subscribers and auditors; the state is already in `usage`.
+        Event::QuotaExceeded(_) => {}
         _ => return Err("not an account event"),
     }
     Ok(Some(a))

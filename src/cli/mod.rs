@@ -146,6 +146,12 @@ pub struct ServeArgs {
     /// Minutes between scheduled purges; 0 turns them off.
     #[arg(long, env = "LEDGER_PURGE_INTERVAL_MINUTES", default_value_t = 60)]
     pub purge_interval_minutes: u64,
+    /// Usage commits start at most once per this many milliseconds; reports that
+    /// arrive meanwhile become one QuotaUsageChanged per account and quota kind.
+    /// Longer: fewer events, coarser usage history, slower answers under load
+    /// (see docs/operations.md).
+    #[arg(long, env = "LEDGER_USAGE_WINDOW_MS", default_value_t = 100)]
+    pub usage_window_ms: u64,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -231,6 +237,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         changes_retention: (args.changes_retention_days > 0)
             .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
     };
+    app.usage = crate::usage::UsageIngest::new(ledger.clone(), std::time::Duration::from_millis(args.usage_window_ms));
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -28,7 +28,7 @@ pub use destroy_account::DestroyAccount;
 pub use destroy_domain::DestroyDomain;
 pub use erase_account::EraseAccount;
 pub use purge::PurgeExpiredCredentials;
-pub use report_usage::ReportUsage;
+pub use report_usage::{ReportUsage, UsageAccepted, UsageChange, UsagePlan, UsageReport};
 pub use role::{CreateRole, DestroyRole, UpdateRole};
 pub use trim_changes::TrimChanges;
 pub use update_account::UpdateAccount;
@@ -43,7 +43,6 @@ pub enum Command {
     CreateAccount(CreateAccount),
     UpdateAccount(UpdateAccount),
     DestroyAccount(DestroyAccount),
-    ReportUsage(ReportUsage),
     CreateRole(CreateRole),
     UpdateRole(UpdateRole),
     DestroyRole(DestroyRole),
@@ -100,7 +99,6 @@ pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> 
         Command::CreateAccount(c) => c.decide(view, ctx),
         Command::UpdateAccount(c) => c.decide(view, ctx),
         Command::DestroyAccount(c) => c.decide(view),
-        Command::ReportUsage(c) => c.decide(view),
         Command::CreateRole(c) => c.decide(view),
         Command::UpdateRole(c) => c.decide(view),
         Command::DestroyRole(c) => c.decide(view),

@@ -34,19 +34,29 @@ impl World {
     fn run(&mut self, command: Command) -> Result<Vec<Event>, Rejection> {
         let ctx = DecideContext { now: UtcDateTime::from_millis(NOW) };
         let events = decide(&command, &self.state, &ctx)?;
+        self.fold(&events);
+        Ok(events)
+    }
+
+    fn fold(&mut self, events: &[Event]) {
         let meta = CommitMeta {
             commit_id: Uuid::nil(),
-            committed_at: ctx.now,
+            committed_at: UtcDateTime::from_millis(NOW),
             actor: Actor::system(),
             request_id: String::new(),
             call_id: String::new(),
         };
-        for e in &events {
+        for e in events {
             let record = self.tail.seal(&meta, Uuid::nil(), e);
             let mutations = apply(&self.state, &record.header, e).expect("decided events must fold");
             self.state.apply(mutations);
         }
-        Ok(events)
+    }
+
+    fn report(&mut self, reports: Vec<UsageReport>) -> UsagePlan {
+        let plan = ReportUsage { reports }.plan(&self.state).unwrap();
+        self.fold(&plan.events);
+        plan
     }
 
     fn domain(&mut self, name: &str) -> ObjectId {
@@ -264,4 +274,79 @@ fn ids_are_allocated_from_state_and_never_reused() {
     w.run(Command::DestroyAccount(DestroyAccount { id: a })).unwrap();
     let b = w.account(user("i1", d)).unwrap();
     assert!(b > a, "{b} must be newer than {a}");
+}
+
+fn usage(account_id: ObjectId, quota: QuotaKind, change: UsageChange) -> UsageReport {
+    UsageReport { account_id, quota, change, enforce: false }
+}
+
+#[test]
+fn usage_reports_coalesce_to_one_event_per_account_and_kind() {
+    let mut w = World::new();
+    let d = w.domain("example.org");
+    let (a, b) = (w.account(user("ann", d)).unwrap(), w.account(user("bob", d)).unwrap());
+    let disk = QuotaKind::MaxDiskQuota;
+    let plan = w.report(vec![
+        usage(a, disk, UsageChange::Delta(100)),
+        usage(b, QuotaKind::MaxEmails, UsageChange::Delta(3)),
+        usage(a, disk, UsageChange::Delta(-30)),
+        usage(a, disk, UsageChange::Delta(5)),
+    ]);
+    let used: Vec<u64> = plan.outcomes.iter().map(|o| o.as_ref().unwrap().used).collect();
+    assert_eq!(used, [100, 3, 70, 75], "each report answers with the running total");
+    assert_eq!(plan.events.len(), 2, "one event per (account, kind): {:?}", plan.events);
+    assert_eq!(w.get(a).used_disk_quota(), 75);
+    assert_eq!(w.get(b).usage[&QuotaKind::MaxEmails], 3);
+
+    // An absolute report resets the running total; later deltas build on it.
+    let plan = w.report(vec![usage(a, disk, UsageChange::Used(1000)), usage(a, disk, UsageChange::Delta(1))]);
+    assert_eq!(
+        plan.events,
+        vec![Event::QuotaUsageChanged(ledger_events::QuotaUsageChanged {
+            account_id: a,
+            quota: disk,
+            old: 75,
+            new: 1001,
+        })]
+    );
+    // Usage never goes below zero, and a batch that nets to nothing records nothing.
+    assert_eq!(w.report(vec![usage(a, disk, UsageChange::Delta(-5000))]).outcomes[0].as_ref().unwrap().used, 0);
+    let plan = w.report(vec![usage(a, disk, UsageChange::Delta(10)), usage(a, disk, UsageChange::Delta(-10))]);
+    assert!(plan.events.is_empty());
+    let missing = ObjectId(999);
+    let plan = w.report(vec![usage(missing, disk, UsageChange::Delta(1))]);
+    assert!(matches!(plan.outcomes[0], Err(Rejection::NotFound { .. })));
+}
+
+#[test]
+fn usage_past_the_limit_is_flagged_once_or_refused_when_enforced() {
+    let mut w = World::new();
+    let d = w.domain("example.org");
+    let mut create = user("cat", d);
+    create.quotas = [(QuotaKind::MaxDiskQuota, 1000)].into();
+    let c = w.account(create).unwrap();
+    let disk = QuotaKind::MaxDiskQuota;
+    let plan = w.report(vec![usage(c, disk, UsageChange::Delta(900))]);
+    assert!(!plan.outcomes[0].as_ref().unwrap().exceeded());
+    assert_eq!(plan.events.len(), 1);
+
+    // A store that asks first is refused; nothing is recorded for it.
+    let plan = w.report(vec![UsageReport { enforce: true, ..usage(c, disk, UsageChange::Delta(200)) }]);
+    assert!(matches!(plan.outcomes[0], Err(Rejection::OverQuota { .. })), "{:?}", plan.outcomes);
+    assert!(plan.events.is_empty());
+    assert_eq!(w.get(c).used_disk_quota(), 900);
+
+    // A store reporting after the fact is recorded, and the crossing is flagged once.
+    let plan = w.report(vec![usage(c, disk, UsageChange::Delta(200))]);
+    let accepted = plan.outcomes[0].as_ref().unwrap();
+    assert_eq!((accepted.used, accepted.limit, accepted.exceeded()), (1100, Some(1000), true));
+    let types: Vec<_> = plan.events.iter().map(Event::type_name).collect();
+    assert_eq!(types, ["QuotaUsageChanged", "QuotaExceeded"]);
+    let plan = w.report(vec![usage(c, disk, UsageChange::Delta(50))]);
+    let types: Vec<_> = plan.events.iter().map(Event::type_name).collect();
+    assert_eq!(types, ["QuotaUsageChanged"], "still over: no second QuotaExceeded");
+
+    // Shrinking is always allowed, even enforced and still over the limit.
+    let plan = w.report(vec![UsageReport { enforce: true, ..usage(c, disk, UsageChange::Delta(-100)) }]);
+    assert_eq!(plan.outcomes[0].as_ref().unwrap().used, 1050);
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub sealing: Arc<SealingKey>,
     pub purge_policy: crate::maintenance::PurgePolicy,
+    /// Where `x:Account/reportUsage` queues reports for coalesced commits.
+    pub usage: crate::usage::UsageIngest,
     /// Turns true when the server starts shutting down: long-lived streams end
     /// so that the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -50,6 +52,7 @@ impl AppState {
         let auth = Arc::new(Authenticator::new(config, admin.hash, Arc::clone(&sealing)));
         let limits = Limits::default();
         let state = AppState {
+            usage: crate::usage::UsageIngest::new(ledger.clone(), crate::usage::DEFAULT_WINDOW),
             ledger,
             limits,
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),

@@ -15,6 +15,7 @@ pub mod request;
 pub mod role;
 pub mod session;
 pub mod set;
+pub mod usage;
 
 use std::collections::HashMap;
 
@@ -133,6 +134,9 @@ async fn dispatch(
     }
     if name == "x:Database/erase" && uses(STALWART) {
         return maintenance::erase(ctx, arguments).await;
+    }
+    if name == "x:Account/reportUsage" && uses(STALWART) {
+        return usage::report_usage(ctx, arguments).await;
     }
     if name == "x:Database/purge" && uses(STALWART) {
         return maintenance::purge(ctx, arguments).await;

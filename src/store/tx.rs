@@ -34,9 +34,16 @@ impl Tx<'_> {
     pub fn execute(&mut self, command: &Command) -> Result<Vec<Event>, Rejection> {
         let ctx = DecideContext { now: self.meta.committed_at };
         let events = decide(command, &*self.overlay, &ctx)?;
+        self.record(&events)?;
+        Ok(events)
+    }
+
+    /// Records events already decided against [`Tx::state`] (for batch commands
+    /// that decide more than a yes or no). On failure nothing of them is kept.
+    pub fn record(&mut self, events: &[Event]) -> Result<(), Rejection> {
         let savepoint = self.overlay.savepoint();
         let (tail_before, records_before) = (*self.tail, self.records.len());
-        for event in &events {
+        for event in events {
             let record = self.tail.seal(self.meta, Uuid::now_v7(), event);
             match apply(&*self.overlay, &record.header, event) {
                 Ok(mutations) => self.overlay.apply(mutations),
@@ -51,7 +58,7 @@ impl Tx<'_> {
             }
             self.records.push(record);
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Erases the payloads at `positions` in this commit's batch (their headers

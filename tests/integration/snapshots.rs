@@ -146,6 +146,7 @@ fn one_of_each() -> Vec<Event> {
         PermissionsChanged { account_id: acct, old: Permissions::Inherit, new: perms }.into(),
         QuotaLimitSet { account_id: acct, quota: QuotaKind::MaxAppPasswords, old: None, new: Some(5) }.into(),
         QuotaUsageChanged { account_id: acct, quota: QuotaKind::MaxDiskQuota, old: 1024, new: 4096 }.into(),
+        QuotaExceeded { account_id: acct, quota: QuotaKind::MaxDiskQuota, used: 4096, limit: 4000 }.into(),
         DomainCreated { domain_id: dom, name: "example.org".parse().unwrap(), description: None, created_at: at() }
             .into(),
         DomainUpdated { domain_id: dom, description: Change::between(None, Some("primary".into())) }.into(),
@@ -205,8 +206,9 @@ fn record_header_binary_format() {
         call_id: "c1".into(),
     };
     let mut tail = ChainTail::GENESIS;
-    let first = tail.seal(&meta, Uuid::from_u128(1), &one_of_each()[16]);
-    let second = tail.seal(&meta, Uuid::from_u128(2), &one_of_each()[17]);
+    let sample = |name: &str| one_of_each().into_iter().find(|e| e.type_name() == name).unwrap();
+    let first = tail.seal(&meta, Uuid::from_u128(1), &sample("DomainCreated"));
+    let second = tail.seal(&meta, Uuid::from_u128(2), &sample("DomainUpdated"));
     let dump = |r: &Record| {
         let bytes = encode_header(&r.header);
         let hex: Vec<String> = bytes.chunks(32).map(|c| c.iter().map(|b| format!("{b:02x}")).collect()).collect();
