@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ledger::command::{Command, CreateAccount, CreateDomain, UpdateAccount, UsageChange, UsageReport};
+use ledger::command::{Command, UpdateAccount, UsageChange, UsageReport};
+use ledger::seed::{SeedSpec, seed};
 use ledger::usage::UsageIngest;
 use ledger::{CommitOrigin, Durability, Ledger};
-use ledger_events::Event;
 use ledger_events::model::QuotaKind;
 use ledger_events::values::ObjectId;
 
@@ -45,31 +45,8 @@ impl Rng {
 }
 
 fn build(ledger: &Ledger) -> Vec<ObjectId> {
-    let events = ledger
-        .commit_blocking(CommitOrigin::system(), |tx| {
-            tx.execute(&Command::CreateDomain(CreateDomain {
-                name: "bench.example".parse().unwrap(),
-                description: None,
-            }))
-        })
-        .unwrap()
-        .value
-        .unwrap();
-    let Event::DomainCreated(d) = &events[0] else { unreachable!() };
-    let domain = d.domain_id;
-    ledger
-        .commit_blocking(CommitOrigin::system(), move |tx| {
-            (0..ACCOUNTS)
-                .map(|i| {
-                    let create = CreateAccount::user(format!("user{i}").parse().unwrap(), domain);
-                    let events = tx.execute(&Command::CreateAccount(create)).unwrap();
-                    let Event::AccountCreated(a) = &events[0] else { unreachable!() };
-                    a.account_id
-                })
-                .collect()
-        })
-        .unwrap()
-        .value
+    let spec = SeedSpec { seed: 3, domains: 1, groups: 0, users: ACCOUNTS, min_events: 0, batch: ACCOUNTS };
+    seed(ledger, &spec).unwrap().users
 }
 
 struct IngestRun {

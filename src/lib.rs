@@ -13,6 +13,7 @@ pub mod http;
 pub mod jmap;
 pub mod maintenance;
 pub mod secrets;
+pub mod seed;
 pub mod store;
 pub mod usage;
 

@@ -9,6 +9,9 @@ fn main() {
                 .unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // When the log cannot be written (its disk is full), drop the line: the
+        // subscriber's own report of that would panic the task that logged.
+        .log_internal_errors(false)
         .init();
     if let Err(e) = ledger::cli::run(ledger::cli::Cli::parse()) {
         // One line, the whole chain of causes; no backtrace for an operator's mistake.

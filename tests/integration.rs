@@ -4,6 +4,7 @@ mod integration {
     pub mod api_docs;
     pub mod audit;
     pub mod auth;
+    pub mod bad_input;
     pub mod cli;
     pub mod crash;
     pub mod erasure;
@@ -14,6 +15,9 @@ mod integration {
     pub mod push;
     pub mod replay;
     pub mod retention;
+    pub mod seeded;
+    #[cfg(target_os = "linux")]
+    pub mod serve_process;
     pub mod server;
     pub mod snapshots;
     pub mod store;

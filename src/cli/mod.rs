@@ -222,6 +222,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(survive_file_size_limit());
     let data_dir = args.data.data_dir;
     let ledger = Ledger::open(&data_dir, args.durability)
         .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
@@ -264,6 +265,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     ledger.shutdown();
     Ok(())
+}
+
+/// A file-size limit (RLIMIT_FSIZE) reached by a write raises SIGXFSZ, which
+/// kills the process by default. Handling it instead makes that write fail like a
+/// full disk: the commit is answered with serverFail, reads go on.
+async fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            Ok(mut signals) => {
+                tokio::spawn(async move {
+                    while signals.recv().await.is_some() {
+                        tracing::error!("a write reached the file-size limit (SIGXFSZ); it fails like a full disk");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGXFSZ"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -110,6 +110,13 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; {} commits answered with an error", answers.len());
+                if matches!(e, fjall::Error::Poisoned) {
+                    // fjall refuses every write after a failed journal write, to keep
+                    // the store consistent; reads go on.
+                    tracing::error!(
+                        "the store takes no writes until the service restarts: free disk space, then restart"
+                    );
+                }
                 // The batch may or may not have reached the store; the store says
                 // where the chain ends now, so no position is ever written twice.
                 self.tail = inner.log.check_tail(&inner.db.snapshot(), 1).unwrap_or(tail_at_start);

@@ -1,0 +1,264 @@
+//! The real `ledger serve` process: killed with SIGKILL at random points under
+//! concurrent HTTP writes it loses no acknowledged write, its chain verifies and
+//! its projections equal a rebuild; stopped with SIGTERM it finishes the writes in
+//! flight and exits cleanly. `LEDGER_CRASH_ROUNDS` runs more kill rounds.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledger::{Durability, Ledger};
+use ledger_projections::state;
+use serde_json::{Value, json};
+
+use super::support::{ADMIN_PASSWORD, Rng, USING, admin_auth};
+
+const DOMAIN: &str = "crash.example";
+const WRITERS: usize = 4;
+
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(dir: &Path) -> Served {
+        Self::start_logging(dir, Stdio::null())
+    }
+
+    fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--purge-interval-minutes", "0", "--data-dir"])
+            .arg(dir)
+            .env("LEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let url = first.trim().strip_prefix("ledger listening on ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
+        // Keep reading, so the server's later lines never meet a closed pipe.
+        std::thread::spawn(move || stdout.lines().for_each(drop));
+        Served { child, url }
+    }
+}
+
+async fn call(client: &reqwest::Client, url: &str, method: &str, args: Value) -> Result<Value, reqwest::Error> {
+    let body = json!({"using": USING, "methodCalls": [[method, args, "c"]]});
+    let response: Value = client
+        .post(format!("{url}/api"))
+        .header("authorization", admin_auth())
+        .body(body.to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(response["methodResponses"][0][1].clone())
+}
+
+/// The crash domain's id, creating it on first use.
+async fn domain(client: &reqwest::Client, url: &str) -> String {
+    let r = call(client, url, "x:Domain/set", json!({"create": {"d": {"name": DOMAIN}}})).await.unwrap();
+    r["created"]["d"]["id"].as_str().or(r["notCreated"]["d"]["existingId"].as_str()).unwrap().to_owned()
+}
+
+/// Names whose create was answered, and their count to wait on.
+#[derive(Default)]
+struct Acked {
+    names: Mutex<Vec<String>>,
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+impl Acked {
+    fn push(&self, name: String) {
+        let mut names = self.names.lock().unwrap();
+        names.push(name);
+        self.count.send_replace(names.len());
+    }
+
+    fn len(&self) -> usize {
+        self.names.lock().unwrap().len()
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.names.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, count: usize) {
+        let _ = self.count.subscribe().wait_for(|n| *n >= count).await;
+    }
+}
+
+/// Writers creating accounts until the server goes away; every name whose create
+/// was answered lands in `acked`.
+fn spawn_writers(url: &str, domain: &str, round: usize, acked: &Arc<Acked>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..WRITERS)
+        .map(|w| {
+            let (url, domain, acked) = (url.to_owned(), domain.to_owned(), Arc::clone(acked));
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for n in 0.. {
+                    let name = format!("r{round}w{w}n{n}");
+                    let create = json!({"create": {"a": {"@type": "User", "name": name, "domainId": domain}}});
+                    match call(&client, &url, "x:Account/set", create).await {
+                        Ok(r) if r["created"]["a"]["id"].is_string() => acked.push(name),
+                        Ok(r) => panic!("a write was refused: {r}"),
+                        Err(_) => return, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Opens the stopped store: every acknowledged name is there, the chain verifies,
+/// and the projections equal a rebuild.
+fn check_store(dir: &Path, acked: &[String], context: &str) {
+    let ledger = Ledger::open(dir, Durability::Fsync).expect("the store opens after the server stopped");
+    let read = ledger.read();
+    for name in acked {
+        assert!(
+            state::address_owner(&read.view, &format!("{name}@{DOMAIN}")).unwrap().is_some(),
+            "{context}: acknowledged {name} was lost"
+        );
+    }
+    ledger.verify().expect("the chain verifies");
+    let live = ledger.projections().dump(&ledger.database().snapshot()).unwrap();
+    ledger.shutdown();
+    drop((ledger, read));
+    ledger::store::rebuild(dir).unwrap();
+    let ledger = Ledger::open(dir, Durability::Fsync).unwrap();
+    let rebuilt = ledger.projections().dump(&ledger.database().snapshot()).unwrap();
+    assert!(live == rebuilt, "{context}: projections differ from a rebuild");
+    ledger.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_served_ledger_killed_with_sigkill_loses_no_acknowledged_write() {
+    let rounds: usize = std::env::var("LEDGER_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let budget =
+        Duration::from_secs(std::env::var("LEDGER_CRASH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60));
+    let dir = tempfile::tempdir().unwrap();
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut rng = Rng::new(seed);
+    let acked = Arc::new(Acked::default());
+    let started = Instant::now();
+    let mut round = 0;
+    while round < rounds && started.elapsed() < budget {
+        let mut served = Served::start(dir.path());
+        let client = reqwest::Client::new();
+        let d = domain(&client, &served.url).await;
+        let before = acked.len();
+        let writers = spawn_writers(&served.url, &d, round, &acked);
+        acked.wait_for(before + 5 + rng.below(60) as usize).await;
+        served.child.kill().unwrap(); // SIGKILL, mid-stream
+        served.child.wait().unwrap();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let acked_now = acked.all();
+        let dir = dir.path().to_owned();
+        let context = format!("seed {seed} round {round}");
+        tokio::task::spawn_blocking(move || check_store(&dir, &acked_now, &context)).await.unwrap();
+        round += 1;
+    }
+    assert!(round >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_writes_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(dir.path());
+    let client = reqwest::Client::new();
+    let d = domain(&client, &served.url).await;
+    let acked = Arc::new(Acked::default());
+    let writers = spawn_writers(&served.url, &d, 0, &acked);
+    acked.wait_for(20).await;
+    terminate(&served);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "ledger serve exits 0 on SIGTERM: {status:?}");
+    let acked = acked.all();
+    let dir = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || check_store(&dir, &acked, "after SIGTERM")).await.unwrap();
+}
+
+/// Sets the server's file-size limit (RLIMIT_FSIZE), so that its writes fail as
+/// on a full disk: `0` stops every file from growing.
+fn limit_file_size(served: &Served, bytes: Option<u64>) {
+    // Only the soft limit: lowering the hard one could not be undone.
+    let limit = libc::rlimit { rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY), rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: prlimit only reads `limit`; the old-limit pointer may be null.
+    let done =
+        unsafe { libc::prlimit(served.child.id() as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn terminate(served: &Served) {
+    // SAFETY: sends a signal to our own child process.
+    let done = unsafe { libc::kill(served.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(done, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_on_a_full_disk_fail_with_server_fail_while_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The log goes through a pipe: the file-size limit also stops a log file growing.
+    let mut served = Served::start_logging(&data, Stdio::piped());
+    let mut stderr = served.child.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let client = reqwest::Client::new();
+    let url = served.url.clone();
+    let d = domain(&client, &url).await;
+    let create = |name: &str| json!({"create": {"a": {"@type": "User", "name": name, "domainId": d}}});
+    let r = call(&client, &url, "x:Account/set", create("before")).await.unwrap();
+    let before = r["created"]["a"]["id"].as_str().unwrap().to_owned();
+
+    limit_file_size(&served, Some(0));
+    let body = json!({"using": USING, "methodCalls": [["x:Account/set", create("during"), "c"]]});
+    let response =
+        client.post(format!("{url}/api")).header("authorization", admin_auth()).body(body.to_string()).send().await;
+    let answer: Value = response.expect("the server survives a failed write").json().await.unwrap();
+    assert_eq!(answer["methodResponses"][0][0], "error", "{answer}");
+    assert_eq!(answer["methodResponses"][0][1]["type"], "serverFail", "{answer}");
+    let got = call(&client, &url, "x:Account/get", json!({"ids": [before], "properties": ["name"]})).await.unwrap();
+    assert_eq!(got["list"][0]["name"], "before", "reads keep working: {got}");
+
+    limit_file_size(&served, None);
+    // fjall refuses writes after a failed one until a restart; the log says so.
+    let again = call(&client, &url, "x:Account/set", create("after")).await.unwrap();
+    assert_eq!(again["type"], "serverFail", "{again}");
+    terminate(&served);
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = log_reader.join().unwrap();
+    assert!(log.contains("group commit failed"), "the failure is logged: {log}");
+    assert!(log.contains("File too large"), "the log names the cause: {log}");
+    assert!(log.contains("until the service restarts"), "{log}");
+    tokio::task::spawn_blocking(move || check_store(&data, &["before".to_owned()], "after a full disk")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_file_on_the_full_disk_does_not_break_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut served = Served::start_logging(&dir.path().join("data"), log);
+    let client = reqwest::Client::new();
+    limit_file_size(&served, Some(0));
+    let r = call(&client, &served.url, "x:Domain/set", json!({"create": {"d": {"name": DOMAIN}}})).await;
+    let r = r.expect("an answer even though the log cannot be written");
+    assert_eq!(r["type"], "serverFail", "{r}");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
