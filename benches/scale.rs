@@ -5,7 +5,9 @@
 //! peak RSS. Medians and p99 over seeded random ids.
 //!
 //! Run: `cargo bench --bench scale` (about three minutes);
-//! `LEDGER_BENCH_SCALE=small cargo bench --bench scale` for a quick look.
+//! `LEDGER_BENCH_SCALE=small` (310 accounts) or `medium` (20k accounts, 200k
+//! events) for a quicker look;
+//! `LEDGER_BENCH_ONLY=replay` skips to reopen, rebuild and restore.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -165,28 +167,18 @@ async fn http_requests_per_s(app: ledger::http::AppState, users: Arc<Vec<String>
     rate
 }
 
-fn main() {
-    let small = std::env::var("LEDGER_BENCH_SCALE").is_ok_and(|v| v == "small");
-    let spec = if small { SeedSpec::small(7) } else { SeedSpec::large(7) };
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    let ledger = Ledger::open(&source, Durability::Fsync).unwrap();
-    let started = Instant::now();
-    let Seeded { groups, users, domains, last_seq } = seed(&ledger, &spec).unwrap();
-    let build = started.elapsed().as_secs_f64();
-    let accounts = groups.len() + users.len();
-    println!(
-        "scale bench: {accounts} accounts in {} domains, {last_seq} events; built in {build:.1} s ({:.0} events/s in commits of {}), peak RSS {:.0} MiB",
-        domains.len(),
-        last_seq as f64 / build,
-        spec.batch,
-        peak_rss_mib()
-    );
-
+/// Writes, reads, HTTP and `asOf` against the seeded directory.
+fn serving(
+    ledger: &Ledger,
+    source: &std::path::Path,
+    users: Vec<ledger_events::values::ObjectId>,
+    groups: &[ledger_events::values::ObjectId],
+    domains: &[ledger_events::values::ObjectId],
+) {
     let users = Arc::new(users);
     for per_commit in [1, 10] {
         for n in [1, 16, 64] {
-            let runs: Vec<(f64, f64)> = (0..3).map(|_| writers(&ledger, &users, n, per_commit)).collect();
+            let runs: Vec<(f64, f64)> = (0..3).map(|_| writers(ledger, &users, n, per_commit)).collect();
             let commits = percentile(runs.iter().map(|r| r.0).collect(), 0.5);
             let events = percentile(runs.iter().map(|r| r.1).collect(), 0.5);
             println!(
@@ -197,10 +189,10 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let config = ledger::auth::AuthConfig { admin_password: Some(PASSWORD.into()), ..Default::default() };
-    let (app, _) = ledger::http::AppState::open(ledger.clone(), &source, &config).unwrap();
+    let (app, _) = ledger::http::AppState::open(ledger.clone(), source, &config).unwrap();
     let now = ledger_events::values::UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond());
     let principal =
-        Arc::new(app.auth.authenticate(&ledger, Some(&basic()), IpAddr::V4(Ipv4Addr::LOCALHOST), now).unwrap());
+        Arc::new(app.auth.authenticate(ledger, Some(&basic()), IpAddr::V4(Ipv4Addr::LOCALHOST), now).unwrap());
     let jmap_ids: Arc<Vec<String>> = Arc::new(users.iter().map(|id| id.to_jmap()).collect());
     runtime.block_on(async {
         let mut rng = SeedRng::new(99);
@@ -258,12 +250,44 @@ fn main() {
     );
     drop(read);
     drop((app, principal, runtime));
+}
+
+fn main() {
+    let spec = match std::env::var("LEDGER_BENCH_SCALE").as_deref() {
+        Ok("small") => SeedSpec::small(7),
+        Ok("medium") => SeedSpec { users: 19_000, groups: 200, min_events: 200_000, ..SeedSpec::large(7) },
+        _ => SeedSpec::large(7),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    let ledger = Ledger::open(&source, Durability::Fsync).unwrap();
+    let started = Instant::now();
+    let Seeded { groups, users, domains, last_seq } = seed(&ledger, &spec).unwrap();
+    let build = started.elapsed().as_secs_f64();
+    let accounts = groups.len() + users.len();
+    println!(
+        "scale bench: {accounts} accounts in {} domains, {last_seq} events; built in {build:.1} s ({:.0} events/s in commits of {}), peak RSS {:.0} MiB",
+        domains.len(),
+        last_seq as f64 / build,
+        spec.batch,
+        peak_rss_mib()
+    );
+
+    let replay_only = std::env::var("LEDGER_BENCH_ONLY").is_ok_and(|v| v == "replay");
+    if !replay_only {
+        serving(&ledger, &source, users, &groups, &domains);
+    }
+    let last = ledger.read().last_seq;
+    let t = Instant::now();
     ledger.shutdown();
     drop(ledger);
+    println!("  clean shutdown (flushes memtables): {:.2} s", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    Ledger::open(&source, Durability::Fsync).unwrap().shutdown();
+    let reopened = Ledger::open(&source, Durability::Fsync).unwrap();
     println!("  reopen after a clean shutdown: {:.2} s", t.elapsed().as_secs_f64());
+    reopened.shutdown();
+    drop(reopened);
     let t = Instant::now();
     let replayed = ledger::store::rebuild(&source).unwrap();
     let rebuild = t.elapsed().as_secs_f64();

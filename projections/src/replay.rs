@@ -13,7 +13,7 @@ use crate::store::Projections;
 use crate::view::{Overlay, Space};
 
 /// Records folded per write batch during replay.
-const REPLAY_CHUNK: usize = 4096;
+const REPLAY_CHUNK: usize = 32_768;
 
 /// Folds every record after the projections' applied position into them. Fails if
 /// the projections are ahead of the log, which means the log lost records.

@@ -61,6 +61,7 @@ pub fn restore(source: &Path, target: &Path, to: Bound) -> Result<Restored, Stor
     batch.commit()?;
     db.persist(PersistMode::SyncAll)?;
     replay::rebuild(&db, &log, &projections)?;
+    crate::store::flush_memtables(&log, &projections)?;
     let tail = verifier.tail();
     Ok(Restored { last_seq: tail.next_seq - 1, last_hash: tail.last_hash.to_hex() })
 }
