@@ -23,6 +23,10 @@ pub use tx::Tx;
 /// makes it flush memtables sooner so that reopening stays quick.
 const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// fjall's block cache. Its default (32 MiB) holds a small part of a 100k-account
+/// directory's projections; replay and queries then read from disk.
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How many records at the end of the log are verified on every open.
 const TAIL_CHECK_DEPTH: u64 = 1024;
 
@@ -131,6 +135,7 @@ pub(crate) fn open_parts(data_dir: &Path) -> Result<(Database, EventLog, Project
         .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
     let db = Database::builder(data_dir)
         .max_journaling_size(JOURNAL_LIMIT)
+        .cache_size(CACHE_BYTES)
         .open()
         .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
     let log = EventLog::open(&db, data_dir)?;
