@@ -150,13 +150,35 @@ async fn api(
     body: axum::body::Body,
 ) -> Response {
     let max = state.limits.max_size_request;
-    match axum::body::to_bytes(body, max).await {
+    match read_limited(body, max).await {
         Ok(bytes) => jmap::api(state, principal, headers, bytes).await,
-        Err(_) => {
+        Err(()) => {
             RequestError::Limit { limit: "maxSizeRequest", detail: format!("the request is larger than {max} bytes") }
                 .into_response()
         }
     }
+}
+
+/// Collects a body of at most `max` bytes. A larger one is refused, but read on
+/// (discarded, up to a bound) before the answer, because closing a connection
+/// with unread bytes resets it and the client would never see why.
+async fn read_limited(body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, ()> {
+    use tokio_stream::StreamExt;
+    const DRAIN_AT_MOST: usize = 64 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut collected = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        // A broken body means the client is gone; the answer goes nowhere.
+        let Ok(chunk) = chunk else { return Err(()) };
+        seen += chunk.len();
+        if seen <= max {
+            collected.extend_from_slice(&chunk);
+        } else if seen > max + DRAIN_AT_MOST {
+            break;
+        }
+    }
+    if seen > max { Err(()) } else { Ok(collected.into()) }
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.

@@ -27,6 +27,9 @@ const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 /// directory's projections; replay and queries then read from disk.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// How long a clean shutdown waits for its flush before leaving it to the journal.
+const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How many records at the end of the log are verified on every open.
 const TAIL_CHECK_DEPTH: u64 = 1024;
 
@@ -312,14 +315,26 @@ impl Ledger {
     /// Later submits fail.
     pub fn shutdown(&self) {
         stop_writer(&self.control.jobs, &self.control.writer);
-        if let Err(e) = self.flush_memtables() {
-            // Nothing is lost: the journal still holds everything; opening replays it.
-            tracing::warn!(error = %e, "flushing at shutdown failed; the next open replays the journal");
+        // fjall waits for a flush without a time limit, and a flush that cannot
+        // write (full disk) never ends; nothing is lost by giving up on it: the
+        // journal still holds everything and the next open replays it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let inner = Arc::clone(&self.inner);
+        let flushing = std::thread::Builder::new().name("ledger-flush".to_owned()).spawn(move || {
+            // The receiver may have given up; then nobody needs the answer.
+            let _ = done.send(flush_memtables(&inner.log, &inner.projections).map_err(|e| e.to_string()));
+        });
+        let result = match flushing {
+            Ok(_) => outcome.recv_timeout(SHUTDOWN_FLUSH_LIMIT).map_err(|_| "timed out".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "flushing at shutdown failed; the next open replays the journal"),
+            Err(e) => {
+                tracing::warn!(error = %e, "flushing at shutdown did not finish; the next open replays the journal")
+            }
         }
-    }
-
-    fn flush_memtables(&self) -> Result<(), StoreError> {
-        flush_memtables(&self.inner.log, &self.inner.projections)
     }
 
     pub fn durable_commits(&self) -> u64 {
