@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ledger::command::{Command, UpdateAccount, UsageChange, UsageReport};
-use ledger::seed::{SeedSpec, seed};
+use ledger::seed::{SeedRng, SeedSpec, seed};
 use ledger::usage::UsageIngest;
 use ledger::{CommitOrigin, Durability, Ledger};
 use ledger_events::model::QuotaKind;
@@ -31,17 +31,6 @@ const FEED_COMMITS: usize = 2_000;
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 fn build(ledger: &Ledger) -> Vec<ObjectId> {
@@ -73,15 +62,15 @@ async fn ingest_run(
     for r in 0..reporters {
         let (ingest, ids, stop, reported) = (ingest.clone(), Arc::clone(ids), Arc::clone(&stop), Arc::clone(&reported));
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(seed ^ (r as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = SeedRng::new(seed * 10_000 + r as u64);
             let (mut sum, mut latencies) = (0u64, Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 let reports: Vec<UsageReport> = (0..REPORTS_PER_REQUEST)
                     .map(|_| {
-                        let delta = 1 + rng.next() % 10_000;
+                        let delta = 1 + rng.next_u64() % 10_000;
                         sum += delta;
                         UsageReport {
-                            account_id: ids[(rng.next() % hot as u64) as usize],
+                            account_id: ids[rng.below(hot)],
                             quota: QuotaKind::MaxDiskQuota,
                             change: UsageChange::Delta(delta as i64),
                             enforce: false,

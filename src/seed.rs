@@ -107,7 +107,7 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
             })
         })
         .collect();
-    out.domains = commit_creates(ledger, commands)?;
+    out.domains = commit_all(ledger, commands)?;
 
     let domain = |i: usize| out.domains[i % out.domains.len()];
     let groups: Vec<Command> = (0..spec.groups)
@@ -117,7 +117,7 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
             Command::CreateAccount(create)
         })
         .collect();
-    out.groups = commit_creates(ledger, groups)?;
+    out.groups = commit_all(ledger, groups)?;
 
     let mut users = Vec::with_capacity(spec.users);
     for u in 0..spec.users {
@@ -137,7 +137,7 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
         users.push(Command::CreateAccount(create));
     }
     for chunk in users.chunks(spec.batch.max(1)) {
-        out.users.extend(commit_creates(ledger, chunk.to_vec())?);
+        out.users.extend(commit_all(ledger, chunk.to_vec())?);
     }
 
     // Updates, as a directory's life adds them: descriptions, mostly.
@@ -152,15 +152,15 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
                 Command::UpdateAccount(UpdateAccount { id, description, ..Default::default() })
             })
             .collect();
-        commit_creates(ledger, updates)?;
+        commit_all(ledger, updates)?;
         out.last_seq = ledger.read().last_seq;
     }
     Ok(out)
 }
 
-/// Runs `commands` in one commit; returns the ids they created. A refused
+/// Runs `commands` in one commit; returns the ids of what they created. A refused
 /// command is a bug of the generator, reported as a failed write.
-fn commit_creates(ledger: &Ledger, commands: Vec<Command>) -> Result<Vec<ObjectId>, StoreError> {
+fn commit_all(ledger: &Ledger, commands: Vec<Command>) -> Result<Vec<ObjectId>, StoreError> {
     let committed = ledger.commit_blocking(CommitOrigin::system(), move |tx| {
         let mut created = Vec::new();
         for command in &commands {

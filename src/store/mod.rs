@@ -272,12 +272,8 @@ impl Ledger {
     pub fn compact(&self) -> Result<(), StoreError> {
         let _paused = self.pause_writes();
         let inner = &self.inner;
-        let mut keyspaces: Vec<&fjall::Keyspace> = inner.log.keyspaces().to_vec();
-        keyspaces.extend(ledger_projections::Space::ALL.iter().map(|s| inner.projections.keyspace(*s)));
-        for keyspace in &keyspaces {
-            keyspace.rotate_memtable_and_wait()?;
-        }
-        for keyspace in &keyspaces {
+        flush_memtables(&inner.log, &inner.projections)?;
+        for keyspace in all_keyspaces(&inner.log, &inner.projections) {
             keyspace.major_compact()?;
         }
         inner.db.persist(fjall::PersistMode::SyncAll)?;
@@ -345,13 +341,17 @@ impl Ledger {
 /// Writes every keyspace's memtable out to disk tables, so that opening the store
 /// next time does not replay fjall's journal (seconds per 64 MB of it).
 pub(crate) fn flush_memtables(log: &EventLog, projections: &Projections) -> Result<(), StoreError> {
-    for keyspace in log.keyspaces() {
+    for keyspace in all_keyspaces(log, projections) {
         keyspace.rotate_memtable_and_wait()?;
     }
-    for space in ledger_projections::Space::ALL {
-        projections.keyspace(space).rotate_memtable_and_wait()?;
-    }
     Ok(())
+}
+
+/// The log's keyspaces and every projection keyspace.
+fn all_keyspaces<'a>(log: &'a EventLog, projections: &'a Projections) -> Vec<&'a fjall::Keyspace> {
+    let mut keyspaces = log.keyspaces().to_vec();
+    keyspaces.extend(ledger_projections::Space::ALL.iter().map(|s| projections.keyspace(*s)));
+    keyspaces
 }
 
 /// Drops the projections of the ledger in `data_dir` and replays its log.
