@@ -9,6 +9,7 @@ mod integration {
     pub mod crash;
     pub mod erasure;
     pub mod feed;
+    pub mod format;
     pub mod jmap_core;
     pub mod jmap_query;
     pub mod jmap_set;
