@@ -68,8 +68,7 @@ pub fn generate(kind: CredentialKind) -> (Plaintext, SecretHash) {
         CredentialKind::ApiKey => "lak_",
         _ => "lap_",
     };
-    let hex: String = random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
-    let secret = format!("{prefix}{hex}");
+    let secret = format!("{prefix}{}", hex::encode(random_bytes::<32>()));
     let hash = digest_generated(&secret);
     (Plaintext(secret), hash)
 }
@@ -112,17 +111,12 @@ impl SealingKey {
         let nonce = random_bytes::<24>();
         let sealed =
             cipher.encrypt(&nonce.into(), plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
-        let hex: String = nonce.iter().chain(&sealed).map(|b| format!("{b:02x}")).collect();
-        format!("{SEALED_PREFIX}{hex}")
+        format!("{SEALED_PREFIX}{}{}", hex::encode(nonce), hex::encode(sealed))
     }
 
     pub fn unseal(&self, sealed: &str) -> Option<Plaintext> {
         use chacha20poly1305::aead::{Aead, KeyInit};
-        let hex = sealed.strip_prefix(SEALED_PREFIX)?;
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-            .collect::<Option<_>>()?;
+        let bytes = hex::decode(sealed.strip_prefix(SEALED_PREFIX)?).ok()?;
         if bytes.len() < 24 {
             return None;
         }

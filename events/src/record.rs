@@ -16,19 +16,15 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     pub const ZERO: Digest = Digest([0; 32]);
 
+    /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
+    /// Parses 64 hex digits (either case); `None` for anything else.
     pub fn from_hex(s: &str) -> Option<Digest> {
-        if s.len() != 64 {
-            return None;
-        }
         let mut out = [0u8; 32];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).ok()?;
-            out[i] = u8::from_str_radix(pair, 16).ok()?;
-        }
+        hex::decode_to_slice(s, &mut out).ok()?;
         Some(Digest(out))
     }
 }

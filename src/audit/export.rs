@@ -74,10 +74,6 @@ pub fn resolve_range(
     Ok((start, end))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The line of a record included in full.
 pub fn record_line(record: &Record) -> String {
     let h = &record.header;
@@ -85,7 +81,7 @@ pub fn record_line(record: &Record) -> String {
     m.insert("seq".into(), json!(h.seq));
     m.insert("hash".into(), json!(h.hash.to_hex()));
     m.insert("prevHash".into(), json!(h.prev_hash.to_hex()));
-    m.insert("header".into(), json!(hex(&encode_header(h))));
+    m.insert("header".into(), json!(hex::encode(encode_header(h))));
     m.insert("type".into(), json!(h.event_type));
     m.insert("schemaVersion".into(), json!(h.schema_version));
     m.insert("committedAt".into(), json!(h.commit.committed_at.to_string()));

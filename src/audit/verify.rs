@@ -68,10 +68,6 @@ struct Trailer {
     digest: String,
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
 /// Verifies an export. `checkpoint` (position, hash), if given, must appear in it
 /// unchanged: proof that the log only grew since the checkpoint was taken.
 pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Verified, ExportFault> {
@@ -146,8 +142,11 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
             skipped += 1;
         } else {
             records += 1;
-            let bytes =
-                line.header.as_deref().and_then(unhex).ok_or_else(|| fault(seq, "the header is not hex".into()))?;
+            let bytes = line
+                .header
+                .as_deref()
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| fault(seq, "the header is not hex".into()))?;
             let header = decode_header(&bytes).map_err(|e| fault(seq, format!("the header does not decode: {e}")))?;
             if record_hash(&header) != header.hash
                 || header.hash != hash
