@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_with::{DeserializeFromStr, SerializeDisplay};
 
 /// Why a value was refused: what was expected, in words a JMAP client can show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,21 +17,12 @@ fn invalid(msg: impl Into<String>) -> InvalidValue {
     InvalidValue(msg.into())
 }
 
-/// Serde glue shared by the string-backed value types: serialize as the string,
-/// deserialize through `FromStr` so invalid stored values are rejected.
-macro_rules! string_value {
+/// `Display` of the string-backed value types: the string itself. Every value
+/// type serializes through `Display` and deserializes through `FromStr`
+/// (`SerializeDisplay`, `DeserializeFromStr`), so invalid stored values are
+/// rejected on the way in.
+macro_rules! display_as_str {
     ($ty:ident) => {
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let raw = String::deserialize(d)?;
-                raw.parse().map_err(serde::de::Error::custom)
-            }
-        }
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -42,7 +33,7 @@ macro_rules! string_value {
 
 /// Identifier of a ledger object (account, domain, credential). Ids come from one
 /// counter in the projections, so they never repeat across types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct ObjectId(pub u64);
 
 const ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -87,22 +78,16 @@ impl fmt::Display for ObjectId {
     }
 }
 
-impl Serialize for ObjectId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_jmap())
-    }
-}
-
-impl<'de> Deserialize<'de> for ObjectId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        ObjectId::from_jmap(&raw).ok_or_else(|| serde::de::Error::custom(format!("not an id: {raw:?}")))
+impl FromStr for ObjectId {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        ObjectId::from_jmap(s).ok_or_else(|| invalid(format!("not an id: {s:?}")))
     }
 }
 
 /// A foreign id the ledger does not own (tenants, roles, public keys): any JMAP `Id`
 /// (RFC 8620 §1.2: 1–255 characters of the URL-safe base64 alphabet).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct ExternalId(String);
 
 impl ExternalId {
@@ -119,11 +104,11 @@ impl FromStr for ExternalId {
         if ok { Ok(ExternalId(s.to_owned())) } else { Err(invalid(format!("{s:?} is not a JMAP Id"))) }
     }
 }
-string_value!(ExternalId);
+display_as_str!(ExternalId);
 
 /// The local part of an address (RFC 5321 dot-atom), stored lowercase so that
 /// uniqueness of name@domain is case-insensitive as mail delivery is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct EmailLocalPart(String);
 
 impl EmailLocalPart {
@@ -148,10 +133,10 @@ impl FromStr for EmailLocalPart {
         Ok(EmailLocalPart(s.to_ascii_lowercase()))
     }
 }
-string_value!(EmailLocalPart);
+display_as_str!(EmailLocalPart);
 
 /// A DNS domain name, stored lowercase.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct DomainName(String);
 
 impl DomainName {
@@ -179,7 +164,7 @@ impl FromStr for DomainName {
         }
     }
 }
-string_value!(DomainName);
+display_as_str!(DomainName);
 
 /// A full address, `local@domain`, as derived by the ledger (never client-set).
 pub fn email_address(local: &EmailLocalPart, domain: &DomainName) -> String {
@@ -188,7 +173,7 @@ pub fn email_address(local: &EmailLocalPart, domain: &DomainName) -> String {
 
 /// A locale such as `en_US`, `de` or `pt_BR`: a 2–3 letter language, optionally
 /// `_` and a 2 letter region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDisplay, DeserializeFromStr)]
 pub struct Locale(String);
 
 impl Locale {
@@ -219,10 +204,10 @@ impl FromStr for Locale {
         }
     }
 }
-string_value!(Locale);
+display_as_str!(Locale);
 
 /// An IANA time zone name known to the bundled tz database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDisplay, DeserializeFromStr)]
 pub struct TimeZoneName(String);
 
 impl TimeZoneName {
@@ -240,11 +225,11 @@ impl FromStr for TimeZoneName {
         }
     }
 }
-string_value!(TimeZoneName);
+display_as_str!(TimeZoneName);
 
 /// A point in time, UTC, millisecond precision, written as RFC 3339 with `Z`
 /// (the JMAP `UTCDate` form).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct UtcDateTime(i64);
 
 impl UtcDateTime {
@@ -285,22 +270,9 @@ impl FromStr for UtcDateTime {
     }
 }
 
-impl Serialize for UtcDateTime {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for UtcDateTime {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        raw.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// An allowed source network for a credential: a CIDR range, or a single address
 /// (stored as a host-length prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct IpMask(ipnet::IpNet);
 
 impl IpMask {
@@ -328,22 +300,9 @@ impl fmt::Display for IpMask {
     }
 }
 
-impl Serialize for IpMask {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for IpMask {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        raw.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// A permission name such as `sysAccountGet`: a camelCase identifier. The set is
 /// open, as Stalwart's is large and grows; the auth layer gives names meaning.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
 pub struct Permission(String);
 
 impl Permission {
@@ -361,11 +320,11 @@ impl FromStr for Permission {
         if ok { Ok(Permission(s.to_owned())) } else { Err(invalid(format!("{s:?} is not a permission name"))) }
     }
 }
-string_value!(Permission);
+display_as_str!(Permission);
 
 /// A secret already made safe to store: a PHC argon2id string or `blake3:<hex>`.
 /// The decide layer never sees plaintext; the service hashes at the edge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDisplay, DeserializeFromStr)]
 pub struct SecretHash(String);
 
 impl SecretHash {
@@ -386,7 +345,7 @@ impl FromStr for SecretHash {
         }
     }
 }
-string_value!(SecretHash);
+display_as_str!(SecretHash);
 
 #[cfg(test)]
 mod tests {
