@@ -273,8 +273,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn survive_file_size_limit() {
     #[cfg(target_os = "linux")]
     {
-        const SIGXFSZ: i32 = 25;
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
             Ok(mut signals) => {
                 tokio::spawn(async move {
                     while signals.recv().await.is_some() {
