@@ -5,8 +5,17 @@ use serde_json::{Map, Value};
 
 use super::error::SetError;
 
-fn tokens(path: &str) -> Vec<String> {
-    path.split('/').map(|t| t.replace("~1", "/").replace("~0", "~")).collect()
+/// Unescapes one JSON Pointer reference token (RFC 6901 §4).
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// An array index as RFC 6901 §4 writes it: digits, no leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
 }
 
 /// Applies `patch` to `object`. Paths that overlap each other, or that go through
@@ -25,28 +34,25 @@ pub fn apply_patch(object: &mut Value, patch: Map<String, Value>) -> Result<(), 
         }
     }
     for (path, value) in patch {
-        let tokens = tokens(&path);
-        let (last, parents) = tokens.split_last().ok_or_else(|| SetError::invalid_patch("an empty path"))?;
-        let mut target: &mut Value = &mut *object;
-        for token in parents {
-            target = match target {
-                Value::Object(map) => map.get_mut(token),
-                Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-                _ => None,
-            }
-            .ok_or_else(|| SetError::invalid_patch(format!("{path:?}: {token:?} does not exist")))?;
-        }
+        // A PatchObject path is a JSON Pointer without its leading `/`.
+        let (parent, last) = match path.rsplit_once('/') {
+            Some((parent, last)) => (format!("/{parent}"), unescape(last)),
+            None => (String::new(), unescape(&path)),
+        };
+        let target = object
+            .pointer_mut(&parent)
+            .ok_or_else(|| SetError::invalid_patch(format!("{path:?}: {parent:?} does not exist")))?;
         match target {
             Value::Object(map) => {
                 if value.is_null() {
-                    map.remove(last);
+                    map.remove(&last);
                 } else {
-                    map.insert(last.clone(), value);
+                    map.insert(last, value);
                 }
             }
             Value::Array(items) => {
-                let index: usize =
-                    last.parse().map_err(|_| SetError::invalid_patch(format!("{path:?}: {last:?} is not an index")))?;
+                let index = array_index(&last)
+                    .ok_or_else(|| SetError::invalid_patch(format!("{path:?}: {last:?} is not an index")))?;
                 if value.is_null() {
                     if index >= items.len() {
                         return Err(SetError::invalid_patch(format!("{path:?}: index {index} does not exist")));
@@ -92,6 +98,7 @@ mod tests {
             json!({"missing/x": 1}),
             json!({"aliases/3": {"name": "x"}}),
             json!({"aliases/x": 1}),
+            json!({"aliases/00": {"name": "x"}}),
             json!({"": 1}),
         ] {
             let err = patched(object.clone(), patch.clone()).unwrap_err();
