@@ -16,4 +16,7 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("the ledger is shutting down")]
     ShuttingDown,
+    /// Stored bytes are not what the ledger writes (a damaged store).
+    #[error("damaged store: {0}")]
+    Damaged(String),
 }

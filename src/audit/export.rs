@@ -5,24 +5,16 @@
 //! links from the first line to the trailer (the choice over Merkle proofs: it
 //! keeps one simple format and one verifier).
 //!
-//! ```text
-//! {"seq":7,"hash":"…","prevHash":"…","header":"01…","type":"AccountCreated","schemaVersion":1,
-//!  "committedAt":"…","actor":{"id":"","name":"admin","authMethod":"fallback"},"commitId":"…",
-//!  "eventId":"…","requestId":"…","callId":"…","payloadHash":"…","payload":{…}|null}
-//! {"seq":8,"skipped":true,"hash":"…","prevHash":"…"}
-//! {"trailer":{"from":7,"to":8,"lastSeq":8,"lastHash":"…","records":1,"skipped":1,"digest":"…"}}
-//! ```
-//!
-//! `digest` is blake3 over every line before the trailer, each with its newline.
+//! The line format is [`super::line::ExportLine`]. The trailer's `digest` is
+//! blake3 over every line before it, each with its newline.
 
 use std::collections::HashSet;
 
 use fjall::Snapshot;
-use ledger_events::codec::encode_header;
+use ledger_events::EventLog;
 use ledger_events::values::UtcDateTime;
-use ledger_events::{EventLog, Record};
-use serde_json::{Map, Value, json};
 
+use super::line::{ExportLine, Trailer};
 use crate::StoreError;
 
 /// A position or a time, as `--from` / `--to` take them.
@@ -74,40 +66,6 @@ pub fn resolve_range(
     Ok((start, end))
 }
 
-/// The line of a record included in full.
-pub fn record_line(record: &Record) -> String {
-    let h = &record.header;
-    let mut m = Map::new();
-    m.insert("seq".into(), json!(h.seq));
-    m.insert("hash".into(), json!(h.hash.to_hex()));
-    m.insert("prevHash".into(), json!(h.prev_hash.to_hex()));
-    m.insert("header".into(), json!(hex::encode(encode_header(h))));
-    m.insert("type".into(), json!(h.event_type));
-    m.insert("schemaVersion".into(), json!(h.schema_version));
-    m.insert("committedAt".into(), json!(h.commit.committed_at.to_string()));
-    m.insert(
-        "actor".into(),
-        json!({"id": h.commit.actor.principal_id, "name": h.commit.actor.name, "authMethod": h.commit.actor.auth_method.as_str()}),
-    );
-    m.insert("commitId".into(), json!(h.commit.commit_id.to_string()));
-    m.insert("eventId".into(), json!(h.event_id.to_string()));
-    m.insert("requestId".into(), json!(h.commit.request_id));
-    m.insert("callId".into(), json!(h.commit.call_id));
-    m.insert("payloadHash".into(), json!(h.payload_hash.to_hex()));
-    let head = serde_json::to_string(&Value::Object(m)).unwrap_or_default();
-    // The payload goes in as its exact stored bytes (JSON), so its hash can be checked.
-    let payload = match &record.payload {
-        Some(p) => String::from_utf8_lossy(p).into_owned(),
-        None => "null".to_owned(),
-    };
-    format!("{},\"payload\":{payload}}}", &head[..head.len() - 1])
-}
-
-pub fn skipped_line(record: &Record) -> String {
-    json!({"seq": record.header.seq, "skipped": true, "hash": record.header.hash.to_hex(), "prevHash": record.header.prev_hash.to_hex()})
-        .to_string()
-}
-
 /// Writes the export of positions `from..=to` (only `only`'s records in full, if
 /// given) to `emit`, one line at a time, trailer last.
 pub fn export(
@@ -126,7 +84,11 @@ pub fn export(
             break;
         }
         let full = only.is_none_or(|set| set.contains(&record.seq()));
-        let line = if full { record_line(&record) } else { skipped_line(&record) };
+        let line = if full {
+            ExportLine::record(&record).map_err(|e| StoreError::Damaged(e.to_string()))?.to_text()
+        } else {
+            ExportLine::skipped(&record).to_text()
+        };
         if full {
             records += 1
         } else {
@@ -140,10 +102,7 @@ pub fn export(
         }
     }
     let (last_seq, last_hash) = last.map_or((from.saturating_sub(1), String::new()), |(s, h)| (s, h.to_hex()));
-    let trailer = json!({"trailer": {
-        "from": from, "to": to, "lastSeq": last_seq, "lastHash": last_hash,
-        "records": records, "skipped": skipped, "digest": digest.finalize().to_hex().to_string(),
-    }});
-    emit(trailer.to_string());
+    let digest = digest.finalize().to_hex().to_string();
+    emit(ExportLine::trailer(Trailer { digest, from, last_hash, last_seq, records, skipped, to }).to_text());
     Ok(())
 }

@@ -3,5 +3,6 @@
 pub mod asof;
 pub mod export;
 pub mod history;
+pub mod line;
 pub mod restore;
 pub mod verify;

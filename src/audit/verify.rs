@@ -4,8 +4,9 @@
 
 use ledger_events::codec::{decode_header, payload_hash, record_hash};
 use ledger_events::{ChainTail, Digest};
-use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::line::{ExportLine, LineActor};
 
 /// What a verified export covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,49 +26,6 @@ pub struct ExportFault {
     pub reason: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Line<'a> {
-    seq: Option<u64>,
-    #[serde(default)]
-    skipped: bool,
-    hash: Option<String>,
-    prev_hash: Option<String>,
-    header: Option<String>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    schema_version: Option<u16>,
-    committed_at: Option<String>,
-    actor: Option<Actor>,
-    commit_id: Option<String>,
-    event_id: Option<String>,
-    request_id: Option<String>,
-    call_id: Option<String>,
-    payload_hash: Option<String>,
-    #[serde(borrow)]
-    payload: Option<&'a RawValue>,
-    trailer: Option<Trailer>,
-}
-
-#[derive(Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-struct Actor {
-    id: String,
-    name: String,
-    auth_method: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Trailer {
-    from: u64,
-    last_seq: u64,
-    last_hash: String,
-    records: u64,
-    skipped: u64,
-    digest: String,
-}
-
 /// Verifies an export. `checkpoint` (position, hash), if given, must appear in it
 /// unchanged: proof that the log only grew since the checkpoint was taken.
 pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Verified, ExportFault> {
@@ -79,7 +37,7 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
     let mut checkpoint_seen = false;
     for (number, raw) in text.lines().enumerate() {
         let at = expected.map_or(0, |t| t.next_seq);
-        let line: Line<'_> = serde_json::from_str(raw)
+        let line: ExportLine<'_> = serde_json::from_str(raw)
             .map_err(|e| fault(at, format!("line {} is not an export line: {e}", number + 1)))?;
         if let Some(t) = line.trailer {
             let tail = expected.unwrap_or(ChainTail { next_seq: t.from, last_hash: Digest::ZERO });
@@ -164,7 +122,7 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
                 && line.call_id.as_deref() == Some(header.commit.call_id.as_str())
                 && line.payload_hash == Some(header.payload_hash.to_hex())
                 && line.actor
-                    == Some(Actor {
+                    == Some(LineActor {
                         id: header.commit.actor.principal_id.clone(),
                         name: header.commit.actor.name.clone(),
                         auth_method: header.commit.actor.auth_method.as_str().to_owned(),

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use crate::audit::export::record_line;
+use crate::audit::line::ExportLine;
 use crate::auth::Principal;
 
 pub const FEED_PERMISSION: &str = "sysFeedRead";
@@ -121,7 +121,14 @@ pub async fn feed(
                     if record.seq() > state.last_seq {
                         break;
                     }
-                    let line = f.keeps(&record).then(|| record_line(&record));
+                    let line = match f.keeps(&record) {
+                        true => Some(
+                            ExportLine::record(&record)
+                                .map_err(|e| crate::StoreError::Damaged(e.to_string()))?
+                                .to_text(),
+                        ),
+                        false => None,
+                    };
                     out.push((record.seq(), line));
                 }
                 Ok(out)

@@ -1,0 +1,196 @@
+//! One line of the audit export and the change feed (NDJSON), the single
+//! definition both the writer ([`super::export`]) and the offline verifier
+//! ([`super::verify`]) use. Three shapes share it: a record in full, a skipped
+//! record (position and hashes only), and the trailer. Keys are written in
+//! this order (the order of the fields below), which is the format's byte
+//! layout: the trailer's digest covers these exact bytes.
+//!
+//! ```text
+//! {"actor":{"authMethod":"fallback","id":"","name":"admin"},"callId":"c1","commitId":"…",
+//!  "committedAt":"…","eventId":"…","hash":"…","header":"01…","payloadHash":"…","prevHash":"…",
+//!  "requestId":"…","schemaVersion":1,"seq":7,"type":"AccountCreated","payload":{…}|null}
+//! {"hash":"…","prevHash":"…","seq":8,"skipped":true}
+//! {"trailer":{"digest":"…","from":7,"lastHash":"…","lastSeq":8,"records":1,"skipped":1,"to":8}}
+//! ```
+
+use ledger_events::Record;
+use ledger_events::codec::encode_header;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// An export or feed line; absent fields are not written.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<LineActor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The record hash, 64 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// The exact header bytes, hex: what the record hash is computed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u16>,
+    /// The log position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The payload's exact stored bytes (so its hash can be checked), `null`
+    /// once erased; absent on skipped lines.
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<Trailer>,
+}
+
+/// Who committed a record, as the header names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineActor {
+    pub auth_method: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// The export's last line: what it covers and a digest of every line before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trailer {
+    /// blake3 (hex) over every line before the trailer, each with its newline.
+    pub digest: String,
+    pub from: u64,
+    pub last_hash: String,
+    pub last_seq: u64,
+    pub records: u64,
+    pub skipped: u64,
+    pub to: u64,
+}
+
+/// A stored payload that is not JSON: the store is damaged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the payload at position {0} is not JSON")]
+pub struct BadPayload(pub u64);
+
+impl<'a> ExportLine<'a> {
+    /// The line of a record included in full.
+    pub fn record(record: &'a Record) -> Result<Self, BadPayload> {
+        let h = &record.header;
+        let payload = match &record.payload {
+            Some(p) => serde_json::from_slice::<&RawValue>(p).map_err(|_| BadPayload(h.seq))?,
+            None => RawValue::NULL,
+        };
+        Ok(ExportLine {
+            actor: Some(LineActor {
+                auth_method: h.commit.actor.auth_method.as_str().to_owned(),
+                id: h.commit.actor.principal_id.clone(),
+                name: h.commit.actor.name.clone(),
+            }),
+            call_id: Some(h.commit.call_id.clone()),
+            commit_id: Some(h.commit.commit_id.to_string()),
+            committed_at: Some(h.commit.committed_at.to_string()),
+            event_id: Some(h.event_id.to_string()),
+            hash: Some(h.hash.to_hex()),
+            header: Some(hex::encode(encode_header(h))),
+            payload_hash: Some(h.payload_hash.to_hex()),
+            prev_hash: Some(h.prev_hash.to_hex()),
+            request_id: Some(h.commit.request_id.clone()),
+            schema_version: Some(h.schema_version),
+            seq: Some(h.seq),
+            event_type: Some(h.event_type.clone()),
+            payload: Some(payload),
+            ..ExportLine::default()
+        })
+    }
+
+    /// The line of a record outside an account filter: position and hashes only.
+    pub fn skipped(record: &Record) -> Self {
+        ExportLine {
+            hash: Some(record.header.hash.to_hex()),
+            prev_hash: Some(record.header.prev_hash.to_hex()),
+            seq: Some(record.header.seq),
+            skipped: true,
+            ..ExportLine::default()
+        }
+    }
+
+    pub fn trailer(trailer: Trailer) -> Self {
+        ExportLine { trailer: Some(trailer), ..ExportLine::default() }
+    }
+
+    /// The line as written: compact JSON, no newline.
+    pub fn to_text(&self) -> String {
+        // Strings, numbers, booleans and raw JSON only: serializing cannot fail.
+        serde_json::to_string(self).expect("an export line always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_events::{Actor, AuthMethod, ChainTail, CommitMeta, Event, UtcDateTime};
+
+    fn record(payload: Option<&[u8]>) -> Record {
+        let meta = CommitMeta {
+            commit_id: uuid::Uuid::nil(),
+            committed_at: UtcDateTime::from_millis(1_795_000_000_000),
+            actor: Actor { principal_id: "b".into(), name: String::new(), auth_method: AuthMethod::Password },
+            request_id: "r".into(),
+            call_id: "c1".into(),
+        };
+        let event = Event::ChangesTrimmed(ledger_events::ChangesTrimmed { before: 3 });
+        let mut record = { ChainTail::GENESIS }.seal(&meta, uuid::Uuid::nil(), &event);
+        record.payload = payload.map(<[u8]>::to_vec);
+        record
+    }
+
+    #[test]
+    fn lines_keep_their_byte_layout() {
+        let full = record(Some(br#"{"before":3}"#));
+        let text = ExportLine::record(&full).unwrap().to_text();
+        let h = &full.header;
+        let expected = format!(
+            concat!(
+                r#"{{"actor":{{"authMethod":"password","id":"b","name":""}},"callId":"c1","#,
+                r#""commitId":"00000000-0000-0000-0000-000000000000","committedAt":"2026-11-18T11:06:40Z","#,
+                r#""eventId":"00000000-0000-0000-0000-000000000000","hash":"{}","header":"{}","payloadHash":"{}","#,
+                r#""prevHash":"{}","requestId":"r","schemaVersion":1,"seq":1,"type":"ChangesTrimmed","#,
+                r#""payload":{{"before":3}}}}"#
+            ),
+            h.hash,
+            hex::encode(encode_header(h)),
+            h.payload_hash,
+            h.prev_hash
+        );
+        assert_eq!(text, expected);
+        assert!(ExportLine::record(&record(None)).unwrap().to_text().ends_with(r#""payload":null}"#));
+        assert_eq!(
+            ExportLine::skipped(&full).to_text(),
+            format!(r#"{{"hash":"{}","prevHash":"{}","seq":1,"skipped":true}}"#, h.hash, h.prev_hash)
+        );
+        let trailer =
+            Trailer { digest: "d".into(), from: 1, last_hash: "h".into(), last_seq: 2, records: 1, skipped: 1, to: 2 };
+        assert_eq!(
+            ExportLine::trailer(trailer).to_text(),
+            r#"{"trailer":{"digest":"d","from":1,"lastHash":"h","lastSeq":2,"records":1,"skipped":1,"to":2}}"#
+        );
+        assert_eq!(ExportLine::record(&record(Some(b"{not json"))).unwrap_err(), BadPayload(1));
+    }
+}
