@@ -16,6 +16,9 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("the ledger is shutting down")]
     ShuttingDown,
+    /// A thread or task of the ledger failed (a bug or resource exhaustion).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Stored bytes are not what the ledger writes (a damaged store).
     #[error("damaged store: {0}")]
     Damaged(String),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod command;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod jmap;
 pub mod maintenance;

@@ -14,15 +14,11 @@ use ledger_projections::state;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, problem};
 use crate::audit::export::{Bound, export as write_export, resolve_range};
 use crate::auth::Principal;
 
 pub const AUDIT_PERMISSION: &str = "sysAuditExport";
-
-fn problem(status: StatusCode, detail: String) -> Response {
-    (status, Json(json!({"type": "about:blank", "status": status.as_u16(), "detail": detail}))).into_response()
-}
 
 /// The refusal for a principal that may not read the whole log, if it may not.
 fn refusal(principal: &Principal) -> Option<Response> {

@@ -82,6 +82,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A problem details body (RFC 9457) with `status` and `detail`, for the
+/// non-JMAP routes.
+pub(crate) fn problem(status: StatusCode, detail: String) -> Response {
+    (status, Json(json!({"type": "about:blank", "status": status.as_u16(), "detail": detail}))).into_response()
+}
+
+/// The `Last-Event-ID` header of a reconnecting EventSource, as a log position
+/// (absent or not a number: `None`).
+pub(crate) struct LastEventId(pub Option<u64>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LastEventId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+        Ok(LastEventId(value.and_then(|v| v.trim().parse().ok())))
+    }
+}
+
 /// Lets a request in only with valid credentials; puts its `Principal` in the
 /// request's extensions.
 async fn authenticate(
@@ -106,14 +125,14 @@ async fn authenticate(
         }
         Ok(Err(AuthError::RateLimited(retry))) => {
             tracing::warn!(%ip, "login attempts from this address are rate-limited");
-            let body =
-                json!({"type": "about:blank", "status": 429, "detail": "too many failed logins; try again later"});
-            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, retry.to_string())], Json(body)).into_response()
+            let mut response =
+                problem(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later".to_owned());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            response
         }
         Ok(Err(AuthError::Unauthorized)) | Err(_) => {
             tracing::info!(%ip, "authentication failed");
-            let body = json!({"type": "about:blank", "status": 401, "detail": "valid credentials are required"});
-            let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            let mut response = problem(StatusCode::UNAUTHORIZED, "valid credentials are required".to_owned());
             let headers = response.headers_mut();
             headers.append(
                 header::WWW_AUTHENTICATE,

@@ -1,23 +1,25 @@
 //! JMAP push over EventSource (RFC 8620 §7.3): `GET /eventsource/?types=…&
 //! closeafter=state|no&ping=N`. A `state` event carries a StateChange whenever
 //! one of the types changes, with `id:` = the log position, so a client that
-//! reconnects with `Last-Event-ID` is told at once about what it missed.
+//! reconnects with `Last-Event-ID` is told at once about what it missed. A
+//! `ping` event (data `{"interval": N}`) follows every N seconds without
+//! another event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::Extension;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use ledger_events::ObjectType;
 use ledger_projections::state;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, LastEventId, problem};
 use crate::auth::Principal;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state_string;
@@ -29,10 +31,6 @@ pub struct PushQuery {
     ping: Option<u64>,
 }
 
-fn bad(detail: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"type": "about:blank", "status": 400, "detail": detail}))).into_response()
-}
-
 /// The states of `types` now, and the last log position.
 fn states(app: &AppState, types: &[ObjectType]) -> (BTreeMap<&'static str, String>, u64) {
     let read = app.ledger.read();
@@ -41,15 +39,15 @@ fn states(app: &AppState, types: &[ObjectType]) -> (BTreeMap<&'static str, Strin
     (states, read.last_seq)
 }
 
-fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> String {
+fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result<SseEvent, std::convert::Infallible> {
     let change = json!({"@type": "StateChange", "changed": {ACCOUNT_ID: states}});
-    format!("id: {position}\nevent: state\ndata: {change}\n\n")
+    Ok(SseEvent::default().id(position.to_string()).event("state").data(change.to_string()))
 }
 
 pub async fn event_source(
     State(app): State<AppState>,
     Extension(_principal): Extension<Arc<Principal>>,
-    headers: HeaderMap,
+    LastEventId(last_event_id): LastEventId,
     Query(q): Query<PushQuery>,
 ) -> Response {
     let types: Vec<ObjectType> = match q.types.as_deref().unwrap_or("*") {
@@ -59,7 +57,9 @@ pub async fn event_source(
             for name in list.split(',').map(str::trim) {
                 match ObjectType::ALL.iter().find(|t| t.jmap_name() == name) {
                     Some(t) => out.push(*t),
-                    None => return bad(format!("{name:?} is not a type this server pushes")),
+                    None => {
+                        return problem(StatusCode::BAD_REQUEST, format!("{name:?} is not a type this server pushes"));
+                    }
                 }
             }
             out
@@ -68,27 +68,24 @@ pub async fn event_source(
     let close_after_state = match q.closeafter.as_deref().unwrap_or("no") {
         "state" => true,
         "no" => false,
-        other => return bad(format!("closeafter must be state or no, not {other:?}")),
+        other => return problem(StatusCode::BAD_REQUEST, format!("closeafter must be state or no, not {other:?}")),
     };
     let ping = q.ping.unwrap_or(0).min(3600);
-    let last_event_id: Option<u64> =
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-    let (lines, stream) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
     let mut durable = app.ledger.subscribe();
     let mut stopping = app.stopping.subscribe();
     // Taken before the response goes out, so no change after the client
     // connected can slip between this and the first wait.
     let (mut sent, position) = states(&app, &types);
-    tokio::spawn(async move {
+    let events = async_stream::stream! {
         // A reconnecting client hears at once about changes it missed.
         if let Some(seen) = last_event_id
             && position > seen
-            && (lines.send(Ok(state_event(&sent, position))).await.is_err() || close_after_state)
         {
-            return;
+            yield state_event(&sent, position);
+            if close_after_state {
+                return;
+            }
         }
-        let mut pinger = tokio::time::interval(Duration::from_secs(ping.max(1)));
-        pinger.tick().await;
         loop {
             tokio::select! {
                 changed = durable.changed() => {
@@ -98,22 +95,19 @@ pub async fn event_source(
                     let (now, position) = states(&app, &types);
                     if now != sent {
                         sent = now;
-                        if lines.send(Ok(state_event(&sent, position))).await.is_err() || close_after_state {
+                        yield state_event(&sent, position);
+                        if close_after_state {
                             return;
                         }
                     }
                 }
-                _ = pinger.tick(), if ping > 0 => {
-                    let event = format!("event: ping\ndata: {}\n\n", json!({"interval": ping}));
-                    if lines.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                () = lines.closed() => return,
                 () = async { drop(stopping.wait_for(|s| *s).await) } => return,
             }
         }
-    });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(stream));
-    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    };
+    if ping == 0 {
+        return Sse::new(events).into_response();
+    }
+    let ping_event = SseEvent::default().event("ping").data(json!({"interval": ping}).to_string());
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(ping)).event(ping_event)).into_response()
 }

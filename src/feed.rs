@@ -1,0 +1,129 @@
+//! Following the log for the change feed: the records after a position, then,
+//! when following, each new record once it is durable. A follower reads the
+//! log at its own pace from published snapshots, a chunk at a time off the
+//! executor, so a slow one never holds a writer back. The stream ends when the
+//! server starts shutting down (`stopping` turns true), and is simply dropped
+//! when its subscriber goes away. HTTP framing (NDJSON or SSE) is the caller's.
+
+use std::collections::HashSet;
+
+use ledger_events::values::ObjectId;
+use ledger_events::{Event, ObjectType, Record};
+use tokio::sync::watch;
+use tokio_stream::Stream;
+
+use crate::StoreError;
+use crate::audit::line::ExportLine;
+use crate::store::Ledger;
+
+/// Records read per snapshot before the stream yields.
+const CHUNK: usize = 1000;
+
+/// Which records a follower wants.
+#[derive(Debug, Clone, Default)]
+pub struct FeedFilter {
+    /// Only these event types (`None`: all).
+    pub types: Option<HashSet<String>>,
+    /// Only records whose event is about this account.
+    pub account: Option<ObjectId>,
+}
+
+impl FeedFilter {
+    fn keeps(&self, record: &Record) -> bool {
+        if self.types.as_ref().is_some_and(|t| !t.contains(&record.header.event_type)) {
+            return false;
+        }
+        match self.account {
+            None => true,
+            Some(id) => match record.event() {
+                Some(Ok(event)) => event_account(&event) == Some(id),
+                _ => false,
+            },
+        }
+    }
+}
+
+fn event_account(event: &Event) -> Option<ObjectId> {
+    match event.subject() {
+        Some((ObjectType::Account, id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// One record of the feed: its position and its export line (no newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRecord {
+    pub position: u64,
+    pub line: String,
+}
+
+/// Positions read from one snapshot, each with its line if the filter keeps it.
+type Chunk = Vec<(u64, Option<String>)>;
+
+fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter) -> Result<Chunk, StoreError> {
+    let state = ledger.read();
+    let mut out = Vec::new();
+    for record in ledger.log().scan(state.view.snapshot(), after + 1).take(CHUNK) {
+        let record = record?;
+        if record.seq() > state.last_seq {
+            break;
+        }
+        let line = match filter.keeps(&record) {
+            true => Some(ExportLine::record(&record).map_err(|e| StoreError::Damaged(e.to_string()))?.to_text()),
+            false => None,
+        };
+        out.push((record.seq(), line));
+    }
+    Ok(out)
+}
+
+/// The records after `after` that `filter` keeps, in log order; with `live`,
+/// then every new durable record, until `stopping` turns true. An error ends
+/// the stream after it is yielded.
+pub fn follow(
+    ledger: Ledger,
+    after: u64,
+    filter: FeedFilter,
+    live: bool,
+    mut stopping: watch::Receiver<bool>,
+) -> impl Stream<Item = Result<FeedRecord, StoreError>> + Send + 'static {
+    async_stream::stream! {
+        let mut durable = ledger.subscribe();
+        let mut cursor = after;
+        loop {
+            let (l, f, from) = (ledger.clone(), filter.clone(), cursor);
+            let read = tokio::task::spawn_blocking(move || read_chunk(&l, from, &f)).await;
+            let chunk = match read {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(e)) => {
+                    yield Err(e);
+                    return;
+                }
+                Err(e) => {
+                    yield Err(StoreError::Internal(format!("the feed's read task failed: {e}")));
+                    return;
+                }
+            };
+            let read_count = chunk.len();
+            for (position, line) in chunk {
+                cursor = position;
+                if let Some(line) = line {
+                    yield Ok(FeedRecord { position, line });
+                }
+            }
+            if read_count == CHUNK {
+                continue;
+            }
+            if !live {
+                return;
+            }
+            while *durable.borrow_and_update() <= cursor {
+                tokio::select! {
+                    changed = durable.changed() => if changed.is_err() { return },
+                    // The server is shutting down: end the stream; the subscriber resumes elsewhere.
+                    () = async { drop(stopping.wait_for(|s| *s).await) } => return,
+                }
+            }
+        }
+    }
+}
