@@ -2,9 +2,12 @@
 //! following the log, and remembers where it stopped in a cursor file.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use tokio_stream::StreamExt;
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::io::StreamReader;
 
 use super::client::Client;
 
@@ -27,11 +30,17 @@ pub struct FeedArgs {
     pub cursor: Option<PathBuf>,
 }
 
-fn save_cursor(path: &PathBuf, seq: u64) -> anyhow::Result<()> {
-    // Write then rename, so a crash never leaves a half-written cursor.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{seq}\n")).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("updating {}", path.display()))?;
+/// Longest feed line accepted (a record with a large payload is well below it).
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+fn save_cursor(path: &Path, seq: u64) -> anyhow::Result<()> {
+    // A temporary file beside it, then renamed over it: a crash never leaves a
+    // half-written cursor.
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing beside {}", path.display()))?;
+    writeln!(file, "{seq}").with_context(|| format!("writing beside {}", path.display()))?;
+    file.persist(path).with_context(|| format!("updating {}", path.display()))?;
     Ok(())
 }
 
@@ -53,22 +62,19 @@ pub async fn run(client: &Client, args: FeedArgs) -> anyhow::Result<()> {
     if let Some(a) = &args.account {
         query.push(format!("account={a}"));
     }
-    let mut response =
-        client.get_with_accept(&format!("/api/feed?{}", query.join("&")), "application/x-ndjson").await?;
-    let mut pending = Vec::new();
+    let response = client.get_with_accept(&format!("/api/feed?{}", query.join("&")), "application/x-ndjson").await?;
+    let body = StreamReader::new(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)));
+    let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_LINE));
     let mut stdout = std::io::stdout().lock();
-    while let Some(chunk) = response.chunk().await.context("reading the feed")? {
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            stdout.write_all(&line)?;
-            stdout.flush()?;
-            if let Some(path) = &args.cursor {
-                let seq = serde_json::from_slice::<serde_json::Value>(&line)?["seq"]
-                    .as_u64()
-                    .context("a feed line without a position")?;
-                save_cursor(path, seq)?;
-            }
+    while let Some(line) = lines.next().await {
+        let line = line.context("reading the feed")?;
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+        if let Some(path) = &args.cursor {
+            let seq = serde_json::from_str::<serde_json::Value>(&line)?["seq"]
+                .as_u64()
+                .context("a feed line without a position")?;
+            save_cursor(path, seq)?;
         }
     }
     Ok(())
