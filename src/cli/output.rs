@@ -90,32 +90,41 @@ impl Output {
     }
 }
 
-/// `key: value` lines, keys in order, nested values as compact JSON.
+/// `key  value` lines (`id` first, then the keys in order), nested values as
+/// compact JSON.
 pub fn key_values(v: &Value) -> String {
     let Some(map) = v.as_object() else { return scalar(v) };
-    let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort_by_key(|k| (k.as_str() != "id", *k));
-    keys.iter().map(|k| format!("{k:<width$}  {}", scalar(&map[k.as_str()]))).collect::<Vec<_>>().join("\n")
+    let mut table = plain_table();
+    table.add_rows(keys.iter().map(|k| [k.to_string(), scalar(&map[k.as_str()])]));
+    render(table)
 }
 
-/// A table with the columns that identify each kind of object.
+/// A table without borders, columns left-aligned two spaces apart.
+fn plain_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING);
+    table
+}
+
+fn render(mut table: comfy_table::Table) -> String {
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table.lines().map(|line| line.trim_end().to_owned()).collect::<Vec<_>>().join("\n")
+}
+
+/// A table with the columns that identify each kind of object: left-aligned,
+/// two spaces between columns, no borders, no trailing spaces.
 pub fn table(kind: Kind, items: &[Value]) -> String {
     let columns: &[&str] = match kind {
         Kind::Account => &["id", "@type", "emailAddress", "description"],
         Kind::Domain => &["id", "name", "description"],
         Kind::Role => &["id", "name", "permissions"],
     };
-    let rows: Vec<Vec<String>> = items.iter().map(|i| columns.iter().map(|c| scalar(&i[*c])).collect()).collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| rows.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: Vec<String>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
-    };
-    let mut out = vec![line(columns.iter().map(|c| c.to_string()).collect())];
-    out.extend(rows.into_iter().map(line));
-    out.join("\n")
+    let mut table = plain_table();
+    table.set_header(columns.iter().copied());
+    table.add_rows(items.iter().map(|item| columns.iter().map(|c| scalar(&item[*c])).collect::<Vec<_>>()));
+    render(table)
 }
