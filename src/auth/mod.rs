@@ -6,9 +6,8 @@ pub mod admin;
 pub mod limiter;
 pub mod permissions;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -103,7 +102,7 @@ pub struct Authenticator {
     admin_user: String,
     admin_hash: SecretHash,
     trusted_proxies: Vec<IpNet>,
-    cache: Mutex<HashMap<[u8; 32], CachedLogin>>,
+    cache: moka::sync::Cache<[u8; 32], CachedLogin>,
     cache_key: [u8; 32],
     limiter: limiter::FailureLimiter,
     sealing: Arc<SealingKey>,
@@ -111,7 +110,11 @@ pub struct Authenticator {
     dummy_hash: SecretHash,
 }
 
-const CACHE_LIMIT: usize = 100_000;
+/// Verified logins kept at most; the least recently used go first.
+const CACHE_LIMIT: u64 = 100_000;
+/// How long a verified password spares argon2: a password that leaks from
+/// memory is usable from the cache no longer than this.
+const CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 
 impl Authenticator {
     pub fn new(config: &AuthConfig, admin_hash: SecretHash, sealing: Arc<SealingKey>) -> Self {
@@ -121,7 +124,7 @@ impl Authenticator {
             admin_user: config.admin_user.clone(),
             admin_hash,
             trusted_proxies: config.trusted_proxies.clone(),
-            cache: Mutex::new(HashMap::new()),
+            cache: moka::sync::Cache::builder().max_capacity(CACHE_LIMIT).time_to_live(CACHE_TTL).build(),
             cache_key,
             limiter: limiter::FailureLimiter::new(config.max_failures, config.failure_window),
             sealing,
@@ -155,18 +158,6 @@ impl Authenticator {
         hasher.update(&[0]);
         hasher.update(secret.as_bytes());
         *hasher.finalize().as_bytes()
-    }
-
-    fn cached(&self, slot: &[u8; 32]) -> Option<CachedLogin> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(slot).cloned()
-    }
-
-    fn remember(&self, slot: [u8; 32], login: CachedLogin) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(slot, login);
     }
 
     /// Authenticates one request. Blocking (argon2, store reads): call it off the
@@ -216,12 +207,12 @@ impl Authenticator {
     ) -> Option<Principal> {
         if user == self.admin_user {
             let slot = self.cache_slot("", secret.expose());
-            let verified = self.cached(&slot).is_some_and(|c| c.secret_hash == self.admin_hash)
+            let verified = self.cache.get(&slot).is_some_and(|c| c.secret_hash == self.admin_hash)
                 || secrets::verify_password(secret.expose(), &self.admin_hash);
             if !verified {
                 return None;
             }
-            self.remember(slot, CachedLogin { credential_id: None, secret_hash: self.admin_hash.clone() });
+            self.cache.insert(slot, CachedLogin { credential_id: None, secret_hash: self.admin_hash.clone() });
             return Some(Principal {
                 account_id: None,
                 name: self.admin_user.clone(),
@@ -262,13 +253,14 @@ impl Authenticator {
         }
         let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());
         let cached = self
-            .cached(&slot)
+            .cache
+            .get(&slot)
             .is_some_and(|c| c.credential_id == Some(password.id) && c.secret_hash == password.secret_hash);
         if !cached {
             if !secrets::verify_password(secret.expose(), &password.secret_hash) {
                 return None;
             }
-            self.remember(
+            self.cache.insert(
                 slot,
                 CachedLogin { credential_id: Some(password.id), secret_hash: password.secret_hash.clone() },
             );
