@@ -6,6 +6,8 @@
 
 use ledger_events::Event;
 use ledger_events::values::ObjectId;
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 
 use crate::command::{AliasSpec, Command, CreateAccount, CreateDomain, UpdateAccount};
 use crate::error::StoreError;
@@ -69,25 +71,26 @@ const WORDS: &[&str] = &[
     "archive",
 ];
 
-/// A small, fast, seeded generator (xorshift64*): the same seed, the same directory.
+/// The project's one seeded generator (PCG, `rand_pcg::Pcg64Mcg`): the same
+/// seed gives the same values, and so the same directory, in every build.
 #[derive(Debug, Clone)]
-pub struct SeedRng(u64);
+pub struct SeedRng(Pcg64Mcg);
 
 impl SeedRng {
     pub fn new(seed: u64) -> Self {
-        SeedRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        SeedRng(Pcg64Mcg::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
 
-    /// Uniform in `0..n` (n > 0).
+    /// Nearly uniform in `0..n` (modulo bias is negligible for small `n`); 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        match n {
+            0 => 0,
+            n => (self.next_u64() % n as u64) as usize,
+        }
     }
 
     fn words(&mut self, count: usize) -> String {

@@ -9,7 +9,8 @@ use ledger::command::Command;
 use ledger::{Durability, Ledger};
 use ledger_projections::state;
 
-use super::support::{Rng, create_domain, created_id, origin, run, user};
+use super::support::{create_domain, created_id, origin, run, user};
+use ledger::seed::SeedRng;
 
 const CHILD_DIR: &str = "LEDGER_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "LEDGER_CRASH_CHILD_ROUND";
@@ -51,7 +52,7 @@ fn writer_child() {
 fn sigkill_loses_no_acknowledged_commit() {
     let dir = tempfile::tempdir().unwrap();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut rng = Rng::new(seed);
+    let mut rng = SeedRng::new(seed);
     let mut acked: Vec<String> = Vec::new();
     for round in 0..4 {
         let mut child = Process::new(std::env::current_exe().unwrap())
@@ -62,7 +63,7 @@ fn sigkill_loses_no_acknowledged_commit() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let kill_after = 10 + rng.below(150) as usize;
+        let kill_after = 10 + rng.below(150);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut this_round = 0;
         while this_round < kill_after {

@@ -13,7 +13,8 @@ use ledger::{Durability, Ledger};
 use ledger_projections::state;
 use serde_json::{Value, json};
 
-use super::support::{ADMIN_PASSWORD, Rng, USING, admin_auth};
+use super::support::{ADMIN_PASSWORD, USING, admin_auth};
+use ledger::seed::SeedRng;
 
 const DOMAIN: &str = "crash.example";
 const WRITERS: usize = 4;
@@ -144,7 +145,7 @@ async fn a_served_ledger_killed_with_sigkill_loses_no_acknowledged_write() {
         Duration::from_secs(std::env::var("LEDGER_CRASH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60));
     let dir = tempfile::tempdir().unwrap();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut rng = Rng::new(seed);
+    let mut rng = SeedRng::new(seed);
     let acked = Arc::new(Acked::default());
     let started = Instant::now();
     let mut round = 0;
@@ -154,7 +155,7 @@ async fn a_served_ledger_killed_with_sigkill_loses_no_acknowledged_write() {
         let d = domain(&client, &served.url).await;
         let before = acked.len();
         let writers = spawn_writers(&served.url, &d, round, &acked);
-        acked.wait_for(before + 5 + rng.below(60) as usize).await;
+        acked.wait_for(before + 5 + rng.below(60)).await;
         served.child.kill().unwrap(); // SIGKILL, mid-stream
         served.child.wait().unwrap();
         for w in writers {

@@ -45,27 +45,6 @@ pub fn run(ledger: &Ledger, command: Command) -> Vec<Event> {
         .expect("command accepted")
 }
 
-/// A small deterministic PRNG (SplitMix64), so generated histories are seeded.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
-
 /// One step of a generated history; ids are picked among objects that exist
 /// when it runs, so most steps are valid and some are rejected, as in real traffic.
 #[derive(Debug, Clone)]
