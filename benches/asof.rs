@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench asof` (LEDGER_BENCH_ACCOUNTS to change the size).
 
+mod support;
+use support::percentile;
+
 use std::time::Instant;
 
 use ledger::audit::{asof, restore};
@@ -11,11 +14,6 @@ use ledger::command::{Command, CreateAccount, CreateDomain, UpdateAccount};
 use ledger::{CommitOrigin, Durability, Ledger};
 use ledger_events::Event;
 use ledger_events::values::ObjectId;
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn main() {
     let accounts: usize = std::env::var("LEDGER_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);

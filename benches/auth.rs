@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench auth` (LEDGER_BENCH_REQUESTS, LEDGER_BENCH_ROUNDS to tune).
 
+mod support;
+use support::median;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,11 +62,6 @@ async fn rate(client: &reqwest::Client, url: &str, authorization: Option<&str>, 
         t.await.unwrap();
     }
     (total / CONCURRENCY * CONCURRENCY) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[tokio::main]

@@ -9,6 +9,9 @@
 //! events) for a quicker look;
 //! `LEDGER_BENCH_ONLY=replay` skips to reopen, rebuild and restore.
 
+mod support;
+use support::percentile;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,11 +33,6 @@ const RUN: Duration = Duration::from_secs(3);
 
 /// Counts write runs, so no run repeats an earlier run's updates (a repeat is a no-op).
 static WRITE_RUN: AtomicU64 = AtomicU64::new(0);
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Peak resident set of this process so far, in MiB (Linux).
 fn peak_rss_mib() -> f64 {

@@ -11,6 +11,9 @@
 //!
 //! Run: `cargo bench --bench usage`.
 
+mod support;
+use support::percentile;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,11 +30,6 @@ const ACCOUNTS: usize = 1_000;
 const REPORTS_PER_REQUEST: usize = 10;
 const RUN: Duration = Duration::from_secs(3);
 const FEED_COMMITS: usize = 2_000;
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn build(ledger: &Ledger) -> Vec<ObjectId> {
     let spec = SeedSpec { seed: 3, domains: 1, groups: 0, users: ACCOUNTS, min_events: 0, batch: ACCOUNTS };
