@@ -9,49 +9,12 @@ use ledger_events::codec::{seq_key, to_json};
 use ledger_events::values::ObjectId;
 use ledger_events::{Event, ObjectType, RecordHeader};
 
+use crate::changes::{ChangeEntry, ChangeKind};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState};
 use crate::view::{Mutation, Space, StateRead};
 use ledger_events::model::{CredentialKind, Roles};
-
-/// What an event did to its object, as `/changes` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    Created,
-    Updated,
-    Destroyed,
-}
-
-impl ChangeKind {
-    pub fn tag(self) -> u8 {
-        match self {
-            ChangeKind::Created => b'c',
-            ChangeKind::Updated => b'u',
-            ChangeKind::Destroyed => b'd',
-        }
-    }
-
-    pub fn from_tag(tag: u8) -> Option<Self> {
-        match tag {
-            b'c' => Some(ChangeKind::Created),
-            b'u' => Some(ChangeKind::Updated),
-            b'd' => Some(ChangeKind::Destroyed),
-            _ => None,
-        }
-    }
-
-    fn of(event: &Event) -> Self {
-        match event {
-            Event::AccountCreated(_) | Event::DomainCreated(_) | Event::RoleCreated(_) => ChangeKind::Created,
-            Event::AccountDestroyed(_)
-            | Event::DomainDestroyed(_)
-            | Event::RoleDestroyed(_)
-            | Event::AccountErased(_) => ChangeKind::Destroyed,
-            _ => ChangeKind::Updated,
-        }
-    }
-}
 
 /// The writes that fold `event` (recorded under `header`) into the state `view` shows.
 pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Result<Vec<Mutation>> {
@@ -83,10 +46,12 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
         }
     }
 
-    let mut change = id.to_be_bytes().to_vec();
-    change.push(ChangeKind::of(event).tag());
-    change.extend_from_slice(header.commit.commit_id.as_bytes());
-    out.push(Mutation { space: Space::Changes, key: keys::change(object_type, header.seq), value: Some(change) });
+    let change = ChangeEntry { id, kind: ChangeKind::of(event), commit: header.commit.commit_id };
+    out.push(Mutation {
+        space: Space::Changes,
+        key: keys::change(object_type, header.seq),
+        value: Some(change.encode()),
+    });
 
     let seq = seq_key(header.seq).to_vec();
     out.push(Mutation { space: Space::Meta, key: keys::META_APPLIED_SEQ.to_vec(), value: Some(seq.clone()) });
@@ -109,7 +74,7 @@ fn apply_maintenance(view: &impl StateRead, header: &RecordHeader, event: &Event
         for t in ObjectType::ALL {
             let start = keys::change(t, 0);
             for (key, _) in view.scan(Space::Changes, &[t.tag()], Some(&start), usize::MAX)? {
-                let seq = key.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(u64::MAX);
+                let seq = keys::change_position(&key).unwrap_or(u64::MAX);
                 if seq >= e.before {
                     break;
                 }
@@ -145,16 +110,9 @@ pub fn apply_erased(header: &RecordHeader) -> Vec<Mutation> {
 /// ones they wrote when they happened), and keeps the id counter past them.
 fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, out: &mut Vec<Mutation>) -> Result<()> {
     for r in &e.erased {
-        let kind = match r.change.as_str() {
-            "created" => ChangeKind::Created,
-            "destroyed" => ChangeKind::Destroyed,
-            _ => ChangeKind::Updated,
-        };
         let commit = uuid::Uuid::parse_str(&r.commit_id)
             .map_err(|_| Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id)))?;
-        let mut change = e.account_id.to_be_bytes().to_vec();
-        change.push(kind.tag());
-        change.extend_from_slice(commit.as_bytes());
+        let change = ChangeEntry { id: e.account_id, kind: ChangeKind::from_name(&r.change), commit };
         out.push(Mutation {
             space: Space::Index,
             key: keys::history(e.account_id, r.position),
@@ -163,7 +121,7 @@ fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, o
         out.push(Mutation {
             space: Space::Changes,
             key: keys::change(ObjectType::Account, r.position),
-            value: Some(change),
+            value: Some(change.encode()),
         });
     }
     let next = state::next_object_id(view)?.max(e.max_allocated_id.0 + 1);

@@ -3,13 +3,96 @@
 
 use std::collections::BTreeMap;
 
-use ledger_events::ObjectType;
 use ledger_events::values::ObjectId;
+use ledger_events::{Event, ObjectType};
+use uuid::Uuid;
 
-use crate::apply::ChangeKind;
 use crate::error::Result;
 use crate::keys;
 use crate::view::{Space, StateRead};
+
+/// What an event did to its object, as `/changes` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Destroyed,
+}
+
+impl ChangeKind {
+    fn tag(self) -> u8 {
+        match self {
+            ChangeKind::Created => b'c',
+            ChangeKind::Updated => b'u',
+            ChangeKind::Destroyed => b'd',
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            b'c' => Some(ChangeKind::Created),
+            b'u' => Some(ChangeKind::Updated),
+            b'd' => Some(ChangeKind::Destroyed),
+            _ => None,
+        }
+    }
+
+    /// The name AccountErased records it under: `created`, `updated`, `destroyed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Destroyed => "destroyed",
+        }
+    }
+
+    /// The kind of a [`ChangeKind::name`]; any other name counts as an update.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "created" => ChangeKind::Created,
+            "destroyed" => ChangeKind::Destroyed,
+            _ => ChangeKind::Updated,
+        }
+    }
+
+    pub(crate) fn of(event: &Event) -> Self {
+        match event {
+            Event::AccountCreated(_) | Event::DomainCreated(_) | Event::RoleCreated(_) => ChangeKind::Created,
+            Event::AccountDestroyed(_)
+            | Event::DomainDestroyed(_)
+            | Event::RoleDestroyed(_)
+            | Event::AccountErased(_) => ChangeKind::Destroyed,
+            _ => ChangeKind::Updated,
+        }
+    }
+}
+
+/// One change-tracking entry: what happened to which object in which commit,
+/// stored under its type and log position. Value layout (this is its only
+/// encoder and decoder): object id u64 BE, kind tag (`c`/`u`/`d`), commit id (16 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub id: ObjectId,
+    pub kind: ChangeKind,
+    pub commit: Uuid,
+}
+
+impl ChangeEntry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(25);
+        value.extend_from_slice(&self.id.to_be_bytes());
+        value.push(self.kind.tag());
+        value.extend_from_slice(self.commit.as_bytes());
+        value
+    }
+
+    pub(crate) fn decode(raw: &[u8]) -> Option<Self> {
+        let id = keys::decode_id(raw.get(..8)?)?;
+        let kind = ChangeKind::from_tag(*raw.get(8)?)?;
+        let commit = Uuid::from_slice(raw.get(9..25)?).ok()?;
+        (raw.len() == 25).then_some(ChangeEntry { id, kind, commit })
+    }
+}
 
 /// One page of changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,17 +116,19 @@ impl ChangesPage {
 }
 
 /// Why a page could not be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ChangesError {
     /// One commit changed more objects than `max_changes` allows in a page.
+    #[error("one commit changed {objects} objects, more than a page holds")]
     CommitTooLarge { objects: usize },
+    #[error(transparent)]
+    Read(#[from] crate::Error),
 }
 
+/// A change entry with its position.
 struct Entry {
     seq: u64,
-    id: ObjectId,
-    kind: ChangeKind,
-    commit: [u8; 16],
+    change: ChangeEntry,
 }
 
 fn read_entries(view: &impl StateRead, t: ObjectType, after: u64, limit: usize) -> Result<Vec<Entry>> {
@@ -52,13 +137,7 @@ fn read_entries(view: &impl StateRead, t: ObjectType, after: u64, limit: usize) 
     let raw = view.scan(Space::Changes, &prefix, Some(&start), limit)?;
     Ok(raw
         .into_iter()
-        .filter_map(|(k, v)| {
-            let seq = u64::from_be_bytes(k.get(1..9)?.try_into().ok()?);
-            let id = keys::decode_id(v.get(..8)?)?;
-            let kind = ChangeKind::from_tag(*v.get(8)?)?;
-            let commit = v.get(9..25)?.try_into().ok()?;
-            Some(Entry { seq, id, kind, commit })
-        })
+        .filter_map(|(k, v)| Some(Entry { seq: keys::change_position(&k)?, change: ChangeEntry::decode(&v)? }))
         .collect())
 }
 
@@ -92,12 +171,12 @@ impl<V: StateRead> Commits<'_, V> {
     fn next_commit(&mut self) -> Result<Option<Vec<Entry>>> {
         self.fill()?;
         let Some(first) = self.buffer.pop_front() else { return Ok(None) };
-        let commit = first.commit;
+        let commit = first.change.commit;
         let mut entries = vec![first];
         loop {
             self.fill()?;
             match self.buffer.front() {
-                Some(next) if next.commit == commit => entries.extend(self.buffer.pop_front()),
+                Some(next) if next.change.commit == commit => entries.extend(self.buffer.pop_front()),
                 _ => return Ok(Some(entries)),
             }
         }
@@ -111,7 +190,7 @@ pub fn changes_since(
     t: ObjectType,
     since: u64,
     max_changes: usize,
-) -> Result<std::result::Result<ChangesPage, ChangesError>> {
+) -> std::result::Result<ChangesPage, ChangesError> {
     // Per object: its first and last change in the window.
     let mut objects: BTreeMap<ObjectId, (ChangeKind, ChangeKind)> = BTreeMap::new();
     let mut shown = 0usize;
@@ -121,7 +200,7 @@ pub fn changes_since(
     let mut accepted_any = false;
     while let Some(entries) = commits.next_commit()? {
         let mut undo = Vec::with_capacity(entries.len());
-        for e in &entries {
+        for e in entries.iter().map(|e| e.change) {
             let before = objects.get(&e.id).copied();
             let after = match before {
                 Some((first, _)) => (first, e.kind),
@@ -134,7 +213,7 @@ pub fn changes_since(
         }
         if shown > max_changes {
             if !accepted_any {
-                return Ok(Err(ChangesError::CommitTooLarge { objects: shown }));
+                return Err(ChangesError::CommitTooLarge { objects: shown });
             }
             for (id, before) in undo.into_iter().rev() {
                 match before {
@@ -157,5 +236,129 @@ pub fn changes_since(
             _ => page.updated.push(id),
         }
     }
-    Ok(Ok(page))
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Paging of `/changes` over commits folded in memory: coalescing per
+    //! object, objects created and destroyed inside the window, pages that never
+    //! split a commit, and commits larger than a read chunk.
+
+    use ledger_events::model::Change;
+    use ledger_events::{Actor, ChainTail, CommitMeta, DomainCreated, DomainDestroyed, DomainUpdated, UtcDateTime};
+
+    use super::*;
+    use crate::{Empty, Overlay, apply};
+
+    struct World {
+        state: Overlay<Empty>,
+        tail: ChainTail,
+    }
+
+    enum Step {
+        Create(u64),
+        Update(u64),
+        Destroy(u64),
+    }
+
+    fn name(id: u64) -> ledger_events::values::DomainName {
+        format!("d{id}.example").parse().unwrap()
+    }
+
+    impl World {
+        fn new() -> Self {
+            World { state: Overlay::new(Empty), tail: ChainTail::GENESIS }
+        }
+
+        /// Folds one commit; returns its last position.
+        fn commit(&mut self, steps: &[Step]) -> u64 {
+            let meta = CommitMeta {
+                commit_id: Uuid::now_v7(),
+                committed_at: UtcDateTime::from_millis(0),
+                actor: Actor::system(),
+                request_id: String::new(),
+                call_id: String::new(),
+            };
+            for step in steps {
+                let event = match *step {
+                    Step::Create(id) => Event::DomainCreated(DomainCreated {
+                        domain_id: ObjectId(id),
+                        name: name(id),
+                        description: None,
+                        created_at: UtcDateTime::from_millis(0),
+                    }),
+                    Step::Update(id) => Event::DomainUpdated(DomainUpdated {
+                        domain_id: ObjectId(id),
+                        description: Some(Change { old: None, new: Some(format!("v{}", self.tail.next_seq)) }),
+                    }),
+                    Step::Destroy(id) => {
+                        Event::DomainDestroyed(DomainDestroyed { domain_id: ObjectId(id), name: name(id) })
+                    }
+                };
+                let record = self.tail.seal(&meta, Uuid::now_v7(), &event);
+                let mutations = apply(&self.state, &record.header, &event).unwrap();
+                self.state.apply(mutations);
+            }
+            self.tail.next_seq - 1
+        }
+
+        fn page(&self, since: u64, max: usize) -> std::result::Result<ChangesPage, ChangesError> {
+            changes_since(&self.state, ObjectType::Domain, since, max)
+        }
+    }
+
+    fn ids(list: &[u64]) -> Vec<ObjectId> {
+        list.iter().map(|n| ObjectId(*n)).collect()
+    }
+
+    #[test]
+    fn pages_coalesce_per_object_and_never_split_a_commit() {
+        let mut w = World::new();
+        let c1 = w.commit(&[Step::Create(1), Step::Create(2)]);
+        let c2 = w.commit(&[Step::Update(1)]);
+        let c3 = w.commit(&[Step::Create(3), Step::Destroy(2)]);
+        let c4 = w.commit(&[Step::Create(4), Step::Destroy(4)]);
+
+        // Everything: 2 and 4 were created and destroyed inside the window.
+        let all = w.page(0, usize::MAX).unwrap();
+        assert_eq!((all.created, all.updated, all.destroyed), (ids(&[1, 3]), vec![], vec![]));
+        assert_eq!((all.new_state, all.has_more), (c4, false));
+
+        // From after the first commit, each object shows its net change.
+        let later = w.page(c1, usize::MAX).unwrap();
+        assert_eq!((later.created, later.updated, later.destroyed), (ids(&[3]), ids(&[1]), ids(&[2])));
+
+        // A first commit larger than the page cannot be split.
+        assert!(matches!(w.page(0, 1), Err(ChangesError::CommitTooLarge { objects: 2 })));
+
+        // Two shown objects fit every commit, since 2 and 4 come and go.
+        let two = w.page(0, 2).unwrap();
+        assert_eq!((two.created.clone(), two.len(), two.has_more), (ids(&[1, 3]), 2, false));
+
+        // One object per page: c2 fits, c3 (two objects) ends the page before it.
+        let first = w.page(c1, 1).unwrap();
+        assert_eq!((first.updated, first.new_state, first.has_more), (ids(&[1]), c2, true));
+        assert!(matches!(w.page(first.new_state, 1), Err(ChangesError::CommitTooLarge { objects: 2 })));
+        let next = w.page(first.new_state, 2).unwrap();
+        assert_eq!((next.created, next.destroyed, next.new_state, next.has_more), (ids(&[3]), ids(&[2]), c4, false));
+        assert_eq!(c3 + 2, c4);
+
+        // Nothing after the last position.
+        let none = w.page(c4, 5).unwrap();
+        assert!(none.is_empty() && !none.has_more && none.new_state == c4);
+    }
+
+    #[test]
+    fn a_commit_larger_than_a_read_chunk_stays_whole() {
+        let mut w = World::new();
+        let big: Vec<Step> = (1..=4100).map(Step::Create).collect();
+        let c1 = w.commit(&big);
+        let c2 = w.commit(&[Step::Update(1), Step::Create(5000)]);
+        assert!(matches!(w.page(0, 4099), Err(ChangesError::CommitTooLarge { objects: 4100 })));
+        let whole = w.page(0, 4100).unwrap();
+        assert_eq!((whole.created.len(), whole.new_state, whole.has_more), (4100, c1, true));
+        let rest = w.page(c1, 4100).unwrap();
+        assert_eq!((rest.created, rest.updated, rest.new_state), (ids(&[5000]), ids(&[1]), c2));
+    }
 }

@@ -19,7 +19,8 @@
 //! | `w` word, 0x00, account id            | –                       | text search              |
 //! | `n` name, 0x00, account id            | –                       | name filter and sort     |
 //!
-//! `proj_changes`: type tag, position → object id, change kind, commit id.
+//! `proj_changes`: type tag, position → [`crate::changes::ChangeEntry`] (object
+//! id, change kind, commit id; encoded only there).
 //! `proj_meta`: `applied_seq`, `next_id`, `state/<tag>`, `rebuilding`.
 
 use ledger_events::ObjectType;
@@ -28,27 +29,27 @@ use ledger_events::values::{DomainName, ObjectId};
 
 use crate::state::AddressUse;
 
-pub const META_APPLIED_SEQ: &[u8] = b"applied_seq";
-pub const META_NEXT_ID: &[u8] = b"next_id";
-pub const META_REBUILDING: &[u8] = b"rebuilding";
+pub(crate) const META_APPLIED_SEQ: &[u8] = b"applied_seq";
+pub(crate) const META_NEXT_ID: &[u8] = b"next_id";
+pub(crate) const META_REBUILDING: &[u8] = b"rebuilding";
 /// The first position change tracking still covers (retention).
-pub const META_CHANGES_FROM: &[u8] = b"changes_from";
+pub(crate) const META_CHANGES_FROM: &[u8] = b"changes_from";
 
-pub const TAG_ADDRESS: u8 = b'a';
-pub const TAG_DOMAIN_NAME: u8 = b'd';
-pub const TAG_DOMAIN_REF: u8 = b'r';
-pub const TAG_GROUP_MEMBER: u8 = b'g';
-pub const TAG_TENANT: u8 = b't';
-pub const TAG_WORD: u8 = b'w';
-pub const TAG_NAME: u8 = b'n';
-pub const TAG_PRIMARY_DOMAIN: u8 = b'm';
-pub const TAG_KIND: u8 = b'k';
-pub const TAG_ROLE_NAME: u8 = b'l';
-pub const TAG_ROLE_HOLDER: u8 = b'o';
-pub const TAG_SECRET: u8 = b'h';
-pub const TAG_HISTORY: u8 = b'v';
+pub(crate) const TAG_ADDRESS: u8 = b'a';
+pub(crate) const TAG_DOMAIN_NAME: u8 = b'd';
+pub(crate) const TAG_DOMAIN_REF: u8 = b'r';
+pub(crate) const TAG_GROUP_MEMBER: u8 = b'g';
+pub(crate) const TAG_TENANT: u8 = b't';
+pub(crate) const TAG_WORD: u8 = b'w';
+pub(crate) const TAG_NAME: u8 = b'n';
+pub(crate) const TAG_PRIMARY_DOMAIN: u8 = b'm';
+pub(crate) const TAG_KIND: u8 = b'k';
+pub(crate) const TAG_ROLE_NAME: u8 = b'l';
+pub(crate) const TAG_ROLE_HOLDER: u8 = b'o';
+pub(crate) const TAG_SECRET: u8 = b'h';
+pub(crate) const TAG_HISTORY: u8 = b'v';
 
-pub fn meta_type_state(t: ObjectType) -> Vec<u8> {
+pub(crate) fn meta_type_state(t: ObjectType) -> Vec<u8> {
     let mut k = b"state/".to_vec();
     k.push(t.tag());
     k
@@ -62,11 +63,11 @@ fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
-pub fn address(address: &str) -> Vec<u8> {
+pub(crate) fn address(address: &str) -> Vec<u8> {
     tagged(TAG_ADDRESS, &[address.as_bytes()])
 }
 
-pub fn address_value(id: ObjectId, use_: AddressUse) -> Vec<u8> {
+pub(crate) fn address_value(id: ObjectId, use_: AddressUse) -> Vec<u8> {
     let mut v = id.to_be_bytes().to_vec();
     v.push(match use_ {
         AddressUse::Primary => 0,
@@ -75,7 +76,7 @@ pub fn address_value(id: ObjectId, use_: AddressUse) -> Vec<u8> {
     v
 }
 
-pub fn decode_address_value(raw: &[u8]) -> Option<(ObjectId, AddressUse)> {
+pub(crate) fn decode_address_value(raw: &[u8]) -> Option<(ObjectId, AddressUse)> {
     let id = decode_id(raw.get(..8)?)?;
     let use_ = match raw.get(8)? {
         0 => AddressUse::Primary,
@@ -84,78 +85,83 @@ pub fn decode_address_value(raw: &[u8]) -> Option<(ObjectId, AddressUse)> {
     Some((id, use_))
 }
 
-pub fn decode_id(raw: &[u8]) -> Option<ObjectId> {
+pub(crate) fn decode_id(raw: &[u8]) -> Option<ObjectId> {
     Some(ObjectId(u64::from_be_bytes(raw.try_into().ok()?)))
 }
 
 /// The trailing 8-byte id of an index key.
-pub fn trailing_id(key: &[u8]) -> Option<ObjectId> {
+pub(crate) fn trailing_id(key: &[u8]) -> Option<ObjectId> {
     decode_id(key.get(key.len().checked_sub(8)?..)?)
 }
 
-pub fn domain_name(name: &DomainName) -> Vec<u8> {
+pub(crate) fn domain_name(name: &DomainName) -> Vec<u8> {
     tagged(TAG_DOMAIN_NAME, &[name.as_str().as_bytes()])
 }
 
-pub fn domain_refs_prefix(domain: ObjectId) -> Vec<u8> {
+pub(crate) fn domain_refs_prefix(domain: ObjectId) -> Vec<u8> {
     tagged(TAG_DOMAIN_REF, &[&domain.to_be_bytes()])
 }
 
-pub fn domain_ref(domain: ObjectId, account: ObjectId) -> Vec<u8> {
+pub(crate) fn domain_ref(domain: ObjectId, account: ObjectId) -> Vec<u8> {
     tagged(TAG_DOMAIN_REF, &[&domain.to_be_bytes(), &account.to_be_bytes()])
 }
 
-pub fn group_members_prefix(group: ObjectId) -> Vec<u8> {
+pub(crate) fn group_members_prefix(group: ObjectId) -> Vec<u8> {
     tagged(TAG_GROUP_MEMBER, &[&group.to_be_bytes()])
 }
 
-pub fn group_member(group: ObjectId, member: ObjectId) -> Vec<u8> {
+pub(crate) fn group_member(group: ObjectId, member: ObjectId) -> Vec<u8> {
     tagged(TAG_GROUP_MEMBER, &[&group.to_be_bytes(), &member.to_be_bytes()])
 }
 
-pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+pub(crate) fn tenant_prefix(tenant: &str) -> Vec<u8> {
     tagged(TAG_TENANT, &[tenant.as_bytes(), &[0]])
 }
 
-pub fn word_prefix(word: &str) -> Vec<u8> {
+pub(crate) fn word_prefix(word: &str) -> Vec<u8> {
     tagged(TAG_WORD, &[word.as_bytes()])
 }
 
-pub fn word(word: &str, account: ObjectId) -> Vec<u8> {
+pub(crate) fn word(word: &str, account: ObjectId) -> Vec<u8> {
     tagged(TAG_WORD, &[word.as_bytes(), &[0], &account.to_be_bytes()])
 }
 
-pub fn name_prefix(name: &str) -> Vec<u8> {
+pub(crate) fn name_prefix(name: &str) -> Vec<u8> {
     tagged(TAG_NAME, &[name.as_bytes()])
 }
 
-pub fn name(name: &str, account: ObjectId) -> Vec<u8> {
+pub(crate) fn name(name: &str, account: ObjectId) -> Vec<u8> {
     tagged(TAG_NAME, &[name.as_bytes(), &[0], &account.to_be_bytes()])
 }
 
-pub fn tenant(tenant: &str, account: ObjectId) -> Vec<u8> {
+pub(crate) fn tenant(tenant: &str, account: ObjectId) -> Vec<u8> {
     tagged(TAG_TENANT, &[tenant.as_bytes(), &[0], &account.to_be_bytes()])
 }
 
-pub fn change(t: ObjectType, seq: u64) -> Vec<u8> {
+pub(crate) fn change(t: ObjectType, seq: u64) -> Vec<u8> {
     let mut k = vec![t.tag()];
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-pub fn primary_domain_prefix(domain: ObjectId) -> Vec<u8> {
+/// The position of a `proj_changes` key.
+pub(crate) fn change_position(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+pub(crate) fn primary_domain_prefix(domain: ObjectId) -> Vec<u8> {
     tagged(TAG_PRIMARY_DOMAIN, &[&domain.to_be_bytes()])
 }
 
-pub fn primary_domain(domain: ObjectId, account: ObjectId) -> Vec<u8> {
+pub(crate) fn primary_domain(domain: ObjectId, account: ObjectId) -> Vec<u8> {
     tagged(TAG_PRIMARY_DOMAIN, &[&domain.to_be_bytes(), &account.to_be_bytes()])
 }
 
-pub fn kind_prefix(kind: AccountKind) -> Vec<u8> {
+pub(crate) fn kind_prefix(kind: AccountKind) -> Vec<u8> {
     tagged(TAG_KIND, &[&[kind_byte(kind)]])
 }
 
-pub fn kind(kind: AccountKind, account: ObjectId) -> Vec<u8> {
+pub(crate) fn kind(kind: AccountKind, account: ObjectId) -> Vec<u8> {
     tagged(TAG_KIND, &[&[kind_byte(kind)], &account.to_be_bytes()])
 }
 
@@ -167,41 +173,49 @@ fn kind_byte(kind: AccountKind) -> u8 {
 }
 
 /// All address index entries (to walk in address order).
-pub fn address_prefix() -> Vec<u8> {
+pub(crate) fn address_prefix() -> Vec<u8> {
     vec![TAG_ADDRESS]
 }
 
-pub fn role_name(name: &str) -> Vec<u8> {
+pub(crate) fn role_name(name: &str) -> Vec<u8> {
     tagged(TAG_ROLE_NAME, &[name.to_lowercase().as_bytes()])
 }
 
-pub fn role_holders_prefix(role: ObjectId) -> Vec<u8> {
+pub(crate) fn role_holders_prefix(role: ObjectId) -> Vec<u8> {
     tagged(TAG_ROLE_HOLDER, &[&role.to_be_bytes()])
 }
 
-pub fn role_holder(role: ObjectId, account: ObjectId) -> Vec<u8> {
+pub(crate) fn role_holder(role: ObjectId, account: ObjectId) -> Vec<u8> {
     tagged(TAG_ROLE_HOLDER, &[&role.to_be_bytes(), &account.to_be_bytes()])
 }
 
 /// Index key of an AppPassword or ApiKey by the digest of its secret.
-pub fn secret(digest: &str) -> Vec<u8> {
+pub(crate) fn secret(digest: &str) -> Vec<u8> {
     tagged(TAG_SECRET, &[digest.as_bytes()])
 }
 
-pub fn secret_value(account: ObjectId, credential: ObjectId) -> Vec<u8> {
+pub(crate) fn secret_value(account: ObjectId, credential: ObjectId) -> Vec<u8> {
     let mut v = account.to_be_bytes().to_vec();
     v.extend_from_slice(&credential.to_be_bytes());
     v
 }
 
-pub fn decode_secret_value(raw: &[u8]) -> Option<(ObjectId, ObjectId)> {
+pub(crate) fn decode_secret_value(raw: &[u8]) -> Option<(ObjectId, ObjectId)> {
     Some((decode_id(raw.get(..8)?)?, decode_id(raw.get(8..16)?)?))
 }
 
-pub fn history_prefix(account: ObjectId) -> Vec<u8> {
+pub(crate) fn history_prefix(account: ObjectId) -> Vec<u8> {
     tagged(TAG_HISTORY, &[&account.to_be_bytes()])
 }
 
-pub fn history(account: ObjectId, seq: u64) -> Vec<u8> {
+pub(crate) fn history(account: ObjectId, seq: u64) -> Vec<u8> {
     tagged(TAG_HISTORY, &[&account.to_be_bytes(), &seq.to_be_bytes()])
+}
+
+/// The account and position of a history key.
+pub(crate) fn decode_history(key: &[u8]) -> Option<(ObjectId, u64)> {
+    if key.len() != 17 || key[0] != TAG_HISTORY {
+        return None;
+    }
+    Some((decode_id(&key[1..9])?, u64::from_be_bytes(key[9..17].try_into().ok()?)))
 }

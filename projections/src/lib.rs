@@ -1,12 +1,15 @@
 //! Folds account-ledger events into queryable state: objects, indexes and change tracking.
 //!
 //! [`apply`] is the pure fold; [`Projections`] are its fjall keyspaces; [`replay`]
-//! rebuilds them from the log; [`state`] reads them through any [`StateRead`].
+//! rebuilds them from the log; [`state`] reads them through any [`StateRead`],
+//! [`query`] answers account filters from the indexes and [`changes`] pages the
+//! change tracking. Key layouts are private to this crate (`keys`): callers use
+//! the typed reads, never raw keys.
 
 mod apply;
 pub mod changes;
 mod error;
-pub mod keys;
+mod keys;
 pub mod query;
 pub mod replay;
 pub mod state;
@@ -14,9 +17,10 @@ mod store;
 mod view;
 
 pub use crate::{
-    apply::{ChangeKind, apply, apply_erased, fold_account, search_words, words},
+    apply::{apply, apply_erased, fold_account, search_words, words},
+    changes::{ChangeEntry, ChangeKind},
     error::{Error, Result},
     state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState},
-    store::Projections,
-    view::{Entry, KeyValue, Mutation, Overlay, Savepoint, SnapshotView, Space, StateRead},
+    store::{KEYSPACES, Projections},
+    view::{Empty, Entry, Mutation, Overlay, Savepoint, SnapshotView, StateRead},
 };

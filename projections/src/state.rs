@@ -2,6 +2,7 @@
 //! decide layer checks commands against and `/get` and `/query` answer from.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use ledger_events::ObjectType;
 use ledger_events::codec::{self, from_json};
@@ -14,6 +15,7 @@ use ledger_events::values::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ChangeEntry;
 use crate::error::Result;
 use crate::keys;
 use crate::view::{Space, StateRead};
@@ -104,18 +106,55 @@ pub enum AddressUse {
     Alias,
 }
 
-pub fn account(view: &impl StateRead, id: ObjectId) -> Result<Option<AccountState>> {
-    match view.get(Space::Accounts, &id.to_be_bytes())? {
+/// The object stored under `id` in an object keyspace.
+fn object<T: serde::de::DeserializeOwned>(view: &impl StateRead, space: Space, id: ObjectId) -> Result<Option<T>> {
+    match view.get(space, &id.to_be_bytes())? {
         Some(raw) => Ok(Some(from_json(&raw)?)),
         None => Ok(None),
     }
 }
 
+/// Every object of an object keyspace, in id order.
+fn objects<T: serde::de::DeserializeOwned>(view: &impl StateRead, space: Space) -> Result<Vec<T>> {
+    view.scan(space, &[], None, usize::MAX)?.iter().map(|(_, raw)| Ok(from_json(raw)?)).collect()
+}
+
+/// Up to `limit` ids of an object keyspace, in id order.
+fn object_ids(view: &impl StateRead, space: Space, limit: usize) -> Result<Vec<ObjectId>> {
+    Ok(view.scan(space, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect())
+}
+
+/// Ids of index entries under `prefix` (their trailing 8 bytes), in key order.
+fn ids_under(view: &impl StateRead, prefix: &[u8], limit: usize) -> Result<Vec<ObjectId>> {
+    Ok(view.scan(Space::Index, prefix, None, limit)?.iter().filter_map(|(k, _)| keys::trailing_id(k)).collect())
+}
+
+pub fn account(view: &impl StateRead, id: ObjectId) -> Result<Option<AccountState>> {
+    object(view, Space::Accounts, id)
+}
+
+/// Every account, in id order.
+pub fn accounts(view: &impl StateRead) -> Result<Vec<AccountState>> {
+    objects(view, Space::Accounts)
+}
+
+/// Up to `limit` account ids, Users first, each kind in id order (the `@type` index).
+pub fn account_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
+    ids_under(view, &[keys::TAG_KIND], limit)
+}
+
 pub fn domain(view: &impl StateRead, id: ObjectId) -> Result<Option<DomainState>> {
-    match view.get(Space::Domains, &id.to_be_bytes())? {
-        Some(raw) => Ok(Some(from_json(&raw)?)),
-        None => Ok(None),
-    }
+    object(view, Space::Domains, id)
+}
+
+/// Every domain, in id order.
+pub fn domains(view: &impl StateRead) -> Result<Vec<DomainState>> {
+    objects(view, Space::Domains)
+}
+
+/// Up to `limit` domain ids, in id order.
+pub fn domain_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
+    object_ids(view, Space::Domains, limit)
 }
 
 /// Who holds an address (case-insensitive), as primary address or alias.
@@ -127,10 +166,17 @@ pub fn address_owner(view: &impl StateRead, address: &str) -> Result<Option<(Obj
 }
 
 pub fn role(view: &impl StateRead, id: ObjectId) -> Result<Option<RoleState>> {
-    match view.get(Space::Roles, &id.to_be_bytes())? {
-        Some(raw) => Ok(Some(from_json(&raw)?)),
-        None => Ok(None),
-    }
+    object(view, Space::Roles, id)
+}
+
+/// Every role, in id order.
+pub fn roles(view: &impl StateRead) -> Result<Vec<RoleState>> {
+    objects(view, Space::Roles)
+}
+
+/// Up to `limit` role ids, in id order.
+pub fn role_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
+    object_ids(view, Space::Roles, limit)
 }
 
 pub fn role_by_name(view: &impl StateRead, name: &str) -> Result<Option<ObjectId>> {
@@ -145,11 +191,46 @@ pub fn role_in_use(view: &impl StateRead, role_id: ObjectId) -> Result<bool> {
 /// Log positions of every event that touched the account, oldest first (also
 /// after it was destroyed).
 pub fn history_positions(view: &impl StateRead, account: ObjectId) -> Result<Vec<u64>> {
+    history_in(view, account, 0..=u64::MAX)
+}
+
+/// Log positions in `positions` of the events that touched the account, oldest first.
+pub fn history_in(view: &impl StateRead, account: ObjectId, positions: RangeInclusive<u64>) -> Result<Vec<u64>> {
+    let from = keys::history(account, *positions.start());
     Ok(view
-        .scan(Space::Index, &keys::history_prefix(account), None, usize::MAX)?
+        .scan(Space::Index, &keys::history_prefix(account), Some(&from), usize::MAX)?
         .iter()
-        .filter_map(|(k, _)| Some(u64::from_be_bytes(k.get(k.len().checked_sub(8)?..)?.try_into().ok()?)))
+        .filter_map(|(k, _)| keys::decode_history(k).map(|(_, p)| p))
+        .take_while(|p| p <= positions.end())
         .collect())
+}
+
+/// For every account any event up to `position` touched (destroyed ones too),
+/// the positions of those events, oldest first; in account id order.
+pub fn histories_up_to(view: &impl StateRead, position: u64) -> Result<BTreeMap<ObjectId, Vec<u64>>> {
+    let mut out: BTreeMap<ObjectId, Vec<u64>> = BTreeMap::new();
+    for (key, _) in view.scan(Space::Index, &[keys::TAG_HISTORY], None, usize::MAX)? {
+        if let Some((account, p)) = keys::decode_history(&key).filter(|(_, p)| *p <= position) {
+            out.entry(account).or_default().push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The members of a group, in id order.
+pub fn group_members(view: &impl StateRead, group: ObjectId) -> Result<Vec<ObjectId>> {
+    ids_under(view, &keys::group_members_prefix(group), usize::MAX)
+}
+
+/// The change-tracking entry an event of `object_type` left at `position`, if
+/// tracking still covers it.
+pub fn change_at(view: &impl StateRead, object_type: ObjectType, position: u64) -> Result<Option<ChangeEntry>> {
+    match view.get(Space::Changes, &keys::change(object_type, position))? {
+        None => Ok(None),
+        Some(raw) => ChangeEntry::decode(&raw)
+            .map(Some)
+            .ok_or_else(|| crate::Error::Inconsistent(format!("a malformed change entry at position {position}"))),
+    }
 }
 
 /// The account and credential a generated secret's digest belongs to.
@@ -161,7 +242,7 @@ pub fn secret_owner(view: &impl StateRead, digest: &str) -> Result<Option<(Objec
 pub fn accounts_named(view: &impl StateRead, name: &str) -> Result<Vec<ObjectId>> {
     let mut prefix = keys::name_prefix(name);
     prefix.push(0);
-    Ok(view.scan(Space::Index, &prefix, None, usize::MAX)?.iter().filter_map(|(k, _)| keys::trailing_id(k)).collect())
+    ids_under(view, &prefix, usize::MAX)
 }
 
 pub fn domain_by_name(view: &impl StateRead, name: &DomainName) -> Result<Option<ObjectId>> {
@@ -199,7 +280,7 @@ pub fn changes_from(view: &impl StateRead) -> Result<u64> {
     Ok(meta_u64(view, keys::META_CHANGES_FROM)?.unwrap_or(1))
 }
 
-pub(crate) fn meta_u64(view: &impl StateRead, key: &[u8]) -> Result<Option<u64>> {
+fn meta_u64(view: &impl StateRead, key: &[u8]) -> Result<Option<u64>> {
     match view.get(Space::Meta, key)? {
         Some(raw) => Ok(Some(codec::decode_seq_key(&raw)?)),
         None => Ok(None),

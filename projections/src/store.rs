@@ -5,6 +5,17 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable
 use crate::error::Result;
 use crate::view::{Entry, Mutation, SnapshotView, Space};
 
+/// The names of the projection keyspaces in the fjall database (their layouts
+/// are this crate's own; docs/ARCHITECTURE.md lists them).
+pub const KEYSPACES: [&str; 6] = [
+    Space::Accounts.keyspace_name(),
+    Space::Domains.keyspace_name(),
+    Space::Roles.keyspace_name(),
+    Space::Index.keyspace_name(),
+    Space::Changes.keyspace_name(),
+    Space::Meta.keyspace_name(),
+];
+
 /// Handles to the projection keyspaces of a database.
 #[derive(Clone)]
 pub struct Projections {
@@ -29,7 +40,7 @@ impl Projections {
         })
     }
 
-    pub fn keyspace(&self, space: Space) -> &Keyspace {
+    pub(crate) fn keyspace(&self, space: Space) -> &Keyspace {
         match space {
             Space::Accounts => &self.accounts,
             Space::Domains => &self.domains,
@@ -38,6 +49,11 @@ impl Projections {
             Space::Changes => &self.changes,
             Space::Meta => &self.meta,
         }
+    }
+
+    /// Every projection keyspace, for flushing and compaction.
+    pub fn keyspaces(&self) -> [&Keyspace; 6] {
+        Space::ALL.map(|space| self.keyspace(space))
     }
 
     /// Adds fold output to `batch`.
@@ -55,13 +71,13 @@ impl Projections {
         SnapshotView::new(self.clone(), snapshot)
     }
 
-    /// Every projection entry, in (space, key) order: what replay must reproduce.
+    /// Every projection entry, in (keyspace, key) order: what replay must reproduce.
     pub fn dump(&self, snapshot: &Snapshot) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for space in Space::ALL {
             for guard in snapshot.iter(self.keyspace(space)) {
                 let (k, v) = guard.into_inner()?;
-                out.push((space, k.to_vec(), v.to_vec()));
+                out.push((space.keyspace_name(), k.to_vec(), v.to_vec()));
             }
         }
         Ok(out)

@@ -3,6 +3,10 @@
 //! The fold and the decide layer only see [`StateRead`]; whether the bytes come from
 //! a snapshot or from writes not yet committed is invisible to them, which is what
 //! lets a commit see its own earlier items and a group see its earlier commits.
+//!
+//! `StateRead` is sealed: its raw key-value reads ([`RawRead`]) are reachable only
+//! inside this crate, so callers read through the typed functions of
+//! [`crate::state`] and never depend on key layouts.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +15,10 @@ use fjall::{Readable, Snapshot};
 use crate::error::Result;
 use crate::store::Projections;
 
-/// The projection keyspaces.
+/// The projection keyspaces. Public only in name (like [`RawRead`], whose reads
+/// take it): this module is private, so no caller outside the crate can name a
+/// keyspace, and so none can read raw keys.
+#[allow(unreachable_pub, reason = "sealed: the argument type of RawRead's reads")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Space {
     Accounts,
@@ -23,10 +30,10 @@ pub enum Space {
 }
 
 impl Space {
-    pub const ALL: [Space; 6] =
+    pub(crate) const ALL: [Space; 6] =
         [Space::Accounts, Space::Domains, Space::Roles, Space::Index, Space::Changes, Space::Meta];
 
-    pub fn keyspace_name(self) -> &'static str {
+    pub(crate) const fn keyspace_name(self) -> &'static str {
         match self {
             Space::Accounts => "proj_accounts",
             Space::Domains => "proj_domains",
@@ -38,23 +45,35 @@ impl Space {
     }
 }
 
-/// One key written (`Some`) or removed (`None`) by the fold.
+/// One key written or removed by the fold: opaque outside this crate, where it
+/// only travels from [`crate::apply`] to an [`Overlay`] or a write batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mutation {
-    pub space: Space,
-    pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
+    pub(crate) space: Space,
+    pub(crate) key: Vec<u8>,
+    /// `None` removes the key.
+    pub(crate) value: Option<Vec<u8>>,
 }
 
+#[allow(unreachable_pub, reason = "sealed: the result type of RawRead::scan")]
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// One projection entry with its keyspace, as `Projections::dump` lists them.
-pub type Entry = (Space, Vec<u8>, Vec<u8>);
+/// One projection entry: keyspace name, key, value (as `Projections::dump` lists them).
+pub type Entry = (&'static str, Vec<u8>, Vec<u8>);
 
 type StagedKey = (Space, Vec<u8>);
 
-/// Read access to projection state.
-pub trait StateRead {
+/// Read access to projection state, through the typed reads of [`crate::state`].
+/// Implemented by [`SnapshotView`], [`Overlay`] and [`Empty`]; sealed.
+pub trait StateRead: RawRead {}
+
+impl<T: RawRead + ?Sized> StateRead for T {}
+
+/// The raw reads behind [`StateRead`]. Public only in name, so that it can be
+/// `StateRead`'s supertrait: it lives in a private module and cannot be named,
+/// implemented or called outside this crate.
+#[allow(unreachable_pub, reason = "the sealed supertrait of the public StateRead")]
+pub trait RawRead {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Up to `limit` entries whose key starts with `prefix`, in key order, starting
@@ -62,7 +81,21 @@ pub trait StateRead {
     fn scan(&self, space: Space, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<KeyValue>>;
 }
 
-impl<T: StateRead + ?Sized> StateRead for &T {
+/// A state with nothing in it: the start of a ledger, for deciding and folding
+/// in memory (tests; an [`Overlay`] on top holds what they write).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Empty;
+
+impl RawRead for Empty {
+    fn get(&self, _: Space, _: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn scan(&self, _: Space, _: &[u8], _: Option<&[u8]>, _: usize) -> Result<Vec<KeyValue>> {
+        Ok(vec![])
+    }
+}
+
+impl<T: RawRead + ?Sized> RawRead for &T {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
         (**self).get(space, key)
     }
@@ -79,16 +112,18 @@ pub struct SnapshotView {
 }
 
 impl SnapshotView {
-    pub fn new(projections: Projections, snapshot: Snapshot) -> Self {
+    pub(crate) fn new(projections: Projections, snapshot: Snapshot) -> Self {
         SnapshotView { projections, snapshot }
     }
 
+    /// The fjall snapshot under the view: the log read through it shows the
+    /// records these projections include.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 }
 
-impl StateRead for SnapshotView {
+impl RawRead for SnapshotView {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.snapshot.get(self.projections.keyspace(space), key)?.map(|v| v.to_vec()))
     }
@@ -124,7 +159,7 @@ pub struct Overlay<R> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Savepoint(usize);
 
-impl<R: StateRead> Overlay<R> {
+impl<R: RawRead> Overlay<R> {
     pub fn new(base: R) -> Self {
         Overlay { base, writes: BTreeMap::new(), undo: Vec::new() }
     }
@@ -166,13 +201,9 @@ impl<R: StateRead> Overlay<R> {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
-
-    pub fn base(&self) -> &R {
-        &self.base
-    }
 }
 
-impl<R: StateRead> StateRead for Overlay<R> {
+impl<R: RawRead> RawRead for Overlay<R> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(&(space, key.to_vec())) {
             Some(staged) => Ok(staged.clone()),
@@ -205,5 +236,141 @@ impl<R: StateRead> StateRead for Overlay<R> {
             };
         }
         Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `Overlay` against a model: a `BTreeMap` that applies the same writes and
+    //! keeps a copy at each savepoint. Small key alphabets make prefixes,
+    //! `from` bounds and scan limits collide with staged writes and removals.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    type Model = BTreeMap<(Space, Vec<u8>), Vec<u8>>;
+
+    /// A base state held in memory, with the scan semantics of `SnapshotView`.
+    struct Memory(Model);
+
+    impl RawRead for Memory {
+        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.get(&(space, key.to_vec())).cloned())
+        }
+        fn scan(&self, space: Space, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<KeyValue>> {
+            Ok(model_scan(&self.0, space, prefix, from, limit))
+        }
+    }
+
+    fn model_scan(model: &Model, space: Space, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Vec<KeyValue> {
+        let start = from.unwrap_or(prefix).to_vec();
+        model
+            .range((space, start)..)
+            .take_while(|((s, k), _)| *s == space && k.starts_with(prefix))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(Vec<(bool, Vec<u8>, Option<Vec<u8>>)>),
+        Savepoint,
+        /// Roll back to the n-th savepoint still open (modulo their number).
+        Rollback(usize),
+        Get(bool, Vec<u8>),
+        Scan {
+            index: bool,
+            prefix: Vec<u8>,
+            suffix: Option<Vec<u8>>,
+            limit: usize,
+        },
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0xff]), 0..4)
+    }
+
+    fn space(index: bool) -> Space {
+        if index { Space::Index } else { Space::Meta }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let write = (any::<bool>(), key(), prop::option::of(prop::collection::vec(any::<u8>(), 0..3)));
+        prop_oneof![
+            4 => prop::collection::vec(write, 1..4).prop_map(Op::Write),
+            1 => Just(Op::Savepoint),
+            1 => (0usize..8).prop_map(Op::Rollback),
+            2 => (any::<bool>(), key()).prop_map(|(i, k)| Op::Get(i, k)),
+            3 => (any::<bool>(), prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0xff]), 0..2), prop::option::of(key()), 0usize..6)
+                .prop_map(|(index, prefix, suffix, limit)| Op::Scan { index, prefix, suffix, limit }),
+        ]
+    }
+
+    fn base() -> impl Strategy<Value = Model> {
+        prop::collection::btree_map(
+            (any::<bool>(), key()).prop_map(|(i, k)| (space(i), k)),
+            prop::collection::vec(any::<u8>(), 0..3),
+            0..12,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn overlay_reads_like_the_model(base in base(), ops in prop::collection::vec(op(), 1..40)) {
+            let mut overlay = Overlay::new(Memory(base.clone()));
+            let mut model = base.clone();
+            let mut savepoints: Vec<(Savepoint, Model)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Write(writes) => {
+                        let mutations = writes
+                            .into_iter()
+                            .map(|(i, key, value)| Mutation { space: space(i), key, value })
+                            .collect::<Vec<_>>();
+                        for m in &mutations {
+                            match &m.value {
+                                Some(v) => model.insert((m.space, m.key.clone()), v.clone()),
+                                None => model.remove(&(m.space, m.key.clone())),
+                            };
+                        }
+                        overlay.apply(mutations);
+                    }
+                    Op::Savepoint => savepoints.push((overlay.savepoint(), model.clone())),
+                    Op::Rollback(n) if !savepoints.is_empty() => {
+                        let n = n % savepoints.len();
+                        savepoints.truncate(n + 1);
+                        let (savepoint, saved) = savepoints[n].clone();
+                        overlay.rollback(savepoint);
+                        model = saved;
+                    }
+                    Op::Rollback(_) => {}
+                    Op::Get(i, key) => {
+                        prop_assert_eq!(overlay.get(space(i), &key).unwrap(), model.get(&(space(i), key.clone())).cloned());
+                    }
+                    Op::Scan { index, prefix, suffix, limit } => {
+                        let from = suffix.map(|s| [prefix.clone(), s].concat());
+                        let got = overlay.scan(space(index), &prefix, from.as_deref(), limit).unwrap();
+                        let want = model_scan(&model, space(index), &prefix, from.as_deref(), limit);
+                        prop_assert_eq!(got, want, "scan {:?} from {:?} limit {}", prefix, from, limit);
+                    }
+                }
+            }
+            // What the overlay hands to the write batch turns the base into the model.
+            let mut written = base;
+            for m in overlay.take_mutations() {
+                match m.value {
+                    Some(v) => written.insert((m.space, m.key), v),
+                    None => written.remove(&(m.space, m.key)),
+                };
+            }
+            prop_assert_eq!(written, model);
+            prop_assert!(overlay.is_empty());
+        }
     }
 }

@@ -2,12 +2,10 @@
 //! each account's own events (found through the history index), not from a
 //! replay of the whole log. An account's state at P is its events up to P.
 
-use std::collections::BTreeMap;
-
 use fjall::Snapshot;
 use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{EventLog, Record};
-use ledger_projections::{AccountState, Space, StateRead, fold_account, keys, state};
+use ledger_projections::{AccountState, StateRead, fold_account, state};
 
 use crate::StoreError;
 
@@ -51,8 +49,8 @@ pub fn account_at(
     id: ObjectId,
     position: u64,
 ) -> Result<Option<AccountState>, StoreError> {
-    let positions = state::history_positions(view, id)?;
-    fold(positions.into_iter().take_while(|p| *p <= position).map(|p| Ok(log.read(snap, p)?)))
+    let positions = state::history_in(view, id, 0..=position)?;
+    fold(positions.into_iter().map(|p| Ok(log.read(snap, p)?)))
 }
 
 /// Every account that existed at `position`, in id order.
@@ -62,16 +60,8 @@ pub fn accounts_at(
     snap: &Snapshot,
     position: u64,
 ) -> Result<Vec<AccountState>, StoreError> {
-    let mut by_account: BTreeMap<ObjectId, Vec<u64>> = BTreeMap::new();
-    for (key, _) in view.scan(Space::Index, &[keys::TAG_HISTORY], None, usize::MAX)? {
-        let (Some(id), Some(seq)) = (key.get(1..9).and_then(keys::decode_id), key.get(9..17)) else { continue };
-        let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
-        if seq <= position {
-            by_account.entry(id).or_default().push(seq);
-        }
-    }
     let mut out = Vec::new();
-    for positions in by_account.into_values() {
+    for positions in state::histories_up_to(view, position)?.into_values() {
         if let Some(a) = fold(positions.into_iter().map(|p| Ok(log.read(snap, p)?)))? {
             out.push(a);
         }

@@ -4,7 +4,7 @@
 use ledger_events::model::AccountKind;
 use ledger_events::values::ObjectId;
 use ledger_events::{AccountDestroyed, Event, GroupMembershipChanged};
-use ledger_projections::{StateRead, keys};
+use ledger_projections::{StateRead, state};
 
 use super::Decision;
 use super::account_spec::existing_account;
@@ -19,16 +19,12 @@ impl DestroyAccount {
         let account = existing_account(view, self.id)?;
         let mut events = Vec::new();
         if account.kind == AccountKind::Group {
-            let members =
-                view.scan(ledger_projections::Space::Index, &keys::group_members_prefix(self.id), None, usize::MAX)?;
-            for (key, _) in members {
-                if let Some(member) = keys::trailing_id(&key) {
-                    events.push(Event::GroupMembershipChanged(GroupMembershipChanged {
-                        account_id: member,
-                        joined: vec![],
-                        left: vec![self.id],
-                    }));
-                }
+            for member in state::group_members(view, self.id)? {
+                events.push(Event::GroupMembershipChanged(GroupMembershipChanged {
+                    account_id: member,
+                    joined: vec![],
+                    left: vec![self.id],
+                }));
             }
         }
         events.push(Event::AccountDestroyed(AccountDestroyed {

@@ -3,8 +3,7 @@
 
 use ledger_events::values::ObjectId;
 use ledger_events::{AccountErased, ErasedRecord, Event, ObjectType};
-use ledger_projections::{ChangeKind, Space, StateRead, keys, state};
-use uuid::Uuid;
+use ledger_projections::{StateRead, state};
 
 use super::{Decision, Rejection};
 
@@ -24,20 +23,14 @@ impl EraseAccount {
         }
         let mut erased = Vec::with_capacity(positions.len());
         for position in positions {
-            let Some(change) = view.get(Space::Changes, &keys::change(ObjectType::Account, position))? else {
+            let Some(change) = state::change_at(view, ObjectType::Account, position)? else {
                 return Err(Rejection::Internal(format!("no change entry at position {position}")));
             };
-            let kind = change.get(8).copied().and_then(ChangeKind::from_tag);
-            let commit = change.get(9..25).and_then(|b| Uuid::from_slice(b).ok());
-            let (Some(kind), Some(commit)) = (kind, commit) else {
-                return Err(Rejection::Internal(format!("a malformed change entry at position {position}")));
-            };
-            let change = match kind {
-                ChangeKind::Created => "created",
-                ChangeKind::Updated => "updated",
-                ChangeKind::Destroyed => "destroyed",
-            };
-            erased.push(ErasedRecord { position, change: change.into(), commit_id: commit.to_string() });
+            erased.push(ErasedRecord {
+                position,
+                change: change.kind.name().into(),
+                commit_id: change.commit.to_string(),
+            });
         }
         let max_allocated_id = ObjectId(state::next_object_id(view)?.saturating_sub(1));
         Ok(vec![Event::AccountErased(AccountErased { account_id: self.id, erased, max_allocated_id })])

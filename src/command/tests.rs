@@ -3,21 +3,10 @@
 use ledger_events::model::{CredentialKind, CredentialPermissions, QuotaKind, Roles};
 use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{Actor, ChainTail, CommitMeta, Event};
-use ledger_projections::{AccountState, KeyValue, Overlay, Space, StateRead, apply, state};
+use ledger_projections::{AccountState, Empty, Overlay, apply, state};
 use uuid::Uuid;
 
 use super::*;
-
-struct Empty;
-
-impl StateRead for Empty {
-    fn get(&self, _: Space, _: &[u8]) -> ledger_projections::Result<Option<Vec<u8>>> {
-        Ok(None)
-    }
-    fn scan(&self, _: Space, _: &[u8], _: Option<&[u8]>, _: usize) -> ledger_projections::Result<Vec<KeyValue>> {
-        Ok(vec![])
-    }
-}
 
 struct World {
     state: Overlay<Empty>,

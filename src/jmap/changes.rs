@@ -49,13 +49,14 @@ pub async fn changes(ctx: &mut CallContext<'_>, t: ObjectType, arguments: Value)
         let view = &read.view;
         let current = state::type_state(view, t)?;
         let from = since(view, &since_state, current)?;
-        let page = match changes_since(view, t, from, max)? {
+        let page = match changes_since(view, t, from, max) {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { objects }) => {
                 return Err(MethodError::CannotCalculateChanges(format!(
                     "one commit changed {objects} objects, more than maxChanges; ask with a larger maxChanges"
                 )));
             }
+            Err(ChangesError::Read(e)) => return Err(e.into()),
         };
         let new_state = if page.has_more { page.new_state } else { current };
         Ok(json!({
@@ -90,9 +91,10 @@ pub async fn query_changes(ctx: &mut CallContext<'_>, t: ObjectType, arguments: 
         let view = &read.view;
         let current = state::type_state(view, t)?;
         let from = since(view, &since_state, current)?;
-        let page = match changes_since(view, t, from, usize::MAX)? {
+        let page = match changes_since(view, t, from, usize::MAX) {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { .. }) => return Err(MethodError::ServerFail),
+            Err(ChangesError::Read(e)) => return Err(e.into()),
         };
         if max_changes.is_some_and(|m| page.len() as u64 > m) {
             return Err(MethodError::TooManyChanges);

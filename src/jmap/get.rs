@@ -2,7 +2,7 @@
 
 use ledger_events::ObjectType;
 use ledger_events::values::ObjectId;
-use ledger_projections::{Space, StateRead, keys, state};
+use ledger_projections::{StateRead, state};
 use serde_json::{Map, Value, json};
 
 use std::sync::Arc;
@@ -34,17 +34,9 @@ pub fn fetch(view: &impl StateRead, t: ObjectType, id: ObjectId) -> Result<Optio
 /// Ids of every object of a type, up to `limit`.
 pub fn all_ids(view: &impl StateRead, t: ObjectType, limit: usize) -> Result<Vec<ObjectId>, MethodError> {
     Ok(match t {
-        ObjectType::Account => view
-            .scan(Space::Index, &[keys::TAG_KIND], None, limit)?
-            .iter()
-            .filter_map(|(k, _)| keys::trailing_id(k))
-            .collect(),
-        ObjectType::Domain => {
-            view.scan(Space::Domains, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect()
-        }
-        ObjectType::Role => {
-            view.scan(Space::Roles, &[], None, limit)?.iter().filter_map(|(k, _)| keys::decode_id(k)).collect()
-        }
+        ObjectType::Account => state::account_ids(view, limit)?,
+        ObjectType::Domain => state::domain_ids(view, limit)?,
+        ObjectType::Role => state::role_ids(view, limit)?,
     })
 }
 

@@ -4,13 +4,12 @@ use ledger_events::ObjectType;
 use ledger_events::model::AccountKind;
 use ledger_events::values::ObjectId;
 use ledger_projections::query::{Filter, Sort, SortKey, query_accounts};
-use ledger_projections::{DomainState, RoleState, Space, StateRead, state};
+use ledger_projections::{StateRead, state};
 use serde_json::{Map, Value, json};
 
 use super::error::MethodError;
 use super::request::Args;
 use super::{CallContext, blocking, state_string};
-use ledger_events::codec::from_json;
 
 /// Parsed `filter` and `sort` of a query, shared with `/queryChanges`.
 pub struct QuerySpec {
@@ -169,21 +168,15 @@ fn named_objects(view: &impl StateRead, t: ObjectType, filter: &Filter) -> Resul
             _ => false,
         }
     }
-    let space = if t == ObjectType::Role { Space::Roles } else { Space::Domains };
-    let mut out = Vec::new();
-    for (_, raw) in view.scan(space, &[], None, usize::MAX)? {
-        let named = if t == ObjectType::Role {
-            let r: RoleState = from_json(&raw).map_err(ledger_projections::Error::from)?;
-            Named { id: r.id, name: r.name, description: r.description }
-        } else {
-            let d: DomainState = from_json(&raw).map_err(ledger_projections::Error::from)?;
-            Named { id: d.id, name: d.name.as_str().to_owned(), description: d.description }
-        };
-        if matches(&named, filter) {
-            out.push(named);
-        }
-    }
-    Ok(out)
+    let named: Vec<Named> = if t == ObjectType::Role {
+        state::roles(view)?.into_iter().map(|r| Named { id: r.id, name: r.name, description: r.description }).collect()
+    } else {
+        state::domains(view)?
+            .into_iter()
+            .map(|d| Named { id: d.id, name: d.name.as_str().to_owned(), description: d.description })
+            .collect()
+    };
+    Ok(named.into_iter().filter(|o| matches(o, filter)).collect())
 }
 
 /// The full sorted result of a query at the view's state.

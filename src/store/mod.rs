@@ -350,7 +350,7 @@ pub(crate) fn flush_memtables(log: &EventLog, projections: &Projections) -> Resu
 /// The log's keyspaces and every projection keyspace.
 fn all_keyspaces<'a>(log: &'a EventLog, projections: &'a Projections) -> Vec<&'a fjall::Keyspace> {
     let mut keyspaces = log.keyspaces().to_vec();
-    keyspaces.extend(ledger_projections::Space::ALL.iter().map(|s| projections.keyspace(*s)));
+    keyspaces.extend(projections.keyspaces());
     keyspaces
 }
 

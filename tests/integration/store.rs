@@ -155,9 +155,8 @@ fn projections_that_fell_behind_catch_up_on_open() {
     {
         // Simulate a store whose projections never saw the last record.
         let db = fjall::Database::builder(dir.path()).open().unwrap();
-        let projections = ledger_projections::Projections::open(&db).unwrap();
-        for space in ledger_projections::Space::ALL {
-            projections.keyspace(space).clear().unwrap();
+        for name in ledger_projections::KEYSPACES {
+            db.keyspace(name, fjall::KeyspaceCreateOptions::default).unwrap().clear().unwrap();
         }
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
