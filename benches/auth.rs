@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine;
 use ledger::auth::{AuthConfig, Principal, permissions::PermissionSet};
@@ -71,7 +72,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path(), Durability::Fsync).unwrap();
     let config = AuthConfig { admin_password: Some("bench-admin".into()), ..Default::default() };
-    let (app, _) = AppState::open(ledger.clone(), dir.path(), &config).unwrap();
+    let (app, _) = AppState::open(ledger.clone(), dir.path(), &config, Default::default()).unwrap();
     let authenticated = serve(ledger::http::router(app.clone())).await;
     let admin = Arc::new(Principal {
         account_id: None,
@@ -85,8 +86,11 @@ async fn main() {
         axum::Router::new()
             .route(
                 "/api",
-                post(|State(app): State<AppState>, headers: HeaderMap, body: axum::body::Bytes| async move {
-                    ledger::jmap::api(app, admin, headers, body).await
+                post(|State(app): State<AppState>, body: axum::body::Bytes| async move {
+                    match ledger::jmap::api(&app.services, admin, None, &body).await {
+                        Ok(response) => axum::Json(response).into_response(),
+                        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(e.to_problem())).into_response(),
+                    }
                 }),
             )
             .with_state(app.clone()),

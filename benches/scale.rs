@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::HeaderMap;
 use ledger::audit::{asof, export::Bound, restore};
 use ledger::command::{Command, UpdateAccount};
 use ledger::seed::{SeedRng, SeedSpec, Seeded, seed};
@@ -100,10 +98,8 @@ fn writers(
 
 async fn jmap_call(app: &ledger::http::AppState, principal: &Arc<ledger::auth::Principal>, call: Value) -> Value {
     let body = json!({"using": ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"], "methodCalls": [call]});
-    let response =
-        ledger::jmap::api(app.clone(), Arc::clone(principal), HeaderMap::new(), Bytes::from(body.to_string())).await;
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let value: Value = serde_json::from_slice(&bytes).unwrap();
+    let value =
+        ledger::jmap::api(&app.services, Arc::clone(principal), None, body.to_string().as_bytes()).await.unwrap();
     assert_ne!(value["methodResponses"][0][0], "error", "{value}");
     value
 }
@@ -187,7 +183,7 @@ fn serving(
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let config = ledger::auth::AuthConfig { admin_password: Some(PASSWORD.into()), ..Default::default() };
-    let (app, _) = ledger::http::AppState::open(ledger.clone(), source, &config).unwrap();
+    let (app, _) = ledger::http::AppState::open(ledger.clone(), source, &config, Default::default()).unwrap();
     let now = ledger_events::values::UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond());
     let principal =
         Arc::new(app.auth.authenticate(ledger, Some(&basic()), IpAddr::V4(Ipv4Addr::LOCALHOST), now).unwrap());

@@ -111,7 +111,7 @@ fn total_usage(ledger: &Ledger, ids: &[ObjectId]) -> u64 {
 
 async fn feed_latency(ledger: &Ledger, dir: &std::path::Path, ids: &[ObjectId]) -> (Vec<f64>, Vec<f64>) {
     let config = ledger::auth::AuthConfig { admin_password: Some("bench-password".into()), ..Default::default() };
-    let (app, _) = ledger::http::AppState::open(ledger.clone(), dir, &config).unwrap();
+    let (app, _) = ledger::http::AppState::open(ledger.clone(), dir, &config, Default::default()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

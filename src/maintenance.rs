@@ -1,13 +1,20 @@
-//! Purge: the maintenance behind `ledger database purge`, `x:Database/purge` and
-//! the scheduled task. Removes expired credentials and, by the retention policy,
-//! change tracking older than the retained window. Both are recorded as events.
+//! Maintenance of the ledger's data, each recorded as events:
+//!
+//! - purge, behind `ledger database purge`, `x:Database/purge` and the
+//!   scheduled task: removes expired credentials and, by the retention policy,
+//!   change tracking older than the retained window;
+//! - erasure, behind `ledger database delete` and `x:Database/erase`: destroys
+//!   accounts and erases the payloads of every record that touched them, then
+//!   compacts the store so the bytes are gone from disk.
 
 use std::time::Duration;
 
-use ledger_events::values::UtcDateTime;
+use ledger_events::Event;
+use ledger_events::values::{ObjectId, UtcDateTime};
+use ledger_projections::state;
 
 use crate::StoreError;
-use crate::command::{Command, PurgeExpiredCredentials, TrimChanges};
+use crate::command::{Command, DestroyAccount, EraseAccount, PurgeExpiredCredentials, Rejection, TrimChanges};
 use crate::store::{CommitOrigin, Ledger};
 
 /// What purge keeps.
@@ -48,7 +55,7 @@ pub async fn purge(
             Some(
                 tokio::task::spawn_blocking(move || first_position_at(&ledger, at))
                     .await
-                    .map_err(|e| StoreError::WriteFailed(e.to_string()))??,
+                    .map_err(|e| StoreError::Internal(format!("the purge's read task failed: {e}")))??,
             )
         }
         (None, None) => None,
@@ -67,6 +74,50 @@ pub async fn purge(
         .await?;
     let (expired_credentials_removed, changes_from) = committed.value;
     Ok(PurgeReport { expired_credentials_removed, changes_from, last_position: committed.info.last_seq })
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// Each account asked for, in order: erased, or why not.
+    pub outcomes: Vec<(ObjectId, Result<(), Rejection>)>,
+    /// The last position of the erasure's commit (0 if it recorded nothing).
+    pub last_position: u64,
+}
+
+/// Destroys each account (if it still exists) and erases the payloads of every
+/// record that touched it, all in one commit; then, if anything was erased,
+/// compacts the store so that the erased bytes are gone from disk (slow).
+pub async fn erase(ledger: &Ledger, origin: CommitOrigin, ids: Vec<ObjectId>) -> Result<ErasureReport, StoreError> {
+    let committed = ledger
+        .commit(origin, move |tx| {
+            let mut outcomes = Vec::with_capacity(ids.len());
+            for id in ids {
+                let outcome = (|| -> Result<(), Rejection> {
+                    if state::account(tx.state(), id)?.is_some() {
+                        tx.execute(&Command::DestroyAccount(DestroyAccount { id }))?;
+                    }
+                    for event in tx.execute(&Command::EraseAccount(EraseAccount { id }))? {
+                        if let Event::AccountErased(e) = event {
+                            let positions: Vec<u64> = e.erased.iter().map(|r| r.position).collect();
+                            tx.erase_payloads(&positions);
+                        }
+                    }
+                    Ok(())
+                })();
+                outcomes.push((id, outcome));
+            }
+            outcomes
+        })
+        .await?;
+    let outcomes = committed.value;
+    if outcomes.iter().any(|(_, outcome)| outcome.is_ok()) {
+        let ledger = ledger.clone();
+        tokio::task::spawn_blocking(move || ledger.compact())
+            .await
+            .map_err(|e| StoreError::Internal(format!("the compaction task failed: {e}")))??;
+    }
+    Ok(ErasureReport { outcomes, last_position: committed.info.last_seq })
 }
 
 /// Runs purge every `every`, as the system, until the process ends.

@@ -416,7 +416,8 @@ pub enum ObjectType {
 impl ObjectType {
     pub const ALL: [ObjectType; 3] = [ObjectType::Account, ObjectType::Domain, ObjectType::Role];
 
-    pub fn jmap_name(self) -> &'static str {
+    /// The JMAP object name (`x:Account`, …), as Stalwart's management API names it.
+    pub const fn jmap_name(self) -> &'static str {
         match self {
             ObjectType::Account => "x:Account",
             ObjectType::Domain => "x:Domain",
@@ -424,7 +425,8 @@ impl ObjectType {
         }
     }
 
-    pub fn tag(self) -> u8 {
+    /// The byte that stands for the type in change-tracking keys and state keys.
+    pub const fn tag(self) -> u8 {
         match self {
             ObjectType::Account => b'A',
             ObjectType::Domain => b'D',
@@ -434,6 +436,16 @@ impl ObjectType {
 }
 
 impl Event {
+    /// The object this event brings into existence, if it creates one.
+    pub fn created_object(&self) -> Option<(ObjectType, ObjectId)> {
+        match self {
+            Event::AccountCreated(e) => Some((ObjectType::Account, e.account_id)),
+            Event::DomainCreated(e) => Some((ObjectType::Domain, e.domain_id)),
+            Event::RoleCreated(e) => Some((ObjectType::Role, e.role_id)),
+            _ => None,
+        }
+    }
+
     /// The object this event changes: exactly one, except for maintenance events
     /// of the ledger itself (`None`).
     pub fn subject(&self) -> Option<(ObjectType, ObjectId)> {

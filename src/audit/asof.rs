@@ -68,27 +68,3 @@ pub fn accounts_at(
     }
     Ok(out)
 }
-
-/// Resolves an `asOf` argument: a log position (number or digits) or an RFC 3339
-/// UTC time (the last position committed at or before it).
-pub fn resolve_as_of(
-    value: &serde_json::Value,
-    log: &EventLog,
-    snap: &Snapshot,
-) -> Result<Result<u64, String>, StoreError> {
-    let last = log.last_seq(snap)?;
-    let position = match value {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
-        serde_json::Value::String(s) => match s.parse::<UtcDateTime>() {
-            Ok(at) => return Ok(Ok(position_at(log, snap, at)?)),
-            Err(_) => None,
-        },
-        _ => None,
-    };
-    Ok(match position {
-        Some(p) if p <= last => Ok(p),
-        Some(p) => Err(format!("asOf position {p} is past the end of the log ({last})")),
-        None => Err("asOf must be a log position or an RFC 3339 UTC time".into()),
-    })
-}

@@ -232,13 +232,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxy.clone(),
         ..AuthConfig::default()
     };
-    let (mut app, generated) = AppState::open(ledger.clone(), &data_dir, &config)
-        .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
-    app.purge_policy = crate::maintenance::PurgePolicy {
-        changes_retention: (args.changes_retention_days > 0)
-            .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
+    let services = crate::jmap::ServicesConfig {
+        purge_policy: crate::maintenance::PurgePolicy {
+            changes_retention: (args.changes_retention_days > 0)
+                .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
+        },
+        usage_window: std::time::Duration::from_millis(args.usage_window_ms),
+        ..Default::default()
     };
-    app.usage = crate::usage::UsageIngest::new(ledger.clone(), std::time::Duration::from_millis(args.usage_window_ms));
+    let (app, generated) = AppState::open(ledger.clone(), &data_dir, &config, services)
+        .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -246,7 +249,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         if args.purge_interval_minutes > 0 {
             let every = std::time::Duration::from_secs(args.purge_interval_minutes * 60);
-            crate::maintenance::schedule(ledger.clone(), app.purge_policy, every);
+            crate::maintenance::schedule(ledger.clone(), app.services.purge_policy(), every);
         }
         let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone());
         println!("ledger listening on http://{local}");

@@ -1,4 +1,6 @@
-//! The HTTP surface: one `AppState`, thin handlers.
+//! The HTTP surface: one `AppState`, thin handlers. JMAP requests go to
+//! [`crate::jmap::api`]; the feed, push and audit routes frame what their
+//! modules produce.
 
 mod audit;
 mod feed;
@@ -21,44 +23,39 @@ use serde_json::{Value, json};
 use crate::auth::{AuthConfig, AuthError, Authenticator, Principal, admin};
 use crate::secrets::{Plaintext, SealingKey};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
-use crate::jmap::{self, error::RequestError, session::Limits};
+use crate::jmap::{self, RequestError, Services, ServicesConfig};
 use crate::store::Ledger;
 
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
     pub ledger: Ledger,
-    pub limits: Limits,
-    /// Permits for `maxConcurrentRequests`.
-    pub concurrency: Arc<Semaphore>,
+    /// What JMAP methods use.
+    pub services: Services,
     pub auth: Arc<Authenticator>,
-    pub sealing: Arc<SealingKey>,
-    pub purge_policy: crate::maintenance::PurgePolicy,
-    /// Where `x:Account/reportUsage` queues reports for coalesced commits.
-    pub usage: crate::usage::UsageIngest,
     /// Turns true when the server starts shutting down: long-lived streams end
     /// so that the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
-    /// Sets up authentication for the ledger in `data_dir`. Returns the fallback
-    /// administrator's password when it was just generated, to be shown once.
-    pub fn open(ledger: Ledger, data_dir: &Path, config: &AuthConfig) -> std::io::Result<(Self, Option<Plaintext>)> {
-        let admin = admin::load_or_create(data_dir, config.admin_password.as_deref())?;
+    /// Sets up authentication and the JMAP services for the ledger in
+    /// `data_dir`. Returns the fallback administrator's password when it was
+    /// just generated, to be shown once.
+    pub fn open(
+        ledger: Ledger,
+        data_dir: &Path,
+        auth: &AuthConfig,
+        services: ServicesConfig,
+    ) -> std::io::Result<(Self, Option<Plaintext>)> {
+        let admin = admin::load_or_create(data_dir, auth.admin_password.as_deref())?;
         let sealing = Arc::new(SealingKey::load_or_create(data_dir)?);
-        let auth = Arc::new(Authenticator::new(config, admin.hash, Arc::clone(&sealing)));
-        let limits = Limits::default();
+        let authenticator = Arc::new(Authenticator::new(auth, admin.hash, Arc::clone(&sealing)));
         let state = AppState {
-            usage: crate::usage::UsageIngest::new(ledger.clone(), crate::usage::DEFAULT_WINDOW),
+            services: Services::new(ledger.clone(), sealing, services),
             ledger,
-            limits,
-            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-            auth,
-            sealing,
-            purge_policy: Default::default(),
+            auth: authenticator,
             stopping: tokio::sync::watch::Sender::new(false),
         };
         Ok((state, admin.generated))
@@ -158,7 +155,7 @@ async fn session(
 ) -> Json<Value> {
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let base = format!("http://{host}");
-    Json(jmap::session::session(&state.limits, &base, &principal.name))
+    Json(jmap::session::session(&state.services.limits(), &base, &principal.name))
 }
 
 /// Reads at most `maxSizeRequest` bytes of the body, then hands it to JMAP.
@@ -168,12 +165,21 @@ async fn api(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let max = state.limits.max_size_request;
-    match read_limited(body, max).await {
-        Ok(bytes) => jmap::api(state, principal, headers, bytes).await,
-        Err(()) => {
-            RequestError::Limit { limit: "maxSizeRequest", detail: format!("the request is larger than {max} bytes") }
-                .into_response()
+    let max = state.services.limits().max_size_request;
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    let answer = match read_limited(body, max).await {
+        Ok(bytes) => jmap::api(&state.services, principal, request_id, &bytes).await,
+        Err(()) => Err(RequestError::Limit {
+            limit: "maxSizeRequest",
+            detail: format!("the request is larger than {max} bytes"),
+        }),
+    };
+    match answer {
+        Ok(response) => Json(response).into_response(),
+        Err(e) => {
+            let mut response = (StatusCode::BAD_REQUEST, Json(e.to_problem())).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            response
         }
     }
 }

@@ -1,14 +1,15 @@
 //! Every JMAP error the API can return, and the one place internal errors and
-//! command rejections become them (RFC 8620 §3.6, §5.3).
+//! command rejections become them (RFC 8620 §3.6 request and method errors,
+//! §5.3 SetError). Protocol only: the HTTP layer turns a [`RequestError`] into
+//! a response with [`RequestError::to_problem`].
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::command::Rejection;
 use crate::error::StoreError;
 
-/// A request-level error: the whole request is refused with problem details (RFC 7807).
+/// A request-level error: the whole request is refused with problem details
+/// (RFC 7807; RFC 8620 §3.6.1), HTTP status 400.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestError {
     UnknownCapability(String),
@@ -21,33 +22,34 @@ pub enum RequestError {
     },
 }
 
-impl IntoResponse for RequestError {
-    fn into_response(self) -> Response {
+impl RequestError {
+    /// The HTTP status every request-level error has.
+    pub const STATUS: u16 = 400;
+
+    /// The problem details body: `type` (`urn:ietf:params:jmap:error:<name>`),
+    /// `status`, `detail`, and `limit` for a limit.
+    pub fn to_problem(&self) -> Value {
         let (kind, detail, limit) = match self {
             RequestError::UnknownCapability(d) => ("unknownCapability", d, None),
             RequestError::NotJson(d) => ("notJSON", d, None),
             RequestError::NotRequest(d) => ("notRequest", d, None),
-            RequestError::Limit { limit, detail } => ("limit", detail, Some(limit)),
+            RequestError::Limit { limit, detail } => ("limit", detail, Some(*limit)),
         };
         let mut body = json!({
             "type": format!("urn:ietf:params:jmap:error:{kind}"),
-            "status": 400,
+            "status": Self::STATUS,
             "detail": detail,
         });
         if let Some(limit) = limit {
             body["limit"] = json!(limit);
         }
-        let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
-        response
+        body
     }
 }
 
-/// A method-level error, returned as `["error", {...}, callId]`.
+/// A method-level error, returned as `["error", {...}, callId]` (RFC 8620 §3.6.2).
 #[derive(Debug, Clone, PartialEq)]
-pub enum MethodError {
+pub(crate) enum MethodError {
     UnknownMethod(String),
     InvalidArguments(String),
     InvalidResultReference(String),
@@ -65,11 +67,16 @@ pub enum MethodError {
 }
 
 impl MethodError {
-    pub fn invalid(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid(description: impl Into<String>) -> Self {
         MethodError::InvalidArguments(description.into())
     }
 
-    pub fn to_json(&self) -> Value {
+    /// `forbidden`, naming the permission that was missing.
+    pub(crate) fn needs(permission: &str) -> Self {
+        MethodError::Forbidden(format!("{permission} is required"))
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
         let (kind, description) = match self {
             MethodError::UnknownMethod(d) => ("unknownMethod", Some(d.clone())),
             MethodError::InvalidArguments(d) => ("invalidArguments", Some(d.clone())),
@@ -108,35 +115,69 @@ impl From<ledger_projections::Error> for MethodError {
     }
 }
 
+/// The SetError types the ledger returns (RFC 8620 §5.3; `overQuota` is
+/// Stalwart's name for a refused usage report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetErrorType {
+    Forbidden,
+    NotFound,
+    InvalidPatch,
+    InvalidProperties,
+    AlreadyExists,
+    OverQuota,
+}
+
+impl SetErrorType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SetErrorType::Forbidden => "forbidden",
+            SetErrorType::NotFound => "notFound",
+            SetErrorType::InvalidPatch => "invalidPatch",
+            SetErrorType::InvalidProperties => "invalidProperties",
+            SetErrorType::AlreadyExists => "alreadyExists",
+            SetErrorType::OverQuota => "overQuota",
+        }
+    }
+}
+
 /// A per-item error of `/set` (RFC 8620 §5.3 SetError).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SetError {
-    pub kind: &'static str,
-    pub description: Option<String>,
-    pub properties: Option<Vec<String>>,
-    pub existing_id: Option<String>,
+pub(crate) struct SetError {
+    pub(crate) kind: SetErrorType,
+    pub(crate) description: Option<String>,
+    pub(crate) properties: Option<Vec<String>>,
+    pub(crate) existing_id: Option<String>,
 }
 
 impl SetError {
-    pub fn new(kind: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: SetErrorType, description: impl Into<String>) -> Self {
         SetError { kind, description: Some(description.into()), properties: None, existing_id: None }
     }
 
-    pub fn not_found(description: impl Into<String>) -> Self {
-        SetError::new("notFound", description)
+    pub(crate) fn forbidden(description: impl Into<String>) -> Self {
+        SetError::new(SetErrorType::Forbidden, description)
     }
 
-    pub fn invalid_properties(properties: Vec<String>, description: impl Into<String>) -> Self {
-        SetError { properties: Some(properties), ..SetError::new("invalidProperties", description) }
+    pub(crate) fn not_found(description: impl Into<String>) -> Self {
+        SetError::new(SetErrorType::NotFound, description)
     }
 
-    pub fn invalid_patch(description: impl Into<String>) -> Self {
-        SetError::new("invalidPatch", description)
+    pub(crate) fn invalid_properties(properties: Vec<String>, description: impl Into<String>) -> Self {
+        SetError { properties: Some(properties), ..SetError::new(SetErrorType::InvalidProperties, description) }
     }
 
-    pub fn to_json(&self) -> Value {
+    /// `invalidProperties` naming one property.
+    pub(crate) fn invalid(property: &str, description: impl Into<String>) -> Self {
+        SetError::invalid_properties(vec![property.to_owned()], description)
+    }
+
+    pub(crate) fn invalid_patch(description: impl Into<String>) -> Self {
+        SetError::new(SetErrorType::InvalidPatch, description)
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
         let mut out = Map::new();
-        out.insert("type".into(), json!(self.kind));
+        out.insert("type".into(), json!(self.kind.as_str()));
         if let Some(d) = &self.description {
             out.insert("description".into(), json!(d));
         }
@@ -154,17 +195,18 @@ impl From<Rejection> for SetError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::NotFound { what, id } => SetError::not_found(format!("{what} {id} does not exist")),
-            Rejection::AlreadyExists { existing_id, description } => {
-                SetError { existing_id: Some(existing_id.to_jmap()), ..SetError::new("alreadyExists", description) }
-            }
+            Rejection::AlreadyExists { existing_id, description } => SetError {
+                existing_id: Some(existing_id.to_jmap()),
+                ..SetError::new(SetErrorType::AlreadyExists, description)
+            },
             Rejection::InvalidProperties { properties, description } => {
                 SetError::invalid_properties(properties, description)
             }
-            Rejection::StillReferenced { description } => SetError::new("forbidden", description),
-            Rejection::OverQuota { description } => SetError::new("overQuota", description),
+            Rejection::StillReferenced { description } => SetError::forbidden(description),
+            Rejection::OverQuota { description } => SetError::new(SetErrorType::OverQuota, description),
             Rejection::Internal(description) => {
                 tracing::error!(%description, "internal rejection");
-                SetError::new("forbidden", "the ledger could not apply this change")
+                SetError::forbidden("the ledger could not apply this change")
             }
         }
     }

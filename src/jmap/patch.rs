@@ -20,7 +20,7 @@ fn array_index(token: &str) -> Option<usize> {
 
 /// Applies `patch` to `object`. Paths that overlap each other, or that go through
 /// something missing, are `invalidPatch`.
-pub fn apply_patch(object: &mut Value, patch: Map<String, Value>) -> Result<(), SetError> {
+pub(crate) fn apply_patch(object: &mut Value, patch: Map<String, Value>) -> Result<(), SetError> {
     let paths: Vec<&String> = patch.keys().collect();
     for (i, a) in paths.iter().enumerate() {
         if a.is_empty() {
@@ -102,7 +102,7 @@ mod tests {
             json!({"": 1}),
         ] {
             let err = patched(object.clone(), patch.clone()).unwrap_err();
-            assert_eq!(err.kind, "invalidPatch", "{patch}");
+            assert_eq!(err.kind, crate::jmap::error::SetErrorType::InvalidPatch, "{patch}");
         }
     }
 }

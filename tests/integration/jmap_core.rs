@@ -89,11 +89,7 @@ async fn request_level_errors_are_problem_details() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_request_limit_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(dir.path(), |app| {
-        app.limits.max_concurrent_requests = 1;
-        app.concurrency = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-    })
-    .await;
+    let server = TestServer::start_with(dir.path(), |config| config.limits.max_concurrent_requests = 1).await;
     let ledger = server.ledger.clone();
     let (held, is_held) = tokio::sync::oneshot::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
@@ -111,7 +107,7 @@ async fn concurrent_request_limit_is_enforced() {
     let first = tokio::spawn(async move {
         client.post(url).header("authorization", admin_auth()).body(body.to_string()).send().await.unwrap().status()
     });
-    while server.app.concurrency.available_permits() > 0 {
+    while server.app.services.requests_in_flight() == 0 {
         assert!(!first.is_finished(), "the first request ended before taking the permit");
         tokio::task::yield_now().await;
     }

@@ -198,3 +198,52 @@ async fn secrets_are_hashed_returned_once_and_never_stored() {
         assert!(hits.is_empty(), "{secret} found in {hits:?}");
     }
 }
+
+/// One resolver for `#creationId`s, wherever an id goes: keys, `domainId`,
+/// `memberGroupIds`, alias domains, `roles.roleIds`, filters, and `/get` ids.
+#[tokio::test(flavor = "multi_thread")]
+async fn creation_ids_resolve_in_keys_and_in_every_id_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let body = server
+        .request(json!([
+            ["x:Domain/set", {"create": {"d1": {"name": "example.org"}}}, "c1"],
+            ["x:Role/set", {"create": {"r1": {"name": "helpdesk", "permissions": ["sysAccountGet"]}}}, "c2"],
+            ["x:Account/set", {"create": {
+                "g1": {"@type": "Group", "name": "staff", "domainId": "#d1"},
+                "u1": {"@type": "User", "name": "alice", "domainId": "#d1", "memberGroupIds": ["#g1"],
+                       "aliases": [{"name": "info", "domainId": "#d1"}],
+                       "roles": {"@type": "Custom", "roleIds": ["#r1"]}},
+                "bad": {"@type": "User", "name": "bob", "domainId": "#d1", "roles": {"@type": "Custom", "roleIds": ["#nope"]}}
+            }}, "c3"],
+            ["x:Account/get", {"ids": ["#u1", "#nope"], "properties": ["roles", "memberGroupIds", "domainId"]}, "c4"],
+            ["x:Account/query", {"filter": {"memberGroupIds": "#g1"}}, "c5"],
+            ["x:Account/set", {"update": {"#u1": {"description": "via reference"}}, "destroy": ["#nope"]}, "c6"]
+        ]))
+        .await;
+    let r = &body["methodResponses"];
+    let domain = r[0][1]["created"]["d1"]["id"].as_str().unwrap();
+    let role = r[1][1]["created"]["r1"]["id"].as_str().unwrap();
+    let accounts = &r[2][1];
+    let (group, user) =
+        (accounts["created"]["g1"]["id"].as_str().unwrap(), accounts["created"]["u1"]["id"].as_str().unwrap());
+    assert_eq!(accounts["created"]["u1"]["roles"], json!({"@type": "Custom", "roleIds": [role]}), "{accounts}");
+    assert_eq!(accounts["created"]["u1"]["memberGroupIds"], json!([group]));
+    assert_eq!(accounts["created"]["u1"]["aliases"][0]["domainId"], json!(domain));
+    let bad = &accounts["notCreated"]["bad"];
+    assert_eq!(
+        (bad["type"].as_str(), &bad["properties"]),
+        (Some("invalidProperties"), &json!(["roles/roleIds/0"])),
+        "{bad}"
+    );
+    assert_eq!(bad["description"], "creation id #nope was not created in this request");
+    let got = &r[3][1];
+    assert_eq!(got["list"][0]["id"], json!(user), "{got}");
+    assert_eq!(got["list"][0]["roles"]["roleIds"], json!([role]));
+    assert_eq!(got["notFound"], json!(["#nope"]));
+    assert_eq!(r[4][1]["ids"], json!([user]), "{}", r[4][1]);
+    let updated = &r[5][1];
+    assert!(updated["updated"].get(user).is_some(), "{updated}");
+    assert_eq!(updated["notDestroyed"]["#nope"]["type"], "notFound");
+    server.stop().await;
+}

@@ -50,8 +50,8 @@ async fn trimmed_change_tracking_answers_cannot_calculate_changes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_retention_policy_and_expired_credentials() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(dir.path(), |app| {
-        app.purge_policy = ledger::maintenance::PurgePolicy { changes_retention: Some(std::time::Duration::ZERO) };
+    let server = TestServer::start_with(dir.path(), |config| {
+        config.purge_policy = ledger::maintenance::PurgePolicy { changes_retention: Some(std::time::Duration::ZERO) };
     })
     .await;
     let d = server.domain("example.org").await;

@@ -182,7 +182,10 @@ impl TestServer {
         Self::start_with(dir, |_| {}).await
     }
 
-    pub async fn start_with(dir: &std::path::Path, configure: impl FnOnce(&mut ledger::http::AppState)) -> TestServer {
+    pub async fn start_with(
+        dir: &std::path::Path,
+        configure: impl FnOnce(&mut ledger::jmap::ServicesConfig),
+    ) -> TestServer {
         let ledger = Ledger::open(dir, ledger::Durability::Fsync).unwrap();
         let config = ledger::auth::AuthConfig {
             admin_password: Some(ADMIN_PASSWORD.into()),
@@ -190,9 +193,10 @@ impl TestServer {
             max_failures: 5,
             ..Default::default()
         };
-        let (mut app, generated) = ledger::http::AppState::open(ledger.clone(), dir, &config).unwrap();
+        let mut services = ledger::jmap::ServicesConfig::default();
+        configure(&mut services);
+        let (app, generated) = ledger::http::AppState::open(ledger.clone(), dir, &config, services).unwrap();
         assert!(generated.is_none(), "the admin password was given");
-        configure(&mut app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

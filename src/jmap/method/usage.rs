@@ -11,26 +11,28 @@ use ledger_events::model::QuotaKind;
 use ledger_events::values::ObjectId;
 use ledger_projections::state;
 
-use super::error::{MethodError, SetError};
-use super::request::Args;
-use super::{CallContext, state_string};
 use crate::command::{UsageChange, UsageReport};
+use crate::jmap::context::{CallContext, blocking};
+use crate::jmap::error::{MethodError, SetError};
+use crate::jmap::request::Args;
+use crate::jmap::session::ACCOUNT_ID;
+use crate::jmap::state::state_string;
 
-pub const USAGE_PERMISSION: &str = "sysAccountReportUsage";
+const USAGE_PERMISSION: &str = "sysAccountReportUsage";
 
 /// Most reports in one call: a store batching a second of deliveries fits.
-pub const MAX_REPORTS: usize = 10_000;
+const MAX_REPORTS: usize = 10_000;
 
 /// Largest delta or usage a report may carry: JMAP's UnsignedInt range.
 const MAX_JMAP_INT: u64 = (1 << 53) - 1;
 
-pub async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+pub(crate) async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
     let mut args = Args::new(arguments)?;
     args.account_id()?;
     let raw: Vec<Value> = args.take("reports")?.ok_or_else(|| MethodError::invalid("reports is required"))?;
     args.finish()?;
     if !ctx.principal.may(USAGE_PERMISSION) || ctx.principal.tenant.is_some() {
-        return Err(MethodError::Forbidden(format!("{USAGE_PERMISSION} is required")));
+        return Err(MethodError::needs(USAGE_PERMISSION));
     }
     if raw.len() > MAX_REPORTS {
         return Err(MethodError::RequestTooLarge(format!("at most {MAX_REPORTS} reports per call")));
@@ -55,7 +57,7 @@ pub async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     let new_state = if reports.is_empty() {
         None
     } else {
-        let ingested = ctx.app.usage.report(ctx.origin.clone(), reports).await?;
+        let ingested = ctx.services.usage.report(ctx.origin.clone(), reports).await?;
         for (i, outcome) in indexes.into_iter().zip(ingested.outcomes) {
             match outcome {
                 Ok(usage) => {
@@ -74,13 +76,13 @@ pub async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     let new_state = match new_state {
         Some(seq) => seq,
         None => {
-            let read = ctx.app.ledger.read();
-            super::blocking(move || Ok(state::type_state(&read.view, ObjectType::Account)?)).await?
+            let read = ctx.services.ledger.read();
+            blocking(move || Ok(state::type_state(&read.view, ObjectType::Account)?)).await?
         }
     };
     let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
     Ok(json!({
-        "accountId": super::session::ACCOUNT_ID,
+        "accountId": ACCOUNT_ID,
         "newState": state_string(new_state),
         "accepted": or_null(accepted),
         "notAccepted": or_null(not_accepted),
@@ -91,7 +93,7 @@ fn parse_report(value: Value) -> Result<UsageReport, SetError> {
     let Value::Object(mut map) = value else {
         return Err(SetError::invalid_properties(vec![], "a report must be an object"));
     };
-    let invalid = |property: &str, why: &str| SetError::invalid_properties(vec![property.to_owned()], why);
+    let invalid = |property: &str, why: &str| SetError::invalid(property, why);
     let account_id = match map.remove("id") {
         Some(Value::String(s)) => {
             ObjectId::from_jmap(&s).ok_or_else(|| SetError::not_found(format!("no account {s}")))?

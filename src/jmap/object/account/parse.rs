@@ -1,58 +1,52 @@
 //! JMAP Account objects into commands: validation of every property, with the
-//! property name in every error, defaults for absent ones, and secrets hashed.
-
-use std::collections::HashMap;
+//! property name in every error, defaults for absent ones, ids resolved (a
+//! `#creationId` too, wherever an id goes), and secrets taken from those
+//! hashed and sealed before the commit.
 
 use ledger_events::model::{
     AccountKind, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Quotas, Roles,
 };
-use ledger_events::values::{ExternalId, IpMask, ObjectId, SecretHash, UtcDateTime};
+use ledger_events::values::{ExternalId, IpMask, ObjectId, UtcDateTime};
 use ledger_projections::AccountState;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::render::{SERVER_SET, USER_ONLY, USER_PROPERTIES};
+use super::Account;
+use super::render::render;
 use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec, NewCredential, UpdateAccount};
 use crate::jmap::error::SetError;
+use crate::jmap::object::JmapObject;
+use crate::jmap::object::{ParseContext, SecretRequests, has_property, refuse_server_set, resolve_id, take_fixed};
 use crate::secrets::{self, Plaintext};
 
-/// Secrets of a call, made safe before the commit: passwords hashed with argon2id,
-/// `otpAuth` URIs sealed.
-#[derive(Default)]
-pub struct PreparedSecrets {
-    pub password_hashes: HashMap<Plaintext, SecretHash>,
-    pub sealed_otp: HashMap<Plaintext, String>,
-}
-
-/// What parsing needs besides the object: creation ids and prepared secrets.
-pub struct ParseContext<'a> {
-    pub created_ids: &'a HashMap<String, String>,
-    pub secrets: &'a PreparedSecrets,
-}
-
-/// Secrets generated while parsing, by position in the credential list; they are
-/// returned to the client once.
-pub type Generated = Vec<(usize, Plaintext)>;
-
 fn invalid(property: &str, description: impl Into<String>) -> SetError {
-    SetError::invalid_properties(vec![property.to_owned()], description)
+    SetError::invalid(property, description)
 }
 
 fn typed<T: DeserializeOwned>(property: &str, value: Value) -> Result<T, SetError> {
     serde_json::from_value(value).map_err(|e| invalid(property, format!("{property}: {e}")))
 }
 
-/// Resolves an id that may be a `#creationId` reference.
-pub fn resolve_id(property: &str, value: &Value, ctx: &ParseContext<'_>) -> Result<ObjectId, SetError> {
-    let Some(raw) = value.as_str() else { return Err(invalid(property, format!("{property} must be an id string"))) };
-    let id = match raw.strip_prefix('#') {
-        Some(creation) => ctx
-            .created_ids
-            .get(creation)
-            .ok_or_else(|| invalid(property, format!("creation id #{creation} was not created in this request")))?,
-        None => raw,
-    };
-    ObjectId::from_jmap(id).ok_or_else(|| invalid(property, format!("{id:?} is not an id of this ledger")))
+/// The `@type` of an account kind, as variants are named.
+pub(super) fn variant(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::User => "User",
+        AccountKind::Group => "Group",
+    }
+}
+
+/// `roles`, with `#creationId` references in `roleIds` resolved to the ids of
+/// roles created earlier in the request.
+fn parse_roles(mut value: Value, ctx: &ParseContext<'_>) -> Result<Roles, SetError> {
+    if let Some(Value::Array(role_ids)) = value.get_mut("roleIds") {
+        for (i, role_id) in role_ids.iter_mut().enumerate() {
+            if role_id.as_str().is_some_and(|r| r.starts_with('#')) {
+                let id = resolve_id(&format!("roles/roleIds/{i}"), role_id, ctx.ids)?;
+                *role_id = Value::String(id.to_jmap());
+            }
+        }
+    }
+    typed("roles", value)
 }
 
 struct Fields {
@@ -80,51 +74,38 @@ impl Fields {
 
 /// The full parsed form of an account object.
 struct AccountFields {
-    kind: AccountKind,
     create: CreateAccount,
     credentials: Vec<CredentialSpec>,
 }
 
+/// Every client-set property of an account object of `kind` (without `@type`
+/// and the server-set ones, which the caller took out).
 fn parse_fields(
+    kind: AccountKind,
     object: Map<String, Value>,
     current: Option<&AccountState>,
-    ctx: &ParseContext<'_>,
-    generated: &mut Generated,
+    ctx: &mut ParseContext<'_>,
 ) -> Result<AccountFields, SetError> {
     let mut f = Fields { map: object };
-    let kind: AccountKind = match f.take("@type") {
-        Some(v) => typed("@type", v)?,
-        None => return Err(invalid("@type", "@type is required (User or Group)")),
-    };
-    if let Some(cur) = current
-        && cur.kind != kind
-    {
-        return Err(invalid("@type", "an account's @type cannot change"));
-    }
-    for property in SERVER_SET {
-        if let Some(v) = f.map.remove(*property) {
-            let unchanged = current.is_some_and(|cur| super::render::render(cur).get(*property) == Some(&v));
-            if !unchanged {
-                return Err(invalid(property, format!("{property} is set by the server")));
-            }
-        }
-    }
     let name = match f.take("name") {
         Some(v) => typed::<String>("name", v)?.parse().map_err(|e| invalid("name", format!("name: {e}")))?,
         None => return Err(invalid("name", "name is required")),
     };
     let domain_id = match f.take("domainId") {
-        Some(v) => resolve_id("domainId", &v, ctx)?,
+        Some(v) => resolve_id("domainId", &v, ctx.ids)?,
         None => return Err(invalid("domainId", "domainId is required")),
     };
     let description = f.string("description")?;
     let locale = f.typed("locale")?.unwrap_or_default();
     let time_zone = f.typed("timeZone")?;
     let member_tenant_id: Option<ExternalId> = f.typed("memberTenantId")?;
-    let roles: Roles = f.typed("roles")?.unwrap_or(match kind {
-        AccountKind::User => Roles::User,
-        AccountKind::Group => Roles::Default,
-    });
+    let roles: Roles = match f.take("roles") {
+        Some(v) => parse_roles(v, ctx)?,
+        None => match kind {
+            AccountKind::User => Roles::User,
+            AccountKind::Group => Roles::Default,
+        },
+    };
     let permissions: Permissions = f.typed("permissions")?.unwrap_or(Permissions::Inherit);
     let quotas = match f.take("quotas") {
         Some(Value::Object(map)) => {
@@ -154,7 +135,7 @@ fn parse_fields(
             Some(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| parse_credential(i, item, current, ctx, generated))
+                .map(|(i, item)| parse_credential(i, item, current, ctx))
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(invalid("credentials", "credentials must be an array")),
             None => vec![],
@@ -163,14 +144,15 @@ fn parse_fields(
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| resolve_id(&format!("memberGroupIds/{i}"), v, ctx))
+                .map(|(i, v)| resolve_id(&format!("memberGroupIds/{i}"), v, ctx.ids))
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(invalid("memberGroupIds", "memberGroupIds must be an array")),
             None => vec![],
         };
         (Some(encryption), credentials, groups)
     } else {
-        for property in USER_ONLY {
+        let user_only = Account::PROPERTIES.iter().filter(|p| !p.of(Some("Group"))).map(|p| p.name);
+        for property in user_only {
             if f.take(property).is_some_and(|v| v != Value::Array(vec![])) {
                 return Err(invalid(property, format!("a Group has no {property}")));
             }
@@ -178,7 +160,7 @@ fn parse_fields(
         (None, vec![], vec![])
     };
     if let Some(unknown) = f.map.keys().next() {
-        let known = USER_PROPERTIES.contains(&unknown.as_str());
+        let known = has_property::<Account>(unknown);
         let why = if known { "is not a property of this @type" } else { "is not an Account property" };
         return Err(invalid(unknown, format!("{unknown} {why}")));
     }
@@ -198,7 +180,7 @@ fn parse_fields(
         credentials: vec![],
         member_group_ids,
     };
-    Ok(AccountFields { kind, create, credentials })
+    Ok(AccountFields { create, credentials })
 }
 
 fn parse_alias(i: usize, item: Value, ctx: &ParseContext<'_>) -> Result<AliasSpec, SetError> {
@@ -212,7 +194,7 @@ fn parse_alias(i: usize, item: Value, ctx: &ParseContext<'_>) -> Result<AliasSpe
         None => return Err(invalid(&format!("{property}/name"), "name is required")),
     };
     let domain_id = match f.take("domainId") {
-        Some(v) => resolve_id(&format!("{property}/domainId"), &v, ctx)?,
+        Some(v) => resolve_id(&format!("{property}/domainId"), &v, ctx.ids)?,
         None => return Err(invalid(&format!("{property}/domainId"), "domainId is required")),
     };
     let enabled = f.typed_at("enabled", &format!("{property}/enabled"))?.unwrap_or(true);
@@ -227,8 +209,7 @@ fn parse_credential(
     i: usize,
     item: Value,
     current: Option<&AccountState>,
-    ctx: &ParseContext<'_>,
-    generated: &mut Generated,
+    ctx: &mut ParseContext<'_>,
 ) -> Result<CredentialSpec, SetError> {
     let property = format!("credentials/{i}");
     let at = |name: &str| format!("{property}/{name}");
@@ -341,7 +322,7 @@ fn parse_credential(
                         ));
                     }
                     let (plain, hash) = secrets::generate(kind);
-                    generated.push((i, plain));
+                    ctx.generated.push((i, plain));
                     hash
                 }
             };
@@ -359,13 +340,23 @@ fn parse_credential(
     }
 }
 
-/// A create object into a command.
-pub fn parse_create(
-    object: Map<String, Value>,
-    ctx: &ParseContext<'_>,
-    generated: &mut Generated,
+/// The `@type` of a create object.
+fn kind_of(object: &mut Map<String, Value>) -> Result<AccountKind, SetError> {
+    match object.remove("@type").filter(|v| !v.is_null()) {
+        Some(v) => typed("@type", v),
+        None => Err(invalid("@type", "@type is required (User or Group)")),
+    }
+}
+
+/// A create object into a command. Generated secrets are keyed by their
+/// position in `credentials`, which is also their order among the added ones.
+pub(super) fn parse_create(
+    mut object: Map<String, Value>,
+    ctx: &mut ParseContext<'_>,
 ) -> Result<CreateAccount, SetError> {
-    let fields = parse_fields(object, None, ctx, generated)?;
+    let kind = kind_of(&mut object)?;
+    refuse_server_set::<Account>(&object)?;
+    let fields = parse_fields(kind, object, None, ctx)?;
     let mut create = fields.create;
     for spec in fields.credentials {
         match spec {
@@ -377,14 +368,24 @@ pub fn parse_create(
 }
 
 /// The patched full object of an existing account into an update command.
-pub fn parse_update(
+/// Generated secrets are keyed by their order among the added credentials.
+pub(super) fn parse_update(
     current: &AccountState,
-    object: Map<String, Value>,
-    ctx: &ParseContext<'_>,
-    generated: &mut Generated,
+    mut patched: Map<String, Value>,
+    ctx: &mut ParseContext<'_>,
 ) -> Result<UpdateAccount, SetError> {
-    let fields = parse_fields(object, Some(current), ctx, generated)?;
-    debug_assert_eq!(fields.kind, current.kind);
+    take_fixed::<Account>(&mut patched, &render(current), Some(variant(current.kind)))?;
+    let fields = parse_fields(current.kind, patched, Some(current), ctx)?;
+    let added: Vec<usize> = fields
+        .credentials
+        .iter()
+        .enumerate()
+        .filter(|(_, spec)| matches!(spec, CredentialSpec::Add(_)))
+        .map(|(i, _)| i)
+        .collect();
+    for (position, _) in ctx.generated.iter_mut() {
+        *position = added.iter().position(|p| p == position).unwrap_or(usize::MAX);
+    }
     let c = fields.create;
     let is_user = c.kind == AccountKind::User;
     Ok(UpdateAccount {
@@ -407,22 +408,22 @@ pub fn parse_update(
 
 /// Every Password secret and `otpAuth` URI in a create object or update patch,
 /// to hash or seal before the commit (argon2 is too slow for the writer thread).
-pub fn collect_secrets(value: &Value, top: bool, passwords: &mut Vec<Plaintext>, otps: &mut Vec<Plaintext>) {
+pub(super) fn collect_secrets(value: &Value, top: bool, out: &mut SecretRequests) {
     match value {
         Value::Object(map) => {
             let is_password = map.get("@type").and_then(Value::as_str) == Some("Password");
             for (k, v) in map {
                 let text = v.as_str().filter(|s| !s.is_empty()).map(|s| Plaintext::new(s.to_owned()));
                 if (k == "secret" && is_password) || (top && k.ends_with("/secret")) {
-                    passwords.extend(text);
+                    out.passwords.extend(text);
                 } else if k == "otpAuth" || (top && k.ends_with("/otpAuth")) {
-                    otps.extend(text);
+                    out.otps.extend(text);
                 } else {
-                    collect_secrets(v, false, passwords, otps);
+                    collect_secrets(v, false, out);
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, false, passwords, otps)),
+        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, false, out)),
         _ => {}
     }
 }

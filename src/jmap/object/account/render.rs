@@ -1,43 +1,16 @@
 //! Accounts as JMAP objects: the wire form of the Account reference page.
+//! Credentials are rendered without their secrets.
 
 use ledger_events::model::{AccountKind, CredentialKind};
 use ledger_projections::{AccountState, CredentialState};
 use serde_json::{Map, Value, json};
-
-/// Every property `/get` can return for a User.
-pub const USER_PROPERTIES: &[&str] = &[
-    "id",
-    "@type",
-    "name",
-    "domainId",
-    "emailAddress",
-    "credentials",
-    "createdAt",
-    "memberGroupIds",
-    "memberTenantId",
-    "roles",
-    "permissions",
-    "quotas",
-    "usedDiskQuota",
-    "aliases",
-    "description",
-    "locale",
-    "timeZone",
-    "encryptionAtRest",
-];
-
-/// Properties a Group does not have.
-pub const USER_ONLY: &[&str] = &["credentials", "memberGroupIds", "encryptionAtRest"];
-
-/// Properties only the server sets.
-pub const SERVER_SET: &[&str] = &["id", "emailAddress", "createdAt", "usedDiskQuota"];
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A credential without its secret. `id` lets clients keep it across updates.
-pub fn render_credential(c: &CredentialState) -> Value {
+pub(super) fn render_credential(c: &CredentialState) -> Value {
     let mut out = Map::new();
     out.insert("@type".into(), to_value(&c.kind));
     out.insert("id".into(), json!(c.id.to_jmap()));
@@ -52,7 +25,7 @@ pub fn render_credential(c: &CredentialState) -> Value {
 }
 
 /// The full object, as `/get` returns it with no `properties` filter.
-pub fn render(a: &AccountState) -> Map<String, Value> {
+pub(crate) fn render(a: &AccountState) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("id".into(), json!(a.id.to_jmap()));
     out.insert("@type".into(), to_value(&a.kind));

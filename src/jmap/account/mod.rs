@@ -1,4 +1,0 @@
-//! `x:Account` objects on the wire.
-
-pub mod parse;
-pub mod render;

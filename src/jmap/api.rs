@@ -1,0 +1,89 @@
+//! One JMAP request (RFC 8620 §3.3): the envelope is parsed and checked against
+//! the limits, each method call runs in order with its result references
+//! resolved (§3.7), and the responses are collected with the `createdIds` and
+//! the session state.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::context::{CallContext, CreatedIds, Services};
+use super::error::RequestError;
+use super::method::call;
+use super::request::{Invocation, Request, resolve_references};
+use super::session::{self, CORE, STALWART};
+use crate::auth::Principal;
+use crate::store::CommitOrigin;
+
+/// Longest `X-Request-Id` kept (characters); it is recorded with each commit.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Answers one request of `principal`. `body` is the request's JSON (its size
+/// already checked against `maxSizeRequest`); `request_id` is the client's
+/// `X-Request-Id`, if any (else a uuid v7 is made). Returns the response
+/// object, or a request-level error (RFC 8620 §3.6.1).
+pub async fn api(
+    services: &Services,
+    principal: Arc<Principal>,
+    request_id: Option<&str>,
+    body: &[u8],
+) -> Result<Value, RequestError> {
+    let limits = services.limits;
+    let Ok(_permit) = services.concurrency.clone().try_acquire_owned() else {
+        return Err(RequestError::Limit {
+            limit: "maxConcurrentRequests",
+            detail: format!("at most {} requests at once", limits.max_concurrent_requests),
+        });
+    };
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| RequestError::NotJson(format!("the body is not JSON: {e}")))?;
+    let request = Request::parse(value)?;
+    if let Some(unknown) = request.using.iter().find(|c| *c != CORE && *c != STALWART) {
+        return Err(RequestError::UnknownCapability(format!("{unknown} is not supported")));
+    }
+    if request.calls.len() > limits.max_calls_in_request {
+        return Err(RequestError::Limit {
+            limit: "maxCallsInRequest",
+            detail: format!("at most {} method calls per request", limits.max_calls_in_request),
+        });
+    }
+    let request_id = match request_id {
+        Some(id) => id.chars().take(MAX_REQUEST_ID).collect(),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let echo_created_ids = request.created_ids.is_some();
+    let mut created_ids = CreatedIds::new(
+        request
+            .created_ids
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+            .collect(),
+    );
+    let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(request.calls.len());
+    for Invocation { name, arguments, call_id } in request.calls {
+        let origin =
+            CommitOrigin { actor: principal.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
+        let result = match resolve_references(arguments, &responses) {
+            Ok(arguments) => {
+                let mut ctx = CallContext { services, principal: &principal, created_ids: &mut created_ids, origin };
+                call(&mut ctx, &request.using, &name, arguments).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => responses.push((name, value, call_id)),
+            Err(e) => responses.push(("error".to_owned(), e.to_json(), call_id)),
+        }
+    }
+    let mut body = Map::new();
+    body.insert(
+        "methodResponses".into(),
+        Value::Array(responses.into_iter().map(|(n, v, id)| json!([n, v, id])).collect()),
+    );
+    if echo_created_ids {
+        body.insert("createdIds".into(), json!(created_ids.to_map()));
+    }
+    body.insert("sessionState".into(), json!(session::session_state(&limits, &principal.name)));
+    Ok(Value::Object(body))
+}

@@ -1,0 +1,168 @@
+//! What JMAP methods work with: the service's parts ([`Services`], owned by
+//! the JMAP layer and held by the HTTP state), the context of one method call
+//! ([`CallContext`]), and the one resolver of `#creationId` references
+//! ([`CreatedIds`], RFC 8620 §5.3), for ids in keys and in values alike.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledger_events::values::ObjectId;
+use tokio::sync::Semaphore;
+
+use super::error::MethodError;
+use super::session::Limits;
+use crate::auth::Principal;
+use crate::maintenance::PurgePolicy;
+use crate::secrets::SealingKey;
+use crate::store::{CommitOrigin, Ledger};
+use crate::usage::{DEFAULT_WINDOW, UsageIngest};
+
+/// How the JMAP service is set up: its limits, the usage coalescing window, and
+/// the purge policy.
+#[derive(Debug, Clone, Copy)]
+pub struct ServicesConfig {
+    pub limits: Limits,
+    /// Usage commits start at most once per window (see [`crate::usage`]).
+    pub usage_window: Duration,
+    pub purge_policy: PurgePolicy,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        ServicesConfig { limits: Limits::default(), usage_window: DEFAULT_WINDOW, purge_policy: PurgePolicy::default() }
+    }
+}
+
+/// The parts of the service JMAP methods use. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub(crate) ledger: Ledger,
+    pub(crate) limits: Limits,
+    /// Permits for `maxConcurrentRequests`.
+    pub(crate) concurrency: Arc<Semaphore>,
+    /// Seals `otpAuth` URIs before they go into events.
+    pub(crate) sealing: Arc<SealingKey>,
+    /// Where `x:Account/reportUsage` queues reports for coalesced commits.
+    pub(crate) usage: UsageIngest,
+    pub(crate) purge_policy: PurgePolicy,
+}
+
+impl Services {
+    pub fn new(ledger: Ledger, sealing: Arc<SealingKey>, config: ServicesConfig) -> Self {
+        Services {
+            usage: UsageIngest::new(ledger.clone(), config.usage_window),
+            ledger,
+            limits: config.limits,
+            concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
+            sealing,
+            purge_policy: config.purge_policy,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn purge_policy(&self) -> PurgePolicy {
+        self.purge_policy
+    }
+
+    /// Requests being answered now (at most `maxConcurrentRequests`).
+    pub fn requests_in_flight(&self) -> usize {
+        self.limits.max_concurrent_requests - self.concurrency.available_permits()
+    }
+}
+
+/// What a method call needs beyond its arguments.
+pub(crate) struct CallContext<'a> {
+    pub(crate) services: &'a Services,
+    pub(crate) principal: &'a Arc<Principal>,
+    /// Objects created earlier in this request, by creation id.
+    pub(crate) created_ids: &'a mut CreatedIds,
+    /// Who the commits of this call are recorded as, and in answer to what.
+    pub(crate) origin: CommitOrigin,
+}
+
+/// Creation id → id of every object created earlier in the request (and those
+/// the client passed in `createdIds`), RFC 8620 §3.3 and §5.3.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CreatedIds(HashMap<String, String>);
+
+/// Why a wire id names no object of this ledger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UnresolvedId {
+    #[error("creation id #{0} was not created in this request")]
+    UnknownCreation(String),
+    #[error("{0:?} is not an id of this ledger")]
+    NotAnId(String),
+}
+
+impl CreatedIds {
+    pub(crate) fn new(ids: HashMap<String, String>) -> Self {
+        CreatedIds(ids)
+    }
+
+    pub(crate) fn insert(&mut self, creation_id: String, id: ObjectId) {
+        self.0.insert(creation_id, id.to_jmap());
+    }
+
+    pub(crate) fn extend(&mut self, other: CreatedIds) {
+        self.0.extend(other.0);
+    }
+
+    pub(crate) fn to_map(&self) -> &HashMap<String, String> {
+        &self.0
+    }
+
+    /// The id string `raw` stands for: the id created for `#creationId`, or
+    /// `raw` itself when it is not a reference.
+    pub(crate) fn lookup<'r>(&'r self, raw: &'r str) -> Result<&'r str, UnresolvedId> {
+        match raw.strip_prefix('#') {
+            Some(creation) => {
+                self.0.get(creation).map(String::as_str).ok_or_else(|| UnresolvedId::UnknownCreation(creation.into()))
+            }
+            None => Ok(raw),
+        }
+    }
+
+    /// The id `raw` names: a `#creationId` of this request, or an id this ledger issued.
+    pub(crate) fn resolve(&self, raw: &str) -> Result<ObjectId, UnresolvedId> {
+        let id = self.lookup(raw)?;
+        ObjectId::from_jmap(id).ok_or_else(|| UnresolvedId::NotAnId(id.to_owned()))
+    }
+
+    /// How to name `raw` back to the client: the id it resolved to, else as given.
+    pub(crate) fn shown(&self, raw: &str) -> String {
+        self.lookup(raw).unwrap_or(raw).to_owned()
+    }
+}
+
+/// Runs blocking reads (fjall) off the async executor.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, MethodError> + Send + 'static,
+) -> Result<T, MethodError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        tracing::error!(error = %e, "read task failed");
+        MethodError::ServerFail
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_resolver_for_references_and_ids() {
+        let mut ids = CreatedIds::default();
+        ids.insert("d1".into(), ObjectId(5));
+        assert_eq!(ids.resolve("#d1"), Ok(ObjectId(5)));
+        assert_eq!(ids.resolve("f"), Ok(ObjectId(5)));
+        assert_eq!(ids.resolve("#nope"), Err(UnresolvedId::UnknownCreation("nope".into())));
+        assert_eq!(ids.resolve("ab"), Err(UnresolvedId::NotAnId("ab".into())));
+        assert_eq!((ids.shown("#d1"), ids.shown("#nope"), ids.shown("x")), ("f".into(), "#nope".into(), "x".into()));
+        let passed_in = CreatedIds::new(HashMap::from([("k".to_owned(), "not-an-id".to_owned())]));
+        assert_eq!(passed_in.resolve("#k"), Err(UnresolvedId::NotAnId("not-an-id".into())));
+        assert_eq!(passed_in.shown("#k"), "not-an-id");
+    }
+}

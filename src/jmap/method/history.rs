@@ -1,0 +1,54 @@
+//! `x:AccountHistory/get` (extension): the audit history of accounts by id,
+//! kept after an account is destroyed. Needs the account read permission
+//! (`sysAccountGet`), or is one's own.
+
+use std::sync::Arc;
+
+use ledger_projections::state;
+use serde_json::{Value, json};
+
+use crate::audit::history::account_history;
+use crate::jmap::context::{CallContext, blocking};
+use crate::jmap::error::MethodError;
+use crate::jmap::object::account::Account;
+use crate::jmap::object::{JmapObject, Verb, in_scope};
+use crate::jmap::request::Args;
+use crate::jmap::session::ACCOUNT_ID;
+
+pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let ids: Vec<String> = args.take("ids")?.ok_or_else(|| MethodError::invalid("ids is required"))?;
+    args.finish()?;
+    let ids: Vec<_> = ids.iter().map(|raw| (ctx.created_ids.resolve(raw).ok(), ctx.created_ids.shown(raw))).collect();
+    let principal = Arc::clone(ctx.principal);
+    let permission = Account::permission(Verb::Get);
+    let own = |id: &Option<_>| id.is_some_and(|id| Account::is_self(&principal, id));
+    if !principal.may(permission) && !ids.iter().all(|(id, _)| own(id)) {
+        return Err(MethodError::needs(permission));
+    }
+    let read = ctx.services.ledger.read();
+    let log = ctx.services.ledger.log().clone();
+    blocking(move || {
+        let (mut list, mut not_found) = (Vec::new(), Vec::new());
+        for (id, shown) in ids {
+            let visible = match (id, &principal.tenant) {
+                (Some(id), Some(_)) => {
+                    state::account(&read.view, id)?.is_some_and(|a| in_scope::<Account>(&principal, &a))
+                }
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let history = match id.filter(|_| visible) {
+                Some(id) => account_history(&read.view, &log, read.view.snapshot(), id)?,
+                None => None,
+            };
+            match history {
+                Some(events) => list.push(json!({"id": shown, "events": events})),
+                None => not_found.push(json!(shown)),
+            }
+        }
+        Ok(json!({"accountId": ACCOUNT_ID, "list": list, "notFound": not_found}))
+    })
+    .await
+}

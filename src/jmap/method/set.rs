@@ -1,0 +1,340 @@
+//! `/set` (RFC 8620 §5.3) of any object type: every accepted item of one call
+//! is one atomic commit; rejected items are reported per item. Secrets are
+//! hashed and sealed before the commit (argon2id never runs on the writer
+//! thread); creates are ordered so that an object another create refers to by
+//! `#creationId` is created first.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use ledger_events::values::ObjectId;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Principal;
+use crate::jmap::context::{CallContext, CreatedIds, blocking};
+use crate::jmap::error::{MethodError, SetError};
+use crate::jmap::object::{JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope};
+use crate::jmap::patch::apply_patch;
+use crate::jmap::request::Args;
+use crate::jmap::session::ACCOUNT_ID;
+use crate::jmap::state::{parse_state, state_string, type_state};
+use crate::secrets::{self, SealingKey};
+use crate::store::Tx;
+
+struct SetRequest {
+    if_in_state: Option<String>,
+    create: Map<String, Value>,
+    update: Map<String, Value>,
+    destroy: Vec<String>,
+    created_ids: CreatedIds,
+    secrets: PreparedSecrets,
+    principal: Arc<Principal>,
+}
+
+#[derive(Default)]
+struct SetOutcome {
+    old_state: u64,
+    new_state: u64,
+    created: Map<String, Value>,
+    updated: Map<String, Value>,
+    destroyed: Vec<Value>,
+    not_created: Map<String, Value>,
+    not_updated: Map<String, Value>,
+    not_destroyed: Map<String, Value>,
+    created_ids: CreatedIds,
+}
+
+pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let if_in_state: Option<String> = args.take("ifInState")?;
+    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
+    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
+    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
+    args.finish()?;
+    let max = ctx.services.limits.max_objects_in_set;
+    if create.len() + update.len() + destroy.len() > max {
+        return Err(MethodError::RequestTooLarge(format!("at most {max} objects per /set")));
+    }
+    let secrets = prepare_secrets::<O>(&ctx.services.sealing, &create, &update).await?;
+    let request = SetRequest {
+        if_in_state,
+        create,
+        update,
+        destroy,
+        created_ids: ctx.created_ids.clone(),
+        principal: Arc::clone(ctx.principal),
+        secrets,
+    };
+    let committed = ctx.services.ledger.commit(ctx.origin.clone(), move |tx| run::<O>(tx, request)).await?;
+    let outcome = committed.value?;
+    ctx.created_ids.extend(outcome.created_ids);
+    let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    Ok(json!({
+        "accountId": ACCOUNT_ID,
+        "oldState": state_string(outcome.old_state),
+        "newState": state_string(outcome.new_state),
+        "created": or_null(outcome.created),
+        "updated": or_null(outcome.updated),
+        "destroyed": if outcome.destroyed.is_empty() { Value::Null } else { Value::Array(outcome.destroyed) },
+        "notCreated": or_null(outcome.not_created),
+        "notUpdated": or_null(outcome.not_updated),
+        "notDestroyed": or_null(outcome.not_destroyed),
+    }))
+}
+
+/// Hashes every password of the call with argon2id (off the executor) and
+/// seals every `otpAuth` URI.
+async fn prepare_secrets<O: JmapObject>(
+    sealing: &Arc<SealingKey>,
+    create: &Map<String, Value>,
+    update: &Map<String, Value>,
+) -> Result<PreparedSecrets, MethodError> {
+    let mut requests = SecretRequests::default();
+    for v in create.values().chain(update.values()) {
+        O::collect_secrets(v, &mut requests);
+    }
+    let sealed_otp = requests.otps.into_iter().map(|uri| {
+        let sealed = sealing.seal(uri.expose());
+        (uri, sealed)
+    });
+    let mut prepared = PreparedSecrets { sealed_otp: sealed_otp.collect(), ..Default::default() };
+    let unique: HashSet<_> = requests.passwords.into_iter().collect();
+    if !unique.is_empty() {
+        prepared.password_hashes =
+            blocking(move || Ok(unique.into_iter().map(|p| (p.clone(), secrets::hash_password(p.expose()))).collect()))
+                .await?;
+    }
+    Ok(prepared)
+}
+
+/// What the calling principal may do in this `/set`: permissions per verb,
+/// self-service on its own object, and its tenant's bounds.
+struct Access<'a, O> {
+    principal: &'a Principal,
+    object: PhantomData<O>,
+}
+
+impl<O: JmapObject> Access<'_, O> {
+    fn may(&self, verb: Verb) -> bool {
+        // A tenant-scoped principal never changes global objects (domains, roles).
+        (O::TENANT_SCOPED || self.principal.tenant.is_none()) && self.principal.may(O::permission(verb))
+    }
+
+    fn forbidden(&self, verb: Verb) -> SetError {
+        SetError::forbidden(format!("{} is required", O::permission(verb)))
+    }
+
+    /// Whether any item could be allowed; if none, the whole call is `forbidden`.
+    fn may_any(&self, r: &SetRequest) -> bool {
+        let self_service =
+            r.update.keys().any(|k| ObjectId::from_jmap(k).is_some_and(|id| O::is_self(self.principal, id)));
+        let nothing = r.create.is_empty() && r.update.is_empty() && r.destroy.is_empty();
+        nothing
+            || (!r.create.is_empty() && self.may(Verb::Create))
+            || (!r.update.is_empty() && (self.may(Verb::Update) || self_service))
+            || (!r.destroy.is_empty() && self.may(Verb::Destroy))
+    }
+
+    /// Checks a create and puts a tenant-scoped principal's tenant on it.
+    fn creation(&self, object: Value) -> Result<Value, SetError> {
+        if !self.may(Verb::Create) {
+            return Err(self.forbidden(Verb::Create));
+        }
+        let (true, Some(tenant), Value::Object(mut map)) = (O::TENANT_SCOPED, &self.principal.tenant, object.clone())
+        else {
+            return Ok(object);
+        };
+        match map.get("memberTenantId") {
+            None | Some(Value::Null) => {
+                map.insert("memberTenantId".into(), Value::String(tenant.as_str().to_owned()));
+                Ok(Value::Object(map))
+            }
+            Some(Value::String(t)) if t == tenant.as_str() => Ok(Value::Object(map)),
+            Some(_) => Err(SetError::forbidden(format!("{}s can only be created in your own tenant", O::SINGULAR))),
+        }
+    }
+
+    /// Checks an update of `id` with `patch`.
+    fn update(&self, tx: &Tx<'_>, id: ObjectId, patch: &Value) -> Result<(), SetError> {
+        self.visible(tx, id)?;
+        if let (true, Some(tenant), Some(new)) = (O::TENANT_SCOPED, &self.principal.tenant, patch.get("memberTenantId"))
+            && new.as_str() != Some(tenant.as_str())
+        {
+            return Err(SetError::forbidden(format!("{}s cannot leave your tenant", O::SINGULAR)));
+        }
+        if self.may(Verb::Update) {
+            return Ok(());
+        }
+        let own = O::is_self(self.principal, id) && patch.as_object().is_some_and(O::self_service);
+        if own { Ok(()) } else { Err(self.forbidden(Verb::Update)) }
+    }
+
+    fn destroy(&self, tx: &Tx<'_>, id: ObjectId) -> Result<(), SetError> {
+        self.visible(tx, id)?;
+        if self.may(Verb::Destroy) { Ok(()) } else { Err(self.forbidden(Verb::Destroy)) }
+    }
+
+    /// Objects outside the principal's tenant do not exist for it.
+    fn visible(&self, tx: &Tx<'_>, id: ObjectId) -> Result<(), SetError> {
+        if !O::TENANT_SCOPED || self.principal.tenant.is_none() {
+            return Ok(());
+        }
+        match O::fetch(tx.state(), id) {
+            Ok(Some(state)) if in_scope::<O>(self.principal, &state) => Ok(()),
+            Ok(_) => Err(SetError::not_found("no such object")),
+            Err(_) => Err(SetError::forbidden("the object could not be read")),
+        }
+    }
+}
+
+/// The `#creation` ids an object refers to.
+fn references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => {
+            if let Some(r) = s.strip_prefix('#') {
+                out.push(r.to_owned());
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+        Value::Object(map) => map.values().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+/// Orders creates so that an object another create refers to is created first.
+fn creation_order(create: Map<String, Value>) -> Vec<(String, Value)> {
+    let mut pending: Vec<(String, Value)> = create.into_iter().collect();
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let names: HashSet<String> = pending.iter().map(|(k, _)| k.clone()).collect();
+        let (ready, blocked): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(cid, v)| {
+            let mut refs = Vec::new();
+            references(v, &mut refs);
+            refs.iter().all(|r| r == cid || !names.contains(r))
+        });
+        if ready.is_empty() {
+            // A cycle: create in the given order; unresolved references fail per item.
+            ordered.extend(blocked);
+            break;
+        }
+        ordered.extend(ready);
+        pending = blocked;
+    }
+    ordered
+}
+
+fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome, MethodError> {
+    let mut out = SetOutcome { old_state: type_state(tx.state(), O::TYPE)?, ..Default::default() };
+    if let Some(expected) = &request.if_in_state
+        && parse_state(expected) != Some(out.old_state)
+    {
+        tx.abort();
+        return Err(MethodError::StateMismatch);
+    }
+    let principal = Arc::clone(&request.principal);
+    let access = Access::<O> { principal: &principal, object: PhantomData };
+    if !access.may_any(&request) {
+        tx.abort();
+        return Err(MethodError::Forbidden("this principal may not change these objects".into()));
+    }
+    let mut ids = request.created_ids;
+    for (creation_id, object) in creation_order(request.create) {
+        match access.creation(object).and_then(|object| create_one::<O>(tx, object, &ids, &request.secrets)) {
+            Ok((id, rendered)) => {
+                ids.insert(creation_id.clone(), id);
+                out.created_ids.insert(creation_id.clone(), id);
+                out.created.insert(creation_id, Value::Object(rendered));
+            }
+            Err(e) => {
+                out.not_created.insert(creation_id, e.to_json());
+            }
+        }
+    }
+    for (raw, patch) in request.update {
+        let id = ids.resolve(&raw).ok();
+        let key = id.map_or(raw, |id| id.to_jmap());
+        match id
+            .ok_or_else(|| SetError::not_found("no such object"))
+            .and_then(|id| access.update(tx, id, &patch).map(|_| id))
+            .and_then(|id| update_one::<O>(tx, id, patch, &ids, &request.secrets))
+        {
+            Ok(result) => {
+                out.updated.insert(key, result);
+            }
+            Err(e) => {
+                out.not_updated.insert(key, e.to_json());
+            }
+        }
+    }
+    for raw in request.destroy {
+        let id = ids.resolve(&raw).ok();
+        let key = id.map_or(raw, |id| id.to_jmap());
+        let result = match id {
+            None => Err(SetError::not_found("no such object")),
+            Some(id) => access.destroy(tx, id).and_then(|_| tx.execute(&O::destroy(id)).map_err(SetError::from)),
+        };
+        match result {
+            Ok(_) => out.destroyed.push(Value::String(key)),
+            Err(e) => {
+                out.not_destroyed.insert(key, e.to_json());
+            }
+        }
+    }
+    out.new_state = type_state(tx.state(), O::TYPE)?;
+    Ok(out)
+}
+
+fn create_one<O: JmapObject>(
+    tx: &mut Tx<'_>,
+    object: Value,
+    ids: &CreatedIds,
+    secrets: &PreparedSecrets,
+) -> Result<(ObjectId, Map<String, Value>), SetError> {
+    let Value::Object(object) = object else {
+        return Err(SetError::invalid_properties(vec![], "a create must be an object"));
+    };
+    let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
+    let command = O::parse_create(object, &mut ctx)?;
+    let events = tx.execute(&command)?;
+    let id =
+        created_id::<O>(&events).ok_or_else(|| SetError::forbidden(format!("the {} was not created", O::SINGULAR)))?;
+    let mut rendered = rendered::<O>(tx, id);
+    O::reveal(&mut rendered, &events, &ctx.generated);
+    Ok((id, rendered))
+}
+
+/// The object as it is now in the commit (empty if it could not be read).
+fn rendered<O: JmapObject>(tx: &Tx<'_>, id: ObjectId) -> Map<String, Value> {
+    O::fetch(tx.state(), id).ok().flatten().map(|state| O::render(&state)).unwrap_or_default()
+}
+
+/// Applies one patch. The result is `null`, or the properties the server
+/// changed beyond the patch (RFC 8620 §5.3): generated secrets, shown once.
+fn update_one<O: JmapObject>(
+    tx: &mut Tx<'_>,
+    id: ObjectId,
+    patch: Value,
+    ids: &CreatedIds,
+    secrets: &PreparedSecrets,
+) -> Result<Value, SetError> {
+    let Value::Object(patch) = patch else { return Err(SetError::invalid_patch("a patch must be an object")) };
+    let current = O::fetch(tx.state(), id)
+        .map_err(|_| SetError::forbidden("the object could not be read"))?
+        .ok_or_else(|| SetError::not_found(format!("no such {}", O::SINGULAR)))?;
+    let mut object = Value::Object(O::render(&current));
+    apply_patch(&mut object, patch)?;
+    let Value::Object(object) = object else { return Err(SetError::invalid_patch("not an object")) };
+    let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
+    let command = O::parse_update(&current, object, &mut ctx)?;
+    let events = tx.execute(&command)?;
+    if ctx.generated.is_empty() {
+        return Ok(Value::Null);
+    }
+    let before = rendered::<O>(tx, id);
+    let mut after = before.clone();
+    O::reveal(&mut after, &events, &ctx.generated);
+    after.retain(|k, v| before.get(k) != Some(v));
+    Ok(Value::Object(after))
+}

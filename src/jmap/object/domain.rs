@@ -1,0 +1,109 @@
+//! `x:Domain`: the mail domains accounts live in (`id`, `name`, `description`,
+//! `createdAt`). Names are fixed once created. Source: Stalwart's `x:Domain`
+//! (the ledger keeps the directory part of it).
+
+use ledger_events::ObjectType;
+use ledger_events::values::ObjectId;
+use ledger_projections::query::{Filter, Sort, SortKey};
+use ledger_projections::{DomainState, StateRead, state};
+use serde_json::{Map, Value, json};
+
+use super::property::{Property, StringFormat, WireType};
+use super::{
+    JmapObject, Named, ParseContext, filter_named, permissions, query_named, refuse_server_set, sort_named, take_fixed,
+};
+use crate::command::{Command, CreateDomain, DestroyDomain, UpdateDomain};
+use crate::jmap::context::CreatedIds;
+use crate::jmap::error::{MethodError, SetError};
+
+pub(crate) struct Domain;
+
+fn description(value: Option<Value>) -> Result<Option<String>, SetError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(SetError::invalid("description", "description must be a string or null")),
+    }
+}
+
+fn no_others(object: &Map<String, Value>) -> Result<(), SetError> {
+    match object.keys().next() {
+        Some(unknown) => Err(SetError::invalid(unknown, format!("{unknown} is not a Domain property"))),
+        None => Ok(()),
+    }
+}
+
+impl JmapObject for Domain {
+    type State = DomainState;
+    const TYPE: ObjectType = ObjectType::Domain;
+    const SINGULAR: &'static str = "domain";
+    const DESCRIPTION: &'static str = "Defines an email domain that accounts and aliases belong to.";
+    const PROPERTIES: &'static [Property] = &[
+        Property::id(),
+        Property::new("name", WireType::String(StringFormat::DomainName), "Domain name").required().immutable(),
+        Property::new("description", WireType::String(StringFormat::String), "Description of the domain").nullable(),
+        Property::new("createdAt", WireType::UtcDateTime, "Creation date of the domain").server_set(),
+    ];
+
+    permissions!("sysDomain");
+
+    fn fetch(view: &impl StateRead, id: ObjectId) -> Result<Option<DomainState>, MethodError> {
+        Ok(state::domain(view, id)?)
+    }
+
+    fn list(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>, MethodError> {
+        Ok(state::domain_ids(view, limit)?)
+    }
+
+    fn render(d: &DomainState) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert("id".into(), json!(d.id.to_jmap()));
+        out.insert("name".into(), json!(d.name.as_str()));
+        out.insert("description".into(), json!(d.description));
+        out.insert("createdAt".into(), json!(d.created_at.to_string()));
+        out
+    }
+
+    fn parse_create(mut object: Map<String, Value>, _: &mut ParseContext<'_>) -> Result<Command, SetError> {
+        refuse_server_set::<Self>(&object)?;
+        let name = match object.remove("name") {
+            Some(Value::String(s)) => s.parse().map_err(|e| SetError::invalid("name", format!("{e}")))?,
+            _ => return Err(SetError::invalid("name", "name is required (a domain name)")),
+        };
+        let description = description(object.remove("description"))?;
+        no_others(&object)?;
+        Ok(Command::CreateDomain(CreateDomain { name, description }))
+    }
+
+    fn parse_update(
+        current: &DomainState,
+        mut patched: Map<String, Value>,
+        _: &mut ParseContext<'_>,
+    ) -> Result<Command, SetError> {
+        take_fixed::<Self>(&mut patched, &Self::render(current), None)?;
+        let description = description(patched.remove("description"))?;
+        no_others(&patched)?;
+        Ok(Command::UpdateDomain(UpdateDomain { id: current.id, description: Some(description) }))
+    }
+
+    fn destroy(id: ObjectId) -> Command {
+        Command::DestroyDomain(DestroyDomain { id })
+    }
+
+    fn filter(key: &str, value: &Value, _: &CreatedIds) -> Result<Option<Filter>, MethodError> {
+        filter_named(key, value)
+    }
+
+    fn sort_key(property: &str) -> Option<SortKey> {
+        sort_named(property)
+    }
+
+    /// Domains are few: filtered and sorted in memory.
+    fn query(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> Result<Vec<ObjectId>, MethodError> {
+        let named = state::domains(view)?
+            .into_iter()
+            .map(|d| Named { id: d.id, name: d.name.as_str().to_owned(), description: d.description })
+            .collect();
+        Ok(query_named(named, filter, sort))
+    }
+}
