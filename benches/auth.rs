@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench auth` (LEDGER_BENCH_REQUESTS, LEDGER_BENCH_ROUNDS to tune).
 
+// A benchmark whose setup fails has nothing to measure: it stops there.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 use support::median;
 

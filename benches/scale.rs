@@ -9,6 +9,9 @@
 //! events) for a quicker look;
 //! `LEDGER_BENCH_ONLY=replay` skips to reopen, rebuild and restore.
 
+// A benchmark whose setup fails has nothing to measure: it stops there.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 use support::percentile;
 

@@ -11,6 +11,9 @@
 //!
 //! Run: `cargo bench --bench usage`.
 
+// A benchmark whose setup fails has nothing to measure: it stops there.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 use support::percentile;
 

@@ -21,7 +21,7 @@ const CHUNK: usize = 1000;
 
 /// Which records a follower wants.
 #[derive(Debug, Clone, Default)]
-pub struct FeedFilter {
+pub(crate) struct FeedFilter {
     /// Only these event types (`None`: all).
     pub types: Option<HashSet<String>>,
     /// Only records whose event is about this account.
@@ -52,7 +52,7 @@ fn event_account(event: &Event) -> Option<ObjectId> {
 
 /// One record of the feed: its position and its export line (no newline).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRecord {
+pub(crate) struct FeedRecord {
     pub position: u64,
     pub line: String,
 }
@@ -80,7 +80,7 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter) -> Result<Chunk,
 /// The records after `after` that `filter` keeps, in log order; with `live`,
 /// then every new durable record, until `stopping` turns true. An error ends
 /// the stream after it is yielded.
-pub fn follow(
+pub(crate) fn follow(
     ledger: Ledger,
     after: u64,
     filter: FeedFilter,

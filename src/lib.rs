@@ -1,15 +1,19 @@
 //! account-ledger: the event-sourced system of record for mail-server accounts.
 //!
 //! `store` owns the fjall database (log + projections) and the single writer;
-//! `command` decides events from commands; `http` serves the API; `cli` is the
-//! `ledger` binary's command line.
+//! `command` decides events from commands; `jmap` is the protocol and `http`
+//! serves it; `cli` is the `ledger` binary's command line. The code map, with
+//! each module's layer and invariant, is in docs/ARCHITECTURE.md.
+//!
+//! The public modules are what the binary, the integration tests and the
+//! benchmarks use; everything else is `pub(crate)`.
 
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod command;
-pub mod error;
-pub mod feed;
+mod error;
+mod feed;
 pub mod http;
 pub mod jmap;
 pub mod maintenance;

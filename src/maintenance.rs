@@ -121,7 +121,7 @@ pub async fn erase(ledger: &Ledger, origin: CommitOrigin, ids: Vec<ObjectId>) ->
 }
 
 /// Runs purge every `every`, as the system, until the process ends.
-pub fn schedule(ledger: Ledger, policy: PurgePolicy, every: Duration) {
+pub(crate) fn schedule(ledger: Ledger, policy: PurgePolicy, every: Duration) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         ticks.tick().await;

@@ -37,7 +37,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// Hashes a password with argon2id and the crate's default (OWASP) parameters,
 /// recorded in the PHC string so they can be raised later. Slow by design: call
 /// it off the async executor.
-pub fn hash_password(password: &str) -> SecretHash {
+pub(crate) fn hash_password(password: &str) -> SecretHash {
     let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt length");
     let phc = Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -76,14 +76,14 @@ pub fn generate(kind: CredentialKind) -> (Plaintext, SecretHash) {
 /// The data directory's key for sealing secrets that must be recovered later
 /// (TOTP seeds). It lives in its own file beside the store, never in the log, so
 /// an exported log reveals nothing even to someone holding the whole export.
-pub struct SealingKey([u8; 32]);
+pub(crate) struct SealingKey([u8; 32]);
 
 const SEALING_KEY_FILE: &str = "sealing.key";
 const SEALED_PREFIX: &str = "xc1:";
 
 impl SealingKey {
     /// Loads the key from `data_dir`, creating it (mode 0600) on first use.
-    pub fn load_or_create(data_dir: &std::path::Path) -> std::io::Result<Self> {
+    pub(crate) fn load_or_create(data_dir: &std::path::Path) -> std::io::Result<Self> {
         let path = data_dir.join(SEALING_KEY_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -105,7 +105,7 @@ impl SealingKey {
         }
     }
 
-    pub fn seal(&self, plaintext: &str) -> String {
+    pub(crate) fn seal(&self, plaintext: &str) -> String {
         use chacha20poly1305::aead::{Aead, KeyInit};
         let cipher = chacha20poly1305::XChaCha20Poly1305::new(&self.0.into());
         let nonce = random_bytes::<24>();
@@ -114,7 +114,7 @@ impl SealingKey {
         format!("{SEALED_PREFIX}{}{}", hex::encode(nonce), hex::encode(sealed))
     }
 
-    pub fn unseal(&self, sealed: &str) -> Option<Plaintext> {
+    pub(crate) fn unseal(&self, sealed: &str) -> Option<Plaintext> {
         use chacha20poly1305::aead::{Aead, KeyInit};
         let bytes = hex::decode(sealed.strip_prefix(SEALED_PREFIX)?).ok()?;
         if bytes.len() < 24 {
@@ -129,7 +129,7 @@ impl SealingKey {
 }
 
 /// Writes a file only the owner can read.
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -142,7 +142,7 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
 
 /// Checks a TOTP code against an `otpauth://totp/` URI, allowing one step of
 /// clock skew either way.
-pub fn check_totp(otp_auth: &str, code: &str, unix_seconds: u64) -> bool {
+pub(crate) fn check_totp(otp_auth: &str, code: &str, unix_seconds: u64) -> bool {
     match totp_rs::TOTP::from_url_unchecked(otp_auth) {
         Ok(mut totp) => {
             totp.skew = 1;
@@ -153,7 +153,7 @@ pub fn check_totp(otp_auth: &str, code: &str, unix_seconds: u64) -> bool {
 }
 
 /// Whether an `otpAuth` value is a usable TOTP URI.
-pub fn valid_otp_auth(otp_auth: &str) -> bool {
+pub(crate) fn valid_otp_auth(otp_auth: &str) -> bool {
     otp_auth.starts_with("otpauth://totp/") && totp_rs::TOTP::from_url_unchecked(otp_auth).is_ok()
 }
 

@@ -57,7 +57,7 @@ struct Pending {
 }
 
 /// The fixed wait before each usage commit unless `--usage-window-ms` says otherwise.
-pub const DEFAULT_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_millis(100);
 
 /// The coalescing front of usage reports. Cheap to clone.
 #[derive(Clone)]

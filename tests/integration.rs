@@ -1,27 +1,30 @@
 //! Integration tests: the ledger store, replay, crash safety and the real server.
 
+// A failed unwrap is a failed test, with its location; helpers are test code too.
+#![allow(clippy::unwrap_used)]
+
 mod integration {
-    pub mod api_docs;
-    pub mod audit;
-    pub mod auth;
-    pub mod bad_input;
-    pub mod cli;
-    pub mod crash;
-    pub mod erasure;
-    pub mod feed;
-    pub mod format;
-    pub mod jmap_core;
-    pub mod jmap_query;
-    pub mod jmap_set;
-    pub mod push;
-    pub mod replay;
-    pub mod retention;
-    pub mod seeded;
+    mod api_docs;
+    mod audit;
+    mod auth;
+    mod bad_input;
+    mod cli;
+    mod crash;
+    mod erasure;
+    mod feed;
+    mod format;
+    mod jmap_core;
+    mod jmap_query;
+    mod jmap_set;
+    mod push;
+    mod replay;
+    mod retention;
+    mod seeded;
     #[cfg(target_os = "linux")]
-    pub mod serve_process;
-    pub mod server;
-    pub mod snapshots;
-    pub mod store;
-    pub mod support;
-    pub mod usage;
+    mod serve_process;
+    mod server;
+    mod snapshots;
+    mod store;
+    mod support;
+    mod usage;
 }

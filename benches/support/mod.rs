@@ -6,7 +6,7 @@
 const SCALE: f64 = 1000.0;
 
 /// The `p` quantile (0.0 to 1.0) of `samples`, in their unit; 0 for none.
-pub fn percentile(samples: Vec<f64>, p: f64) -> f64 {
+pub(crate) fn percentile(samples: Vec<f64>, p: f64) -> f64 {
     let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is a valid precision");
     for sample in samples {
         histogram.record((sample.max(0.0) * SCALE).round() as u64).expect("the histogram resizes to fit");
@@ -16,6 +16,6 @@ pub fn percentile(samples: Vec<f64>, p: f64) -> f64 {
 
 /// The median of `samples`.
 #[allow(dead_code, reason = "not every benchmark reports a bare median")]
-pub fn median(samples: Vec<f64>) -> f64 {
+pub(crate) fn median(samples: Vec<f64>) -> f64 {
     percentile(samples, 0.5)
 }

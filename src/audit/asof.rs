@@ -11,7 +11,7 @@ use crate::StoreError;
 
 /// The last position committed at or before `at` (0 if none). Commit times never
 /// go backwards, so this is a binary search.
-pub fn position_at(log: &EventLog, snap: &Snapshot, at: UtcDateTime) -> Result<u64, StoreError> {
+pub(crate) fn position_at(log: &EventLog, snap: &Snapshot, at: UtcDateTime) -> Result<u64, StoreError> {
     let (mut lo, mut hi) = (1u64, log.last_seq(snap)? + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

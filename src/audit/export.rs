@@ -37,7 +37,7 @@ impl std::str::FromStr for Bound {
 }
 
 /// The first position at or after `from`, and the last at or before `to`.
-pub fn resolve_range(
+pub(crate) fn resolve_range(
     log: &EventLog,
     snap: &Snapshot,
     from: Option<Bound>,

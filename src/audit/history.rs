@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 const SECRET_FIELDS: &[&str] = &["secretHash", "newSecretHash", "otpAuthSealed", "newOtpAuthSealed"];
 
 /// Replaces secret fields, at any depth, by `"changed"`.
-pub fn redact_secrets(value: &mut Value) {
+pub(crate) fn redact_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
@@ -29,7 +29,7 @@ pub fn redact_secrets(value: &mut Value) {
 
 /// One record as a history entry. An erased payload shows as `null`; an account
 /// actor is named by its current address, or `null` once it is gone.
-pub fn entry(view: &impl StateRead, record: &Record) -> Value {
+pub(crate) fn entry(view: &impl StateRead, record: &Record) -> Value {
     let h = &record.header;
     let actor_name = match (h.commit.actor.name.as_str(), ObjectId::from_jmap(&h.commit.actor.principal_id)) {
         ("", Some(id)) => {
@@ -58,7 +58,7 @@ pub fn entry(view: &impl StateRead, record: &Record) -> Value {
 }
 
 /// The history of an account, or `None` if no event ever touched it.
-pub fn account_history(
+pub(crate) fn account_history(
     view: &impl StateRead,
     log: &EventLog,
     snapshot: &Snapshot,

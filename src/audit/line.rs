@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 /// An export or feed line; absent fields are not written.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExportLine<'a> {
+pub(crate) struct ExportLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<LineActor>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +64,7 @@ pub struct ExportLine<'a> {
 /// Who committed a record, as the header names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LineActor {
+pub(crate) struct LineActor {
     pub auth_method: String,
     pub id: String,
     pub name: String,
@@ -73,7 +73,7 @@ pub struct LineActor {
 /// The export's last line: what it covers and a digest of every line before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Trailer {
+pub(crate) struct Trailer {
     /// blake3 (hex) over every line before the trailer, each with its newline.
     pub digest: String,
     pub from: u64,
@@ -87,11 +87,11 @@ pub struct Trailer {
 /// A stored payload that is not JSON: the store is damaged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the payload at position {0} is not JSON")]
-pub struct BadPayload(pub u64);
+pub(crate) struct BadPayload(pub u64);
 
 impl<'a> ExportLine<'a> {
     /// The line of a record included in full.
-    pub fn record(record: &'a Record) -> Result<Self, BadPayload> {
+    pub(crate) fn record(record: &'a Record) -> Result<Self, BadPayload> {
         let h = &record.header;
         let payload = match &record.payload {
             Some(p) => serde_json::from_slice::<&RawValue>(p).map_err(|_| BadPayload(h.seq))?,
@@ -121,7 +121,7 @@ impl<'a> ExportLine<'a> {
     }
 
     /// The line of a record outside an account filter: position and hashes only.
-    pub fn skipped(record: &Record) -> Self {
+    pub(crate) fn skipped(record: &Record) -> Self {
         ExportLine {
             hash: Some(record.header.hash.to_hex()),
             prev_hash: Some(record.header.prev_hash.to_hex()),
@@ -131,12 +131,12 @@ impl<'a> ExportLine<'a> {
         }
     }
 
-    pub fn trailer(trailer: Trailer) -> Self {
+    pub(crate) fn trailer(trailer: Trailer) -> Self {
         ExportLine { trailer: Some(trailer), ..ExportLine::default() }
     }
 
     /// The line as written: compact JSON, no newline.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         // Strings, numbers, booleans and raw JSON only: serializing cannot fail.
         serde_json::to_string(self).expect("an export line always serializes")
     }

@@ -2,7 +2,7 @@
 
 pub mod asof;
 pub mod export;
-pub mod history;
-pub mod line;
+pub(crate) mod history;
+pub(crate) mod line;
 pub mod restore;
 pub mod verify;

@@ -10,14 +10,14 @@ const ADMIN_HASH_FILE: &str = "admin.hash";
 
 /// The administrator's password hash, and the password itself when it was just
 /// generated (to be shown once).
-pub struct AdminSecret {
+pub(crate) struct AdminSecret {
     pub hash: SecretHash,
     pub generated: Option<Plaintext>,
 }
 
 /// Uses `password` when given; otherwise the hash kept in the data directory;
 /// otherwise generates a strong password and keeps only its hash there.
-pub fn load_or_create(data_dir: &Path, password: Option<&str>) -> std::io::Result<AdminSecret> {
+pub(crate) fn load_or_create(data_dir: &Path, password: Option<&str>) -> std::io::Result<AdminSecret> {
     if let Some(password) = password.filter(|p| !p.is_empty()) {
         return Ok(AdminSecret { hash: secrets::hash_password(password), generated: None });
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct FailureLimiter {
+pub(crate) struct FailureLimiter {
     max_failures: u32,
     window: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -16,19 +16,19 @@ pub struct FailureLimiter {
 const MAX_TRACKED: usize = 100_000;
 
 impl FailureLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub(crate) fn new(max_failures: u32, window: Duration) -> Self {
         FailureLimiter { max_failures, window, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Seconds until `ip` may try again, if it is blocked now.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    pub(crate) fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let (count, since) = failures.get(&ip)?;
         let elapsed = now.saturating_duration_since(*since);
         (*count >= self.max_failures && elapsed < self.window).then(|| (self.window - elapsed).as_secs().max(1))
     }
 
-    pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+    pub(crate) fn record_failure(&self, ip: IpAddr, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_TRACKED {
             let window = self.window;
@@ -41,7 +41,7 @@ impl FailureLimiter {
         entry.0 += 1;
     }
 
-    pub fn record_success(&self, ip: IpAddr) {
+    pub(crate) fn record_success(&self, ip: IpAddr) {
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
     }
 }

@@ -52,9 +52,10 @@ impl Principal {
         }
     }
 
-    /// Whether an account is within this principal's tenant (always, if none).
-    pub fn sees(&self, account: &AccountState) -> bool {
-        self.tenant.is_none() || account.member_tenant_id == self.tenant
+    /// Whether an object of `tenant` is within this principal's tenant (always,
+    /// if the principal is not tenant-scoped).
+    pub(crate) fn sees(&self, tenant: Option<&ExternalId>) -> bool {
+        self.tenant.is_none() || tenant == self.tenant.as_ref()
     }
 }
 
@@ -117,7 +118,7 @@ const CACHE_LIMIT: u64 = 100_000;
 const CACHE_TTL: Duration = Duration::from_secs(15 * 60);
 
 impl Authenticator {
-    pub fn new(config: &AuthConfig, admin_hash: SecretHash, sealing: Arc<SealingKey>) -> Self {
+    pub(crate) fn new(config: &AuthConfig, admin_hash: SecretHash, sealing: Arc<SealingKey>) -> Self {
         let mut cache_key = [0u8; 32];
         getrandom::fill(&mut cache_key).expect("the operating system's random source failed");
         Authenticator {
@@ -130,10 +131,6 @@ impl Authenticator {
             sealing,
             dummy_hash: secrets::hash_password("account-ledger timing equaliser"),
         }
-    }
-
-    pub fn admin_user(&self) -> &str {
-        &self.admin_user
     }
 
     /// The client address: the peer, or the forwarded-for address when the peer is

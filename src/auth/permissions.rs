@@ -56,7 +56,10 @@ impl PermissionSet {
 
 /// What roles grant: Admin everything, Custom the union of its roles, User and
 /// Default nothing beyond self-service.
-pub fn role_permissions(roles: &Roles, role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>) -> PermissionSet {
+pub(crate) fn role_permissions(
+    roles: &Roles,
+    role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,
+) -> PermissionSet {
     match roles {
         Roles::Admin => PermissionSet::everything(),
         Roles::User | Roles::Default => PermissionSet::default(),
@@ -91,7 +94,7 @@ fn apply_mode(mode: &Permissions, inherited: PermissionSet) -> PermissionSet {
 }
 
 /// The effective permissions of `account`, a member of `groups`.
-pub fn effective(
+pub(crate) fn effective(
     account: &AccountState,
     groups: &[AccountState],
     role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,

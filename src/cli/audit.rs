@@ -48,11 +48,11 @@ pub enum AuditCommand {
 }
 
 /// Whether the command needs a server.
-pub fn needs_server(c: &AuditCommand) -> bool {
+pub(super) fn needs_server(c: &AuditCommand) -> bool {
     !matches!(c, AuditCommand::Verify { .. })
 }
 
-pub async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
+pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::History { account } => {
             let id = resolve(client, Kind::Account, &account).await.unwrap_or(account.clone());
@@ -106,7 +106,7 @@ pub async fn run_remote(client: &Client, out: &Output, command: AuditCommand) ->
     Ok(())
 }
 
-pub fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
+pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let AuditCommand::Verify { file, data_dir, checkpoint } = command else { bail!("not an offline command") };
     if let Some(dir) = data_dir {
         let ledger = crate::Ledger::open(&dir, crate::Durability::Fsync)

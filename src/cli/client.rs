@@ -21,7 +21,7 @@ pub struct Connection {
     pub token: Option<String>,
 }
 
-pub struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     api: String,
     authorization: String,
@@ -30,7 +30,7 @@ pub struct Client {
 const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
 
 impl Client {
-    pub fn connect(connection: &Connection) -> anyhow::Result<Client> {
+    pub(super) fn connect(connection: &Connection) -> anyhow::Result<Client> {
         let authorization = match (&connection.token, &connection.credentials) {
             (Some(token), _) => format!("Bearer {token}"),
             (None, Some(credentials)) => {
@@ -57,11 +57,15 @@ impl Client {
     }
 
     /// GETs a path under the server, failing on any non-success status.
-    pub async fn get(&self, path_and_query: &str) -> anyhow::Result<reqwest::Response> {
+    pub(super) async fn get(&self, path_and_query: &str) -> anyhow::Result<reqwest::Response> {
         self.get_with_accept(path_and_query, "*/*").await
     }
 
-    pub async fn get_with_accept(&self, path_and_query: &str, accept: &str) -> anyhow::Result<reqwest::Response> {
+    pub(super) async fn get_with_accept(
+        &self,
+        path_and_query: &str,
+        accept: &str,
+    ) -> anyhow::Result<reqwest::Response> {
         let url = format!("{}{path_and_query}", self.api.trim_end_matches("/api"));
         let response = self
             .http
@@ -82,7 +86,7 @@ impl Client {
     }
 
     /// Calls one method; a method error becomes an error naming its JMAP type.
-    pub async fn call(&self, method: &str, arguments: Value) -> anyhow::Result<Value> {
+    pub(super) async fn call(&self, method: &str, arguments: Value) -> anyhow::Result<Value> {
         let body = json!({"using": USING, "methodCalls": [[method, arguments, "c"]]});
         let response = self
             .http

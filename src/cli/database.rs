@@ -26,7 +26,7 @@ pub enum AccountCommand {
     Update { old: String, new: String },
 }
 
-pub enum Maintenance {
+pub(super) enum Maintenance {
     Delete(String),
     Rename(String, String),
     Purge,
@@ -51,7 +51,7 @@ impl From<AccountCommand> for Maintenance {
     }
 }
 
-pub async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Result<()> {
+pub(super) async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Result<()> {
     match m {
         Maintenance::Delete(name) => {
             let id = resolve(client, Kind::Account, &name).await?;

@@ -44,7 +44,7 @@ fn save_cursor(path: &Path, seq: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(client: &Client, args: FeedArgs) -> anyhow::Result<()> {
+pub(super) async fn run(client: &Client, args: FeedArgs) -> anyhow::Result<()> {
     let from_cursor = match &args.cursor {
         Some(path) if path.exists() => Some(
             std::fs::read_to_string(path)?

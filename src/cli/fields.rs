@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 /// Parses `key=value`. A value that looks like JSON (an object, an array, a
 /// quoted string, a number, true, false, null) is JSON; anything else is a string.
-pub fn parse(raw: &str) -> anyhow::Result<(String, Value)> {
+pub(super) fn parse(raw: &str) -> anyhow::Result<(String, Value)> {
     let Some((key, value)) = raw.split_once('=') else { bail!("{raw:?} is not key=value") };
     if key.is_empty() {
         bail!("{raw:?} has an empty key");
@@ -23,7 +23,7 @@ pub fn parse(raw: &str) -> anyhow::Result<(String, Value)> {
 }
 
 /// Builds an object from fields; `a/b=v` sets nested keys.
-pub fn object(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
+pub(super) fn object(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     for raw in fields {
         let (key, value) = parse(raw)?;
@@ -41,7 +41,7 @@ pub fn object(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
 }
 
 /// Builds a PatchObject: keys stay paths.
-pub fn patch(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
+pub(super) fn patch(fields: &[String]) -> anyhow::Result<Map<String, Value>> {
     fields.iter().map(|raw| parse(raw)).collect()
 }
 

@@ -49,7 +49,7 @@ impl FromStr for Target {
     }
 }
 
-pub enum Work {
+pub(super) enum Work {
     Get { object: Kind, id: String },
     Create { target: Target, fields: Vec<String> },
     Query { object: Kind, filters: Vec<String>, limit: Option<u64> },
@@ -58,7 +58,7 @@ pub enum Work {
     Database(Maintenance),
 }
 
-pub async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Result<()> {
+pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Result<()> {
     match work {
         Work::Get { object, id } => {
             let id = resolve(client, object, &id).await?;
@@ -129,13 +129,13 @@ pub async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Result<()
 }
 
 /// The objects with these ids.
-pub async fn get(client: &Client, object: Kind, ids: &[String]) -> anyhow::Result<Vec<Value>> {
+pub(super) async fn get(client: &Client, object: Kind, ids: &[String]) -> anyhow::Result<Vec<Value>> {
     let answer = client.call(&format!("{}/get", object.jmap()), json!({"ids": ids})).await?;
     Ok(answer["list"].as_array().cloned().unwrap_or_default())
 }
 
 /// A SetError as one line: type, properties, description.
-pub fn describe(error: &Value) -> String {
+pub(super) fn describe(error: &Value) -> String {
     let kind = error["type"].as_str().unwrap_or("error");
     let properties = error["properties"]
         .as_array()
@@ -151,7 +151,7 @@ pub fn describe(error: &Value) -> String {
 }
 
 /// The result of one `/set` item, or its SetError as an error.
-pub fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb: &str) -> anyhow::Result<Value> {
+pub(super) fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb: &str) -> anyhow::Result<Value> {
     if let Some(error) = answer[failed].get(key) {
         bail!("could not {verb}: {}", describe(error));
     }
@@ -160,7 +160,7 @@ pub fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb: &str)
 
 /// An id, or the id of the object with that name (an address or a bare name for
 /// accounts, a domain name, a role name).
-pub async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
+pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
     let exists = !get(client, object, &[given.to_owned()]).await?.is_empty();
     if exists {
         return Ok(given.to_owned());

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::objects::Kind;
 
-pub struct Output {
+pub(super) struct Output {
     json: bool,
 }
 
@@ -19,11 +19,11 @@ fn scalar(v: &Value) -> String {
 }
 
 impl Output {
-    pub fn new(json: bool, table: bool) -> Self {
+    pub(super) fn new(json: bool, table: bool) -> Self {
         Output { json: json || (!table && !std::io::stdout().is_terminal()) }
     }
 
-    pub fn is_json(&self) -> bool {
+    pub(super) fn is_json(&self) -> bool {
         self.json
     }
 
@@ -32,14 +32,14 @@ impl Output {
     }
 
     /// One object as `key: value` lines.
-    pub fn object(&self, v: &Value) {
+    pub(super) fn object(&self, v: &Value) {
         if self.json {
             return self.print_json(v);
         }
         println!("{}", key_values(v));
     }
 
-    pub fn list(&self, kind: Kind, items: &[Value], total: Option<u64>) {
+    pub(super) fn list(&self, kind: Kind, items: &[Value], total: Option<u64>) {
         if self.json {
             return self.print_json(&Value::Array(items.to_vec()));
         }
@@ -50,7 +50,7 @@ impl Output {
     }
 
     /// A created object; generated secrets are called out, since they are shown once.
-    pub fn created(&self, what: &str, v: &Value) {
+    pub(super) fn created(&self, what: &str, v: &Value) {
         let secrets: Vec<(String, String)> = v["credentials"]
             .as_array()
             .into_iter()
@@ -70,7 +70,7 @@ impl Output {
         }
     }
 
-    pub fn updated(&self, what: &str, id: &str, result: &Value) {
+    pub(super) fn updated(&self, what: &str, id: &str, result: &Value) {
         if self.json {
             return self.print_json(&json!({"updated": id, "result": result}));
         }
@@ -85,14 +85,14 @@ impl Output {
         }
     }
 
-    pub fn message(&self, text: &str, v: Value) {
+    pub(super) fn message(&self, text: &str, v: Value) {
         if self.json { self.print_json(&v) } else { println!("{text}") }
     }
 }
 
 /// `key  value` lines (`id` first, then the keys in order), nested values as
 /// compact JSON.
-pub fn key_values(v: &Value) -> String {
+pub(super) fn key_values(v: &Value) -> String {
     let Some(map) = v.as_object() else { return scalar(v) };
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort_by_key(|k| (k.as_str() != "id", *k));
@@ -117,7 +117,7 @@ fn render(mut table: comfy_table::Table) -> String {
 
 /// A table with the columns that identify each kind of object: left-aligned,
 /// two spaces between columns, no borders, no trailing spaces.
-pub fn table(kind: Kind, items: &[Value]) -> String {
+pub(super) fn table(kind: Kind, items: &[Value]) -> String {
     let columns: &[&str] = match kind {
         Kind::Account => &["id", "@type", "emailAddress", "description"],
         Kind::Domain => &["id", "name", "description"],

@@ -53,7 +53,7 @@ pub enum Command {
 
 /// What the I/O edge hands to decide.
 #[derive(Debug, Clone, Copy)]
-pub struct DecideContext {
+pub(crate) struct DecideContext {
     pub now: UtcDateTime,
 }
 
@@ -88,10 +88,10 @@ impl From<ledger_projections::Error> for Rejection {
     }
 }
 
-pub type Decision = Result<Vec<Event>, Rejection>;
+pub(crate) type Decision = Result<Vec<Event>, Rejection>;
 
 /// Decides which events `command` produces against `view`.
-pub fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> Decision {
+pub(crate) fn decide(command: &Command, view: &impl StateRead, ctx: &DecideContext) -> Decision {
     match command {
         Command::CreateDomain(c) => c.decide(view, ctx),
         Command::UpdateDomain(c) => c.decide(view),

@@ -66,7 +66,7 @@ struct Running {
 
 impl ReportUsage {
     /// Pure: decides the batch against `view`. Fails only when state is unreadable.
-    pub fn plan(&self, view: &impl StateRead) -> Result<UsagePlan, Rejection> {
+    pub(crate) fn plan(&self, view: &impl StateRead) -> Result<UsagePlan, Rejection> {
         let mut accounts: BTreeMap<ObjectId, Option<AccountState>> = BTreeMap::new();
         let mut totals: BTreeMap<(ObjectId, QuotaKind), Running> = BTreeMap::new();
         let mut outcomes = Vec::with_capacity(self.reports.len());

@@ -18,7 +18,7 @@ use super::{AppState, problem};
 use crate::audit::export::{Bound, export as write_export, resolve_range};
 use crate::auth::Principal;
 
-pub const AUDIT_PERMISSION: &str = "sysAuditExport";
+pub(super) const AUDIT_PERMISSION: &str = "sysAuditExport";
 
 /// The refusal for a principal that may not read the whole log, if it may not.
 fn refusal(principal: &Principal) -> Option<Response> {
@@ -27,14 +27,14 @@ fn refusal(principal: &Principal) -> Option<Response> {
 }
 
 #[derive(Deserialize)]
-pub struct ExportQuery {
+pub(super) struct ExportQuery {
     from: Option<String>,
     to: Option<String>,
     /// An account id or address: only its records in full, others as `skipped`.
     account: Option<String>,
 }
 
-pub async fn export(
+pub(super) async fn export(
     State(app): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     Query(q): Query<ExportQuery>,
@@ -80,7 +80,10 @@ pub async fn export(
 }
 
 /// The current end of the chain, to keep and later prove the log only grew.
-pub async fn checkpoint(State(app): State<AppState>, Extension(principal): Extension<Arc<Principal>>) -> Response {
+pub(super) async fn checkpoint(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+) -> Response {
     if let Some(denied) = refusal(&principal) {
         return denied;
     }

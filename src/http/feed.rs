@@ -23,10 +23,10 @@ use super::{AppState, LastEventId, problem};
 use crate::auth::Principal;
 use crate::feed::{FeedFilter, follow};
 
-pub const FEED_PERMISSION: &str = "sysFeedRead";
+pub(super) const FEED_PERMISSION: &str = "sysFeedRead";
 
 #[derive(Deserialize)]
-pub struct FeedQuery {
+pub(super) struct FeedQuery {
     /// Start after this position (default: `Last-Event-ID`, else the beginning).
     after: Option<u64>,
     /// Comma-separated event types to include.
@@ -37,7 +37,7 @@ pub struct FeedQuery {
     follow: Option<bool>,
 }
 
-pub async fn feed(
+pub(super) async fn feed(
     State(app): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     LastEventId(last_event_id): LastEventId,

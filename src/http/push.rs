@@ -25,7 +25,7 @@ use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state_string;
 
 #[derive(Deserialize)]
-pub struct PushQuery {
+pub(super) struct PushQuery {
     types: Option<String>,
     closeafter: Option<String>,
     ping: Option<u64>,
@@ -44,7 +44,7 @@ fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result
     Ok(SseEvent::default().id(position.to_string()).event("state").data(change.to_string()))
 }
 
-pub async fn event_source(
+pub(super) async fn event_source(
     State(app): State<AppState>,
     Extension(_principal): Extension<Arc<Principal>>,
     LastEventId(last_event_id): LastEventId,

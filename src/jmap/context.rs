@@ -49,7 +49,7 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(ledger: Ledger, sealing: Arc<SealingKey>, config: ServicesConfig) -> Self {
+    pub(crate) fn new(ledger: Ledger, sealing: Arc<SealingKey>, config: ServicesConfig) -> Self {
         Services {
             usage: UsageIngest::new(ledger.clone(), config.usage_window),
             ledger,

@@ -24,7 +24,7 @@ pub enum RequestError {
 
 impl RequestError {
     /// The HTTP status every request-level error has.
-    pub const STATUS: u16 = 400;
+    pub(crate) const STATUS: u16 = 400;
 
     /// The problem details body: `type` (`urn:ietf:params:jmap:error:<name>`),
     /// `status`, `detail`, and `limit` for a limit.

@@ -6,21 +6,21 @@ use serde_json::{Map, Value};
 use super::error::{MethodError, RequestError};
 
 /// One method call of a request.
-pub struct Invocation {
+pub(super) struct Invocation {
     pub name: String,
     pub arguments: Value,
     pub call_id: String,
 }
 
 /// A parsed request envelope.
-pub struct Request {
+pub(super) struct Request {
     pub using: Vec<String>,
     pub calls: Vec<Invocation>,
     pub created_ids: Option<Map<String, Value>>,
 }
 
 impl Request {
-    pub fn parse(value: Value) -> Result<Request, RequestError> {
+    pub(super) fn parse(value: Value) -> Result<Request, RequestError> {
         let not_request = |why: &str| RequestError::NotRequest(why.to_owned());
         let Value::Object(mut map) = value else { return Err(not_request("the request is not a JSON object")) };
         let using = match map.remove("using") {
@@ -65,12 +65,12 @@ impl Request {
 }
 
 /// Method arguments, taken one by one; leftovers are unknown arguments.
-pub struct Args {
+pub(super) struct Args {
     map: Map<String, Value>,
 }
 
 impl Args {
-    pub fn new(value: Value) -> Result<Self, MethodError> {
+    pub(super) fn new(value: Value) -> Result<Self, MethodError> {
         match value {
             Value::Object(map) => Ok(Args { map }),
             _ => Err(MethodError::invalid("arguments must be an object")),
@@ -78,20 +78,20 @@ impl Args {
     }
 
     /// Takes an optional argument; `null` counts as absent.
-    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, MethodError> {
+    pub(super) fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, MethodError> {
         match self.map.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => serde_json::from_value(v).map(Some).map_err(|e| MethodError::invalid(format!("`{name}`: {e}"))),
         }
     }
 
-    pub fn take_raw(&mut self, name: &str) -> Option<Value> {
+    pub(super) fn take_raw(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())
     }
 
     /// Checks `accountId`: absent means the primary account (as the reference
     /// examples send it); anything else must be the ledger's account.
-    pub fn account_id(&mut self) -> Result<(), MethodError> {
+    pub(super) fn account_id(&mut self) -> Result<(), MethodError> {
         match self.take::<String>("accountId")? {
             None => Ok(()),
             Some(id) if id == super::session::ACCOUNT_ID => Ok(()),
@@ -100,7 +100,7 @@ impl Args {
     }
 
     /// Refuses arguments nobody took.
-    pub fn finish(self) -> Result<(), MethodError> {
+    pub(super) fn finish(self) -> Result<(), MethodError> {
         match self.map.keys().next() {
             None => Ok(()),
             Some(name) => Err(MethodError::invalid(format!("unknown argument {name:?}"))),
@@ -109,7 +109,10 @@ impl Args {
 }
 
 /// Replaces `#name` arguments by the values they reference in earlier responses.
-pub fn resolve_references(arguments: Value, responses: &[(String, Value, String)]) -> Result<Value, MethodError> {
+pub(super) fn resolve_references(
+    arguments: Value,
+    responses: &[(String, Value, String)],
+) -> Result<Value, MethodError> {
     let Value::Object(map) = arguments else { return Ok(arguments) };
     let mut out = Map::with_capacity(map.len());
     let plain: Vec<String> = map.keys().filter(|k| !k.starts_with('#')).cloned().collect();
@@ -138,7 +141,7 @@ pub fn resolve_references(arguments: Value, responses: &[(String, Value, String)
 
 /// JSON Pointer (RFC 6901) with the JMAP `*` extension: `*` applies the rest of the
 /// path to every array item and flattens arrays that result.
-pub fn evaluate_pointer(value: &Value, path: &str) -> Result<Value, String> {
+pub(super) fn evaluate_pointer(value: &Value, path: &str) -> Result<Value, String> {
     if path.is_empty() {
         return Ok(value.clone());
     }

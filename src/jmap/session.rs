@@ -65,7 +65,7 @@ pub fn session(limits: &Limits, base: &str, username: &str) -> Value {
 }
 
 /// Changes whenever the Session object would: a digest of what it depends on.
-pub fn session_state(limits: &Limits, username: &str) -> String {
+pub(crate) fn session_state(limits: &Limits, username: &str) -> String {
     let basis = format!("{limits:?}/{username}");
     blake3::hash(basis.as_bytes()).to_hex()[..16].to_owned()
 }

@@ -4,7 +4,7 @@
 mod tx;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -269,7 +269,7 @@ impl Ledger {
     /// Flushes every keyspace and compacts it fully, so that data removed from the
     /// store (erased payloads, superseded projection values) is gone from disk,
     /// not only from view. Holds the writer meanwhile. Slow; run it off the executor.
-    pub fn compact(&self) -> Result<(), StoreError> {
+    pub(crate) fn compact(&self) -> Result<(), StoreError> {
         let _paused = self.pause_writes();
         let inner = &self.inner;
         flush_memtables(&inner.log, &inner.projections)?;
@@ -362,9 +362,4 @@ pub fn rebuild(data_dir: &Path) -> Result<u64, StoreError> {
     let replayed = replay::rebuild(&db, &log, &projections)?;
     flush_memtables(&log, &projections)?;
     Ok(replayed)
-}
-
-/// The default data directory, relative to where the service starts.
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("ledger-data")
 }

@@ -63,7 +63,7 @@ impl Tx<'_> {
 
     /// Erases the payloads at `positions` in this commit's batch (their headers
     /// stay). Records of this very commit among them are written without payload.
-    pub fn erase_payloads(&mut self, positions: &[u64]) {
+    pub(crate) fn erase_payloads(&mut self, positions: &[u64]) {
         for record in self.records.iter_mut().filter(|r| positions.contains(&r.seq())) {
             record.payload = None;
         }

@@ -193,18 +193,18 @@ async fn sigterm_finishes_writes_in_flight_then_exits_cleanly() {
 /// Sets the server's file-size limit (RLIMIT_FSIZE), so that its writes fail as
 /// on a full disk: `0` stops every file from growing.
 fn limit_file_size(served: &Served, bytes: Option<u64>) {
+    use rustix::process::{Resource, Rlimit, prlimit};
     // Only the soft limit: lowering the hard one could not be undone.
-    let limit = libc::rlimit { rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY), rlim_max: libc::RLIM_INFINITY };
-    // SAFETY: prlimit only reads `limit`; the old-limit pointer may be null.
-    let done =
-        unsafe { libc::prlimit(served.child.id() as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
-    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+    prlimit(Some(pid(served)), Resource::Fsize, Rlimit { current: bytes, maximum: None }).expect("prlimit");
 }
 
 fn terminate(served: &Served) {
-    // SAFETY: sends a signal to our own child process.
-    let done = unsafe { libc::kill(served.child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(done, 0, "kill: {}", std::io::Error::last_os_error());
+    rustix::process::kill_process(pid(served), rustix::process::Signal::TERM).expect("kill");
+}
+
+fn pid(served: &Served) -> rustix::process::Pid {
+    let raw = i32::try_from(served.child.id()).expect("a process id fits an i32");
+    rustix::process::Pid::from_raw(raw).expect("a child's process id is not 0")
 }
 
 #[tokio::test(flavor = "multi_thread")]

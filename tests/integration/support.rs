@@ -7,7 +7,7 @@ use ledger_events::model::{AccountKind, QuotaKind};
 use ledger_events::values::ObjectId;
 use ledger_events::{Actor, AuthMethod, Event};
 
-pub fn origin() -> CommitOrigin {
+pub(super) fn origin() -> CommitOrigin {
     CommitOrigin {
         actor: Actor { principal_id: "a".into(), name: "admin".into(), auth_method: AuthMethod::Fallback },
         request_id: "test".into(),
@@ -15,20 +15,20 @@ pub fn origin() -> CommitOrigin {
     }
 }
 
-pub fn create_domain(name: &str) -> Command {
+pub(super) fn create_domain(name: &str) -> Command {
     Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })
 }
 
-pub fn user(name: &str, domain: ObjectId) -> CreateAccount {
+pub(super) fn user(name: &str, domain: ObjectId) -> CreateAccount {
     CreateAccount::user(name.parse().unwrap(), domain)
 }
 
-pub fn group(name: &str, domain: ObjectId) -> CreateAccount {
+pub(super) fn group(name: &str, domain: ObjectId) -> CreateAccount {
     CreateAccount::group(name.parse().unwrap(), domain)
 }
 
 /// The id of the object the first event created.
-pub fn created_id(events: &[Event]) -> ObjectId {
+pub(super) fn created_id(events: &[Event]) -> ObjectId {
     match events.first() {
         Some(Event::AccountCreated(e)) => e.account_id,
         Some(Event::DomainCreated(e)) => e.domain_id,
@@ -37,7 +37,7 @@ pub fn created_id(events: &[Event]) -> ObjectId {
 }
 
 /// Runs one command in its own commit and returns its events.
-pub fn run(ledger: &Ledger, command: Command) -> Vec<Event> {
+pub(super) fn run(ledger: &Ledger, command: Command) -> Vec<Event> {
     ledger
         .commit_blocking(origin(), move |tx| tx.execute(&command))
         .expect("commit is durable")
@@ -48,7 +48,7 @@ pub fn run(ledger: &Ledger, command: Command) -> Vec<Event> {
 /// One step of a generated history; ids are picked among objects that exist
 /// when it runs, so most steps are valid and some are rejected, as in real traffic.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(super) enum Step {
     Domain(u8),
     User { name: u8, domain: u8, aliases: Vec<(u8, u8)>, groups: Vec<u8> },
     Group { name: u8, domain: u8 },
@@ -66,7 +66,12 @@ fn pick(ids: &[ObjectId], n: u8) -> Option<ObjectId> {
 }
 
 /// Turns a step into a command against the current state of `ledger`'s view.
-pub fn step_command(step: &Step, domains: &[ObjectId], accounts: &[ObjectId], groups: &[ObjectId]) -> Option<Command> {
+pub(super) fn step_command(
+    step: &Step,
+    domains: &[ObjectId],
+    accounts: &[ObjectId],
+    groups: &[ObjectId],
+) -> Option<Command> {
     let local = |n: u8| format!("u{}", n % 12);
     let aliases_of = |list: &[(u8, u8)]| -> Option<Vec<AliasSpec>> {
         list.iter()
@@ -126,14 +131,14 @@ pub fn step_command(step: &Step, domains: &[ObjectId], accounts: &[ObjectId], gr
 
 /// Tracks which ids exist, from the events of accepted commands.
 #[derive(Default, Debug)]
-pub struct Known {
+pub(super) struct Known {
     pub domains: Vec<ObjectId>,
     pub accounts: Vec<ObjectId>,
     pub groups: Vec<ObjectId>,
 }
 
 impl Known {
-    pub fn observe(&mut self, events: &[Event]) {
+    pub(super) fn observe(&mut self, events: &[Event]) {
         for e in events {
             match e {
                 Event::DomainCreated(d) => self.domains.push(d.domain_id),
@@ -155,7 +160,7 @@ impl Known {
 }
 
 /// A real server on 127.0.0.1, port 0, over a ledger in `dir`.
-pub struct TestServer {
+pub(super) struct TestServer {
     pub url: String,
     pub ledger: Ledger,
     pub app: ledger::http::AppState,
@@ -164,25 +169,25 @@ pub struct TestServer {
     client: reqwest::Client,
 }
 
-pub const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
-pub const ADMIN_PASSWORD: &str = "test-admin-password";
+pub(super) const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
+pub(super) const ADMIN_PASSWORD: &str = "test-admin-password";
 
 /// A Basic `Authorization` header value.
-pub fn basic(user: &str, secret: &str) -> String {
+pub(super) fn basic(user: &str, secret: &str) -> String {
     use base64::Engine;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
 }
 
-pub fn admin_auth() -> String {
+pub(super) fn admin_auth() -> String {
     basic("admin", ADMIN_PASSWORD)
 }
 
 impl TestServer {
-    pub async fn start(dir: &std::path::Path) -> TestServer {
+    pub(super) async fn start(dir: &std::path::Path) -> TestServer {
         Self::start_with(dir, |_| {}).await
     }
 
-    pub async fn start_with(
+    pub(super) async fn start_with(
         dir: &std::path::Path,
         configure: impl FnOnce(&mut ledger::jmap::ServicesConfig),
     ) -> TestServer {
@@ -212,7 +217,7 @@ impl TestServer {
     }
 
     /// Stops serving and closes the ledger, as a restart would.
-    pub async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -224,17 +229,17 @@ impl TestServer {
         tokio::task::spawn_blocking(move || ledger.shutdown()).await.unwrap();
     }
 
-    pub fn client(&self) -> &reqwest::Client {
+    pub(super) fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
     /// Posts a raw body to /api as the administrator: (status, JSON body).
-    pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    pub(super) async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
         self.post_as(Some(&admin_auth()), None, body).await
     }
 
     /// Posts with the given `Authorization` header and `X-Forwarded-For` address.
-    pub async fn post_as(
+    pub(super) async fn post_as(
         &self,
         authorization: Option<&str>,
         client_ip: Option<&str>,
@@ -254,7 +259,7 @@ impl TestServer {
     }
 
     /// Calls one method as someone else: (status, response name, arguments).
-    pub async fn call_as(
+    pub(super) async fn call_as(
         &self,
         authorization: &str,
         method: &str,
@@ -267,12 +272,12 @@ impl TestServer {
     }
 
     /// GET with the administrator's credentials.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(super) async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.url)).header("authorization", admin_auth()).send().await.unwrap()
     }
 
     /// Sends method calls with both capabilities; returns the whole response.
-    pub async fn request(&self, calls: serde_json::Value) -> serde_json::Value {
+    pub(super) async fn request(&self, calls: serde_json::Value) -> serde_json::Value {
         let (status, body) =
             self.post_raw(serde_json::json!({ "using": USING, "methodCalls": calls }).to_string()).await;
         assert_eq!(status, 200, "{body}");
@@ -280,20 +285,20 @@ impl TestServer {
     }
 
     /// Sends one method call and returns its response arguments (or error).
-    pub async fn call(&self, method: &str, args: serde_json::Value) -> (String, serde_json::Value) {
+    pub(super) async fn call(&self, method: &str, args: serde_json::Value) -> (String, serde_json::Value) {
         let body = self.request(serde_json::json!([[method, args, "c"]])).await;
         let response = &body["methodResponses"][0];
         (response[0].as_str().unwrap().to_owned(), response[1].clone())
     }
 
     /// Creates a domain and returns its id.
-    pub async fn domain(&self, name: &str) -> String {
+    pub(super) async fn domain(&self, name: &str) -> String {
         let (_, r) = self.call("x:Domain/set", serde_json::json!({"create": {"d": {"name": name}}})).await;
         r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
     }
 
     /// Creates an account from a JMAP object and returns its id.
-    pub async fn account(&self, object: serde_json::Value) -> String {
+    pub(super) async fn account(&self, object: serde_json::Value) -> String {
         let (_, r) = self.call("x:Account/set", serde_json::json!({"create": {"a": object}})).await;
         r["created"]["a"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
     }
@@ -301,7 +306,7 @@ impl TestServer {
 
 /// Replaces values that differ run to run (times, generated secrets) so that
 /// snapshots show the shape.
-pub fn redact(value: &mut serde_json::Value) {
+pub(super) fn redact(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             for (k, v) in map.iter_mut() {
@@ -317,7 +322,7 @@ pub fn redact(value: &mut serde_json::Value) {
     }
 }
 
-pub fn snapshot_settings() -> insta::Settings {
+pub(super) fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
     s.set_prepend_module_to_snapshot(false);
@@ -325,7 +330,7 @@ pub fn snapshot_settings() -> insta::Settings {
 }
 
 /// Files under `dir` (recursively) whose bytes contain `needle`.
-pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+pub(super) fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let path = entry.path();

@@ -209,7 +209,7 @@ pub(crate) fn created_id<O: JmapObject>(events: &[Event]) -> Option<ObjectId> {
 
 /// Whether the principal may see an object of `O` in this tenant.
 pub(crate) fn in_scope<O: JmapObject>(principal: &Principal, state: &O::State) -> bool {
-    !O::TENANT_SCOPED || principal.tenant.is_none() || O::tenant(state) == principal.tenant.as_ref()
+    !O::TENANT_SCOPED || principal.sees(O::tenant(state))
 }
 
 /// Whether `O` has a property of that name in any variant.
