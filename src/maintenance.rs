@@ -32,13 +32,6 @@ pub struct PurgeReport {
     pub last_position: u64,
 }
 
-/// The first log position committed at or after `at` (one past the end if none).
-fn first_position_at(ledger: &Ledger, at: UtcDateTime) -> Result<u64, StoreError> {
-    let read = ledger.read();
-    let before = UtcDateTime::from_millis(at.millis().saturating_sub(1));
-    Ok(crate::audit::asof::position_at(ledger.log(), read.view.snapshot(), before)? + 1)
-}
-
 /// Runs purge now. `trim_before` overrides the retention policy's cut.
 pub async fn purge(
     ledger: &Ledger,
@@ -53,9 +46,11 @@ pub async fn purge(
             let ledger = ledger.clone();
             let at = UtcDateTime::from_millis(cutoff);
             Some(
-                tokio::task::spawn_blocking(move || first_position_at(&ledger, at))
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("the purge's read task failed: {e}")))??,
+                tokio::task::spawn_blocking(move || {
+                    ledger.log().first_position_from(ledger.read().view.snapshot(), at)
+                })
+                .await
+                .map_err(|e| StoreError::Internal(format!("the purge's read task failed: {e}")))??,
             )
         }
         (None, None) => None,

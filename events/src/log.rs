@@ -11,6 +11,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable
 use crate::chain::{ChainError, ChainFault, ChainTail, ChainVerifier};
 use crate::codec::{self, seq_key};
 use crate::record::Record;
+use crate::values::UtcDateTime;
 
 /// Keyspace holding record headers, key = position (u64 BE).
 pub const HEADERS_KEYSPACE: &str = "log_headers";
@@ -85,6 +86,26 @@ impl EventLog {
                     .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))
             }
         }
+    }
+
+    /// The last position committed at or before `at` (0 if none). Commit times
+    /// never go backwards along the log, so this is a binary search.
+    pub fn position_at(&self, snap: &Snapshot, at: UtcDateTime) -> Result<u64> {
+        let (mut lo, mut hi) = (1u64, self.last_seq(snap)? + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.read(snap, mid)?.map(|r| r.header.commit.committed_at) {
+                Some(t) if t <= at => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// The first position committed at or after `at` (one past the end if none).
+    pub fn first_position_from(&self, snap: &Snapshot, at: UtcDateTime) -> Result<u64> {
+        let before = UtcDateTime::from_millis(at.millis().saturating_sub(1));
+        Ok(self.position_at(snap, before)? + 1)
     }
 
     /// Verifies the last `depth` records (links, hashes, payload hashes, contiguous

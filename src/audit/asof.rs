@@ -3,25 +3,11 @@
 //! replay of the whole log. An account's state at P is its events up to P.
 
 use fjall::Snapshot;
-use ledger_events::values::{ObjectId, UtcDateTime};
+use ledger_events::values::ObjectId;
 use ledger_events::{EventLog, Record};
 use ledger_projections::{AccountState, StateRead, fold_account, state};
 
 use crate::StoreError;
-
-/// The last position committed at or before `at` (0 if none). Commit times never
-/// go backwards, so this is a binary search.
-pub(crate) fn position_at(log: &EventLog, snap: &Snapshot, at: UtcDateTime) -> Result<u64, StoreError> {
-    let (mut lo, mut hi) = (1u64, log.last_seq(snap)? + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match log.read(snap, mid)?.map(|r| r.header.commit.committed_at) {
-            Some(t) if t <= at => lo = mid + 1,
-            _ => hi = mid,
-        }
-    }
-    Ok(lo - 1)
-}
 
 /// Folds records into an account state; `None` if it did not exist, or if an
 /// erased payload makes its past unknowable.

@@ -44,24 +44,15 @@ pub(crate) fn resolve_range(
     to: Option<Bound>,
 ) -> Result<(u64, u64), StoreError> {
     let last = log.last_seq(snap)?;
-    let first_at = |t: UtcDateTime| -> Result<u64, StoreError> {
-        for r in log.scan(snap, 1) {
-            let r = r?;
-            if r.header.commit.committed_at >= t {
-                return Ok(r.seq());
-            }
-        }
-        Ok(last + 1)
-    };
     let start = match from {
         None => 1,
         Some(Bound::Seq(n)) => n.max(1),
-        Some(Bound::Time(t)) => first_at(t)?,
+        Some(Bound::Time(t)) => log.first_position_from(snap, t)?,
     };
     let end = match to {
         None => last,
         Some(Bound::Seq(n)) => n.min(last),
-        Some(Bound::Time(t)) => first_at(UtcDateTime::from_millis(t.millis().saturating_add(1)))?.saturating_sub(1),
+        Some(Bound::Time(t)) => log.position_at(snap, t)?,
     };
     Ok((start, end))
 }

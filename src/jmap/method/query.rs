@@ -153,7 +153,7 @@ pub(super) fn resolve_as_of(
         Value::Number(n) => n.as_u64(),
         Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
         Value::String(s) => match s.parse() {
-            Ok(at) => return Ok(Some(crate::audit::asof::position_at(log, snap, at)?)),
+            Ok(at) => return Ok(Some(log.position_at(snap, at).map_err(crate::StoreError::from)?)),
             Err(_) => None,
         },
         _ => None,
