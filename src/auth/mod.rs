@@ -52,6 +52,12 @@ impl Principal {
         }
     }
 
+    /// Whether the principal may do something to the whole ledger: it has the
+    /// permission and is not confined to a tenant.
+    pub(crate) fn may_globally(&self, permission: &str) -> bool {
+        self.tenant.is_none() && self.may(permission)
+    }
+
     /// Whether an object of `tenant` is within this principal's tenant (always,
     /// if the principal is not tenant-scoped).
     pub(crate) fn sees(&self, tenant: Option<&ExternalId>) -> bool {

@@ -8,6 +8,23 @@ use ledger_events::model::{CredentialPermissions, Permissions, Roles};
 use ledger_events::values::{ObjectId, Permission};
 use ledger_projections::AccountState;
 
+/// The ledger's own permissions beyond those of its JMAP objects (which are
+/// the object's prefix and a verb, `sysAccountGet`; see `jmap::object`). Each
+/// is for the whole ledger: a tenant-scoped principal never has it
+/// ([`crate::auth::Principal::may_globally`]).
+pub(crate) mod ledger_wide {
+    /// `GET /api/feed`: the change feed.
+    pub(crate) const FEED_READ: &str = "sysFeedRead";
+    /// `GET /api/audit/export` and `/api/audit/checkpoint`.
+    pub(crate) const AUDIT_EXPORT: &str = "sysAuditExport";
+    /// `x:Account/reportUsage`: quota usage from mail stores.
+    pub(crate) const ACCOUNT_REPORT_USAGE: &str = "sysAccountReportUsage";
+    /// `x:Database/erase`: erasure of personal data.
+    pub(crate) const DATABASE_ERASE: &str = "sysDatabaseErase";
+    /// `x:Database/purge`: expired credentials and old change tracking.
+    pub(crate) const DATABASE_PURGE: &str = "sysDatabasePurge";
+}
+
 /// What a principal may do. `denied` always wins over `all` and `granted`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionSet {

@@ -17,13 +17,12 @@ use serde_json::json;
 use super::{AppState, problem};
 use crate::audit::export::{Bound, export as write_export, resolve_range};
 use crate::auth::Principal;
-
-pub(super) const AUDIT_PERMISSION: &str = "sysAuditExport";
+use crate::auth::permissions::ledger_wide::AUDIT_EXPORT;
 
 /// The refusal for a principal that may not read the whole log, if it may not.
 fn refusal(principal: &Principal) -> Option<Response> {
-    let allowed = principal.may(AUDIT_PERMISSION) && principal.tenant.is_none();
-    (!allowed).then(|| problem(StatusCode::FORBIDDEN, format!("{AUDIT_PERMISSION} is required")))
+    (!principal.may_globally(AUDIT_EXPORT))
+        .then(|| problem(StatusCode::FORBIDDEN, format!("{AUDIT_EXPORT} is required")))
 }
 
 #[derive(Deserialize)]

@@ -21,9 +21,8 @@ use tokio_stream::StreamExt;
 
 use super::{AppState, LastEventId, problem};
 use crate::auth::Principal;
+use crate::auth::permissions::ledger_wide::FEED_READ;
 use crate::feed::{FeedFilter, follow};
-
-pub(super) const FEED_PERMISSION: &str = "sysFeedRead";
 
 #[derive(Deserialize)]
 pub(super) struct FeedQuery {
@@ -44,8 +43,8 @@ pub(super) async fn feed(
     headers: HeaderMap,
     Query(q): Query<FeedQuery>,
 ) -> Response {
-    if !principal.may(FEED_PERMISSION) || principal.tenant.is_some() {
-        return problem(StatusCode::FORBIDDEN, format!("{FEED_PERMISSION} is required"));
+    if !principal.may_globally(FEED_READ) {
+        return problem(StatusCode::FORBIDDEN, format!("{FEED_READ} is required"));
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let ndjson = accept.contains("application/x-ndjson");

@@ -11,17 +11,7 @@ use crate::jmap::request::Args;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::state_string;
 
-const PURGE_PERMISSION: &str = "sysDatabasePurge";
-const ERASE_PERMISSION: &str = "sysDatabaseErase";
-
-/// The principal may act on the whole ledger with `permission`.
-fn may_globally(ctx: &CallContext<'_>, permission: &str) -> Result<(), MethodError> {
-    if ctx.principal.may(permission) && ctx.principal.tenant.is_none() {
-        Ok(())
-    } else {
-        Err(MethodError::needs(permission))
-    }
-}
+use crate::auth::permissions::ledger_wide::{DATABASE_ERASE, DATABASE_PURGE};
 
 /// `ids` (accounts) are destroyed if they still exist and their personal data
 /// erased; answers `erased`, `notErased` (SetErrors) and `lastPosition`.
@@ -30,7 +20,9 @@ pub(crate) async fn erase(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     args.account_id()?;
     let ids: Vec<String> = args.take("ids")?.ok_or_else(|| MethodError::invalid("ids is required"))?;
     args.finish()?;
-    may_globally(ctx, ERASE_PERMISSION)?;
+    if !ctx.principal.may_globally(DATABASE_ERASE) {
+        return Err(MethodError::needs(DATABASE_ERASE));
+    }
     let mut not_erased = Map::new();
     let mut wanted = Vec::new();
     for raw in ids {
@@ -66,7 +58,9 @@ pub(crate) async fn purge(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     args.account_id()?;
     let trim_before: Option<u64> = args.take("trimChangesBefore")?;
     args.finish()?;
-    may_globally(ctx, PURGE_PERMISSION)?;
+    if !ctx.principal.may_globally(DATABASE_PURGE) {
+        return Err(MethodError::needs(DATABASE_PURGE));
+    }
     let report =
         crate::maintenance::purge(&ctx.services.ledger, ctx.origin.clone(), ctx.services.purge_policy, trim_before)
             .await?;

@@ -119,7 +119,11 @@ struct Access<'a, O> {
 impl<O: JmapObject> Access<'_, O> {
     fn may(&self, verb: Verb) -> bool {
         // A tenant-scoped principal never changes global objects (domains, roles).
-        (O::TENANT_SCOPED || self.principal.tenant.is_none()) && self.principal.may(O::permission(verb))
+        if O::TENANT_SCOPED {
+            self.principal.may(O::permission(verb))
+        } else {
+            self.principal.may_globally(O::permission(verb))
+        }
     }
 
     fn forbidden(&self, verb: Verb) -> SetError {

@@ -11,14 +11,13 @@ use ledger_events::model::QuotaKind;
 use ledger_events::values::ObjectId;
 use ledger_projections::state;
 
+use crate::auth::permissions::ledger_wide::ACCOUNT_REPORT_USAGE;
 use crate::command::{UsageChange, UsageReport};
 use crate::jmap::context::{CallContext, blocking};
 use crate::jmap::error::{MethodError, SetError};
 use crate::jmap::request::Args;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::state_string;
-
-const USAGE_PERMISSION: &str = "sysAccountReportUsage";
 
 /// Most reports in one call: a store batching a second of deliveries fits.
 const MAX_REPORTS: usize = 10_000;
@@ -31,8 +30,8 @@ pub(crate) async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) ->
     args.account_id()?;
     let raw: Vec<Value> = args.take("reports")?.ok_or_else(|| MethodError::invalid("reports is required"))?;
     args.finish()?;
-    if !ctx.principal.may(USAGE_PERMISSION) || ctx.principal.tenant.is_some() {
-        return Err(MethodError::needs(USAGE_PERMISSION));
+    if !ctx.principal.may_globally(ACCOUNT_REPORT_USAGE) {
+        return Err(MethodError::needs(ACCOUNT_REPORT_USAGE));
     }
     if raw.len() > MAX_REPORTS {
         return Err(MethodError::RequestTooLarge(format!("at most {MAX_REPORTS} reports per call")));
