@@ -57,9 +57,7 @@ pub async fn purge(
     };
     let committed = ledger
         .commit(origin, move |tx| {
-            let now = tx.now();
-            let expired =
-                tx.execute(&Command::PurgeExpiredCredentials(PurgeExpiredCredentials { now })).map(|e| e.len());
+            let expired = tx.execute(&Command::PurgeExpiredCredentials(PurgeExpiredCredentials)).map(|e| e.len());
             if let Some(before) = before {
                 let _ = tx.execute(&Command::TrimChanges(TrimChanges { before }));
             }

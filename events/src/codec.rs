@@ -193,7 +193,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, CodecError> {
 pub fn encode_event(event: &Event) -> (&'static str, u16, Vec<u8>) {
     // Payload structs hold only strings, numbers, maps with string keys and
     // options: serde_json cannot fail on them.
-    let payload = event.payload_json().unwrap_or_default();
+    let payload = event.payload_json().expect("event payloads always serialize to JSON");
     (event.type_name(), schema_version(event.type_name()), payload)
 }
 
@@ -213,8 +213,12 @@ pub fn decode_event(event_type: &str, version: u16, payload: &[u8]) -> Result<Ev
 
 /// JSON encoding of stored values (projections). Struct field order and BTreeMaps
 /// make it deterministic, which replay-equals-live relies on.
+///
+/// Panics if `value` does not serialize, which the projected state types (plain
+/// structs, strings, numbers, maps with string keys) never do: storing empty
+/// bytes instead would lose an object silently.
 pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    serde_json::to_vec(value).expect("projected values always serialize to JSON")
 }
 
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

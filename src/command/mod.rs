@@ -102,7 +102,7 @@ pub(crate) fn decide(command: &Command, view: &impl StateRead, ctx: &DecideConte
         Command::CreateRole(c) => c.decide(view),
         Command::UpdateRole(c) => c.decide(view),
         Command::DestroyRole(c) => c.decide(view),
-        Command::PurgeExpiredCredentials(c) => c.decide(view),
+        Command::PurgeExpiredCredentials(c) => c.decide(view, ctx),
         Command::EraseAccount(c) => c.decide(view),
         Command::TrimChanges(c) => c.decide(view),
     }

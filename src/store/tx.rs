@@ -2,7 +2,6 @@
 //! each accepted command's events are sealed onto the chain and folded at once, so
 //! later commands of the same commit see them.
 
-use ledger_events::values::UtcDateTime;
 use ledger_events::{ChainTail, CommitMeta, Event, Record};
 use ledger_projections::{Overlay, SnapshotView, StateRead, apply};
 use uuid::Uuid;
@@ -23,11 +22,6 @@ impl Tx<'_> {
     /// State as of this point of the commit (earlier commands included).
     pub fn state(&self) -> &impl StateRead {
         &*self.overlay
-    }
-
-    /// The commit's time, as recorded in every event of it.
-    pub fn now(&self) -> UtcDateTime {
-        self.meta.committed_at
     }
 
     /// Decides and records one command. On rejection nothing of it is kept.
