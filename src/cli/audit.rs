@@ -7,8 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::Client;
-use super::objects::{Kind, resolve};
+use super::client::{Client, Kind, resolve};
 use super::output::Output;
 use crate::audit::export::Bound;
 use crate::audit::verify::verify_export;
@@ -109,11 +108,7 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
 pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let AuditCommand::Verify { file, data_dir, checkpoint } = command else { bail!("not an offline command") };
     if let Some(dir) = data_dir {
-        let ledger = crate::Ledger::open(&dir, crate::Durability::Fsync)
-            .with_context(|| format!("opening {}", dir.display()))?;
-        let (tail, checked) = ledger.verify().context("verifying the hash chain")?;
-        println!("ok: {checked} records, last position {}, head hash {}", tail.next_seq - 1, tail.last_hash);
-        return Ok(());
+        return super::verify_store(&dir);
     }
     let Some(file) = file else { bail!("give an export file, or --data-dir") };
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

@@ -1,11 +1,35 @@
-//! The CLI's JMAP client: connection settings, credentials, method calls, and
-//! resolving names to ids.
+//! The CLI's JMAP client: connection settings, credentials, method calls, the
+//! kinds of object it manages, resolving names to ids, and reading `/set` results.
 
 use std::io::IsTerminal;
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use serde_json::{Value, json};
+
+use ledger_events::ObjectType;
+
+use crate::jmap::session::{CORE, STALWART};
+
+/// The objects the CLI manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Account,
+    Domain,
+    Role,
+}
+
+impl Kind {
+    /// The JMAP object name, `x:Account`.
+    pub(crate) fn jmap(self) -> &'static str {
+        let object = match self {
+            Kind::Account => ObjectType::Account,
+            Kind::Domain => ObjectType::Domain,
+            Kind::Role => ObjectType::Role,
+        };
+        object.jmap_name()
+    }
+}
 
 /// Where the server is and who we are.
 #[derive(Debug, clap::Args)]
@@ -27,7 +51,7 @@ pub(super) struct Client {
     authorization: String,
 }
 
-const USING: [&str; 2] = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"];
+const USING: [&str; 2] = [CORE, STALWART];
 
 impl Client {
     pub(super) fn connect(connection: &Connection) -> anyhow::Result<Client> {
@@ -118,5 +142,74 @@ impl Client {
             });
         }
         Ok(answer[1].clone())
+    }
+}
+
+/// The objects with these ids.
+pub(super) async fn get(client: &Client, object: Kind, ids: &[String]) -> anyhow::Result<Vec<Value>> {
+    let answer = client.call(&format!("{}/get", object.jmap()), json!({"ids": ids})).await?;
+    Ok(answer["list"].as_array().cloned().unwrap_or_default())
+}
+
+/// A SetError as one line: type, properties, description.
+pub(super) fn describe(error: &Value) -> String {
+    let kind = error["type"].as_str().unwrap_or("error");
+    let properties = error["properties"]
+        .as_array()
+        .map(|p| format!(" ({})", p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")));
+    let existing = error["existingId"].as_str().map(|id| format!(" [existing id {id}]"));
+    let description = error["description"].as_str().map(|d| format!(": {d}"));
+    format!(
+        "{kind}{}{}{}",
+        properties.unwrap_or_default(),
+        description.unwrap_or_default(),
+        existing.unwrap_or_default()
+    )
+}
+
+/// The result of one `/set` item, or its SetError as an error.
+pub(super) fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb: &str) -> anyhow::Result<Value> {
+    if let Some(error) = answer[failed].get(key) {
+        bail!("could not {verb}: {}", describe(error));
+    }
+    answer[ok].get(key).cloned().ok_or_else(|| anyhow!("the server did not {verb} the object"))
+}
+
+/// An id, or the id of the object with that name (an address or a bare name for
+/// accounts, a domain name, a role name).
+pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
+    let exists = !get(client, object, &[given.to_owned()]).await?.is_empty();
+    if exists {
+        return Ok(given.to_owned());
+    }
+    let lowered = given.to_lowercase();
+    let matches: Vec<Value> = match object {
+        Kind::Account => {
+            let (name, domain) = match lowered.split_once('@') {
+                Some((n, d)) => (n.to_owned(), Some(d.to_owned())),
+                None => (lowered.clone(), None),
+            };
+            let mut filter = json!({"name": name});
+            if let Some(domain) = &domain {
+                filter["domainId"] = json!(Box::pin(resolve(client, Kind::Domain, domain)).await?);
+            }
+            let ids = client.call("x:Account/query", json!({"filter": filter})).await?;
+            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
+            get(client, object, &ids).await?.into_iter().filter(|a| a["name"] == name).collect()
+        }
+        Kind::Domain | Kind::Role => {
+            let ids = client.call(&format!("{}/query", object.jmap()), json!({"filter": {"name": given}})).await?;
+            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
+            get(client, object, &ids)
+                .await?
+                .into_iter()
+                .filter(|o| o["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(given)))
+                .collect()
+        }
+    };
+    match matches.as_slice() {
+        [one] => one["id"].as_str().map(str::to_owned).context("an object without an id"),
+        [] => bail!("no {} with id or name {given:?}", object.jmap()),
+        _ => bail!("{given:?} names {} objects of {}; use an id or name@domain", matches.len(), object.jmap()),
     }
 }

@@ -4,8 +4,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::Client;
-use super::objects::{Kind, describe, resolve, set_result};
+use super::client::{Client, Kind, describe, resolve, set_result};
 use super::output::Output;
 
 #[derive(Debug, Subcommand)]

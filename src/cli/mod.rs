@@ -44,7 +44,7 @@ pub enum Command {
     Verify(DataDirArgs),
     /// Show one object: `ledger get account alice@example.org`.
     Get {
-        object: objects::Kind,
+        object: client::Kind,
         /// Id or name (an address for accounts, a domain name, a role name).
         id: String,
     },
@@ -58,7 +58,7 @@ pub enum Command {
     },
     /// List objects: `ledger query account --filter domainId=example.org --limit 20`.
     Query {
-        object: objects::Kind,
+        object: client::Kind,
         /// A filter condition, `key=value` (text, name, domainId, memberTenantId, memberGroupIds, @type).
         #[arg(long = "filter")]
         filters: Vec<String>,
@@ -68,7 +68,7 @@ pub enum Command {
     },
     /// Change an object: `ledger update account ID --field description=Updated`.
     Update {
-        object: objects::Kind,
+        object: client::Kind,
         id: String,
         /// A patch, `path=value` (`quotas/maxDiskQuota=1000`, `aliases/0/name=info`); `null` resets.
         #[arg(long = "field", short = 'f')]
@@ -76,7 +76,7 @@ pub enum Command {
     },
     /// Destroy objects: `ledger delete account --ids ID[,ID]`.
     Delete {
-        object: objects::Kind,
+        object: client::Kind,
         #[arg(long, value_delimiter = ',', required = true)]
         ids: Vec<String>,
     },
@@ -155,38 +155,27 @@ pub struct ServeArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let out = output::Output::new(cli.json, cli.table);
-    let connection = cli.connection;
-    let client_command = |work: objects::Work| -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(async {
-            let client = client::Client::connect(&connection)?;
-            objects::run(&client, &out, work).await
-        })
-    };
+    let out = &output::Output::new(cli.json, cli.table);
+    let connection = &cli.connection;
+    let objects =
+        |work: objects::Work| with_client(connection, |client| async move { objects::run(&client, out, work).await });
     match cli.command {
-        Command::Get { object, id } => client_command(objects::Work::Get { object, id }),
-        Command::Create { target, fields } => client_command(objects::Work::Create { target, fields }),
-        Command::Query { object, filters, limit } => client_command(objects::Work::Query { object, filters, limit }),
-        Command::Update { object, id, fields } => client_command(objects::Work::Update { object, id, fields }),
-        Command::Delete { object, ids } => client_command(objects::Work::Delete { object, ids }),
-        Command::Database(c) => client_command(objects::Work::Database(c.into())),
-        Command::Account(c) => client_command(objects::Work::Database(c.into())),
+        Command::Get { object, id } => objects(objects::Work::Get { object, id }),
+        Command::Create { target, fields } => objects(objects::Work::Create { target, fields }),
+        Command::Query { object, filters, limit } => objects(objects::Work::Query { object, filters, limit }),
+        Command::Update { object, id, fields } => objects(objects::Work::Update { object, id, fields }),
+        Command::Delete { object, ids } => objects(objects::Work::Delete { object, ids }),
+        Command::Database(c) => {
+            with_client(connection, |client| async move { database::run(&client, out, c.into()).await })
+        }
+        Command::Account(c) => {
+            with_client(connection, |client| async move { database::run(&client, out, c.into()).await })
+        }
         Command::Audit(c) if audit::needs_server(&c) => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let client = client::Client::connect(&connection)?;
-                audit::run_remote(&client, &out, c).await
-            })
+            with_client(connection, |client| async move { audit::run_remote(&client, out, c).await })
         }
         Command::Audit(c) => audit::run_offline(c),
-        Command::Feed(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let client = client::Client::connect(&connection)?;
-                feed::run(&client, args).await
-            })
-        }
+        Command::Feed(args) => with_client(connection, |client| async move { feed::run(&client, args).await }),
         Command::Restore(args) => {
             let to = match (args.seq, args.at) {
                 (Some(seq), _) => crate::audit::export::Bound::Seq(seq),
@@ -210,14 +199,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("rebuilt projections from {replayed} events in {}", args.data_dir.display());
             Ok(())
         }
-        Command::Verify(args) => {
-            let ledger = Ledger::open(&args.data_dir, Durability::Fsync)
-                .with_context(|| format!("opening {}", args.data_dir.display()))?;
-            let (tail, checked) = ledger.verify().context("verifying the hash chain")?;
-            println!("ok: {checked} records, last position {}, head hash {}", tail.next_seq - 1, tail.last_hash);
-            Ok(())
-        }
+        Command::Verify(args) => verify_store(&args.data_dir),
     }
+}
+
+/// Runs `work` with a client of the server, on a runtime of its own.
+fn with_client<F, Fut>(connection: &client::Connection, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = client::Client::connect(connection)?;
+    runtime.block_on(work(client))
+}
+
+/// Verifies the whole hash chain of the stopped store in `data_dir` and prints
+/// where it ends (`ledger verify`, `ledger audit verify --data-dir`).
+fn verify_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let ledger =
+        Ledger::open(data_dir, Durability::Fsync).with_context(|| format!("opening {}", data_dir.display()))?;
+    let (tail, checked) = ledger.verify().context("verifying the hash chain")?;
+    println!("ok: {checked} records, last position {}, head hash {}", tail.next_seq - 1, tail.last_hash);
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

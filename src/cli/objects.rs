@@ -3,31 +3,12 @@
 
 use std::str::FromStr;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use serde_json::{Map, Value, json};
 
-use super::client::Client;
-use super::database::Maintenance;
+use super::client::{Client, Kind, describe, get, resolve, set_result};
 use super::fields;
 use super::output::Output;
-
-/// The objects the CLI manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kind {
-    Account,
-    Domain,
-    Role,
-}
-
-impl Kind {
-    pub fn jmap(self) -> &'static str {
-        match self {
-            Kind::Account => "x:Account",
-            Kind::Domain => "x:Domain",
-            Kind::Role => "x:Role",
-        }
-    }
-}
 
 /// What `create` makes: `account/user`, `account/group`, `domain`, `role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +36,6 @@ pub(super) enum Work {
     Query { object: Kind, filters: Vec<String>, limit: Option<u64> },
     Update { object: Kind, id: String, fields: Vec<String> },
     Delete { object: Kind, ids: Vec<String> },
-    Database(Maintenance),
 }
 
 pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Result<()> {
@@ -123,78 +103,8 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
                 bail!("could not delete {}", reasons.join("; "));
             }
         }
-        Work::Database(m) => super::database::run(client, out, m).await?,
     }
     Ok(())
-}
-
-/// The objects with these ids.
-pub(super) async fn get(client: &Client, object: Kind, ids: &[String]) -> anyhow::Result<Vec<Value>> {
-    let answer = client.call(&format!("{}/get", object.jmap()), json!({"ids": ids})).await?;
-    Ok(answer["list"].as_array().cloned().unwrap_or_default())
-}
-
-/// A SetError as one line: type, properties, description.
-pub(super) fn describe(error: &Value) -> String {
-    let kind = error["type"].as_str().unwrap_or("error");
-    let properties = error["properties"]
-        .as_array()
-        .map(|p| format!(" ({})", p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")));
-    let existing = error["existingId"].as_str().map(|id| format!(" [existing id {id}]"));
-    let description = error["description"].as_str().map(|d| format!(": {d}"));
-    format!(
-        "{kind}{}{}{}",
-        properties.unwrap_or_default(),
-        description.unwrap_or_default(),
-        existing.unwrap_or_default()
-    )
-}
-
-/// The result of one `/set` item, or its SetError as an error.
-pub(super) fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb: &str) -> anyhow::Result<Value> {
-    if let Some(error) = answer[failed].get(key) {
-        bail!("could not {verb}: {}", describe(error));
-    }
-    answer[ok].get(key).cloned().ok_or_else(|| anyhow!("the server did not {verb} the object"))
-}
-
-/// An id, or the id of the object with that name (an address or a bare name for
-/// accounts, a domain name, a role name).
-pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
-    let exists = !get(client, object, &[given.to_owned()]).await?.is_empty();
-    if exists {
-        return Ok(given.to_owned());
-    }
-    let lowered = given.to_lowercase();
-    let matches: Vec<Value> = match object {
-        Kind::Account => {
-            let (name, domain) = match lowered.split_once('@') {
-                Some((n, d)) => (n.to_owned(), Some(d.to_owned())),
-                None => (lowered.clone(), None),
-            };
-            let mut filter = json!({"name": name});
-            if let Some(domain) = &domain {
-                filter["domainId"] = json!(Box::pin(resolve(client, Kind::Domain, domain)).await?);
-            }
-            let ids = client.call("x:Account/query", json!({"filter": filter})).await?;
-            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
-            get(client, object, &ids).await?.into_iter().filter(|a| a["name"] == name).collect()
-        }
-        Kind::Domain | Kind::Role => {
-            let ids = client.call(&format!("{}/query", object.jmap()), json!({"filter": {"name": given}})).await?;
-            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
-            get(client, object, &ids)
-                .await?
-                .into_iter()
-                .filter(|o| o["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(given)))
-                .collect()
-        }
-    };
-    match matches.as_slice() {
-        [one] => one["id"].as_str().map(str::to_owned).context("an object without an id"),
-        [] => bail!("no {} with id or name {given:?}", object.jmap()),
-        _ => bail!("{given:?} names {} objects of {}; use an id or name@domain", matches.len(), object.jmap()),
-    }
 }
 
 /// Lets names stand where ids are expected: `domainId`, `memberGroupIds`, and

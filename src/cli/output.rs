@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use serde_json::{Value, json};
 
-use super::objects::Kind;
+use super::client::Kind;
 
 pub(super) struct Output {
     json: bool,
