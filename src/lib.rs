@@ -12,7 +12,6 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod command;
-mod error;
 mod feed;
 pub mod http;
 pub mod jmap;
@@ -22,7 +21,4 @@ pub mod seed;
 pub mod store;
 pub mod usage;
 
-pub use crate::{
-    error::StoreError,
-    store::{CommitInfo, CommitOrigin, Committed, Durability, Ledger, ReadState, Tx},
-};
+pub use crate::store::{CommitInfo, CommitOrigin, Committed, Durability, Ledger, ReadState, StoreError, Tx};

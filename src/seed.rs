@@ -10,7 +10,7 @@ use rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::command::{AliasSpec, Command, CreateAccount, CreateDomain, UpdateAccount};
-use crate::error::StoreError;
+use crate::store::StoreError;
 use crate::store::{CommitOrigin, Ledger};
 
 /// What to build.
@@ -176,5 +176,5 @@ fn commit_all(ledger: &Ledger, commands: Vec<Command>) -> Result<Vec<ObjectId>, 
         }
         Ok::<_, String>(created)
     })?;
-    committed.value.map_err(|e| StoreError::WriteFailed(format!("seed command refused: {e}")))
+    committed.value.map_err(|e| StoreError::Internal(format!("seed command refused: {e}")))
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::command::{Rejection, ReportUsage, UsageAccepted, UsageReport};
-use crate::error::StoreError;
+use crate::store::StoreError;
 use crate::store::{CommitInfo, CommitOrigin, Committed, Ledger};
 
 /// What became of one request's reports, and the commit that recorded them.

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::command::Rejection;
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// A request-level error: the whole request is refused with problem details
 /// (RFC 7807; RFC 8620 §3.6.1), HTTP status 400.

@@ -1,6 +1,7 @@
 //! The ledger store: one fjall database holding the event log and its projections,
 //! a single writer thread, and published read snapshots.
 
+mod error;
 mod tx;
 mod writer;
 
@@ -16,7 +17,7 @@ use ledger_projections::{Projections, SnapshotView, replay};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::error::StoreError;
+pub use error::StoreError;
 pub use tx::Tx;
 
 /// fjall replays its whole journal on open (seconds per 100 MB); a small limit
@@ -175,11 +176,10 @@ impl Ledger {
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         let writer = writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at };
-        let handle =
-            std::thread::Builder::new()
-                .name("ledger-writer".to_owned())
-                .spawn(move || writer.run(receiver))
-                .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Ledger {
             inner,
             control: Arc::new(Control { jobs: Mutex::new(Some(sender)), writer: Mutex::new(Some(handle)) }),
@@ -296,7 +296,7 @@ impl Ledger {
         let scratch = db.keyspace("maintenance_scratch", fjall::KeyspaceCreateOptions::default)?;
         let mut filler = vec![0u8; FILLER_CHUNK];
         // Incompressible, in case journal compression is ever turned on.
-        getrandom::fill(&mut filler).map_err(|e| StoreError::WriteFailed(e.to_string()))?;
+        getrandom::fill(&mut filler).map_err(|e| StoreError::Internal(format!("no random filler: {e}")))?;
         for i in 0..FILLER_CHUNKS {
             scratch.insert(i.to_be_bytes(), filler.as_slice())?;
         }

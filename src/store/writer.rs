@@ -14,9 +14,9 @@ use ledger_projections::Overlay;
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
 
+use super::StoreError;
 use super::tx::Tx;
 use super::{CommitInfo, Durability, Inner, Job, ReadState};
-use crate::error::StoreError;
 
 /// Most jobs folded into one group, so one huge burst cannot hold answers back long.
 const MAX_GROUP: usize = 1024;

@@ -1,4 +1,4 @@
-//! The service's storage-facing error type.
+//! The store's error type: why the ledger could not open, read or write.
 
 /// Why the ledger could not open, read or write.
 #[derive(Debug, thiserror::Error)]
