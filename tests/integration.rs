@@ -26,5 +26,6 @@ mod integration {
     mod snapshots;
     mod store;
     mod support;
+    mod tidy;
     mod usage;
 }

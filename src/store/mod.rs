@@ -31,6 +31,9 @@ const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How long a clean shutdown waits for its flush before leaving it to the journal.
 const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A keyspace that exists only for a moment during erasure (see `retire_journal`).
+pub const SCRATCH_KEYSPACE: &str = "maintenance_scratch";
+
 /// How many records at the end of the log are verified on every open.
 const TAIL_CHECK_DEPTH: u64 = 1024;
 
@@ -293,7 +296,7 @@ impl Ledger {
         const FILLER_CHUNK: usize = 1 << 20;
         const FILLER_CHUNKS: u32 = 65;
         let db = &self.inner.db;
-        let scratch = db.keyspace("maintenance_scratch", fjall::KeyspaceCreateOptions::default)?;
+        let scratch = db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
         let mut filler = vec![0u8; FILLER_CHUNK];
         // Incompressible, in case journal compression is ever turned on.
         getrandom::fill(&mut filler).map_err(|e| StoreError::Internal(format!("no random filler: {e}")))?;
