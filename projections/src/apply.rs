@@ -270,6 +270,10 @@ fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainS
     }
 }
 
+/// One account event folded into the account before it (`None`: it did not
+/// exist); `None` after it means destroyed or erased. Used by `apply` and by
+/// time travel, which folds an account's own events. The error says why the
+/// event does not fit the state (a damaged or misordered log).
 pub fn fold_account(old: Option<AccountState>, event: &Event) -> Result<Option<AccountState>, &'static str> {
     let mut a = match (old, event) {
         (None, Event::AccountCreated(e)) => {

@@ -14,8 +14,11 @@ use crate::view::{Space, StateRead};
 /// What an event did to its object, as `/changes` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
+    /// The event created the object.
     Created,
+    /// The event changed it.
     Updated,
+    /// The event destroyed (or erased) it.
     Destroyed,
 }
 
@@ -72,8 +75,11 @@ impl ChangeKind {
 /// encoder and decoder): object id u64 BE, kind tag (`c`/`u`/`d`), commit id (16 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChangeEntry {
+    /// The object changed.
     pub id: ObjectId,
+    /// What happened to it.
     pub kind: ChangeKind,
+    /// The commit the change belongs to (a page never splits one).
     pub commit: Uuid,
 }
 
@@ -94,22 +100,28 @@ impl ChangeEntry {
     }
 }
 
-/// One page of changes.
+/// One page of changes (RFC 8620 §5.2), each object once, in id order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangesPage {
+    /// Objects created in the window (and not destroyed in it).
     pub created: Vec<ObjectId>,
+    /// Objects that existed before the window and changed in it.
     pub updated: Vec<ObjectId>,
+    /// Objects that existed before the window and were destroyed in it.
     pub destroyed: Vec<ObjectId>,
     /// The state to ask from next: the position of the last change included.
     pub new_state: u64,
+    /// Whether more changes follow `new_state`.
     pub has_more: bool,
 }
 
 impl ChangesPage {
+    /// How many objects the page shows.
     pub fn len(&self) -> usize {
         self.created.len() + self.updated.len() + self.destroyed.len()
     }
 
+    /// Whether the page shows nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -120,7 +132,11 @@ impl ChangesPage {
 pub enum ChangesError {
     /// One commit changed more objects than `max_changes` allows in a page.
     #[error("one commit changed {objects} objects, more than a page holds")]
-    CommitTooLarge { objects: usize },
+    CommitTooLarge {
+        /// How many objects that commit shows.
+        objects: usize,
+    },
+    /// The change tracking could not be read.
     #[error(transparent)]
     Read(#[from] crate::Error),
 }

@@ -6,6 +6,8 @@
 //! change tracking. Key layouts are private to this crate (`keys`): callers use
 //! the typed reads, never raw keys.
 
+#![warn(missing_docs)] // its public surface is the typed read API: every item says what it is
+
 mod apply;
 pub mod changes;
 mod error;

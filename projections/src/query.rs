@@ -15,31 +15,45 @@ use crate::view::{Space, StateRead};
 /// A filter over accounts (RFC 8620 §5.5 FilterOperator / FilterCondition).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
+    /// Every account.
     All,
     /// Every word must prefix a word of the name, an address or the description.
     Text(String),
     /// The name starts with this (case-insensitive).
     Name(String),
+    /// The primary address is in this domain.
     DomainId(ObjectId),
+    /// The account belongs to this tenant.
     MemberTenantId(String),
+    /// The account is a member of this group.
     MemberGroupId(ObjectId),
+    /// The account's `@type`.
     Kind(AccountKind),
+    /// All of the conditions.
     And(Vec<Filter>),
+    /// Any of the conditions.
     Or(Vec<Filter>),
+    /// None of the conditions.
     Not(Vec<Filter>),
 }
 
+/// What a query sorts by (an RFC 8620 §5.5 Comparator's `property`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
     /// Creation order: ids are handed out in commit order.
     CreatedAt,
+    /// `name`, lowercase.
     Name,
+    /// `emailAddress` (the primary address).
     EmailAddress,
 }
 
+/// One Comparator of a query's `sort`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sort {
+    /// The property sorted by.
     pub key: SortKey,
+    /// `isAscending`.
     pub ascending: bool,
 }
 

@@ -20,7 +20,12 @@ use crate::error::Result;
 use crate::keys;
 use crate::view::{Space, StateRead};
 
-/// An account as it is now.
+/// An account as it is now: the properties of the Account reference page
+/// (Stalwart 0.16), as stored in `proj_accounts` (JSON, camelCase).
+#[allow(
+    missing_docs,
+    reason = "each field is the Account reference page's property of that name, camelCase on the wire"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountState {
@@ -47,11 +52,17 @@ pub struct AccountState {
 }
 
 impl AccountState {
+    /// `usedDiskQuota`: bytes stored, as the mail stores last reported.
     pub fn used_disk_quota(&self) -> u64 {
         self.usage.get(&QuotaKind::MaxDiskQuota).copied().unwrap_or(0)
     }
 }
 
+/// One `EmailAlias` of an account; `email_address` is derived as name@domain.
+#[allow(
+    missing_docs,
+    reason = "each field is the Account reference page's property of that name, camelCase on the wire"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AliasState {
@@ -63,6 +74,10 @@ pub struct AliasState {
 }
 
 /// A credential as stored for authentication; `secret_hash` is never rendered.
+#[allow(
+    missing_docs,
+    reason = "each field is the Account reference page's property of that name, camelCase on the wire"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialState {
@@ -81,6 +96,11 @@ pub struct CredentialState {
     pub otp_auth_sealed: Option<String>,
 }
 
+/// A domain as it is now (`proj_domains`).
+#[allow(
+    missing_docs,
+    reason = "each field is the Account reference page's property of that name, camelCase on the wire"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DomainState {
@@ -90,6 +110,11 @@ pub struct DomainState {
     pub created_at: UtcDateTime,
 }
 
+/// A role as it is now (`proj_roles`): a named permission list.
+#[allow(
+    missing_docs,
+    reason = "each field is the Account reference page's property of that name, camelCase on the wire"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleState {
@@ -102,7 +127,9 @@ pub struct RoleState {
 /// Whether an address belongs to an account as its primary address or as an alias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressUse {
+    /// The account's `emailAddress`.
     Primary,
+    /// One of its aliases.
     Alias,
 }
 
@@ -129,6 +156,7 @@ fn ids_under(view: &impl StateRead, prefix: &[u8], limit: usize) -> Result<Vec<O
     Ok(view.scan(Space::Index, prefix, None, limit)?.iter().filter_map(|(k, _)| keys::trailing_id(k)).collect())
 }
 
+/// The account with `id`, `None` if there is none (never was, or destroyed).
 pub fn account(view: &impl StateRead, id: ObjectId) -> Result<Option<AccountState>> {
     object(view, Space::Accounts, id)
 }
@@ -143,6 +171,7 @@ pub fn account_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>>
     ids_under(view, &[keys::TAG_KIND], limit)
 }
 
+/// The domain with `id`, `None` if there is none.
 pub fn domain(view: &impl StateRead, id: ObjectId) -> Result<Option<DomainState>> {
     object(view, Space::Domains, id)
 }
@@ -165,6 +194,7 @@ pub fn address_owner(view: &impl StateRead, address: &str) -> Result<Option<(Obj
     Ok(keys::decode_address_value(&raw))
 }
 
+/// The role with `id`, `None` if there is none.
 pub fn role(view: &impl StateRead, id: ObjectId) -> Result<Option<RoleState>> {
     object(view, Space::Roles, id)
 }
@@ -179,6 +209,7 @@ pub fn role_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
     object_ids(view, Space::Roles, limit)
 }
 
+/// The role named `name` (case-insensitive).
 pub fn role_by_name(view: &impl StateRead, name: &str) -> Result<Option<ObjectId>> {
     Ok(view.get(Space::Index, &keys::role_name(name))?.and_then(|raw| keys::decode_id(&raw)))
 }
@@ -245,6 +276,7 @@ pub fn accounts_named(view: &impl StateRead, name: &str) -> Result<Vec<ObjectId>
     ids_under(view, &prefix, usize::MAX)
 }
 
+/// The domain named `name`.
 pub fn domain_by_name(view: &impl StateRead, name: &DomainName) -> Result<Option<ObjectId>> {
     Ok(view.get(Space::Index, &keys::domain_name(name))?.and_then(|raw| keys::decode_id(&raw)))
 }

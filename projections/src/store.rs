@@ -28,6 +28,7 @@ pub struct Projections {
 }
 
 impl Projections {
+    /// Opens (creating if needed) the projection keyspaces of `db`.
     pub fn open(db: &Database) -> Result<Self> {
         let open = |s: Space| db.keyspace(s.keyspace_name(), KeyspaceCreateOptions::default);
         Ok(Projections {
@@ -67,6 +68,7 @@ impl Projections {
         }
     }
 
+    /// The projections as `snapshot` sees them.
     pub fn view(&self, snapshot: Snapshot) -> SnapshotView {
         SnapshotView::new(self.clone(), snapshot)
     }

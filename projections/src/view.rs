@@ -160,10 +160,12 @@ pub struct Overlay<R> {
 pub struct Savepoint(usize);
 
 impl<R: RawRead> Overlay<R> {
+    /// An overlay with nothing staged on `base`.
     pub fn new(base: R) -> Self {
         Overlay { base, writes: BTreeMap::new(), undo: Vec::new() }
     }
 
+    /// Stages fold output; later reads see it.
     pub fn apply(&mut self, mutations: Vec<Mutation>) {
         for m in mutations {
             let key = (m.space, m.key);
@@ -172,6 +174,7 @@ impl<R: RawRead> Overlay<R> {
         }
     }
 
+    /// The point to roll back to, to undo what is staged after it.
     pub fn savepoint(&self) -> Savepoint {
         Savepoint(self.undo.len())
     }
@@ -198,6 +201,7 @@ impl<R: RawRead> Overlay<R> {
             .collect()
     }
 
+    /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
