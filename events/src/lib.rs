@@ -21,8 +21,5 @@ pub use crate::{
     values::{InvalidValue, ObjectId, UtcDateTime},
 };
 
-/// Re-exported so that users of the log name the same fjall types.
-pub use fjall;
-
 #[cfg(test)]
 mod tests;

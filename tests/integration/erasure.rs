@@ -95,3 +95,25 @@ async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
     assert!(ledger_events::values::ObjectId::from_jmap(&again) > ledger_events::values::ObjectId::from_jmap(&erin));
     restored.stop().await;
 }
+
+/// `x:Database/erase` takes ids as every method does: a `#creationId` of the
+/// request too; an id that names nothing is `notFound`, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn erase_resolves_creation_ids_like_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let body = server
+        .request(json!([
+            ["x:Account/set", {"create": {"e": {"@type": "User", "name": "eve", "domainId": d}}}, "a"],
+            ["x:Database/erase", {"ids": ["#e", "#nope"]}, "b"]
+        ]))
+        .await;
+    let created = body["methodResponses"][0][1]["created"]["e"]["id"].as_str().unwrap().to_owned();
+    let erased = &body["methodResponses"][1][1];
+    assert_eq!(erased["erased"], json!([created]), "{erased}");
+    assert_eq!(erased["notErased"]["#nope"]["type"], "notFound", "{erased}");
+    let (_, got) = server.call("x:Account/get", json!({"ids": [created]})).await;
+    assert_eq!(got["notFound"], json!([created]));
+    server.stop().await;
+}

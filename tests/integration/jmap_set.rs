@@ -247,3 +247,23 @@ async fn creation_ids_resolve_in_keys_and_in_every_id_value() {
     assert_eq!(updated["notDestroyed"]["#nope"]["type"], "notFound");
     server.stop().await;
 }
+
+/// Fixed properties name themselves in the refusal, with the right article.
+#[tokio::test(flavor = "multi_thread")]
+async fn fixed_properties_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let id = server.account(json!({"@type": "User", "name": "alice", "domainId": d})).await;
+    let (_, r) = server.call("x:Account/set", json!({"update": {(id.clone()): {"@type": "Group"}}})).await;
+    let e = &r["notUpdated"][&id];
+    assert_eq!((e["type"].as_str(), &e["properties"]), (Some("invalidProperties"), &json!(["@type"])), "{r}");
+    assert_eq!(e["description"], "an account's @type cannot change", "{r}");
+    let (_, r) = server.call("x:Domain/set", json!({"update": {(d.clone()): {"name": "other.example"}}})).await;
+    let e = &r["notUpdated"][&d];
+    assert_eq!((e["type"].as_str(), &e["properties"]), (Some("invalidProperties"), &json!(["name"])), "{r}");
+    assert_eq!(e["description"], "a domain's name cannot change", "{r}");
+    let (_, r) = server.call("x:Account/set", json!({"update": {(id.clone()): {"createdAt": null}}})).await;
+    assert_eq!(r["notUpdated"][&id]["properties"], json!(["createdAt"]), "a server-set property cannot be reset: {r}");
+    server.stop().await;
+}

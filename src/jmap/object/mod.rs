@@ -240,12 +240,18 @@ pub(crate) fn take_fixed<O: JmapObject>(
         if patched.remove(p.name).as_ref() != current.get(p.name) {
             let why = match p.update {
                 Update::ServerSet => format!("{} is set by the server", p.name),
-                _ => format!("a {}'s {} cannot change", O::SINGULAR, p.name),
+                _ => format!("{}'s {} cannot change", with_article(O::SINGULAR), p.name),
             };
             return Err(SetError::invalid(p.name, why));
         }
     }
     Ok(())
+}
+
+/// "an account", "a domain".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {noun}")
 }
 
 /// The id a filter value names (a `#creationId` too). An id this ledger never
