@@ -69,7 +69,7 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter) -> Result<Chunk,
             break;
         }
         let line = match filter.keeps(&record) {
-            true => Some(ExportLine::record(&record).map_err(|e| StoreError::Damaged(e.to_string()))?.to_text()),
+            true => Some(ExportLine::record(&record)?.to_text()),
             false => None,
         };
         out.push((record.seq(), line));

@@ -89,6 +89,12 @@ pub(crate) struct Trailer {
 #[error("the payload at position {0} is not JSON")]
 pub(crate) struct BadPayload(pub u64);
 
+impl From<BadPayload> for crate::StoreError {
+    fn from(e: BadPayload) -> Self {
+        crate::StoreError::Damaged(e.to_string())
+    }
+}
+
 impl<'a> ExportLine<'a> {
     /// The line of a record included in full.
     pub(crate) fn record(record: &'a Record) -> Result<Self, BadPayload> {

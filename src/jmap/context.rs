@@ -84,6 +84,14 @@ pub(crate) struct CallContext<'a> {
     pub(crate) origin: CommitOrigin,
 }
 
+impl CallContext<'_> {
+    /// `forbidden` unless the principal may act on the whole ledger with
+    /// `permission` (holds it and is not tenant-scoped).
+    pub(crate) fn require_globally(&self, permission: &str) -> Result<(), MethodError> {
+        if self.principal.may_globally(permission) { Ok(()) } else { Err(MethodError::needs(permission)) }
+    }
+}
+
 /// Creation id → id of every object created earlier in the request (and those
 /// the client passed in `createdIds`), RFC 8620 §3.3 and §5.3.
 #[derive(Debug, Clone, Default)]
@@ -135,6 +143,12 @@ impl CreatedIds {
     /// How to name `raw` back to the client: the id it resolved to, else as given.
     pub(crate) fn shown(&self, raw: &str) -> String {
         self.lookup(raw).unwrap_or(raw).to_owned()
+    }
+
+    /// The object `raw` names (`None` when it names none) and how to name it
+    /// back to the client, for methods that list ids as `notFound`.
+    pub(crate) fn resolve_shown(&self, raw: &str) -> (Option<ObjectId>, String) {
+        (self.resolve(raw).ok(), self.shown(raw))
     }
 }
 

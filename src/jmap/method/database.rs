@@ -20,9 +20,7 @@ pub(crate) async fn erase(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     args.account_id()?;
     let ids: Vec<String> = args.take("ids")?.ok_or_else(|| MethodError::invalid("ids is required"))?;
     args.finish()?;
-    if !ctx.principal.may_globally(DATABASE_ERASE) {
-        return Err(MethodError::needs(DATABASE_ERASE));
-    }
+    ctx.require_globally(DATABASE_ERASE)?;
     let mut not_erased = Map::new();
     let mut wanted = Vec::new();
     for raw in ids {
@@ -58,9 +56,7 @@ pub(crate) async fn purge(ctx: &mut CallContext<'_>, arguments: Value) -> Result
     args.account_id()?;
     let trim_before: Option<u64> = args.take("trimChangesBefore")?;
     args.finish()?;
-    if !ctx.principal.may_globally(DATABASE_PURGE) {
-        return Err(MethodError::needs(DATABASE_PURGE));
-    }
+    ctx.require_globally(DATABASE_PURGE)?;
     let report =
         crate::maintenance::purge(&ctx.services.ledger, ctx.origin.clone(), ctx.services.purge_policy, trim_before)
             .await?;

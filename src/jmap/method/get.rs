@@ -30,7 +30,7 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
     }
     // Each id as given, resolved (`None` when it names nothing), and as shown back.
     let ids: Option<Vec<(Option<ObjectId>, String)>> =
-        ids.map(|ids| ids.iter().map(|raw| (ctx.created_ids.resolve(raw).ok(), ctx.created_ids.shown(raw))).collect());
+        ids.map(|ids| ids.iter().map(|raw| ctx.created_ids.resolve_shown(raw)).collect());
     let principal = Arc::clone(ctx.principal);
     if !principal.may(O::permission(Verb::Get)) {
         // Without the permission an account may still read itself, by id.

@@ -20,7 +20,7 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
     args.account_id()?;
     let ids: Vec<String> = args.take("ids")?.ok_or_else(|| MethodError::invalid("ids is required"))?;
     args.finish()?;
-    let ids: Vec<_> = ids.iter().map(|raw| (ctx.created_ids.resolve(raw).ok(), ctx.created_ids.shown(raw))).collect();
+    let ids: Vec<_> = ids.iter().map(|raw| ctx.created_ids.resolve_shown(raw)).collect();
     let principal = Arc::clone(ctx.principal);
     let permission = Account::permission(Verb::Get);
     let own = |id: &Option<_>| id.is_some_and(|id| Account::is_self(&principal, id));

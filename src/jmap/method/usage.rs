@@ -30,9 +30,7 @@ pub(crate) async fn report_usage(ctx: &mut CallContext<'_>, arguments: Value) ->
     args.account_id()?;
     let raw: Vec<Value> = args.take("reports")?.ok_or_else(|| MethodError::invalid("reports is required"))?;
     args.finish()?;
-    if !ctx.principal.may_globally(ACCOUNT_REPORT_USAGE) {
-        return Err(MethodError::needs(ACCOUNT_REPORT_USAGE));
-    }
+    ctx.require_globally(ACCOUNT_REPORT_USAGE)?;
     if raw.len() > MAX_REPORTS {
         return Err(MethodError::RequestTooLarge(format!("at most {MAX_REPORTS} reports per call")));
     }
