@@ -83,6 +83,7 @@ async fn main() {
         method: AuthMethod::Fallback,
         permissions: PermissionSet::everything(),
         tenant: None,
+        credential: None,
     });
     // The same JMAP handler with no authentication in front of it.
     let baseline = serve(

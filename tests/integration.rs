@@ -7,6 +7,7 @@ mod integration {
     mod api_docs;
     mod audit;
     mod auth;
+    mod authority;
     mod bad_input;
     mod cli;
     mod crash;

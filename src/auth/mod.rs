@@ -17,9 +17,10 @@ use ledger_events::values::{ExternalId, ObjectId, SecretHash, UtcDateTime};
 use ledger_events::{Actor, AuthMethod};
 use ledger_projections::{AccountState, AddressUse, CredentialState, SnapshotView, state};
 
+use crate::command::Writer;
 use crate::secrets::{self, Plaintext, SealingKey};
 use crate::store::Ledger;
-use permissions::PermissionSet;
+use permissions::{Bounds, PermissionSet};
 
 /// Who a request acts as.
 #[derive(Debug, Clone)]
@@ -31,6 +32,17 @@ pub struct Principal {
     pub permissions: PermissionSet,
     /// A tenant-scoped principal sees and changes only its tenant's accounts.
     pub tenant: Option<ExternalId>,
+    /// The credential it logged in with; `None` for the fallback administrator.
+    pub credential: Option<CredentialRef>,
+}
+
+/// The credential a principal logged in with: which one, the secret hash it
+/// had then (a changed secret ends a stream), and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRef {
+    pub id: ObjectId,
+    pub secret_hash: SecretHash,
+    pub bounds: Bounds,
 }
 
 impl Principal {
@@ -49,6 +61,17 @@ impl Principal {
         match self.account_id {
             Some(id) => Actor { principal_id: id.to_jmap(), name: String::new(), auth_method: self.method },
             None => Actor { principal_id: String::new(), name: self.name.clone(), auth_method: self.method },
+        }
+    }
+
+    /// The principal as the authority check of the decide step sees it.
+    pub(crate) fn writer(&self) -> Writer {
+        Writer {
+            account_id: self.account_id,
+            credential_id: self.credential.as_ref().map(|c| c.id),
+            permissions: self.permissions.clone(),
+            bounds: self.credential.as_ref().map(|c| c.bounds.clone()).unwrap_or_default(),
+            tenant: self.tenant.clone(),
         }
     }
 
@@ -222,6 +245,7 @@ impl Authenticator {
                 method: AuthMethod::Fallback,
                 permissions: PermissionSet::everything(),
                 tenant: None,
+                credential: None,
             });
         }
         let Some(account) = find_account(view, user) else {
@@ -298,6 +322,11 @@ impl Authenticator {
             method,
             permissions,
             tenant: account.member_tenant_id.clone(),
+            credential: Some(CredentialRef {
+                id: credential.id,
+                secret_hash: credential.secret_hash.clone(),
+                bounds: Bounds::of(credential),
+            }),
         }
     }
 }
@@ -331,9 +360,7 @@ fn find_account(view: &SnapshotView, user: &str) -> Option<AccountState> {
 }
 
 fn usable(c: &CredentialState, ip: IpAddr, now: UtcDateTime) -> bool {
-    let fresh = c.expires_at.is_none_or(|at| at > now);
-    let allowed = c.allowed_ips.is_empty() || c.allowed_ips.iter().any(|mask| mask.net().contains(&ip));
-    fresh && allowed
+    Bounds::of(c).allow(ip, now)
 }
 
 /// Compares two `blake3:` digests in constant time.

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use ipnet::IpNet;
 use ledger_events::model::{CredentialPermissions, Permissions, Roles};
-use ledger_events::values::{ObjectId, Permission};
-use ledger_projections::AccountState;
+use ledger_events::values::{ObjectId, Permission, UtcDateTime};
+use ledger_projections::{AccountState, CredentialState};
 
 /// The ledger's own permissions beyond those of its JMAP objects (which are
 /// the object's prefix and a verb, `sysAccountGet`; see `jmap::object`). Each
@@ -25,6 +26,38 @@ pub(crate) mod ledger_wide {
     pub(crate) const DATABASE_PURGE: &str = "sysDatabasePurge";
 }
 
+/// What the `User` role grants: self-service, as Stalwart's User role holds it
+/// (Stalwart `Permission` enum). An account without it — a `Custom` role that
+/// leaves it out, or a credential narrowed to exclude it — cannot read or
+/// change even itself.
+pub(crate) mod self_service {
+    /// `x:Account/get` of one's own account, by id.
+    pub(crate) const ACCOUNT_READ: &str = "sysAccountSettingsGet";
+    /// Set, change or remove one's own Password (secret, `otpAuth`, limits).
+    pub(crate) const PASSWORD_UPDATE: &str = "sysAccountPasswordUpdate";
+    pub(crate) const APP_PASSWORD_CREATE: &str = "sysAppPasswordCreate";
+    pub(crate) const APP_PASSWORD_UPDATE: &str = "sysAppPasswordUpdate";
+    pub(crate) const APP_PASSWORD_DESTROY: &str = "sysAppPasswordDestroy";
+    pub(crate) const API_KEY_CREATE: &str = "sysApiKeyCreate";
+    pub(crate) const API_KEY_UPDATE: &str = "sysApiKeyUpdate";
+    pub(crate) const API_KEY_DESTROY: &str = "sysApiKeyDestroy";
+
+    /// Every permission of the `User` role.
+    pub(crate) const USER_ROLE: &[&str] = &[
+        ACCOUNT_READ,
+        "sysAccountPasswordGet",
+        PASSWORD_UPDATE,
+        "sysAppPasswordGet",
+        APP_PASSWORD_CREATE,
+        APP_PASSWORD_UPDATE,
+        APP_PASSWORD_DESTROY,
+        "sysApiKeyGet",
+        API_KEY_CREATE,
+        API_KEY_UPDATE,
+        API_KEY_DESTROY,
+    ];
+}
+
 /// What a principal may do. `denied` always wins over `all` and `granted`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionSet {
@@ -40,6 +73,21 @@ impl PermissionSet {
 
     pub fn may(&self, permission: &str) -> bool {
         (self.all || self.granted.contains(permission)) && !self.denied.contains(permission)
+    }
+
+    /// The permissions `self` has that neither `before` nor `writer` has: what a
+    /// write gave a principal beyond its writer. `"every permission"` stands for
+    /// the names no list mentions (an `Admin` the writer is not). Empty when
+    /// nothing grew past the writer.
+    pub(crate) fn growth_beyond(&self, before: &PermissionSet, writer: &PermissionSet) -> Vec<String> {
+        let named: BTreeSet<&String> =
+            [self, before, writer].into_iter().flat_map(|s| s.granted.iter().chain(s.denied.iter())).collect();
+        let mut grown: Vec<String> =
+            named.into_iter().filter(|p| self.may(p) && !before.may(p) && !writer.may(p)).cloned().collect();
+        if self.all && !before.all && !writer.all {
+            grown.push("every permission".to_owned());
+        }
+        grown
     }
 
     fn union(mut self, other: PermissionSet) -> Self {
@@ -71,15 +119,57 @@ impl PermissionSet {
     }
 }
 
-/// What roles grant: Admin everything, Custom the union of its roles, User and
-/// Default nothing beyond self-service.
+/// Where and until when a credential may be used: its `allowedIps` (empty:
+/// anywhere) and `expiresAt` (`None`: never expires). Account page,
+/// `SecondaryCredential` / `PasswordCredential`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bounds {
+    pub allowed_ips: Vec<IpNet>,
+    pub expires_at: Option<UtcDateTime>,
+}
+
+impl Bounds {
+    /// The bounds of a stored credential.
+    pub(crate) fn of(credential: &CredentialState) -> Self {
+        Bounds {
+            allowed_ips: credential.allowed_ips.iter().map(|m| m.net()).collect(),
+            expires_at: credential.expires_at,
+        }
+    }
+
+    /// Whether every address and instant these bounds allow, `outer` allows too.
+    pub(crate) fn within(&self, outer: &Bounds) -> bool {
+        let addresses = outer.allowed_ips.is_empty()
+            || (!self.allowed_ips.is_empty()
+                && self.allowed_ips.iter().all(|net| outer.allowed_ips.iter().any(|o| o.contains(net))));
+        let lifetime = match (outer.expires_at, self.expires_at) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(limit), Some(at)) => at <= limit,
+        };
+        addresses && lifetime
+    }
+
+    /// Whether a credential with these bounds may be used from `ip` at `now`.
+    pub(crate) fn allow(&self, ip: std::net::IpAddr, now: UtcDateTime) -> bool {
+        let fresh = self.expires_at.is_none_or(|at| at > now);
+        fresh && (self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|net| net.contains(&ip)))
+    }
+}
+
+/// What roles grant: Admin everything, Custom the union of its roles, User
+/// self-service ([`self_service::USER_ROLE`]), a group's Default nothing.
 pub(crate) fn role_permissions(
     roles: &Roles,
     role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,
 ) -> PermissionSet {
     match roles {
         Roles::Admin => PermissionSet::everything(),
-        Roles::User | Roles::Default => PermissionSet::default(),
+        Roles::User => PermissionSet {
+            granted: self_service::USER_ROLE.iter().map(|p| (*p).to_owned()).collect(),
+            ..Default::default()
+        },
+        Roles::Default => PermissionSet::default(),
         Roles::Custom { role_ids } => {
             let granted = role_ids
                 .iter()
@@ -92,7 +182,9 @@ pub(crate) fn role_permissions(
     }
 }
 
-/// Applies an account's own permission mode to what it inherits.
+/// Applies an account's own permission mode to what it inherits. What the
+/// inherited set disables stays disabled in every mode: disabled always wins,
+/// a member's `Replace` included.
 fn apply_mode(mode: &Permissions, inherited: PermissionSet) -> PermissionSet {
     match mode {
         Permissions::Inherit => inherited,
@@ -102,11 +194,11 @@ fn apply_mode(mode: &Permissions, inherited: PermissionSet) -> PermissionSet {
             out.denied.extend(PermissionSet::of(&list.disabled_permissions));
             out
         }
-        Permissions::Replace(list) => PermissionSet {
-            all: false,
-            granted: PermissionSet::of(&list.enabled_permissions),
-            denied: PermissionSet::of(&list.disabled_permissions),
-        },
+        Permissions::Replace(list) => {
+            let mut denied = inherited.denied;
+            denied.extend(PermissionSet::of(&list.disabled_permissions));
+            PermissionSet { all: false, granted: PermissionSet::of(&list.enabled_permissions), denied }
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! One file per command, as in mini-redis.
 
 mod account_spec;
+pub(crate) mod authority;
 mod create_account;
 mod create_domain;
 mod destroy_account;
@@ -22,6 +23,7 @@ use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_projections::{StateRead, state};
 
 pub use account_spec::{AliasSpec, CredentialChange, CredentialSpec, NewCredential};
+pub use authority::Writer;
 pub use create_account::CreateAccount;
 pub use create_domain::CreateDomain;
 pub use destroy_account::DestroyAccount;
@@ -71,6 +73,9 @@ pub enum Rejection {
     StillReferenced { description: String },
     #[error("{description}")]
     OverQuota { description: String },
+    /// The writer may not make this change ([`authority`]).
+    #[error("{description}")]
+    Forbidden { description: String },
     /// The state could not be read; nothing was decided.
     #[error("internal error: {0}")]
     Internal(String),

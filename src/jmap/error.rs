@@ -202,7 +202,9 @@ impl From<Rejection> for SetError {
             Rejection::InvalidProperties { properties, description } => {
                 SetError::invalid_properties(properties, description)
             }
-            Rejection::StillReferenced { description } => SetError::forbidden(description),
+            Rejection::StillReferenced { description } | Rejection::Forbidden { description } => {
+                SetError::forbidden(description)
+            }
             Rejection::OverQuota { description } => SetError::new(SetErrorType::OverQuota, description),
             Rejection::Internal(description) => {
                 tracing::error!(%description, "internal rejection");

@@ -6,7 +6,15 @@ use ledger_events::{ChainTail, CommitMeta, Event, Record};
 use ledger_projections::{Overlay, SnapshotView, StateRead, apply};
 use uuid::Uuid;
 
+use crate::command::authority::{self, Writer};
 use crate::command::{Command, DecideContext, Rejection, decide};
+
+/// A point a commit can go back to: a command refused after it was folded.
+struct Mark {
+    savepoint: ledger_projections::Savepoint,
+    tail: ChainTail,
+    records: usize,
+}
 
 pub struct Tx<'a> {
     pub(super) overlay: &'a mut Overlay<SnapshotView>,
@@ -32,11 +40,39 @@ impl Tx<'_> {
         Ok(events)
     }
 
+    /// Decides one command written by `writer` and records it only if the
+    /// writer may make that change ([`authority`]): nothing it touches ends
+    /// with a right its writer lacks. On rejection nothing of it is kept.
+    pub fn execute_as(&mut self, command: &Command, writer: &Writer) -> Result<Vec<Event>, Rejection> {
+        let ctx = DecideContext { now: self.meta.committed_at };
+        let events = decide(command, &*self.overlay, &ctx)?;
+        authority::check_self_service(writer, &*self.overlay, &events)?;
+        let touched = authority::touched(&*self.overlay, &events)?;
+        let before = authority::held(&*self.overlay, &touched)?;
+        let mark = self.mark();
+        self.record(&events)?;
+        let after = authority::held(&*self.overlay, &touched);
+        if let Err(e) = after.and_then(|after| authority::check_growth(writer, &before, &after)) {
+            self.rollback(mark);
+            return Err(e);
+        }
+        Ok(events)
+    }
+
+    fn mark(&self) -> Mark {
+        Mark { savepoint: self.overlay.savepoint(), tail: *self.tail, records: self.records.len() }
+    }
+
+    fn rollback(&mut self, mark: Mark) {
+        self.overlay.rollback(mark.savepoint);
+        *self.tail = mark.tail;
+        self.records.truncate(mark.records);
+    }
+
     /// Records events already decided against [`Tx::state`] (for batch commands
     /// that decide more than a yes or no). On failure nothing of them is kept.
     pub fn record(&mut self, events: &[Event]) -> Result<(), Rejection> {
-        let savepoint = self.overlay.savepoint();
-        let (tail_before, records_before) = (*self.tail, self.records.len());
+        let mark = self.mark();
         for event in events {
             let record = self.tail.seal(self.meta, Uuid::now_v7(), event);
             match apply(&*self.overlay, &record.header, event) {
@@ -44,9 +80,7 @@ impl Tx<'_> {
                 Err(e) => {
                     // decide produced events the fold refuses: a bug, never the client's fault.
                     tracing::error!(error = %e, "fold rejected decided events; command dropped");
-                    self.overlay.rollback(savepoint);
-                    *self.tail = tail_before;
-                    self.records.truncate(records_before);
+                    self.rollback(mark);
                     return Err(Rejection::Internal("the ledger could not apply this change".to_owned()));
                 }
             }

@@ -235,8 +235,18 @@ async fn roles_modes_groups_and_precedence() {
     assert!(!allowed(&server.call_as(&login("custom"), "x:Account/set", create("c1")).await));
     // Inherited from the group's role.
     assert!(allowed(&server.call_as(&login("member"), "x:Account/query", query.clone()).await));
-    // Merge: gains create, loses get (disabled wins over the role).
-    assert!(allowed(&server.call_as(&login("merged"), "x:Account/set", create("m1")).await));
+    // Merge: gains create, loses get (disabled wins over the role). It creates a
+    // Group (no rights); a User would hold the User role's rights, which it lacks.
+    let (_, _, made) = server
+        .call_as(
+            &login("merged"),
+            "x:Account/set",
+            json!({"create": {"x": {"@type": "Group", "name": "m1", "domainId": d}}}),
+        )
+        .await;
+    assert!(made["created"]["x"]["id"].is_string(), "{made}");
+    let (_, _, made) = server.call_as(&login("merged"), "x:Account/set", create("m2")).await;
+    assert_eq!(made["notCreated"]["x"]["type"], "forbidden", "{made}");
     assert!(allowed(&server.call_as(&login("merged"), "x:Account/query", query.clone()).await));
     assert!(!allowed(&server.call_as(&login("merged"), "x:Account/get", json!({"ids": null})).await));
     // Replace: only what it lists, even for an Admin.

@@ -7,6 +7,7 @@ use ledger_events::values::ObjectId;
 use serde_json::{Value, json};
 
 use super::query::{resolve_as_of, take_as_of};
+use crate::auth::permissions::self_service;
 use crate::jmap::context::{CallContext, blocking};
 use crate::jmap::error::MethodError;
 use crate::jmap::object::{JmapObject, Verb, has_property, in_scope};
@@ -33,10 +34,12 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         ids.map(|ids| ids.iter().map(|raw| ctx.created_ids.resolve_shown(raw)).collect());
     let principal = Arc::clone(ctx.principal);
     if !principal.may(O::permission(Verb::Get)) {
-        // Without the permission an account may still read itself, by id.
-        let only_self = ids.as_ref().is_some_and(|ids| {
-            !ids.is_empty() && ids.iter().all(|(id, _)| id.is_some_and(|id| O::is_self(&principal, id)))
-        });
+        // Without the permission an account may still read itself, by id, with
+        // the User role's self-service permission.
+        let only_self = principal.may(self_service::ACCOUNT_READ)
+            && ids.as_ref().is_some_and(|ids| {
+                !ids.is_empty() && ids.iter().all(|(id, _)| id.is_some_and(|id| O::is_self(&principal, id)))
+            });
         if !only_self {
             return Err(MethodError::needs(O::permission(Verb::Get)));
         }

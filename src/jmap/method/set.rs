@@ -12,6 +12,7 @@ use ledger_events::values::ObjectId;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
+use crate::command::Writer;
 use crate::jmap::context::{CallContext, CreatedIds, blocking};
 use crate::jmap::error::{MethodError, SetError};
 use crate::jmap::object::{JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope};
@@ -30,6 +31,7 @@ struct SetRequest {
     created_ids: CreatedIds,
     secrets: PreparedSecrets,
     principal: Arc<Principal>,
+    writer: Writer,
 }
 
 #[derive(Default)]
@@ -65,6 +67,7 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         destroy,
         created_ids: ctx.created_ids.clone(),
         principal: Arc::clone(ctx.principal),
+        writer: ctx.principal.writer(),
         secrets,
     };
     let committed = ctx.services.ledger.commit(ctx.origin.clone(), move |tx| run::<O>(tx, request)).await?;
@@ -245,7 +248,10 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
     }
     let mut ids = request.created_ids;
     for (creation_id, object) in creation_order(request.create) {
-        match access.creation(object).and_then(|object| create_one::<O>(tx, object, &ids, &request.secrets)) {
+        match access
+            .creation(object)
+            .and_then(|object| create_one::<O>(tx, object, &ids, &request.secrets, &request.writer))
+        {
             Ok((id, rendered)) => {
                 ids.insert(creation_id.clone(), id);
                 out.created_ids.insert(creation_id.clone(), id);
@@ -262,7 +268,7 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
         match id
             .ok_or_else(|| SetError::not_found("no such object"))
             .and_then(|id| access.update(tx, id, &patch).map(|_| id))
-            .and_then(|id| update_one::<O>(tx, id, patch, &ids, &request.secrets))
+            .and_then(|id| update_one::<O>(tx, id, patch, &ids, &request.secrets, &request.writer))
         {
             Ok(result) => {
                 out.updated.insert(key, result);
@@ -277,7 +283,9 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
         let key = id.map_or(raw, |id| id.to_jmap());
         let result = match id {
             None => Err(SetError::not_found("no such object")),
-            Some(id) => access.destroy(tx, id).and_then(|_| tx.execute(&O::destroy(id)).map_err(SetError::from)),
+            Some(id) => access
+                .destroy(tx, id)
+                .and_then(|_| tx.execute_as(&O::destroy(id), &request.writer).map_err(SetError::from)),
         };
         match result {
             Ok(_) => out.destroyed.push(Value::String(key)),
@@ -295,13 +303,14 @@ fn create_one<O: JmapObject>(
     object: Value,
     ids: &CreatedIds,
     secrets: &PreparedSecrets,
+    writer: &Writer,
 ) -> Result<(ObjectId, Map<String, Value>), SetError> {
     let Value::Object(object) = object else {
         return Err(SetError::invalid_properties(vec![], "a create must be an object"));
     };
     let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
     let command = O::parse_create(object, &mut ctx)?;
-    let events = tx.execute(&command)?;
+    let events = tx.execute_as(&command, writer)?;
     let id =
         created_id::<O>(&events).ok_or_else(|| SetError::forbidden(format!("the {} was not created", O::SINGULAR)))?;
     let mut rendered = rendered::<O>(tx, id);
@@ -322,6 +331,7 @@ fn update_one<O: JmapObject>(
     patch: Value,
     ids: &CreatedIds,
     secrets: &PreparedSecrets,
+    writer: &Writer,
 ) -> Result<Value, SetError> {
     let Value::Object(patch) = patch else { return Err(SetError::invalid_patch("a patch must be an object")) };
     let current = O::fetch(tx.state(), id)
@@ -332,7 +342,7 @@ fn update_one<O: JmapObject>(
     let Value::Object(object) = object else { return Err(SetError::invalid_patch("not an object")) };
     let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
     let command = O::parse_update(&current, object, &mut ctx)?;
-    let events = tx.execute(&command)?;
+    let events = tx.execute_as(&command, writer)?;
     if ctx.generated.is_empty() {
         return Ok(Value::Null);
     }

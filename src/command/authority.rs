@@ -1,0 +1,253 @@
+//! The authority check of the decide step: whether the principal writing a
+//! command may make the change its events describe. Three rules, each decided
+//! here and nowhere else (docs/auth.md):
+//!
+//! 1. **No growth past the writer.** After the command, no principal it
+//!    touches — an account, each of its credentials, the members of a group it
+//!    changes, every holder of a role it changes — holds a permission it did not
+//!    hold before unless the writer holds it too. A credential whose secret is
+//!    new, or whose second factor is turned off, is a new holder: all its rights
+//!    count as new. A credential whose `allowedIps` or `expiresAt` widen must
+//!    stay within the writer's own credential's.
+//! 2. **Self-service is by permission.** An account changing its own
+//!    credentials without `sysAccountUpdate` needs the permission of each change
+//!    (`sysAccountPasswordUpdate`, `sysApiKeyCreate`, …), as Stalwart's User
+//!    role grants them; nothing else of itself.
+//! 3. **The second factor guards the Password.** An account with `otpAuth` set
+//!    changes or removes its Password (secret, second factor, limits) only when
+//!    it logged in with that Password and a current code.
+//!
+//! Pure: the caller hands in the state before and after (as [`Held`] maps) and
+//! the events; time and identity arrive with the [`Writer`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ledger_events::model::{AccountKind, CredentialKind, Roles};
+use ledger_events::values::{ExternalId, ObjectId, SecretHash};
+use ledger_events::{Event, ObjectType};
+use ledger_projections::{AccountState, StateRead, state};
+
+use super::Rejection;
+use crate::auth::permissions::{self, Bounds, PermissionSet, self_service};
+
+/// The principal a command is written by, as the authority check sees it.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// `None` for the fallback administrator.
+    pub account_id: Option<ObjectId>,
+    /// The credential the writer logged in with (`None`: the fallback administrator).
+    pub credential_id: Option<ObjectId>,
+    /// Its effective permissions, after its credential's narrowing.
+    pub permissions: PermissionSet,
+    /// Where and until when its credential may be used.
+    pub bounds: Bounds,
+    pub tenant: Option<ExternalId>,
+}
+
+/// A principal that may act: an account itself (`credential: None`) or one
+/// of its credentials.
+pub(crate) type PrincipalKey = (ObjectId, Option<ObjectId>);
+
+/// What one principal holds at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Held {
+    permissions: PermissionSet,
+    bounds: Bounds,
+    /// Who can present it: the credential's stored secret hash.
+    secret: Option<SecretHash>,
+    otp: bool,
+    tenant: Option<ExternalId>,
+}
+
+/// The accounts whose rights `events` may change: each account an event is
+/// about, the members of each group among them, and every holder (directly or
+/// through a group) of a role an event changes.
+pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSet<ObjectId>, Rejection> {
+    let mut subjects = BTreeSet::new();
+    let mut roles = BTreeSet::new();
+    for event in events {
+        match event.subject() {
+            Some((ObjectType::Account, id)) => {
+                subjects.insert(id);
+            }
+            Some((ObjectType::Role, id)) if !matches!(event, Event::RoleCreated(_)) => {
+                roles.insert(id.to_jmap());
+            }
+            _ => {}
+        }
+    }
+    let mut accounts = subjects.clone();
+    for id in subjects {
+        if state::account(view, id)?.is_some_and(|a| a.kind == AccountKind::Group) {
+            accounts.extend(state::group_members(view, id)?);
+        }
+    }
+    if !roles.is_empty() {
+        for account in state::accounts(view)? {
+            let holds = matches!(&account.roles, Roles::Custom { role_ids } if role_ids.iter().any(|r| roles.contains(r.as_str())));
+            if holds {
+                accounts.insert(account.id);
+                if account.kind == AccountKind::Group {
+                    accounts.extend(state::group_members(view, account.id)?);
+                }
+            }
+        }
+    }
+    Ok(accounts)
+}
+
+/// What each principal of `accounts` holds in `view`.
+pub(crate) fn held(
+    view: &impl StateRead,
+    accounts: &BTreeSet<ObjectId>,
+) -> Result<BTreeMap<PrincipalKey, Held>, Rejection> {
+    let mut out = BTreeMap::new();
+    for id in accounts {
+        let Some(account) = state::account(view, *id)? else { continue };
+        let set = effective(view, &account)?;
+        let tenant = account.member_tenant_id.clone();
+        for c in &account.credentials {
+            out.insert(
+                (account.id, Some(c.id)),
+                Held {
+                    permissions: set.clone().narrowed(c.permissions.as_ref()),
+                    bounds: Bounds::of(c),
+                    secret: Some(c.secret_hash.clone()),
+                    otp: c.otp_enabled,
+                    tenant: tenant.clone(),
+                },
+            );
+        }
+        out.insert(
+            (account.id, None),
+            Held { permissions: set, bounds: Bounds::default(), secret: None, otp: false, tenant },
+        );
+    }
+    Ok(out)
+}
+
+/// The effective permissions of `account` in `view` (roles, groups, mode).
+pub(crate) fn effective(view: &impl StateRead, account: &AccountState) -> Result<PermissionSet, Rejection> {
+    let mut groups = Vec::with_capacity(account.member_group_ids.len());
+    for g in &account.member_group_ids {
+        groups.extend(state::account(view, *g)?);
+    }
+    let mut roles = BTreeMap::new();
+    for a in std::iter::once(account).chain(groups.iter()) {
+        if let Roles::Custom { role_ids } = &a.roles {
+            for id in role_ids.iter().filter_map(|r| ObjectId::from_jmap(r.as_str())) {
+                if let Some(role) = state::role(view, id)? {
+                    roles.insert(id, role.permissions);
+                }
+            }
+        }
+    }
+    Ok(permissions::effective(account, &groups, &|id| roles.get(&id).cloned()))
+}
+
+/// Rule 1: compares what every touched principal held before and after.
+pub(crate) fn check_growth(
+    writer: &Writer,
+    before: &BTreeMap<PrincipalKey, Held>,
+    after: &BTreeMap<PrincipalKey, Held>,
+) -> Result<(), Rejection> {
+    for (key, now) in after {
+        // The same holder: same secret, second factor not dropped, same tenant.
+        let was =
+            before.get(key).filter(|was| was.secret == now.secret && (now.otp || !was.otp) && was.tenant == now.tenant);
+        let empty = PermissionSet::default();
+        let grown = now.permissions.growth_beyond(was.map_or(&empty, |w| &w.permissions), &writer.permissions);
+        if !grown.is_empty() {
+            return Err(Rejection::Forbidden {
+                description: format!(
+                    "{} would hold {}, which this principal does not hold",
+                    who(key),
+                    grown.join(", ")
+                ),
+            });
+        }
+        let widened = was.is_none_or(|was| !now.bounds.within(&was.bounds));
+        if key.1.is_some() && widened && !now.bounds.within(&writer.bounds) {
+            return Err(Rejection::Forbidden {
+                description: format!(
+                    "{} would be usable from addresses or for longer than this principal's own credential",
+                    who(key)
+                ),
+            });
+        }
+        if was.is_none() && writer.tenant.is_some() && now.tenant != writer.tenant {
+            return Err(Rejection::Forbidden { description: format!("{} would be outside your tenant", who(key)) });
+        }
+    }
+    Ok(())
+}
+
+fn who((account, credential): &PrincipalKey) -> String {
+    match credential {
+        Some(c) => format!("credential {c} of account {account}"),
+        None => format!("account {account}"),
+    }
+}
+
+/// Rules 2 and 3: what the writer's own account may change of itself. `view`
+/// is the state before the events.
+pub(crate) fn check_self_service(writer: &Writer, view: &impl StateRead, events: &[Event]) -> Result<(), Rejection> {
+    let Some(me) = writer.account_id else { return Ok(()) };
+    let mine: Vec<&Event> =
+        events.iter().filter(|e| matches!(e.subject(), Some((ObjectType::Account, id)) if id == me)).collect();
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let Some(account) = state::account(view, me)? else { return Ok(()) };
+    let password = account.credentials.iter().find(|c| c.kind == CredentialKind::Password);
+    let kind_of = |id: ObjectId| account.credentials.iter().find(|c| c.id == id).map(|c| c.kind);
+    let general = writer.permissions.may("sysAccountUpdate");
+    for event in mine {
+        let (kind, needed) = match event {
+            Event::CredentialAdded(c) => (Some(c.kind), create_permission(c.kind)),
+            Event::CredentialUpdated(c) => {
+                let kind = kind_of(c.credential_id);
+                (kind, kind.map_or("sysAccountUpdate", update_permission))
+            }
+            Event::CredentialRemoved(c) => (Some(c.kind), destroy_permission(c.kind)),
+            _ => (None, "sysAccountUpdate"),
+        };
+        if !general && !writer.permissions.may(needed) {
+            return Err(Rejection::Forbidden { description: format!("{needed} is required") });
+        }
+        let second_factor = password.is_some_and(|p| p.otp_enabled);
+        let proved = password.is_some_and(|p| writer.credential_id == Some(p.id));
+        if kind == Some(CredentialKind::Password) && second_factor && !proved {
+            return Err(Rejection::Forbidden {
+                description: "the Password of an account with a second factor changes only after a login with \
+                              that Password and a current code"
+                    .to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn create_permission(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Password => self_service::PASSWORD_UPDATE,
+        CredentialKind::AppPassword => self_service::APP_PASSWORD_CREATE,
+        CredentialKind::ApiKey => self_service::API_KEY_CREATE,
+    }
+}
+
+fn update_permission(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Password => self_service::PASSWORD_UPDATE,
+        CredentialKind::AppPassword => self_service::APP_PASSWORD_UPDATE,
+        CredentialKind::ApiKey => self_service::API_KEY_UPDATE,
+    }
+}
+
+fn destroy_permission(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Password => self_service::PASSWORD_UPDATE,
+        CredentialKind::AppPassword => self_service::APP_PASSWORD_DESTROY,
+        CredentialKind::ApiKey => self_service::API_KEY_DESTROY,
+    }
+}

@@ -1,0 +1,284 @@
+//! Authorization against the real server: no write leaves a principal with a
+//! right, an address range or a lifetime its writer lacks; the second factor
+//! guards the Password; disabled permissions win over a member's `Replace`.
+//! Each test is one of the failing inputs of the authorization review, with the
+//! answer it must get.
+
+use serde_json::{Value, json};
+
+use super::support::{TestServer, basic};
+
+/// Creates a role and returns its id.
+async fn role(server: &TestServer, name: &str, permissions: &[&str]) -> String {
+    let (_, r) = server.call("x:Role/set", json!({"create": {"r": {"name": name, "permissions": permissions}}})).await;
+    r["created"]["r"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
+/// Creates a user with `extra` fields and one ApiKey narrowed by `key`;
+/// returns (id, `Bearer` header of the key).
+async fn user_with_key(server: &TestServer, name: &str, domain: &str, extra: Value, key: Value) -> (String, String) {
+    let mut object = json!({"@type": "User", "name": name, "domainId": domain, "credentials": [
+        {"@type": "ApiKey", "description": "key", "permissions": key}]});
+    for (k, v) in extra.as_object().unwrap() {
+        object[k] = v.clone();
+    }
+    let (_, r) = server.call("x:Account/set", json!({"create": {"a": object}})).await;
+    let a = &r["created"]["a"];
+    let secret = a["credentials"][0]["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
+    (a["id"].as_str().unwrap().to_owned(), format!("Bearer {secret}"))
+}
+
+fn inherit() -> Value {
+    json!({"@type": "Inherit"})
+}
+
+/// The SetError of one item of a `/set` answer.
+fn refusal<'a>(answer: &'a Value, kind: &str, key: &str) -> &'a Value {
+    &answer[kind][key]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_cannot_create_an_account_with_rights_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let r = role(&server, "helpdesk", &["sysAccountGet", "sysAccountCreate", "sysAccountQuery"]).await;
+    let (_, bob) =
+        user_with_key(&server, "bob", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    let eve = |roles: Value| {
+        json!({"create": {"e": {"@type": "User", "name": "eve", "domainId": d, "roles": roles,
+            "credentials": [{"@type": "ApiKey", "description": "k", "permissions": {"@type": "Inherit"}}]}}})
+    };
+    let (_, _, answer) = server.call_as(&bob, "x:Account/set", eve(json!({"@type": "Admin"}))).await;
+    let error = refusal(&answer, "notCreated", "e");
+    assert_eq!(error["type"], "forbidden", "{answer}");
+    assert!(error["description"].as_str().unwrap().contains("every permission"), "{error}");
+    let (_, found) = server.call("x:Account/query", json!({"filter": {"name": "eve"}})).await;
+    assert_eq!(found["ids"], json!([]), "nothing of the refused create is kept");
+    // A User holds the User role's self-service rights, which bob lacks too.
+    let (_, _, answer) = server.call_as(&bob, "x:Account/set", eve(json!({"@type": "User"}))).await;
+    let error = refusal(&answer, "notCreated", "e");
+    assert!(error["description"].as_str().unwrap().contains("sysApiKeyCreate"), "{answer}");
+    // What bob holds he may give.
+    let (_, _, answer) = server.call_as(&bob, "x:Account/set", eve(json!({"@type": "Custom", "roleIds": [r]}))).await;
+    assert!(answer["created"]["e"]["id"].is_string(), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_cannot_raise_its_own_roles_or_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let r = role(&server, "editor", &["sysAccountGet", "sysAccountUpdate"]).await;
+    let (carol_id, carol) =
+        user_with_key(&server, "carol", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    for patch in [
+        json!({"roles": {"@type": "Admin"}}),
+        json!({"permissions": {"@type": "Merge", "enabledPermissions": ["sysDomainCreate"]}}),
+        json!({"permissions": {"@type": "Replace", "enabledPermissions": ["sysAccountGet", "sysAuditExport"]}}),
+    ] {
+        let (_, _, answer) =
+            server.call_as(&carol, "x:Account/set", json!({"update": {&carol_id: patch.clone()}})).await;
+        assert_eq!(refusal(&answer, "notUpdated", &carol_id)["type"], "forbidden", "{patch}: {answer}");
+    }
+    let (_, _, domains) = server.call_as(&carol, "x:Domain/set", json!({"create": {"x": {"name": "x.test"}}})).await;
+    assert_eq!(domains["type"], "forbidden");
+    // Within her rights she still updates herself.
+    let (_, _, answer) =
+        server.call_as(&carol, "x:Account/set", json!({"update": {&carol_id: {"description": "editor"}}})).await;
+    assert!(answer["updated"].get(&carol_id).is_some(), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_editor_cannot_add_permissions_it_lacks_to_a_role_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let r = role(&server, "role-editor", &["sysRoleGet", "sysRoleUpdate"]).await;
+    let (_, editor) =
+        user_with_key(&server, "ed", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    let widened =
+        json!({"update": {&r: {"permissions": ["sysRoleGet", "sysRoleUpdate", "sysDomainCreate", "sysAuditExport"]}}});
+    let (_, _, answer) = server.call_as(&editor, "x:Role/set", widened).await;
+    let error = refusal(&answer, "notUpdated", &r);
+    assert_eq!(error["type"], "forbidden", "{answer}");
+    assert!(error["description"].as_str().unwrap().contains("sysAuditExport"), "{error}");
+    let (_, _, domains) = server.call_as(&editor, "x:Domain/set", json!({"create": {"x": {"name": "x.test"}}})).await;
+    assert_eq!(domains["type"], "forbidden");
+    let export = server
+        .client()
+        .get(format!("{}/api/audit/export", server.url))
+        .header("authorization", &editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status().as_u16(), 403);
+    // The same holds through a group that has the role.
+    let other = role(&server, "other", &["sysRoleGet", "sysRoleUpdate"]).await;
+    let g = server
+        .account(
+            json!({"@type": "Group", "name": "g", "domainId": d, "roles": {"@type": "Custom", "roleIds": [other]}}),
+        )
+        .await;
+    server.account(json!({"@type": "User", "name": "member", "domainId": d, "memberGroupIds": [g]})).await;
+    let (_, _, answer) =
+        server.call_as(&editor, "x:Role/set", json!({"update": {&other: {"permissions": ["sysDomainCreate"]}}})).await;
+    assert_eq!(refusal(&answer, "notUpdated", &other)["type"], "forbidden", "{answer}");
+    // Narrowing a role is fine.
+    let (_, _, answer) =
+        server.call_as(&editor, "x:Role/set", json!({"update": {&other: {"permissions": ["sysRoleGet"]}}})).await;
+    assert!(answer["updated"].get(&other).is_some(), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_narrowed_key_cannot_mint_a_wider_one_or_set_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"u": {"@type": "User", "name": "dave", "domainId": d, "roles": {"@type": "Admin"}, "credentials": [
+                {"@type": "Password", "secret": "dave-password"},
+                {"@type": "ApiKey", "description": "read", "permissions": {"@type": "Replace", "permissions": ["sysAccountGet"]}},
+                {"@type": "ApiKey", "description": "self-service", "permissions": {"@type": "Replace", "permissions":
+                    ["sysAccountGet", "sysAccountUpdate", "sysApiKeyCreate", "sysAccountPasswordUpdate"]}}
+            ]}}}),
+        )
+        .await;
+    let dave = r["created"]["u"]["id"].as_str().unwrap().to_owned();
+    let key = |i: usize| format!("Bearer {}", r["created"]["u"]["credentials"][i]["secret"].as_str().unwrap());
+    for k in [key(1), key(2)] {
+        let (_, _, answer) = server
+            .call_as(
+                &k,
+                "x:Account/set",
+                json!({"update": {&dave: {"credentials/3": {"@type": "ApiKey", "description": "x", "permissions": {"@type": "Inherit"}}}}}),
+            )
+            .await;
+        assert_eq!(refusal(&answer, "notUpdated", &dave)["type"], "forbidden", "{answer}");
+        let (_, _, answer) =
+            server.call_as(&k, "x:Account/set", json!({"update": {&dave: {"credentials/0/secret": "new pass"}}})).await;
+        assert_eq!(refusal(&answer, "notUpdated", &dave)["type"], "forbidden", "{answer}");
+    }
+    let (status, _) =
+        server.post_as(Some(&basic("dave@example.org", "new pass")), None, r#"{"using":[],"methodCalls":[]}"#).await;
+    assert_eq!(status, 401, "the password did not change");
+    // A key as narrow as the minting one is fine.
+    let (_, _, answer) = server
+        .call_as(
+            &key(2),
+            "x:Account/set",
+            json!({"update": {&dave: {"credentials/3": {"@type": "ApiKey", "description": "x", "permissions": {"@type": "Replace", "permissions": ["sysAccountGet"]}}}}}),
+        )
+        .await;
+    assert!(answer["updated"][&dave]["credentials"].is_array(), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_password_cannot_mint_a_credential_beyond_its_addresses_or_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let expires = ledger_events::values::UtcDateTime::from_millis(now as i64 + 120_000).to_string();
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"u": {"@type": "User", "name": "uma", "domainId": d, "credentials": [
+                {"@type": "AppPassword", "description": "laptop", "permissions": {"@type": "Inherit"},
+                 "allowedIps": ["127.0.0.1/32"], "expiresAt": expires}]}}}),
+        )
+        .await;
+    let uma = r["created"]["u"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let app = basic("uma@example.org", r["created"]["u"]["credentials"][0]["secret"].as_str().unwrap());
+    let mint = |bounds: Value| {
+        let mut key = json!({"@type": "ApiKey", "description": "minted", "permissions": {"@type": "Inherit"}});
+        for (k, v) in bounds.as_object().unwrap() {
+            key[k] = v.clone();
+        }
+        json!({"update": {&uma: {"credentials/1": key}}})
+    };
+    for (what, bounds) in [
+        ("no limits", json!({})),
+        ("no expiry", json!({"allowedIps": ["127.0.0.1/32"]})),
+        ("no address limit", json!({"expiresAt": expires})),
+        ("a wider range", json!({"allowedIps": ["127.0.0.0/8"], "expiresAt": expires})),
+    ] {
+        let (_, _, answer) = server.call_as(&app, "x:Account/set", mint(bounds)).await;
+        assert_eq!(refusal(&answer, "notUpdated", &uma)["type"], "forbidden", "{what}: {answer}");
+    }
+    let (_, _, answer) = server
+        .call_as(&app, "x:Account/set", mint(json!({"allowedIps": ["127.0.0.1/32"], "expiresAt": expires})))
+        .await;
+    assert!(answer["updated"][&uma]["credentials"].is_array(), "within its bounds: {answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_second_factor_guards_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let uri = "otpauth://totp/ledger:ursula?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ledger";
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"u": {"@type": "User", "name": "ursula", "domainId": d, "credentials": [
+                {"@type": "Password", "secret": "ursula-password", "otpAuth": uri},
+                {"@type": "AppPassword", "description": "phone", "permissions": {"@type": "Inherit"}}]}}}),
+        )
+        .await;
+    let u = r["created"]["u"]["id"].as_str().unwrap().to_owned();
+    let app = basic("ursula@example.org", r["created"]["u"]["credentials"][1]["secret"].as_str().unwrap());
+    for patch in [
+        json!({"credentials/0/otpAuth": "", "credentials/0/secret": "chosen"}),
+        json!({"credentials/0/otpAuth": ""}),
+        json!({"credentials/0/secret": "chosen"}),
+        json!({"credentials/0/allowedIps": ["10.0.0.0/8"]}),
+    ] {
+        let (_, _, answer) = server.call_as(&app, "x:Account/set", json!({"update": {&u: patch.clone()}})).await;
+        let error = refusal(&answer, "notUpdated", &u);
+        assert_eq!(error["type"], "forbidden", "{patch}: {answer}");
+        assert!(error["description"].as_str().unwrap().contains("second factor"), "{error}");
+    }
+    let (status, _) =
+        server.post_as(Some(&basic("ursula@example.org", "chosen")), None, r#"{"using":[],"methodCalls":[]}"#).await;
+    assert_eq!(status, 401);
+    // With the Password and a current code the account may change it.
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+    let code = totp.generate_current().unwrap();
+    let proved = basic("ursula@example.org", &format!("ursula-password${code}"));
+    let (_, _, answer) =
+        server.call_as(&proved, "x:Account/set", json!({"update": {&u: {"credentials/0/otpAuth": ""}}})).await;
+    assert!(answer["updated"].get(&u).is_some(), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_disabled_permission_wins_over_a_members_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let g = server
+        .account(json!({"@type": "Group", "name": "g", "domainId": d,
+            "permissions": {"@type": "Merge", "disabledPermissions": ["sysAccountGet"]}}))
+        .await;
+    let (_, m) = user_with_key(
+        &server,
+        "m",
+        &d,
+        json!({"memberGroupIds": [g], "permissions": {"@type": "Replace", "enabledPermissions": ["sysAccountGet", "sysAccountQuery"]}}),
+        inherit(),
+    )
+    .await;
+    let (_, name, error) = server.call_as(&m, "x:Account/get", json!({"ids": null})).await;
+    assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("forbidden")), "{error}");
+    let (_, name, _) = server.call_as(&m, "x:Account/query", json!({})).await;
+    assert_eq!(name, "x:Account/query", "what the group does not disable stays");
+    server.stop().await;
+}
