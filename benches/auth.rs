@@ -52,7 +52,7 @@ async fn rate(client: &reqwest::Client, url: &str, authorization: Option<&str>, 
         let authorization = authorization.map(str::to_owned);
         tasks.push(tokio::spawn(async move {
             for _ in 0..total / CONCURRENCY {
-                let mut request = client.post(&url).body(body.clone());
+                let mut request = client.post(&url).header("content-type", "application/json").body(body.clone());
                 if let Some(a) = &authorization {
                     request = request.header("authorization", a);
                 }
@@ -113,6 +113,7 @@ async fn main() {
     let created: serde_json::Value = client
         .post(format!("{authenticated}/api"))
         .header("authorization", &admin_auth)
+        .header("content-type", "application/json")
         .body(setup.to_string())
         .send()
         .await

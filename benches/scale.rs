@@ -144,8 +144,14 @@ async fn http_requests_per_s(app: ledger::http::AppState, users: Arc<Vec<String>
                     let id = &users[rng.below(users.len())];
                     let body = json!({"using": ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"],
                         "methodCalls": [["x:Account/get", {"ids": [id]}, "c"]]});
-                    let response =
-                        client.post(&url).header("authorization", basic()).body(body.to_string()).send().await.unwrap();
+                    let response = client
+                        .post(&url)
+                        .header("authorization", basic())
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(response.status(), 200);
                     response.bytes().await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);

@@ -140,16 +140,22 @@ pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Re
     file.sync_all()
 }
 
-/// Checks a TOTP code against an `otpauth://totp/` URI, allowing one step of
-/// clock skew either way.
-pub(crate) fn check_totp(otp_auth: &str, code: &str, unix_seconds: u64) -> bool {
-    match totp_rs::TOTP::from_url_unchecked(otp_auth) {
-        Ok(mut totp) => {
-            totp.skew = 1;
-            totp.check(code, unix_seconds)
+/// The time step (RFC 6238 §4, the counter) whose code `code` is, for an
+/// `otpauth://totp/` URI, allowing one step of clock skew either way (§5.2);
+/// `None` when it is none of them.
+pub(crate) fn totp_step(otp_auth: &str, code: &str, unix_seconds: u64) -> Option<u64> {
+    let totp = totp_rs::TOTP::from_url_unchecked(otp_auth).ok()?;
+    let step = totp.step.max(1);
+    let current = unix_seconds / step;
+    // One step of skew either way; every candidate is compared, in constant time.
+    let mut matched = None;
+    for counter in [current.saturating_sub(1), current, current + 1] {
+        let expected = totp.generate(counter * step);
+        if bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes())) {
+            matched = Some(counter);
         }
-        Err(_) => false,
     }
+    matched
 }
 
 /// Whether an `otpAuth` value is a usable TOTP URI.
@@ -209,10 +215,10 @@ mod sealing_tests {
         let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
         let now = 1_800_000_000;
         let code = totp.generate(now);
-        assert!(check_totp(uri, &code, now));
-        assert!(check_totp(uri, &code, now + 30), "one step late is accepted");
-        assert!(!check_totp(uri, &code, now + 120), "four steps late is not");
-        assert!(!check_totp(uri, "000000", now) || totp.generate(now) == "000000");
+        assert_eq!(totp_step(uri, &code, now), Some(now / 30));
+        assert_eq!(totp_step(uri, &code, now + 30), Some(now / 30), "one step late is accepted");
+        assert_eq!(totp_step(uri, &code, now + 120), None, "four steps late is not");
+        assert!(totp_step(uri, "000000", now).is_none() || totp.generate(now) == "000000");
         assert!(valid_otp_auth(uri));
         assert!(!valid_otp_auth("otpauth://totp/x?secret=!!"));
     }

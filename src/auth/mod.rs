@@ -138,6 +138,36 @@ pub struct Authenticator {
     sealing: Arc<SealingKey>,
     /// Verified when the user is unknown, so timing does not tell.
     dummy_hash: SecretHash,
+    otp_steps: OtpSteps,
+}
+
+/// The last TOTP time step each credential logged in with: a code is good
+/// once (RFC 6238 §5.2, "the verifier MUST NOT accept the second attempt of the
+/// OTP after the successful validation"). A later code of the same credential
+/// must be of a later step. Kept in memory, so a restart forgets it: a code
+/// used in the 90 seconds before a restart may be used once more after it.
+#[derive(Default)]
+struct OtpSteps {
+    last: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
+}
+
+/// Credentials remembered at most; older steps are dropped first.
+const OTP_STEPS_LIMIT: usize = 100_000;
+
+impl OtpSteps {
+    /// Records `step` for `credential` if it is later than the last one used.
+    fn first_use(&self, credential: ObjectId, step: u64) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.get(&credential).is_some_and(|&used| used >= step) {
+            return false;
+        }
+        if last.len() >= OTP_STEPS_LIMIT {
+            // Steps more than two behind this one can no longer be replayed.
+            last.retain(|_, used| *used + 2 >= step);
+        }
+        last.insert(credential, step);
+        true
+    }
 }
 
 /// Verified logins kept at most; the least recently used go first.
@@ -159,6 +189,7 @@ impl Authenticator {
             limiter: limiter::FailureLimiter::new(config.max_failures, config.failure_window),
             sealing,
             dummy_hash: secrets::hash_password("account-ledger timing equaliser"),
+            otp_steps: OtpSteps::default(),
         }
     }
 
@@ -275,7 +306,8 @@ impl Authenticator {
             let uri = self.sealing.unseal(password.otp_auth_sealed.as_deref()?)?;
             let unix = u64::try_from(now.millis() / 1000).ok()?;
             let password_ok = secrets::verify_password(pass, &password.secret_hash);
-            return (password_ok && secrets::check_totp(uri.expose(), code, unix))
+            let step = secrets::totp_step(uri.expose(), code, unix)?;
+            return (password_ok && self.otp_steps.first_use(password.id, step))
                 .then(|| self.principal(view, &account, password));
         }
         let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());

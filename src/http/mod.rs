@@ -71,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route("/api/feed", get(feed::feed))
         .route("/eventsource/", get(push::event_source))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(middleware::from_fn(refuse_cross_site));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(authenticated)
@@ -139,6 +140,44 @@ async fn authenticate(
             response
         }
     }
+}
+
+/// Refuses cross-site requests before credentials are looked at. A browser
+/// sends stored Basic credentials with a cross-site form post or a no-cors
+/// `fetch`, but only as a "simple" request: it cannot send
+/// `Content-Type: application/json` without a CORS preflight, which this server
+/// never grants. So every `POST` must declare `application/json` (RFC 8620
+/// §3.3: the request is a JSON object), else 415; and any request whose
+/// `Origin` is not this server's own (the `Host` it was sent to) is 403.
+async fn refuse_cross_site(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        if !same_origin(origin.to_str().unwrap_or_default(), host) {
+            return problem(StatusCode::FORBIDDEN, "cross-origin requests are not accepted".to_owned());
+        }
+    }
+    if request.method() == axum::http::Method::POST {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a JMAP request is sent with Content-Type: application/json".to_owned(),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether an `Origin` header (`scheme://host[:port]`) names the host the
+/// request was sent to.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host))
 }
 
 /// Liveness plus the log position readers currently see.

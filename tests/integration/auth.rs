@@ -64,6 +64,7 @@ async fn each_credential_type_succeeds_and_wrong_ones_fail_alike() {
             .post(format!("{}/api", server.url))
             .header("x-forwarded-for", &ip)
             .headers(auth.iter().map(|a| (reqwest::header::AUTHORIZATION, a.parse().unwrap())).collect())
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
@@ -123,11 +124,24 @@ async fn totp_codes_are_required_checked_and_allowed_small_skew() {
     let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let with = |code: &str| basic("carol@example.org", &format!("carol-password${code}"));
-    assert_eq!(status(&server, Some(&with(&totp.generate(now))), Some("198.51.100.1")).await.0, 200);
     assert_eq!(
         status(&server, Some(&with(&totp.generate(now - 30))), Some("198.51.100.1")).await.0,
         200,
         "one step of skew"
+    );
+    let current = with(&totp.generate(now));
+    assert_eq!(status(&server, Some(&current), Some("198.51.100.1")).await.0, 200);
+    for attempt in 0..2 {
+        assert_eq!(
+            status(&server, Some(&current), Some("198.51.100.1")).await.0,
+            401,
+            "a code is good once (RFC 6238 §5.2), attempt {attempt}"
+        );
+    }
+    assert_eq!(
+        status(&server, Some(&with(&totp.generate(now - 30))), Some("198.51.100.5")).await.0,
+        401,
+        "nor an earlier step after a later one"
     );
     let stale = totp.generate(now - 300);
     if stale != totp.generate(now) && stale != totp.generate(now - 30) && stale != totp.generate(now + 30) {
@@ -373,6 +387,7 @@ async fn repeated_failures_from_one_address_are_rate_limited_alone() {
         .post(format!("{}/api", server.url))
         .header("authorization", &right)
         .header("x-forwarded-for", "198.51.100.66")
+        .header("content-type", "application/json")
         .body(json!({"using": USING, "methodCalls": []}).to_string())
         .send()
         .await

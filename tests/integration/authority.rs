@@ -282,3 +282,47 @@ async fn a_groups_disabled_permission_wins_over_a_members_replace() {
     assert_eq!(name, "x:Account/query", "what the group does not disable stays");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_site_post_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let create = |name: &str| {
+        json!({"using": super::support::USING, "methodCalls": [["x:Domain/set", {"create": {"d": {"name": name}}}, "c"]]})
+            .to_string()
+    };
+    let post = |content_type: Option<&'static str>, origin: Option<String>, body: String| {
+        let mut request = server
+            .client()
+            .post(format!("{}/api", server.url))
+            .header("authorization", super::support::admin_auth())
+            .body(body);
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        if let Some(o) = origin {
+            request = request.header("origin", o);
+        }
+        request.send()
+    };
+    let host = server.url.trim_start_matches("http://").to_owned();
+    for (what, content_type, origin, expected) in [
+        ("a form post", Some("text/plain"), Some("https://evil.example".to_owned()), 403),
+        ("text/plain from nowhere", Some("text/plain"), None, 415),
+        ("a form encoding", Some("application/x-www-form-urlencoded"), None, 415),
+        ("no content type", None, None, 415),
+        ("JSON from a foreign origin", Some("application/json"), Some("https://evil.example".to_owned()), 403),
+        ("an opaque origin", Some("application/json"), Some("null".to_owned()), 403),
+    ] {
+        let response = post(content_type, origin, create("evil.test")).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{what}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(problem["detail"].is_string(), "{what}: a problem body");
+    }
+    let (_, found) = server.call("x:Domain/query", json!({"filter": {"name": "evil"}})).await;
+    assert_eq!(found["ids"], json!([]), "nothing ran");
+    let same =
+        post(Some("application/json; charset=utf-8"), Some(format!("http://{host}")), create("ok.test")).await.unwrap();
+    assert_eq!(same.status().as_u16(), 200, "the server's own origin");
+    server.stop().await;
+}

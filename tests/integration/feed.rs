@@ -85,6 +85,7 @@ async fn fast_and_slow_subscribers_both_get_everything() {
                 client
                     .post(format!("{url}/api"))
                     .header("authorization", admin_auth())
+                    .header("content-type", "application/json")
                     .body(body.to_string())
                     .send()
                     .await

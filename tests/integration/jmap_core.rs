@@ -105,7 +105,15 @@ async fn concurrent_request_limit_is_enforced() {
     let client = server.client().clone();
     let url = format!("{}/api", server.url);
     let first = tokio::spawn(async move {
-        client.post(url).header("authorization", admin_auth()).body(body.to_string()).send().await.unwrap().status()
+        client
+            .post(url)
+            .header("authorization", admin_auth())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
     });
     while server.app.services.requests_in_flight() == 0 {
         assert!(!first.is_finished(), "the first request ended before taking the permit");

@@ -53,6 +53,7 @@ async fn call(client: &reqwest::Client, url: &str, method: &str, args: Value) ->
     let response: Value = client
         .post(format!("{url}/api"))
         .header("authorization", admin_auth())
+        .header("content-type", "application/json")
         .body(body.to_string())
         .send()
         .await?
@@ -228,8 +229,13 @@ async fn writes_on_a_full_disk_fail_with_server_fail_while_reads_go_on() {
 
     limit_file_size(&served, Some(0));
     let body = json!({"using": USING, "methodCalls": [["x:Account/set", create("during"), "c"]]});
-    let response =
-        client.post(format!("{url}/api")).header("authorization", admin_auth()).body(body.to_string()).send().await;
+    let response = client
+        .post(format!("{url}/api"))
+        .header("authorization", admin_auth())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
     let answer: Value = response.expect("the server survives a failed write").json().await.unwrap();
     assert_eq!(answer["methodResponses"][0][0], "error", "{answer}");
     assert_eq!(answer["methodResponses"][0][1]["type"], "serverFail", "{answer}");

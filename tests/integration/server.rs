@@ -81,7 +81,14 @@ async fn no_secret_reaches_logs_store_or_later_responses() {
         let client = client.clone();
         let url = format!("{url}/api");
         async move {
-            let r = client.post(url).header("authorization", auth).body(body.to_string()).send().await.unwrap();
+            let r = client
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
             r.text().await.unwrap()
         }
     };

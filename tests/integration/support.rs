@@ -245,7 +245,8 @@ impl TestServer {
         client_ip: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
-        let mut request = self.client.post(format!("{}/api", self.url)).body(body);
+        let mut request =
+            self.client.post(format!("{}/api", self.url)).header("content-type", "application/json").body(body);
         if let Some(a) = authorization {
             request = request.header("authorization", a);
         }

@@ -70,7 +70,7 @@ async fn concurrent_usage_reports_sum_exactly_and_share_commits() {
                 let response: Value = client
                     .post(format!("{url}/api"))
                     .header("authorization", &store)
-                    .body(body.to_string())
+                    .header("content-type", "application/json").body(body.to_string())
                     .send()
                     .await
                     .unwrap()
