@@ -6,9 +6,12 @@
 //! when its subscriber goes away. HTTP framing (NDJSON or SSE) is the caller's.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use ledger_events::values::ObjectId;
+use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{Event, ObjectType, Record};
+use ledger_projections::SnapshotView;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 
@@ -57,11 +60,19 @@ pub(crate) struct FeedRecord {
     pub line: String,
 }
 
-/// Positions read from one snapshot, each with its line if the filter keeps it.
-type Chunk = Vec<(u64, Option<String>)>;
+/// Whether the follower may still be sent records: asked before every chunk,
+/// at the snapshot the chunk is read from. `false` ends the stream.
+pub(crate) type Gate = Arc<dyn Fn(&SnapshotView) -> bool + Send + Sync>;
 
-fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter) -> Result<Chunk, StoreError> {
+/// Positions read from one snapshot, each with its line if the filter keeps
+/// it; `None` when the gate closed.
+type Chunk = Option<Vec<(u64, Option<String>)>>;
+
+fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> Result<Chunk, StoreError> {
     let state = ledger.read();
+    if !gate(&state.view) {
+        return Ok(None);
+    }
     let mut out = Vec::new();
     for record in ledger.log().scan(state.view.snapshot(), after + 1).take(CHUNK) {
         let record = record?;
@@ -74,27 +85,45 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter) -> Result<Chunk,
         };
         out.push((record.seq(), line));
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
-/// The records after `after` that `filter` keeps, in log order; with `live`,
-/// then every new durable record, until `stopping` turns true. An error ends
-/// the stream after it is yielded.
+/// The time left until `deadline` (a credential's expiry), if there is one.
+fn until(deadline: Option<UtcDateTime>) -> Option<Duration> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    deadline.map(|at| Duration::from_millis(u64::try_from(at.millis() - now).unwrap_or(0)))
+}
+
+/// What a follower wants and who it is: the filter, whether to follow live,
+/// and the gate its login must pass before every delivery, with the instant
+/// its credential expires (the stream ends then even if nothing is written).
+pub(crate) struct Follower {
+    pub filter: FeedFilter,
+    pub live: bool,
+    pub gate: Gate,
+    pub deadline: Option<UtcDateTime>,
+}
+
+/// The records after `after` that the follower's filter keeps, in log order;
+/// when live, then every new durable record, until `stopping` turns true or
+/// the gate closes. An error ends the stream after it is yielded.
 pub(crate) fn follow(
     ledger: Ledger,
     after: u64,
-    filter: FeedFilter,
-    live: bool,
+    follower: Follower,
     mut stopping: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<FeedRecord, StoreError>> + Send + 'static {
+    let Follower { filter, live, gate, deadline } = follower;
     async_stream::stream! {
         let mut durable = ledger.subscribe();
         let mut cursor = after;
         loop {
-            let (l, f, from) = (ledger.clone(), filter.clone(), cursor);
-            let read = tokio::task::spawn_blocking(move || read_chunk(&l, from, &f)).await;
+            let (l, f, g, from) = (ledger.clone(), filter.clone(), Arc::clone(&gate), cursor);
+            let read = tokio::task::spawn_blocking(move || read_chunk(&l, from, &f, &g)).await;
             let chunk = match read {
-                Ok(Ok(chunk)) => chunk,
+                Ok(Ok(Some(chunk))) => chunk,
+                // The login no longer holds: nothing more is sent.
+                Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
                     yield Err(e);
                     return;
@@ -118,8 +147,11 @@ pub(crate) fn follow(
                 return;
             }
             while *durable.borrow_and_update() <= cursor {
+                let expiry = until(deadline);
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
+                    // The credential expires: the stream ends with it.
+                    () = async { match expiry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return,
                     // The server is shutting down: end the stream; the subscriber resumes elsewhere.
                     () = async { drop(stopping.wait_for(|s| *s).await) } => return,
                 }

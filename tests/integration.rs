@@ -26,6 +26,7 @@ mod integration {
     mod server;
     mod snapshots;
     mod store;
+    mod stream_access;
     mod support;
     mod tidy;
     mod usage;

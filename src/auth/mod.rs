@@ -363,6 +363,41 @@ impl Authenticator {
     }
 }
 
+/// The login behind a long-lived stream (the change feed, push), rechecked
+/// before every delivery: the stream ends when it no longer holds.
+pub(crate) struct Session {
+    auth: Arc<Authenticator>,
+    principal: Arc<Principal>,
+    ip: IpAddr,
+}
+
+impl Session {
+    pub(crate) fn new(auth: Arc<Authenticator>, principal: Arc<Principal>, ip: IpAddr) -> Self {
+        Session { auth, principal, ip }
+    }
+
+    /// When the credential expires, if it does.
+    pub(crate) fn expires_at(&self) -> Option<UtcDateTime> {
+        self.principal.credential.as_ref().and_then(|c| c.bounds.expires_at)
+    }
+
+    /// The principal as it is in `view` at `now`, if the login still holds:
+    /// the account is alive, its credential is still there with the same
+    /// secret, unexpired and allowed from the client's address, and its tenant
+    /// is unchanged. Its permissions are recomputed (roles, groups and modes may
+    /// have changed). `None` ends the stream. Blocking (store reads).
+    pub(crate) fn current(&self, view: &SnapshotView, now: UtcDateTime) -> Option<Principal> {
+        let Some(id) = self.principal.account_id else { return Some((*self.principal).clone()) };
+        let login = self.principal.credential.as_ref()?;
+        let account = state::account(view, id).ok()??;
+        let credential = account.credentials.iter().find(|c| c.id == login.id && c.secret_hash == login.secret_hash)?;
+        if !usable(credential, self.ip, now) || account.member_tenant_id != self.principal.tenant {
+            return None;
+        }
+        Some(self.auth.principal(view, &account, credential))
+    }
+}
+
 fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, rest) = header.split_once(' ')?;
     given.eq_ignore_ascii_case(scheme).then_some(rest)

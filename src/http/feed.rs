@@ -19,10 +19,10 @@ use ledger_events::values::ObjectId;
 use serde::Deserialize;
 use tokio_stream::StreamExt;
 
-use super::{AppState, LastEventId, problem};
-use crate::auth::Principal;
+use super::{AppState, ClientIp, LastEventId, problem};
 use crate::auth::permissions::ledger_wide::FEED_READ;
-use crate::feed::{FeedFilter, follow};
+use crate::auth::{Principal, Session};
+use crate::feed::{FeedFilter, Follower, Gate, follow};
 
 #[derive(Deserialize)]
 pub(super) struct FeedQuery {
@@ -39,6 +39,7 @@ pub(super) struct FeedQuery {
 pub(super) async fn feed(
     State(app): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     LastEventId(last_event_id): LastEventId,
     headers: HeaderMap,
     Query(q): Query<FeedQuery>,
@@ -66,13 +67,12 @@ pub(super) async fn feed(
             None => return problem(StatusCode::BAD_REQUEST, format!("{a:?} is not an account id")),
         },
     };
-    let records = follow(
-        app.ledger.clone(),
-        after,
-        FeedFilter { types, account },
-        q.follow.unwrap_or(true),
-        app.stopping.subscribe(),
-    );
+    let session = Session::new(Arc::clone(&app.auth), Arc::clone(&principal), ip);
+    let deadline = session.expires_at();
+    let gate: Gate =
+        Arc::new(move |view| session.current(view, super::now()).is_some_and(|now| now.may_globally(FEED_READ)));
+    let follower = Follower { filter: FeedFilter { types, account }, live: q.follow.unwrap_or(true), gate, deadline };
+    let records = follow(app.ledger.clone(), after, follower, app.stopping.subscribe());
     if ndjson {
         let lines = records.map(|r| r.map(|record| record.line + "\n"));
         return (

@@ -99,6 +99,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LastEventId {
     }
 }
 
+/// The client address a request was authenticated from (see
+/// [`crate::auth::Authenticator::client_ip`]); streams recheck it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
+
+/// The wall clock as the ledger records time.
+pub(crate) fn now() -> UtcDateTime {
+    UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond())
+}
+
 /// Lets a request in only with valid credentials; puts its `Principal` in the
 /// request's extensions.
 async fn authenticate(
@@ -112,13 +122,14 @@ async fn authenticate(
         (text("authorization"), text("x-forwarded-for"))
     };
     let ip = app.auth.client_ip(peer, forwarded_for.as_deref());
-    let now = UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond());
+    let now = now();
     let (auth, ledger) = (Arc::clone(&app.auth), app.ledger.clone());
     let outcome =
         tokio::task::spawn_blocking(move || auth.authenticate(&ledger, authorization.as_deref(), ip, now)).await;
     match outcome {
         Ok(Ok(principal)) => {
             request.extensions_mut().insert(Arc::new(principal));
+            request.extensions_mut().insert(ClientIp(ip));
             next.run(request).await
         }
         Ok(Err(AuthError::RateLimited(retry))) => {

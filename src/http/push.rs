@@ -19,8 +19,9 @@ use ledger_projections::state;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, LastEventId, problem};
-use crate::auth::Principal;
+use super::{AppState, ClientIp, LastEventId, now, problem};
+use crate::auth::{Principal, Session};
+use crate::jmap::read_permission;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state_string;
 
@@ -44,19 +45,29 @@ fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result
     Ok(SseEvent::default().id(position.to_string()).event("state").data(change.to_string()))
 }
 
+/// Whether `principal` may be told about every type of `types`.
+fn may_read(principal: &Principal, types: &[ObjectType]) -> bool {
+    types.iter().all(|t| principal.may(read_permission(*t)))
+}
+
 pub(super) async fn event_source(
     State(app): State<AppState>,
-    Extension(_principal): Extension<Arc<Principal>>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     LastEventId(last_event_id): LastEventId,
     Query(q): Query<PushQuery>,
 ) -> Response {
     let types: Vec<ObjectType> = match q.types.as_deref().unwrap_or("*") {
-        "*" => ObjectType::ALL.to_vec(),
+        // Every type this principal may read.
+        "*" => ObjectType::ALL.into_iter().filter(|t| may_read(&principal, &[*t])).collect(),
         list => {
             let mut out = Vec::new();
             for name in list.split(',').map(str::trim) {
                 match ObjectType::ALL.iter().find(|t| t.jmap_name() == name) {
-                    Some(t) => out.push(*t),
+                    Some(t) if may_read(&principal, &[*t]) => out.push(*t),
+                    Some(t) => {
+                        return problem(StatusCode::FORBIDDEN, format!("{} is required", read_permission(*t)));
+                    }
                     None => {
                         return problem(StatusCode::BAD_REQUEST, format!("{name:?} is not a type this server pushes"));
                     }
@@ -65,6 +76,10 @@ pub(super) async fn event_source(
             out
         }
     };
+    if types.is_empty() {
+        return problem(StatusCode::FORBIDDEN, "this principal may read no type this server pushes".to_owned());
+    }
+    let session = Arc::new(Session::new(Arc::clone(&app.auth), principal, ip));
     let close_after_state = match q.closeafter.as_deref().unwrap_or("no") {
         "state" => true,
         "no" => false,
@@ -76,6 +91,7 @@ pub(super) async fn event_source(
     // Taken before the response goes out, so no change after the client
     // connected can slip between this and the first wait.
     let (mut sent, position) = states(&app, &types);
+    let deadline = session.expires_at();
     let events = async_stream::stream! {
         // A reconnecting client hears at once about changes it missed.
         if let Some(seen) = last_event_id
@@ -87,12 +103,20 @@ pub(super) async fn event_source(
             }
         }
         loop {
+            let expiry = deadline.map(|at| Duration::from_millis(u64::try_from(at.millis() - now().millis()).unwrap_or(0)));
             tokio::select! {
                 changed = durable.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let (now, position) = states(&app, &types);
+                    // The login is rechecked before every delivery.
+                    let (a, s, t) = (app.clone(), Arc::clone(&session), types.clone());
+                    let checked = tokio::task::spawn_blocking(move || {
+                        let read = a.ledger.read();
+                        let allowed = s.current(&read.view, now()).is_some_and(|p| may_read(&p, &t));
+                        allowed.then(|| states(&a, &t))
+                    }).await;
+                    let Ok(Some((now, position))) = checked else { return };
                     if now != sent {
                         sent = now;
                         yield state_event(&sent, position);
@@ -102,6 +126,8 @@ pub(super) async fn event_source(
                     }
                 }
                 () = async { drop(stopping.wait_for(|s| *s).await) } => return,
+                // The credential expires: the stream ends with it.
+                () = async { match expiry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return,
             }
         }
     };

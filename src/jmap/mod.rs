@@ -23,3 +23,11 @@ pub use context::{Services, ServicesConfig};
 pub use error::RequestError;
 pub use session::Limits;
 pub use state::state_string;
+
+/// The permission `/get` of an object type needs (`sysAccountGet`, …); JMAP
+/// push of the type's states needs the same (RFC 8620 §7: a client is told
+/// only of what it may read).
+pub(crate) fn read_permission(t: ledger_events::ObjectType) -> &'static str {
+    use object::JmapObject;
+    object::with_object!(t, |O| O::permission(object::Verb::Get))
+}
