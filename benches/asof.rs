@@ -28,6 +28,7 @@ fn main() {
             tx.execute(&Command::CreateDomain(CreateDomain {
                 name: "bench.example".parse().unwrap(),
                 description: None,
+                member_tenant_id: None,
             }))
         })
         .unwrap()

@@ -107,6 +107,7 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
             Command::CreateDomain(CreateDomain {
                 name: format!("d{d}.example").parse().expect("valid domain"),
                 description: None,
+                member_tenant_id: None,
             })
         })
         .collect();

@@ -28,6 +28,7 @@ mod integration {
     mod store;
     mod stream_access;
     mod support;
+    mod tenancy;
     mod tidy;
     mod usage;
 }

@@ -30,11 +30,12 @@ const RECORD_HASH_CONTEXT: &str = "account-ledger record v1";
 const PAYLOAD_HASH_CONTEXT: &str = "account-ledger payload v1";
 
 /// The schema version this build writes for an event type. Version 2 of
-/// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; their v1
-/// payloads upcast by leaving it absent.
+/// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; version 2
+/// of DomainCreated and DomainUpdated added `memberTenantId`. Version 1
+/// payloads upcast by leaving the added field absent.
 pub fn schema_version(event_type: &str) -> u16 {
     match event_type {
-        "CredentialAdded" | "CredentialUpdated" => 2,
+        "CredentialAdded" | "CredentialUpdated" | "DomainCreated" | "DomainUpdated" => 2,
         _ => 1,
     }
 }

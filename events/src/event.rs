@@ -259,6 +259,9 @@ pub struct DomainCreated {
     pub name: DomainName,
     pub description: Option<String>,
     pub created_at: UtcDateTime,
+    /// The tenant the domain belongs to (version 2; absent in version 1: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<ExternalId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +270,9 @@ pub struct DomainUpdated {
     pub domain_id: ObjectId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Change<Option<String>>>,
+    /// A move to another tenant (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<Change<Option<ExternalId>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ fn sample_event(n: u64) -> Event {
             name: format!("d{n}.example.org").parse().unwrap(),
             description: Some(format!("domain number {n}")),
             created_at: UtcDateTime::from_millis(1_790_000_000_000),
+            member_tenant_id: None,
         })
     } else {
         Event::AccountUpdated(AccountUpdated {
@@ -104,8 +105,8 @@ fn removed_and_reordered_records_are_reported_at_their_position() {
 fn unknown_schema_versions_and_types_are_refused() {
     let (ty, _, payload) = codec::encode_event(&sample_event(0));
     assert!(matches!(
-        codec::decode_event(ty, 2, &payload),
-        Err(crate::CodecError::UnknownSchemaVersion { version: 2, .. })
+        codec::decode_event(ty, 3, &payload),
+        Err(crate::CodecError::UnknownSchemaVersion { version: 3, .. })
     ));
     assert!(matches!(
         codec::decode_event("AccountTeleported", 1, &payload),

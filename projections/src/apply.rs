@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ledger_events::codec::{seq_key, to_json};
-use ledger_events::values::ObjectId;
+use ledger_events::values::{ExternalId, ObjectId};
 use ledger_events::{Event, ObjectType, RecordHeader};
 
 use crate::changes::{ChangeEntry, ChangeKind};
@@ -21,10 +21,18 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
     let Some((object_type, id)) = event.subject() else { return apply_maintenance(view, header, event) };
     let fail = |why: &str| Error::Inconsistent(format!("position {}: {} {}: {why}", header.seq, event.type_name(), id));
     let mut out = Vec::new();
+    let mut tenants = Vec::new();
+    let mut belongs = |t: Option<&ExternalId>| {
+        if let Some(t) = t.filter(|t| !tenants.contains(*t)) {
+            tenants.push(t.clone());
+        }
+    };
     match object_type {
         ObjectType::Account => {
             let old = state::account(view, id)?;
             let new = fold_account(old.clone(), event).map_err(fail)?;
+            belongs(old.as_ref().and_then(|a| a.member_tenant_id.as_ref()));
+            belongs(new.as_ref().and_then(|a| a.member_tenant_id.as_ref()));
             put_object(&mut out, Space::Accounts, id, new.as_ref().map(to_json));
             diff_index(&mut out, account_index(old.as_ref()), account_index(new.as_ref()));
             out.push(Mutation { space: Space::Index, key: keys::history(id, header.seq), value: Some(Vec::new()) });
@@ -41,12 +49,14 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
         ObjectType::Domain => {
             let old = state::domain(view, id)?;
             let new = fold_domain(old.clone(), event).map_err(fail)?;
+            belongs(old.as_ref().and_then(|d| d.member_tenant_id.as_ref()));
+            belongs(new.as_ref().and_then(|d| d.member_tenant_id.as_ref()));
             put_object(&mut out, Space::Domains, id, new.as_ref().map(to_json));
             diff_index(&mut out, domain_index(old.as_ref()), domain_index(new.as_ref()));
         }
     }
 
-    let change = ChangeEntry { id, kind: ChangeKind::of(event), commit: header.commit.commit_id };
+    let change = ChangeEntry { id, kind: ChangeKind::of(event), commit: header.commit.commit_id, tenants };
     out.push(Mutation {
         space: Space::Changes,
         key: keys::change(object_type, header.seq),
@@ -112,7 +122,10 @@ fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, o
     for r in &e.erased {
         let commit = uuid::Uuid::parse_str(&r.commit_id)
             .map_err(|_| Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id)))?;
-        let change = ChangeEntry { id: e.account_id, kind: ChangeKind::from_name(&r.change), commit };
+        // Erased: which tenant the account was in is not kept (tenant principals
+        // are not told of an erased account's changes).
+        let change =
+            ChangeEntry { id: e.account_id, kind: ChangeKind::from_name(&r.change), commit, tenants: Vec::new() };
         out.push(Mutation {
             space: Space::Index,
             key: keys::history(e.account_id, r.position),
@@ -256,11 +269,15 @@ fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainS
             name: e.name.clone(),
             description: e.description.clone(),
             created_at: e.created_at,
+            member_tenant_id: e.member_tenant_id.clone(),
         })),
         (Some(_), Event::DomainCreated(_)) => Err("domain already exists"),
         (Some(mut d), Event::DomainUpdated(e)) => {
             if let Some(c) = &e.description {
                 d.description = c.new.clone();
+            }
+            if let Some(c) = &e.member_tenant_id {
+                d.member_tenant_id = c.new.clone();
             }
             Ok(Some(d))
         }

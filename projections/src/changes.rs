@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ledger_events::values::ObjectId;
+use ledger_events::values::{ExternalId, ObjectId};
 use ledger_events::{Event, ObjectType};
 use uuid::Uuid;
 
@@ -71,9 +71,12 @@ impl ChangeKind {
 }
 
 /// One change-tracking entry: what happened to which object in which commit,
-/// stored under its type and log position. Value layout (this is its only
-/// encoder and decoder): object id u64 BE, kind tag (`c`/`u`/`d`), commit id (16 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// and the tenants it belonged to before and after (for a tenant principal's
+/// `/changes`), stored under its type and log position. Value layout (this is
+/// its only encoder and decoder): object id u64 BE, kind tag (`c`/`u`/`d`),
+/// commit id (16 bytes), then per tenant a u8 length and its bytes (none for
+/// global objects; entries written before tenants were tracked have none).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEntry {
     /// The object changed.
     pub id: ObjectId,
@@ -81,14 +84,26 @@ pub struct ChangeEntry {
     pub kind: ChangeKind,
     /// The commit the change belongs to (a page never splits one).
     pub commit: Uuid,
+    /// The tenants the object belonged to just before and just after the change.
+    pub tenants: Vec<ExternalId>,
 }
 
 impl ChangeEntry {
+    /// Whether a principal confined to `tenant` (`None`: not confined) may learn of it.
+    pub fn visible_to(&self, tenant: Option<&ExternalId>) -> bool {
+        tenant.is_none_or(|t| self.tenants.contains(t))
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut value = Vec::with_capacity(25);
         value.extend_from_slice(&self.id.to_be_bytes());
         value.push(self.kind.tag());
         value.extend_from_slice(self.commit.as_bytes());
+        for t in &self.tenants {
+            // An ExternalId is at most 255 bytes.
+            value.push(t.as_str().len() as u8);
+            value.extend_from_slice(t.as_str().as_bytes());
+        }
         value
     }
 
@@ -96,7 +111,14 @@ impl ChangeEntry {
         let id = keys::decode_id(raw.get(..8)?)?;
         let kind = ChangeKind::from_tag(*raw.get(8)?)?;
         let commit = Uuid::from_slice(raw.get(9..25)?).ok()?;
-        (raw.len() == 25).then_some(ChangeEntry { id, kind, commit })
+        let mut tenants = Vec::new();
+        let mut rest = raw.get(25..)?;
+        while let Some((&len, tail)) = rest.split_first() {
+            let (name, tail) = tail.split_at_checked(usize::from(len))?;
+            tenants.push(std::str::from_utf8(name).ok()?.parse().ok()?);
+            rest = tail;
+        }
+        Some(ChangeEntry { id, kind, commit, tenants })
     }
 }
 
@@ -199,13 +221,32 @@ impl<V: StateRead> Commits<'_, V> {
     }
 }
 
+/// Whether an object of type `t` visible to `scope` changed after position
+/// `since` (JMAP push: is there anything to tell this principal).
+pub fn any_change_since(view: &impl StateRead, t: ObjectType, since: u64, scope: Option<&ExternalId>) -> Result<bool> {
+    let mut cursor = since;
+    loop {
+        let batch = read_entries(view, t, cursor, 4096)?;
+        if batch.iter().any(|e| e.change.visible_to(scope)) {
+            return Ok(true);
+        }
+        match batch.last() {
+            Some(last) if batch.len() == 4096 => cursor = last.seq,
+            _ => return Ok(false),
+        }
+    }
+}
+
 /// Changes to objects of type `t` after position `since`, at most `max_changes`
-/// objects, whole commits only.
+/// objects, whole commits only. With `scope`, only changes to objects of that
+/// tenant (before or after the change): another tenant's objects do not exist
+/// for a tenant principal.
 pub fn changes_since(
     view: &impl StateRead,
     t: ObjectType,
     since: u64,
     max_changes: usize,
+    scope: Option<&ExternalId>,
 ) -> std::result::Result<ChangesPage, ChangesError> {
     // Per object: its first and last change in the window.
     let mut objects: BTreeMap<ObjectId, (ChangeKind, ChangeKind)> = BTreeMap::new();
@@ -216,7 +257,7 @@ pub fn changes_since(
     let mut accepted_any = false;
     while let Some(entries) = commits.next_commit()? {
         let mut undo = Vec::with_capacity(entries.len());
-        for e in entries.iter().map(|e| e.change) {
+        for e in entries.iter().map(|e| &e.change).filter(|e| e.visible_to(scope)) {
             let before = objects.get(&e.id).copied();
             let after = match before {
                 Some((first, _)) => (first, e.kind),
@@ -265,7 +306,7 @@ mod tests {
     use ledger_events::{Actor, ChainTail, CommitMeta, DomainCreated, DomainDestroyed, DomainUpdated, UtcDateTime};
 
     use super::*;
-    use crate::{Empty, Overlay, apply};
+    use crate::{Empty, Overlay, apply, state};
 
     struct World {
         state: Overlay<Empty>,
@@ -276,6 +317,8 @@ mod tests {
         Create(u64),
         Update(u64),
         Destroy(u64),
+        /// To another tenant.
+        Move(u64, &'static str),
     }
 
     fn name(id: u64) -> ledger_events::values::DomainName {
@@ -303,10 +346,21 @@ mod tests {
                         name: name(id),
                         description: None,
                         created_at: UtcDateTime::from_millis(0),
+                        // Odd ids belong to tenant "odd"; even ones to none.
+                        member_tenant_id: (id % 2 == 1).then(|| "odd".parse().unwrap()),
                     }),
                     Step::Update(id) => Event::DomainUpdated(DomainUpdated {
                         domain_id: ObjectId(id),
                         description: Some(Change { old: None, new: Some(format!("v{}", self.tail.next_seq)) }),
+                        member_tenant_id: None,
+                    }),
+                    Step::Move(id, to) => Event::DomainUpdated(DomainUpdated {
+                        domain_id: ObjectId(id),
+                        description: None,
+                        member_tenant_id: Some(Change {
+                            old: (id % 2 == 1).then(|| "odd".parse().unwrap()),
+                            new: Some(to.parse().unwrap()),
+                        }),
                     }),
                     Step::Destroy(id) => {
                         Event::DomainDestroyed(DomainDestroyed { domain_id: ObjectId(id), name: name(id) })
@@ -320,7 +374,12 @@ mod tests {
         }
 
         fn page(&self, since: u64, max: usize) -> std::result::Result<ChangesPage, ChangesError> {
-            changes_since(&self.state, ObjectType::Domain, since, max)
+            changes_since(&self.state, ObjectType::Domain, since, max, None)
+        }
+
+        fn page_of(&self, tenant: &str, since: u64) -> ChangesPage {
+            let tenant: ExternalId = tenant.parse().unwrap();
+            changes_since(&self.state, ObjectType::Domain, since, usize::MAX, Some(&tenant)).unwrap()
         }
     }
 
@@ -363,6 +422,26 @@ mod tests {
         // Nothing after the last position.
         let none = w.page(c4, 5).unwrap();
         assert!(none.is_empty() && !none.has_more && none.new_state == c4);
+    }
+
+    #[test]
+    fn a_tenant_sees_only_changes_to_its_objects_before_or_after_each() {
+        let mut w = World::new();
+        let c1 = w.commit(&[Step::Create(1), Step::Create(2), Step::Create(3)]);
+        w.commit(&[Step::Update(2), Step::Update(3), Step::Destroy(1)]);
+        let all = w.page_of("odd", 0);
+        assert_eq!((all.created, all.updated, all.destroyed), (ids(&[3]), vec![], vec![]), "1 came and went");
+        let later = w.page_of("odd", c1);
+        assert_eq!((later.created, later.updated, later.destroyed), (vec![], ids(&[3]), ids(&[1])), "2 is not its");
+        // A move out is still shown to the tenant it left (as an update; /get
+        // then answers notFound), and to the one it joined.
+        let c3 = w.commit(&[Step::Move(3, "other")]);
+        assert_eq!(w.page_of("odd", c3 - 1).updated, ids(&[3]));
+        assert_eq!(w.page_of("other", c3 - 1).updated, ids(&[3]));
+        assert!(w.page_of("nobody", 0).is_empty());
+        let stored = state::change_at(&w.state, ObjectType::Domain, c3).unwrap().unwrap();
+        assert_eq!(ChangeEntry::decode(&stored.encode()), Some(stored.clone()), "tenants round-trip");
+        assert_eq!(stored.tenants.len(), 2);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!
 //! `proj_changes`: type tag, position → [`crate::changes::ChangeEntry`] (object
 //! id, change kind, commit id; encoded only there).
-//! `proj_meta`: `applied_seq`, `next_id`, `state/<tag>`, `rebuilding`.
+//! `proj_meta`: `applied_seq`, `next_id`, `state/<tag>`, `rebuilding`,
+//! `format` (u16 BE, [`PROJECTION_FORMAT`]).
 
 use ledger_events::ObjectType;
 use ledger_events::model::AccountKind;
@@ -32,6 +33,12 @@ use crate::state::AddressUse;
 pub(crate) const META_APPLIED_SEQ: &[u8] = b"applied_seq";
 pub(crate) const META_NEXT_ID: &[u8] = b"next_id";
 pub(crate) const META_REBUILDING: &[u8] = b"rebuilding";
+/// The layout the projections were built with; another one is rebuilt from
+/// the log on open.
+pub(crate) const META_FORMAT: &[u8] = b"format";
+/// Projection layout 2: change entries carry the tenants of their object.
+/// (Layout 1, with no `format` key, had none.)
+pub(crate) const PROJECTION_FORMAT: u16 = 2;
 /// The first position change tracking still covers (retention).
 pub(crate) const META_CHANGES_FROM: &[u8] = b"changes_from";
 

@@ -83,15 +83,21 @@ pub fn rebuild(db: &Database, log: &EventLog, projections: &Projections) -> Resu
     }
     db.persist(PersistMode::SyncAll)?;
     let folded = catch_up(db, log, projections)?;
+    meta.insert(keys::META_FORMAT, keys::PROJECTION_FORMAT.to_be_bytes())?;
     meta.remove(keys::META_REBUILDING)?;
     db.persist(PersistMode::SyncAll)?;
     Ok(folded)
 }
 
 /// Brings projections in line with the log on open: finishes an interrupted
-/// rebuild, or folds records that were logged but not yet projected.
+/// rebuild, rebuilds projections of another layout ([`keys::PROJECTION_FORMAT`]),
+/// or folds records that were logged but not yet projected.
 pub fn open_projections(db: &Database, log: &EventLog, projections: &Projections) -> Result<u64> {
-    if db.snapshot().contains_key(projections.keyspace(Space::Meta), keys::META_REBUILDING)? {
+    let meta = projections.keyspace(Space::Meta);
+    let snapshot = db.snapshot();
+    let format = snapshot.get(meta, keys::META_FORMAT)?;
+    let current = format.as_deref() == Some(&keys::PROJECTION_FORMAT.to_be_bytes()[..]);
+    if !current || snapshot.contains_key(meta, keys::META_REBUILDING)? {
         return rebuild(db, log, projections);
     }
     catch_up(db, log, projections)

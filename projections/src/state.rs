@@ -108,6 +108,8 @@ pub struct DomainState {
     pub name: DomainName,
     pub description: Option<String>,
     pub created_at: UtcDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<ExternalId>,
 }
 
 /// A role as it is now (`proj_roles`): a named permission list.

@@ -376,6 +376,11 @@ impl Session {
         Session { auth, principal, ip }
     }
 
+    /// The tenant the principal is confined to.
+    pub(crate) fn tenant(&self) -> Option<&ExternalId> {
+        self.principal.tenant.as_ref()
+    }
+
     /// When the credential expires, if it does.
     pub(crate) fn expires_at(&self) -> Option<UtcDateTime> {
         self.principal.credential.as_ref().and_then(|c| c.bounds.expires_at)

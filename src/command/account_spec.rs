@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use ledger_events::model::{AccountKind, AllowedIps, CredentialKind, CredentialPermissions, QuotaKind, Quotas, Roles};
-use ledger_events::values::{EmailLocalPart, ObjectId, SecretHash, UtcDateTime, email_address};
+use ledger_events::values::{EmailLocalPart, ExternalId, ObjectId, SecretHash, UtcDateTime, email_address};
 use ledger_events::{CredentialAdded, Event};
-use ledger_projections::{AccountState, StateRead, state};
+use ledger_projections::{AccountState, DomainState, StateRead, state};
 
 use super::{IdAllocator, Rejection, check_description};
 
@@ -59,6 +59,7 @@ pub enum CredentialSpec {
 pub(crate) fn resolve_aliases(
     view: &impl StateRead,
     owner: Option<ObjectId>,
+    tenant: Option<&ExternalId>,
     primary_address: &str,
     aliases: &[AliasSpec],
 ) -> Result<Vec<String>, Rejection> {
@@ -67,9 +68,7 @@ pub(crate) fn resolve_aliases(
     for (i, alias) in aliases.iter().enumerate() {
         let property = format!("aliases/{i}");
         check_description(&format!("{property}/description"), &alias.description)?;
-        let domain = state::domain(view, alias.domain_id)?.ok_or_else(|| {
-            Rejection::invalid(&format!("{property}/domainId"), format!("domain {} does not exist", alias.domain_id))
-        })?;
+        let domain = tenant_domain(view, &format!("{property}/domainId"), alias.domain_id, tenant)?;
         let address = email_address(&alias.name, &domain.name);
         if !seen.insert(address.clone()) {
             return Err(Rejection::invalid(&property, format!("{address} is listed twice")));
@@ -80,25 +79,56 @@ pub(crate) fn resolve_aliases(
     Ok(out)
 }
 
-/// An address is free when nobody holds it, or `owner` does.
+/// The domain `id` if an account of `tenant` may use it: a domain of that
+/// tenant or a shared one (no tenant). A domain of another tenant is refused
+/// exactly like a missing one, so a tenant learns nothing of others'. (A
+/// tenant principal itself uses only its tenant's domains: see
+/// [`super::authority`].)
+pub(crate) fn tenant_domain(
+    view: &impl StateRead,
+    property: &str,
+    id: ObjectId,
+    tenant: Option<&ExternalId>,
+) -> Result<DomainState, Rejection> {
+    match state::domain(view, id)? {
+        Some(d) if d.member_tenant_id.is_none() || d.member_tenant_id.as_ref() == tenant => Ok(d),
+        _ => Err(no_such_domain(property, id)),
+    }
+}
+
+/// The one answer for a domain an account may not use, whatever the reason.
+pub(crate) fn no_such_domain(property: &str, id: ObjectId) -> Rejection {
+    Rejection::invalid(property, format!("domain {id} does not exist in the account's tenant"))
+}
+
+/// The one answer for a group an account may not join, whatever the reason.
+pub(crate) fn no_such_group(property: &str, id: ObjectId) -> Rejection {
+    Rejection::invalid(property, format!("{id} is not a group of the account's tenant"))
+}
+
+/// An address is free when nobody holds it, or `owner` does. The holder is
+/// not named: addresses are unique across tenants, but which account holds one
+/// is only for those who may see it (the JMAP layer adds `existingId` then).
 pub(crate) fn check_address_free(
     view: &impl StateRead,
     owner: Option<ObjectId>,
     address: &str,
 ) -> Result<(), Rejection> {
     match state::address_owner(view, address)? {
-        Some((holder, _)) if Some(holder) != owner => Err(Rejection::AlreadyExists {
-            existing_id: holder,
-            description: format!("{address} is already in use by account {holder}"),
-        }),
+        Some((holder, _)) if Some(holder) != owner => {
+            Err(Rejection::AlreadyExists { existing_id: holder, description: format!("{address} is already in use") })
+        }
         _ => Ok(()),
     }
 }
 
-/// Checks every id names an existing Group other than `member`.
+/// Checks every id names an existing Group of `tenant` (the member's), or a
+/// shared one, other than `member`. A missing id, a User and another tenant's
+/// group get the same answer, so a tenant learns nothing of others' accounts.
 pub(crate) fn check_groups(
     view: &impl StateRead,
     member: Option<ObjectId>,
+    tenant: Option<&ExternalId>,
     groups: &[ObjectId],
 ) -> Result<(), Rejection> {
     for (i, group) in groups.iter().enumerate() {
@@ -107,13 +137,10 @@ pub(crate) fn check_groups(
             return Err(Rejection::invalid(&property, "an account cannot be a member of itself"));
         }
         match state::account(view, *group)? {
-            Some(a) if a.kind == AccountKind::Group => {}
-            Some(_) => {
-                return Err(Rejection::invalid(&property, format!("{group} is not a Group")));
-            }
-            None => {
-                return Err(Rejection::invalid(&property, format!("group {group} does not exist")));
-            }
+            Some(a)
+                if a.kind == AccountKind::Group
+                    && (a.member_tenant_id.is_none() || a.member_tenant_id.as_ref() == tenant) => {}
+            _ => return Err(no_such_group(&property, *group)),
         }
     }
     Ok(())

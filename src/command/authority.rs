@@ -13,7 +13,11 @@
 //!    credentials without `sysAccountUpdate` needs the permission of each change
 //!    (`sysAccountPasswordUpdate`, `sysApiKeyCreate`, …), as Stalwart's User
 //!    role grants them; nothing else of itself.
-//! 3. **The second factor guards the Password.** An account with `otpAuth` set
+//! 3. **A tenant stays in its tenant.** A principal of a tenant puts its
+//!    accounts, their addresses and their group memberships only in its own
+//!    tenant's domains and groups (shared ones included are not its to use);
+//!    anything else is answered as if it did not exist.
+//! 4. **The second factor guards the Password.** An account with `otpAuth` set
 //!    changes or removes its Password (secret, second factor, limits) only when
 //!    it logged in with that Password and a current code.
 //!
@@ -28,6 +32,7 @@ use ledger_events::{Event, ObjectType};
 use ledger_projections::{AccountState, StateRead, state};
 
 use super::Rejection;
+use super::account_spec::{no_such_domain, no_such_group};
 use crate::auth::permissions::{self, Bounds, PermissionSet, self_service};
 
 /// The principal a command is written by, as the authority check sees it.
@@ -189,7 +194,38 @@ fn who((account, credential): &PrincipalKey) -> String {
     }
 }
 
-/// Rules 2 and 3: what the writer's own account may change of itself. `view`
+/// Rule 3: where a tenant principal may put accounts, addresses and
+/// memberships. `view` is the state before the events.
+pub(crate) fn check_tenant_bounds(writer: &Writer, view: &impl StateRead, events: &[Event]) -> Result<(), Rejection> {
+    let Some(tenant) = &writer.tenant else { return Ok(()) };
+    let own_domain = |property: &str, id: ObjectId| -> Result<(), Rejection> {
+        match state::domain(view, id)? {
+            Some(d) if d.member_tenant_id.as_ref() == Some(tenant) => Ok(()),
+            _ => Err(no_such_domain(property, id)),
+        }
+    };
+    for event in events {
+        match event {
+            Event::AccountCreated(e) => own_domain("domainId", e.domain_id)?,
+            Event::AccountRenamed(e) => own_domain("domainId", e.new_domain_id)?,
+            Event::AliasAdded(e) => own_domain("aliases", e.domain_id)?,
+            Event::AliasRenamed(e) => own_domain("aliases", e.new_domain_id)?,
+            Event::GroupMembershipChanged(e) => {
+                for group in &e.joined {
+                    let ours =
+                        state::account(view, *group)?.is_some_and(|g| g.member_tenant_id.as_ref() == Some(tenant));
+                    if !ours {
+                        return Err(no_such_group("memberGroupIds", *group));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Rules 2 and 4: what the writer's own account may change of itself. `view`
 /// is the state before the events.
 pub(crate) fn check_self_service(writer: &Writer, view: &impl StateRead, events: &[Event]) -> Result<(), Rejection> {
     let Some(me) = writer.account_id else { return Ok(()) };

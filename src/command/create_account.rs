@@ -3,11 +3,11 @@
 use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, Quotas, Roles};
 use ledger_events::values::{EmailLocalPart, ExternalId, Locale, ObjectId, TimeZoneName, email_address};
 use ledger_events::{AccountCreated, AliasAdded, Event, GroupMembershipChanged};
-use ledger_projections::{StateRead, state};
+use ledger_projections::StateRead;
 
 use super::account_spec::{
     AliasSpec, NewCredential, add_credentials, check_address_free, check_credential_counts, check_groups, check_roles,
-    resolve_aliases,
+    resolve_aliases, tenant_domain,
 };
 use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
 
@@ -86,12 +86,12 @@ impl CreateAccount {
             return Err(Rejection::invalid("encryptionAtRest", "encryptionAtRest is required for a User"));
         }
         check_roles(view, &self.roles)?;
-        let domain = state::domain(view, self.domain_id)?
-            .ok_or_else(|| Rejection::invalid("domainId", format!("domain {} does not exist", self.domain_id)))?;
+        let tenant = self.member_tenant_id.as_ref();
+        let domain = tenant_domain(view, "domainId", self.domain_id, tenant)?;
         let address = email_address(&self.name, &domain.name);
         check_address_free(view, None, &address)?;
-        let alias_addresses = resolve_aliases(view, None, &address, &self.aliases)?;
-        check_groups(view, None, &self.member_group_ids)?;
+        let alias_addresses = resolve_aliases(view, None, tenant, &address, &self.aliases)?;
+        check_groups(view, None, tenant, &self.member_group_ids)?;
         check_credential_counts(&self.credentials.iter().map(|c| c.kind).collect::<Vec<_>>(), &self.quotas)?;
 
         let mut ids = IdAllocator::new(view)?;

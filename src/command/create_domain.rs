@@ -1,6 +1,6 @@
 //! CreateDomain: a new mail domain with a unique name.
 
-use ledger_events::values::{DomainName, ObjectId};
+use ledger_events::values::{DomainName, ExternalId, ObjectId};
 use ledger_events::{DomainCreated, Event};
 use ledger_projections::{StateRead, state};
 
@@ -10,6 +10,8 @@ use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
 pub struct CreateDomain {
     pub name: DomainName,
     pub description: Option<String>,
+    /// The tenant whose accounts may use it; `None`: accounts without a tenant.
+    pub member_tenant_id: Option<ExternalId>,
 }
 
 impl CreateDomain {
@@ -27,6 +29,7 @@ impl CreateDomain {
             name: self.name.clone(),
             description: self.description.clone(),
             created_at: ctx.now,
+            member_tenant_id: self.member_tenant_id.clone(),
         })])
     }
 }

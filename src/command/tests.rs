@@ -49,8 +49,13 @@ impl World {
     }
 
     fn domain(&mut self, name: &str) -> ObjectId {
-        let events =
-            self.run(Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })).unwrap();
+        let events = self
+            .run(Command::CreateDomain(CreateDomain {
+                name: name.parse().unwrap(),
+                description: None,
+                member_tenant_id: None,
+            }))
+            .unwrap();
         match &events[0] {
             Event::DomainCreated(e) => e.domain_id,
             other => panic!("unexpected {other:?}"),

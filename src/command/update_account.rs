@@ -14,7 +14,7 @@ use ledger_projections::{AccountState, StateRead, state};
 
 use super::account_spec::{
     AliasSpec, CredentialSpec, add_credentials, check_address_free, check_credential_counts, check_groups, check_roles,
-    existing_account, resolve_aliases,
+    existing_account, resolve_aliases, tenant_domain,
 };
 use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
 
@@ -43,6 +43,7 @@ pub struct UpdateAccount {
 impl UpdateAccount {
     pub(crate) fn decide(&self, view: &impl StateRead, ctx: &DecideContext) -> Decision {
         let old = existing_account(view, self.id)?;
+        self.check_tenant(view, &old)?;
         let mut events = Vec::new();
         self.rename(view, &old, &mut events)?;
         self.profile(&old, &mut events)?;
@@ -79,14 +80,47 @@ impl UpdateAccount {
         Ok(events)
     }
 
+    /// The tenant the account ends in.
+    fn tenant<'a>(&'a self, old: &'a AccountState) -> Option<&'a ExternalId> {
+        match &self.member_tenant_id {
+            Some(new) => new.as_ref(),
+            None => old.member_tenant_id.as_ref(),
+        }
+    }
+
+    /// A move to another tenant takes the account's domain, aliases and groups
+    /// with it: each must be the new tenant's. A group with members stays put.
+    fn check_tenant(&self, view: &impl StateRead, old: &AccountState) -> Result<(), Rejection> {
+        let tenant = self.tenant(old);
+        if tenant == old.member_tenant_id.as_ref() {
+            return Ok(());
+        }
+        if old.kind == AccountKind::Group && state::group_has_members(view, self.id)? {
+            return Err(Rejection::StillReferenced {
+                description: "a group with members cannot change tenant".to_owned(),
+            });
+        }
+        if self.domain_id.is_none() && self.name.is_none() {
+            tenant_domain(view, "domainId", old.domain_id, tenant)?;
+        }
+        if self.aliases.is_none() {
+            for (i, alias) in old.aliases.iter().enumerate() {
+                tenant_domain(view, &format!("aliases/{i}/domainId"), alias.domain_id, tenant)?;
+            }
+        }
+        if self.member_group_ids.is_none() {
+            check_groups(view, Some(self.id), tenant, &old.member_group_ids)?;
+        }
+        Ok(())
+    }
+
     fn rename(&self, view: &impl StateRead, old: &AccountState, events: &mut Vec<Event>) -> Result<(), Rejection> {
         let new_name = self.name.clone().unwrap_or_else(|| old.name.clone());
         let new_domain_id = self.domain_id.unwrap_or(old.domain_id);
         if new_name == old.name && new_domain_id == old.domain_id {
             return Ok(());
         }
-        let domain = state::domain(view, new_domain_id)?
-            .ok_or_else(|| Rejection::invalid("domainId", format!("domain {new_domain_id} does not exist")))?;
+        let domain = tenant_domain(view, "domainId", new_domain_id, self.tenant(old))?;
         let new_address = email_address(&new_name, &domain.name);
         check_address_free(view, Some(self.id), &new_address)?;
         let kept_aliases = self.aliases.is_none() && old.aliases.iter().any(|a| a.email_address == new_address);
@@ -142,7 +176,7 @@ impl UpdateAccount {
             Some(renamed) => renamed,
             None => old.email_address.clone(),
         };
-        let addresses = resolve_aliases(view, Some(self.id), &primary, new)?;
+        let addresses = resolve_aliases(view, Some(self.id), self.tenant(old), &primary, new)?;
         for i in 0..old.aliases.len().max(new.len()) {
             let account_id = self.id;
             match (old.aliases.get(i), new.get(i).zip(addresses.get(i))) {
@@ -319,7 +353,7 @@ impl UpdateAccount {
         if old.kind == AccountKind::Group && !new.is_empty() {
             return Err(Rejection::invalid("memberGroupIds", "a Group cannot be a member of a group"));
         }
-        check_groups(view, Some(self.id), new)?;
+        check_groups(view, Some(self.id), self.tenant(old), new)?;
         let before: BTreeSet<_> = old.member_group_ids.iter().copied().collect();
         let after: BTreeSet<_> = new.iter().copied().collect();
         let joined: Vec<_> = after.difference(&before).copied().collect();

@@ -15,15 +15,17 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ledger_events::ObjectType;
+use ledger_events::values::ExternalId;
+use ledger_projections::changes::any_change_since;
 use ledger_projections::state;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, ClientIp, LastEventId, now, problem};
 use crate::auth::{Principal, Session};
-use crate::jmap::read_permission;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state_string;
+use crate::jmap::{read_permission, tenant_scoped};
 
 #[derive(Deserialize)]
 pub(super) struct PushQuery {
@@ -32,12 +34,31 @@ pub(super) struct PushQuery {
     ping: Option<u64>,
 }
 
-/// The states of `types` now, and the last log position.
-fn states(app: &AppState, types: &[ObjectType]) -> (BTreeMap<&'static str, String>, u64) {
+/// The states of `types` now, and the last log position. A tenant principal
+/// (`scope`) is told a type changed only when an object of its tenant changed
+/// after `since`; otherwise it keeps the state it was last sent.
+fn states(
+    app: &AppState,
+    types: &[ObjectType],
+    scope: Option<&ExternalId>,
+    since: u64,
+    previous: &BTreeMap<&'static str, String>,
+) -> (BTreeMap<&'static str, String>, u64) {
     let read = app.ledger.read();
-    let states =
-        types.iter().map(|t| (t.jmap_name(), state_string(state::type_state(&read.view, *t).unwrap_or(0)))).collect();
-    (states, read.last_seq)
+    let view = &read.view;
+    let mut out = BTreeMap::new();
+    for t in types {
+        let now = state_string(state::type_state(view, *t).unwrap_or(0));
+        let scope = scope.filter(|_| tenant_scoped(*t));
+        let told = match (scope, previous.get(t.jmap_name())) {
+            (Some(tenant), Some(before)) if !any_change_since(view, *t, since, Some(tenant)).unwrap_or(true) => {
+                before.clone()
+            }
+            _ => now,
+        };
+        out.insert(t.jmap_name(), told);
+    }
+    (out, read.last_seq)
 }
 
 fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result<SseEvent, std::convert::Infallible> {
@@ -48,6 +69,11 @@ fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result
 /// Whether `principal` may be told about every type of `types`.
 fn may_read(principal: &Principal, types: &[ObjectType]) -> bool {
     types.iter().all(|t| principal.may(read_permission(*t)))
+}
+
+/// The tenant a stream's principal is confined to, for the tenant-scoped types.
+fn principal_scope(session: &Session) -> Option<ExternalId> {
+    session.tenant().cloned()
 }
 
 pub(super) async fn event_source(
@@ -90,13 +116,21 @@ pub(super) async fn event_source(
     let mut stopping = app.stopping.subscribe();
     // Taken before the response goes out, so no change after the client
     // connected can slip between this and the first wait.
-    let (mut sent, position) = states(&app, &types);
+    // Scoped like /get: a tenant principal hears only of its tenant's objects
+    // (types that are not tenant-scoped, x:Role, are global).
+    let scope = principal_scope(&session);
+    let (mut sent, mut position) = states(&app, &types, None, 0, &BTreeMap::new());
     let deadline = session.expires_at();
     let events = async_stream::stream! {
         // A reconnecting client hears at once about changes it missed.
         if let Some(seen) = last_event_id
             && position > seen
         {
+            let (a, t, sc) = (app.clone(), types.clone(), scope.clone());
+            let missed = tokio::task::spawn_blocking(move || states(&a, &t, sc.as_ref(), seen, &BTreeMap::new())).await;
+            if let Ok((now, _)) = missed {
+                sent = now;
+            }
             yield state_event(&sent, position);
             if close_after_state {
                 return;
@@ -110,13 +144,15 @@ pub(super) async fn event_source(
                         return;
                     }
                     // The login is rechecked before every delivery.
-                    let (a, s, t) = (app.clone(), Arc::clone(&session), types.clone());
+                    let (a, s, t, sc, before, since) =
+                        (app.clone(), Arc::clone(&session), types.clone(), scope.clone(), sent.clone(), position);
                     let checked = tokio::task::spawn_blocking(move || {
                         let read = a.ledger.read();
                         let allowed = s.current(&read.view, now()).is_some_and(|p| may_read(&p, &t));
-                        allowed.then(|| states(&a, &t))
+                        allowed.then(|| states(&a, &t, sc.as_ref(), since, &before))
                     }).await;
-                    let Ok(Some((now, position))) = checked else { return };
+                    let Ok(Some((now, last))) = checked else { return };
+                    position = last;
                     if now != sent {
                         sent = now;
                         yield state_event(&sent, position);

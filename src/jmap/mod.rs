@@ -31,3 +31,10 @@ pub(crate) fn read_permission(t: ledger_events::ObjectType) -> &'static str {
     use object::JmapObject;
     object::with_object!(t, |O| O::permission(object::Verb::Get))
 }
+
+/// Whether objects of a type belong to tenants (`memberTenantId`): a tenant
+/// principal is told only of its own tenant's.
+pub(crate) fn tenant_scoped(t: ledger_events::ObjectType) -> bool {
+    use object::JmapObject;
+    object::with_object!(t, |O| O::TENANT_SCOPED)
+}

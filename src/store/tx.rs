@@ -47,6 +47,7 @@ impl Tx<'_> {
         let ctx = DecideContext { now: self.meta.committed_at };
         let events = decide(command, &*self.overlay, &ctx)?;
         authority::check_self_service(writer, &*self.overlay, &events)?;
+        authority::check_tenant_bounds(writer, &*self.overlay, &events)?;
         let touched = authority::touched(&*self.overlay, &events)?;
         let before = authority::held(&*self.overlay, &touched)?;
         let mark = self.mark();

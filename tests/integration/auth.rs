@@ -290,20 +290,28 @@ async fn tenant_admins_see_and_change_only_their_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let d = server.domain("example.org").await;
+    let tenant_domain = |name: &str, tenant: &str| json!({"create": {"d": {"name": name, "memberTenantId": tenant}}});
+    let (_, r) = server.call("x:Domain/set", tenant_domain("one.example", "t1")).await;
+    let d1 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
+    let (_, r) = server.call("x:Domain/set", tenant_domain("two.example", "t2")).await;
+    let d2 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
     server
-        .account(json!({"@type": "User", "name": "t1admin", "domainId": d, "memberTenantId": "t1", "roles": {"@type": "Admin"},
+        .account(json!({"@type": "User", "name": "t1admin", "domainId": d1, "memberTenantId": "t1", "roles": {"@type": "Admin"},
             "credentials": [{"@type": "Password", "secret": "tenant-pw"}]}))
         .await;
-    let mine = server.account(json!({"@type": "User", "name": "mine", "domainId": d, "memberTenantId": "t1"})).await;
+    let mine = server.account(json!({"@type": "User", "name": "mine", "domainId": d1, "memberTenantId": "t1"})).await;
     let theirs =
-        server.account(json!({"@type": "User", "name": "theirs", "domainId": d, "memberTenantId": "t2"})).await;
+        server.account(json!({"@type": "User", "name": "theirs", "domainId": d2, "memberTenantId": "t2"})).await;
     let global = server.account(json!({"@type": "User", "name": "global", "domainId": d})).await;
-    let t = basic("t1admin@example.org", "tenant-pw");
+    let t = basic("t1admin@one.example", "tenant-pw");
     let (_, _, q) = server.call_as(&t, "x:Account/query", json!({})).await;
     let ids: Vec<&str> = q["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(ids.contains(&mine.as_str()) && !ids.contains(&theirs.as_str()) && !ids.contains(&global.as_str()), "{q}");
     let (_, _, g) = server.call_as(&t, "x:Account/get", json!({"ids": [mine, theirs]})).await;
     assert_eq!(g["notFound"], json!([theirs]));
+    let (_, _, domains) = server.call_as(&t, "x:Domain/get", json!({"ids": null})).await;
+    assert_eq!(domains["list"].as_array().unwrap().len(), 1, "only its own domain: {domains}");
+    assert_eq!(domains["list"][0]["id"], d1);
     let (_, _, s) = server
         .call_as(
             &t,
@@ -311,8 +319,8 @@ async fn tenant_admins_see_and_change_only_their_tenant() {
             json!({
                 "update": {(theirs.clone()): {"description": "x"}, (mine.clone()): {"description": "ok"}},
                 "destroy": [global],
-                "create": {"n": {"@type": "User", "name": "newbie", "domainId": d},
-                           "bad": {"@type": "User", "name": "sneaky", "domainId": d, "memberTenantId": "t2"}}
+                "create": {"n": {"@type": "User", "name": "newbie", "domainId": d1},
+                           "bad": {"@type": "User", "name": "sneaky", "domainId": d1, "memberTenantId": "t2"}}
             }),
         )
         .await;
@@ -324,8 +332,11 @@ async fn tenant_admins_see_and_change_only_their_tenant() {
     let (_, _, s) =
         server.call_as(&t, "x:Account/set", json!({"update": {(mine.clone()): {"memberTenantId": "t2"}}})).await;
     assert_eq!(s["notUpdated"][&mine]["type"], "forbidden");
-    let (_, name, e) = server.call_as(&t, "x:Domain/set", json!({"create": {"x": {"name": "tenant.example"}}})).await;
-    assert_eq!((name.as_str(), e["type"].as_str()), ("error", Some("forbidden")));
+    // Its domains are its own: created in its tenant, never in another.
+    let (_, _, e) = server.call_as(&t, "x:Domain/set", json!({"create": {"x": {"name": "tenant.example"}}})).await;
+    assert_eq!(e["created"]["x"]["memberTenantId"], "t1", "{e}");
+    let (_, _, e) = server.call_as(&t, "x:Domain/set", tenant_domain("other.example", "t2")).await;
+    assert_eq!(e["notCreated"]["d"]["type"], "forbidden", "{e}");
     server.stop().await;
 }
 

@@ -200,7 +200,8 @@ async fn the_format_1_store_opens_verifies_and_replays_to_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture(), dir.path());
 
-    // Open as it was written: the chain verifies end to end.
+    // Open as it was written: the chain verifies end to end (projections of
+    // an older layout are rebuilt from the log on open).
     let (stored, last_seq) = {
         let ledger = ledger::Ledger::open(dir.path(), ledger::Durability::Fsync).unwrap();
         let (tail, checked) = ledger.verify().unwrap();

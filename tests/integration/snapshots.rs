@@ -147,9 +147,20 @@ fn one_of_each() -> Vec<Event> {
         QuotaLimitSet { account_id: acct, quota: QuotaKind::MaxAppPasswords, old: None, new: Some(5) }.into(),
         QuotaUsageChanged { account_id: acct, quota: QuotaKind::MaxDiskQuota, old: 1024, new: 4096 }.into(),
         QuotaExceeded { account_id: acct, quota: QuotaKind::MaxDiskQuota, used: 4096, limit: 4000 }.into(),
-        DomainCreated { domain_id: dom, name: "example.org".parse().unwrap(), description: None, created_at: at() }
-            .into(),
-        DomainUpdated { domain_id: dom, description: Change::between(None, Some("primary".into())) }.into(),
+        DomainCreated {
+            domain_id: dom,
+            name: "example.org".parse().unwrap(),
+            description: None,
+            created_at: at(),
+            member_tenant_id: Some("t1".parse().unwrap()),
+        }
+        .into(),
+        DomainUpdated {
+            domain_id: dom,
+            description: Change::between(None, Some("primary".into())),
+            member_tenant_id: Change::between(Some("t1".parse().unwrap()), None),
+        }
+        .into(),
         DomainDestroyed { domain_id: dom, name: "example.org".parse().unwrap() }.into(),
         RoleCreated {
             role_id: ObjectId(9),

@@ -16,7 +16,7 @@ pub(super) fn origin() -> CommitOrigin {
 }
 
 pub(super) fn create_domain(name: &str) -> Command {
-    Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None })
+    Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None, member_tenant_id: None })
 }
 
 pub(super) fn user(name: &str, domain: ObjectId) -> CreateAccount {

@@ -51,12 +51,14 @@ pub(crate) async fn changes<O: JmapObject>(ctx: &mut CallContext<'_>, arguments:
         return Err(MethodError::needs(permission));
     }
     let max = max_changes.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    // A tenant principal is told only of its tenant's objects.
+    let scope = if O::TENANT_SCOPED { ctx.principal.tenant.clone() } else { None };
     let read = ctx.services.ledger.read();
     blocking(move || {
         let view = &read.view;
         let current = type_state(view, O::TYPE)?;
         let from = since(view, &since_state, current)?;
-        let page = match changes_since(view, O::TYPE, from, max) {
+        let page = match changes_since(view, O::TYPE, from, max, scope.as_ref()) {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { objects }) => {
                 return Err(MethodError::CannotCalculateChanges(format!(

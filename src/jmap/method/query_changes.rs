@@ -31,12 +31,14 @@ pub(crate) async fn query_changes<O: JmapObject>(
     args.finish()?;
     check_max_changes(max_changes)?;
     let up_to_id = up_to_id.map(|id| ctx.created_ids.resolve(&id).ok());
+    // A tenant principal is told only of its tenant's objects.
+    let scope = if O::TENANT_SCOPED { ctx.principal.tenant.clone() } else { None };
     let read = ctx.services.ledger.read();
     blocking(move || {
         let view = &read.view;
         let current = type_state(view, O::TYPE)?;
         let from = since(view, &since_state, current)?;
-        let page = match changes_since(view, O::TYPE, from, usize::MAX) {
+        let page = match changes_since(view, O::TYPE, from, usize::MAX, scope.as_ref()) {
             Ok(page) => page,
             Err(ChangesError::CommitTooLarge { .. }) => return Err(MethodError::ServerFail),
             Err(ChangesError::Read(e)) => return Err(e.into()),

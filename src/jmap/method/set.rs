@@ -183,6 +183,24 @@ impl<O: JmapObject> Access<'_, O> {
         if self.may(Verb::Destroy) { Ok(()) } else { Err(self.forbidden(Verb::Destroy)) }
     }
 
+    /// A SetError as this principal may see it: `alreadyExists` names the
+    /// existing object only when it is within the principal's tenant (names
+    /// and addresses are unique across tenants; who holds one is not shared).
+    fn scrub(&self, tx: &Tx<'_>, mut error: SetError) -> SetError {
+        if let Some(existing) = error.existing_id.as_deref()
+            && O::TENANT_SCOPED
+            && self.principal.tenant.is_some()
+        {
+            let visible = ObjectId::from_jmap(existing)
+                .and_then(|id| O::fetch(tx.state(), id).ok().flatten())
+                .is_some_and(|state| in_scope::<O>(self.principal, &state));
+            if !visible {
+                error.existing_id = None;
+            }
+        }
+        error
+    }
+
     /// Objects outside the principal's tenant do not exist for it.
     fn visible(&self, tx: &Tx<'_>, id: ObjectId) -> Result<(), SetError> {
         if !O::TENANT_SCOPED || self.principal.tenant.is_none() {
@@ -258,7 +276,7 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
                 out.created.insert(creation_id, Value::Object(rendered));
             }
             Err(e) => {
-                out.not_created.insert(creation_id, e.to_json());
+                out.not_created.insert(creation_id, access.scrub(tx, e).to_json());
             }
         }
     }
@@ -274,7 +292,7 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
                 out.updated.insert(key, result);
             }
             Err(e) => {
-                out.not_updated.insert(key, e.to_json());
+                out.not_updated.insert(key, access.scrub(tx, e).to_json());
             }
         }
     }

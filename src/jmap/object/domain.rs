@@ -1,16 +1,18 @@
 //! `x:Domain`: the mail domains accounts live in (`id`, `name`, `description`,
-//! `createdAt`). Names are fixed once created. Source: Stalwart's `x:Domain`
+//! `createdAt`, `memberTenantId`). A domain of a tenant is that tenant's: only
+//! its accounts use it, and other tenants do not see it. Names are fixed once created. Source: Stalwart's `x:Domain`
 //! (the ledger keeps the directory part of it).
 
 use ledger_events::ObjectType;
-use ledger_events::values::ObjectId;
+use ledger_events::values::{ExternalId, ObjectId};
 use ledger_projections::query::{Filter, Sort, SortKey};
 use ledger_projections::{DomainState, StateRead, state};
 use serde_json::{Map, Value, json};
 
 use super::property::{Property, StringFormat, WireType};
 use super::{
-    JmapObject, Named, ParseContext, filter_named, permissions, query_named, refuse_server_set, sort_named, take_fixed,
+    JmapObject, Named, ParseContext, filter_named, filter_text, permissions, query_named, refuse_server_set,
+    sort_named, take_fixed,
 };
 use crate::command::{Command, CreateDomain, DestroyDomain, UpdateDomain};
 use crate::jmap::context::CreatedIds;
@@ -23,6 +25,16 @@ fn description(value: Option<Value>) -> Result<Option<String>, SetError> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(SetError::invalid("description", "description must be a string or null")),
+    }
+}
+
+fn tenant(value: Option<Value>) -> Result<Option<ExternalId>, SetError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            s.parse().map(Some).map_err(|e| SetError::invalid("memberTenantId", format!("memberTenantId: {e}")))
+        }
+        Some(_) => Err(SetError::invalid("memberTenantId", "memberTenantId must be an id or null")),
     }
 }
 
@@ -43,7 +55,14 @@ impl JmapObject for Domain {
         Property::new("name", WireType::String(StringFormat::DomainName), "Domain name").required().immutable(),
         Property::new("description", WireType::String(StringFormat::String), "Description of the domain").nullable(),
         Property::new("createdAt", WireType::UtcDateTime, "Creation date of the domain").server_set(),
+        Property::new(
+            "memberTenantId",
+            WireType::ObjectId("x:Tenant"),
+            "Identifier for the tenant this domain belongs to",
+        )
+        .nullable(),
     ];
+    const TENANT_SCOPED: bool = true;
 
     permissions!("sysDomain");
 
@@ -61,7 +80,12 @@ impl JmapObject for Domain {
         out.insert("name".into(), json!(d.name.as_str()));
         out.insert("description".into(), json!(d.description));
         out.insert("createdAt".into(), json!(d.created_at.to_string()));
+        out.insert("memberTenantId".into(), json!(d.member_tenant_id.as_ref().map(ExternalId::as_str)));
         out
+    }
+
+    fn tenant(d: &DomainState) -> Option<&ExternalId> {
+        d.member_tenant_id.as_ref()
     }
 
     fn parse_create(mut object: Map<String, Value>, _: &mut ParseContext<'_>) -> Result<Command, SetError> {
@@ -71,8 +95,9 @@ impl JmapObject for Domain {
             _ => return Err(SetError::invalid("name", "name is required (a domain name)")),
         };
         let description = description(object.remove("description"))?;
+        let member_tenant_id = tenant(object.remove("memberTenantId"))?;
         no_others(&object)?;
-        Ok(Command::CreateDomain(CreateDomain { name, description }))
+        Ok(Command::CreateDomain(CreateDomain { name, description, member_tenant_id }))
     }
 
     fn parse_update(
@@ -82,8 +107,13 @@ impl JmapObject for Domain {
     ) -> Result<Command, SetError> {
         take_fixed::<Self>(&mut patched, &Self::render(current), None)?;
         let description = description(patched.remove("description"))?;
+        let member_tenant_id = tenant(patched.remove("memberTenantId"))?;
         no_others(&patched)?;
-        Ok(Command::UpdateDomain(UpdateDomain { id: current.id, description: Some(description) }))
+        Ok(Command::UpdateDomain(UpdateDomain {
+            id: current.id,
+            description: Some(description),
+            member_tenant_id: Some(member_tenant_id),
+        }))
     }
 
     fn destroy(id: ObjectId) -> Command {
@@ -91,7 +121,10 @@ impl JmapObject for Domain {
     }
 
     fn filter(key: &str, value: &Value, _: &CreatedIds) -> Result<Option<Filter>, MethodError> {
-        filter_named(key, value)
+        match key {
+            "memberTenantId" => Ok(Some(Filter::MemberTenantId(filter_text(key, value)?))),
+            _ => filter_named(key, value),
+        }
     }
 
     fn sort_key(property: &str) -> Option<SortKey> {
@@ -102,7 +135,12 @@ impl JmapObject for Domain {
     fn query(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> Result<Vec<ObjectId>, MethodError> {
         let named = state::domains(view)?
             .into_iter()
-            .map(|d| Named { id: d.id, name: d.name.as_str().to_owned(), description: d.description })
+            .map(|d| Named {
+                id: d.id,
+                name: d.name.as_str().to_owned(),
+                description: d.description,
+                tenant: d.member_tenant_id,
+            })
             .collect();
         Ok(query_named(named, filter, sort))
     }

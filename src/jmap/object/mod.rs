@@ -297,6 +297,8 @@ pub(crate) struct Named {
     pub(crate) id: ObjectId,
     pub(crate) name: String,
     pub(crate) description: Option<String>,
+    /// Its tenant, for the `memberTenantId` filter.
+    pub(crate) tenant: Option<ExternalId>,
 }
 
 /// `name` (prefix) and `text` (substring of name or description) filters and
@@ -314,6 +316,7 @@ pub(crate) fn query_named(objects: Vec<Named>, filter: &Filter, sort: &[Sort]) -
             Filter::And(c) => c.iter().all(|f| matches(o, f)),
             Filter::Or(c) => c.iter().any(|f| matches(o, f)),
             Filter::Not(c) => !c.iter().any(|f| matches(o, f)),
+            Filter::MemberTenantId(t) => o.tenant.as_ref().is_some_and(|x| x.as_str() == t),
             _ => false,
         }
     }

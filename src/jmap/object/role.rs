@@ -128,7 +128,7 @@ impl JmapObject for Role {
     fn query(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> Result<Vec<ObjectId>, MethodError> {
         let named = state::roles(view)?
             .into_iter()
-            .map(|r| Named { id: r.id, name: r.name, description: r.description })
+            .map(|r| Named { id: r.id, name: r.name, description: r.description, tenant: None })
             .collect();
         Ok(query_named(named, filter, sort))
     }

@@ -1,0 +1,203 @@
+//! A tenant is a boundary for everything: another tenant's domains, groups,
+//! addresses and changes do not exist for it, by any channel — `/set` errors,
+//! `/changes`, `/queryChanges`, push.
+
+use serde_json::{Value, json};
+
+use super::support::TestServer;
+
+struct World {
+    server: TestServer,
+    /// The Bearer header of t1's administrator.
+    t1: String,
+    d1: String,
+    d2: String,
+    /// A group and a user of t2.
+    g2: String,
+    u2: String,
+}
+
+async fn world(dir: &std::path::Path) -> World {
+    let server = TestServer::start(dir).await;
+    let domain = |name: &'static str, tenant: &'static str| {
+        let server = &server;
+        async move {
+            let (_, r) =
+                server.call("x:Domain/set", json!({"create": {"d": {"name": name, "memberTenantId": tenant}}})).await;
+            r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+        }
+    };
+    let d1 = domain("one.example", "t1").await;
+    let d2 = domain("two.example", "t2").await;
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": "t1",
+                "roles": {"@type": "Admin"},
+                "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
+        )
+        .await;
+    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"][0]["secret"].as_str().unwrap());
+    let g2 = server.account(json!({"@type": "Group", "name": "staff", "domainId": d2, "memberTenantId": "t2"})).await;
+    let u2 = server
+        .account(json!({"@type": "User", "name": "postmaster", "domainId": d2, "memberTenantId": "t2",
+            "aliases": [{"name": "billing", "domainId": d2}]}))
+        .await;
+    World { server, t1, d1, d2, g2, u2 }
+}
+
+/// The error of one `/set` item, with the id it names replaced, so the
+/// answers for two different ids can be compared.
+fn answer_for(answer: &Value, kind: &str, key: &str, id: &str) -> String {
+    let error = &answer[kind][key];
+    assert!(error.is_object(), "{answer}");
+    // Whole words only: ids are short base32 strings.
+    let text = error.to_string();
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        out.push_str(if word == id { "<id>" } else { &word });
+        word.clear();
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_domains_groups_and_addresses_look_like_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path()).await;
+    let free = "zzzz";
+    let create = |object: Value| json!({"create": {"x": object}});
+    // A domain of t2, and an id nothing has: the same answer.
+    let mut answers = Vec::new();
+    for d in [&w.d2, free] {
+        let (_, _, r) = w
+            .server
+            .call_as(&w.t1, "x:Account/set", create(json!({"@type": "User", "name": "postmaster", "domainId": d})))
+            .await;
+        answers.push(answer_for(&r, "notCreated", "x", d));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // An alias in t2's domain.
+    let (_, _, me) = w.server.call_as(&w.t1, "x:Account/query", json!({"filter": {"name": "admin"}})).await;
+    let me = me["ids"][0].as_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+    for d in [&w.d2, free] {
+        let (_, _, r) = w
+            .server
+            .call_as(
+                &w.t1,
+                "x:Account/set",
+                json!({"update": {&me: {"aliases": [{"name": "billing", "domainId": d}]}}}),
+            )
+            .await;
+        answers.push(answer_for(&r, "notUpdated", &me, d));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // A group of t2, a user of t2 and a free id as memberGroupIds.
+    let mut answers = Vec::new();
+    for g in [&w.g2, &w.u2, free] {
+        let (_, _, r) = w
+            .server
+            .call_as(
+                &w.t1,
+                "x:Account/set",
+                create(json!({"@type": "User", "name": "joiner", "domainId": w.d1, "memberGroupIds": [g]})),
+            )
+            .await;
+        answers.push(answer_for(&r, "notCreated", "x", g));
+    }
+    assert!(answers.windows(2).all(|p| p[0] == p[1]), "{answers:?}");
+    // A name held in t2 (domain names are unique across tenants): refused,
+    // without saying which object holds it.
+    let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/set", json!({"create": {"x": {"name": "two.example"}}})).await;
+    let error = &r["notCreated"]["x"];
+    assert_eq!(error["type"], "alreadyExists", "{r}");
+    assert!(error.get("existingId").is_none_or(Value::is_null), "{r}");
+    assert!(!answer_for(&r, "notCreated", "x", &w.d2).contains("<id>"), "{r}");
+    // t2's domain is not there for t1 at all.
+    let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/get", json!({"ids": [w.d2]})).await;
+    assert_eq!(r["notFound"], json!([w.d2]));
+    let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/query", json!({})).await;
+    assert_eq!(r["ids"], json!([w.d1]));
+    // A global administrator still sees who holds a name.
+    let (_, r) = w.server.call("x:Domain/set", json!({"create": {"x": {"name": "two.example"}}})).await;
+    assert_eq!(r["notCreated"]["x"]["existingId"], json!(w.d2));
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_and_query_changes_show_a_tenant_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path()).await;
+    let (_, start) = w.server.call("x:Account/get", json!({"ids": []})).await;
+    let start = start["state"].as_str().unwrap().to_owned();
+    let (_, _, q) = w.server.call_as(&w.t1, "x:Account/query", json!({})).await;
+    let query_state = q["queryState"].as_str().unwrap().to_owned();
+    let (_, _, dq) = w.server.call_as(&w.t1, "x:Domain/get", json!({"ids": []})).await;
+    let domain_state = dq["state"].as_str().unwrap().to_owned();
+    // t2 creates, updates and destroys; t1 creates one account.
+    let new2 =
+        w.server.account(json!({"@type": "User", "name": "new2", "domainId": w.d2, "memberTenantId": "t2"})).await;
+    w.server.call("x:Account/set", json!({"update": {&w.u2: {"description": "changed"}}})).await;
+    w.server.call("x:Account/set", json!({"destroy": [&w.g2]})).await;
+    w.server.call("x:Domain/set", json!({"update": {&w.d2: {"description": "t2's"}}})).await;
+    let new1 =
+        w.server.account(json!({"@type": "User", "name": "new1", "domainId": w.d1, "memberTenantId": "t1"})).await;
+    let (_, _, c) = w.server.call_as(&w.t1, "x:Account/changes", json!({"sinceState": start})).await;
+    assert_eq!((&c["created"], &c["updated"], &c["destroyed"]), (&json!([new1]), &json!([]), &json!([])), "{c}");
+    let (_, _, qc) = w.server.call_as(&w.t1, "x:Account/queryChanges", json!({"sinceQueryState": query_state})).await;
+    assert_eq!(qc["removed"], json!([]), "{qc}");
+    assert_eq!(qc["added"].as_array().unwrap().len(), 1, "{qc}");
+    let (_, _, dc) = w.server.call_as(&w.t1, "x:Domain/changes", json!({"sinceState": domain_state})).await;
+    assert_eq!(dc["updated"], json!([]), "{dc}");
+    // The global administrator sees them all.
+    let (_, c) = w.server.call("x:Account/changes", json!({"sinceState": start})).await;
+    for id in [&new2, &w.u2, &w.g2, &new1] {
+        assert!(c.to_string().contains(id.as_str()), "{id}: {c}");
+    }
+    w.server.stop().await;
+}
+
+/// Reads server-sent events until `done` says so; returns what was read.
+async fn read_events(response: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut seen = String::new();
+    while !done(&seen) {
+        match response.chunk().await.unwrap() {
+            Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            None => break,
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_tells_a_tenant_only_of_its_own_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path()).await;
+    let mut push = w
+        .server
+        .client()
+        .get(format!("{}/eventsource/?types=x:Account", w.server.url))
+        .header("authorization", &w.t1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), 200);
+    // t2 changes first, then t1: the first StateChange t1 hears must be its
+    // own, carrying the state after t1's change.
+    w.server.call("x:Account/set", json!({"update": {&w.u2: {"description": "t2 only"}}})).await;
+    w.server.account(json!({"@type": "User", "name": "mine", "domainId": w.d1, "memberTenantId": "t1"})).await;
+    let (_, now) = w.server.call("x:Account/get", json!({"ids": []})).await;
+    let state = now["state"].as_str().unwrap().to_owned();
+    let seen = read_events(&mut push, |s| s.contains("StateChange")).await;
+    let events: Vec<&str> = seen.split("\n\n").filter(|e| e.contains("StateChange")).collect();
+    assert_eq!(events.len(), 1, "{seen}");
+    assert!(events[0].contains(&format!("\"x:Account\":\"{state}\"")), "told of its own change only: {seen}");
+    w.server.stop().await;
+}
