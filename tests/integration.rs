@@ -8,6 +8,7 @@ mod integration {
     mod audit;
     mod auth;
     mod authority;
+    mod authority_property;
     mod bad_input;
     mod cli;
     mod crash;

@@ -50,6 +50,9 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         let view = &read.view;
         let state = type_state(view, O::TYPE)?;
         let as_of = resolve_as_of(as_of.as_ref(), &log, view.snapshot())?;
+        // Without ids, every object the principal may see: another tenant's
+        // are left out, not reported as notFound.
+        let listed = ids.is_none();
         let wanted = match ids {
             Some(ids) => ids,
             None => {
@@ -78,6 +81,7 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
                     }
                     list.push(Value::Object(object));
                 }
+                None if listed => {}
                 None => not_found.push(Value::String(shown)),
             }
         }
