@@ -61,18 +61,20 @@ pub(crate) struct FeedRecord {
 }
 
 /// Whether the follower may still be sent records: asked before every chunk,
-/// at the snapshot the chunk is read from. `false` ends the stream.
-pub(crate) type Gate = Arc<dyn Fn(&SnapshotView) -> bool + Send + Sync>;
+/// at the snapshot the chunk is read from. `None` ends the stream; otherwise
+/// the instant its login expires (`None`: never), which ends it then even if
+/// nothing is written.
+pub(crate) type Gate = Arc<dyn Fn(&SnapshotView) -> Option<Option<UtcDateTime>> + Send + Sync>;
 
 /// Positions read from one snapshot, each with its line if the filter keeps
-/// it; `None` when the gate closed.
-type Chunk = Option<Vec<(u64, Option<String>)>>;
+/// it, and the login's expiry as of that snapshot; `None` when the gate closed.
+type Chunk = Option<(Vec<(u64, Option<String>)>, Option<UtcDateTime>)>;
 
 fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> Result<Chunk, StoreError> {
     let state = ledger.read();
-    if !gate(&state.view) {
+    let Some(deadline) = gate(&state.view) else {
         return Ok(None);
-    }
+    };
     let mut out = Vec::new();
     for record in ledger.log().scan(state.view.snapshot(), after + 1).take(CHUNK) {
         let record = record?;
@@ -85,7 +87,7 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> 
         };
         out.push((record.seq(), line));
     }
-    Ok(Some(out))
+    Ok(Some((out, deadline)))
 }
 
 /// The time left until `deadline` (a credential's expiry), if there is one.
@@ -95,13 +97,11 @@ fn until(deadline: Option<UtcDateTime>) -> Option<Duration> {
 }
 
 /// What a follower wants and who it is: the filter, whether to follow live,
-/// and the gate its login must pass before every delivery, with the instant
-/// its credential expires (the stream ends then even if nothing is written).
+/// and the gate its login must pass before every delivery.
 pub(crate) struct Follower {
     pub filter: FeedFilter,
     pub live: bool,
     pub gate: Gate,
-    pub deadline: Option<UtcDateTime>,
 }
 
 /// The records after `after` that the follower's filter keeps, in log order;
@@ -113,14 +113,14 @@ pub(crate) fn follow(
     follower: Follower,
     mut stopping: watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<FeedRecord, StoreError>> + Send + 'static {
-    let Follower { filter, live, gate, deadline } = follower;
+    let Follower { filter, live, gate } = follower;
     async_stream::stream! {
         let mut durable = ledger.subscribe();
         let mut cursor = after;
         loop {
             let (l, f, g, from) = (ledger.clone(), filter.clone(), Arc::clone(&gate), cursor);
             let read = tokio::task::spawn_blocking(move || read_chunk(&l, from, &f, &g)).await;
-            let chunk = match read {
+            let (chunk, deadline) = match read {
                 Ok(Ok(Some(chunk))) => chunk,
                 // The login no longer holds: nothing more is sent.
                 Ok(Ok(None)) => return,

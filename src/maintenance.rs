@@ -14,7 +14,7 @@ use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_projections::state;
 
 use crate::StoreError;
-use crate::command::{Command, DestroyAccount, EraseAccount, PurgeExpiredCredentials, Rejection, TrimChanges};
+use crate::command::{Command, DestroyAccount, EraseAccount, PurgeExpiredCredentials, Rejection, TrimChanges, Writer};
 use crate::store::{CommitOrigin, Ledger};
 
 /// What purge keeps.
@@ -81,16 +81,23 @@ pub struct ErasureReport {
 /// Destroys each account (if it still exists) and erases the payloads of every
 /// record that touched it, all in one commit; then, if anything was erased,
 /// compacts the store so that the erased bytes are gone from disk (slow).
-pub async fn erase(ledger: &Ledger, origin: CommitOrigin, ids: Vec<ObjectId>) -> Result<ErasureReport, StoreError> {
+pub async fn erase(
+    ledger: &Ledger,
+    origin: CommitOrigin,
+    ids: Vec<ObjectId>,
+    writer: Writer,
+) -> Result<ErasureReport, StoreError> {
     let committed = ledger
         .commit(origin, move |tx| {
             let mut outcomes = Vec::with_capacity(ids.len());
             for id in ids {
                 let outcome = (|| -> Result<(), Rejection> {
                     if state::account(tx.state(), id)?.is_some() {
-                        tx.execute(&Command::DestroyAccount(DestroyAccount { id }))?;
+                        // Destroying a group frees its members of what it disables:
+                        // the writer's authority is checked as for any destroy.
+                        tx.execute_as(&Command::DestroyAccount(DestroyAccount { id }), &writer)?;
                     }
-                    for event in tx.execute(&Command::EraseAccount(EraseAccount { id }))? {
+                    for event in tx.execute_as(&Command::EraseAccount(EraseAccount { id }), &writer)? {
                         if let Event::AccountErased(e) = event {
                             let positions: Vec<u64> = e.erased.iter().map(|r| r.position).collect();
                             tx.erase_payloads(&positions);

@@ -1,5 +1,7 @@
 //! Brute-force protection: too many failed logins from one address within a
-//! window answer 429 for that address only.
+//! window answer 429 for that address only. A success does not forgive earlier
+//! failures: otherwise any valid credential would let its holder guess others'
+//! passwords (and codes) without limit, one success between rounds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,9 +41,5 @@ impl FailureLimiter {
             *entry = (0, now);
         }
         entry.0 += 1;
-    }
-
-    pub(crate) fn record_success(&self, ip: IpAddr) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);
     }
 }

@@ -243,10 +243,7 @@ impl Authenticator {
             None
         };
         match result {
-            Some(principal) => {
-                self.limiter.record_success(ip);
-                Ok(principal)
-            }
+            Some(principal) => Ok(principal),
             None => {
                 self.limiter.record_failure(ip, clock);
                 Err(AuthError::Unauthorized)
@@ -415,7 +412,8 @@ fn decode_basic(encoded: &str) -> Option<(String, Plaintext)> {
     Some((user.to_lowercase(), Plaintext::new(secret.to_owned())))
 }
 
-/// `name@domain` (primary address), or a bare name that only one account has.
+/// `name@domain` (primary address), or a bare name that only one account
+/// without a tenant has.
 fn find_account(view: &SnapshotView, user: &str) -> Option<AccountState> {
     let id = if user.contains('@') {
         match state::address_owner(view, user).ok()?? {
@@ -423,8 +421,14 @@ fn find_account(view: &SnapshotView, user: &str) -> Option<AccountState> {
             (_, AddressUse::Alias) => return None,
         }
     } else {
-        match state::accounts_named(view, user).ok()?.as_slice() {
-            [only] => *only,
+        // Only among accounts without a tenant: a tenant cannot make another
+        // account's bare name ambiguous by creating the same name.
+        let mut global = state::accounts_named(view, user)
+            .ok()?
+            .into_iter()
+            .filter(|id| state::account(view, *id).ok().flatten().is_some_and(|a| a.member_tenant_id.is_none()));
+        match (global.next(), global.next()) {
+            (Some(only), None) => only,
             _ => return None,
         }
     };

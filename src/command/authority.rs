@@ -7,8 +7,9 @@
 //!    changes, every holder of a role it changes — holds a permission it did not
 //!    hold before unless the writer holds it too. A credential whose secret is
 //!    new, or whose second factor is turned off, is a new holder: all its rights
-//!    count as new. A credential whose `allowedIps` or `expiresAt` widen must
-//!    stay within the writer's own credential's.
+//!    count as new. A credential whose `allowedIps` or `expiresAt` widen, or
+//!    that gains any right, must stay within the writer's own credential's
+//!    addresses and lifetime.
 //! 2. **Self-service is by permission.** An account changing its own
 //!    credentials without `sysAccountUpdate` needs the permission of each change
 //!    (`sysAccountPasswordUpdate`, `sysApiKeyCreate`, …), as Stalwart's User
@@ -31,8 +32,8 @@ use ledger_events::values::{ExternalId, ObjectId, SecretHash};
 use ledger_events::{Event, ObjectType};
 use ledger_projections::{AccountState, StateRead, state};
 
-use super::Rejection;
 use super::account_spec::{no_such_domain, no_such_group};
+use super::{Command, Rejection};
 use crate::auth::permissions::{self, Bounds, PermissionSet, self_service};
 
 /// The principal a command is written by, as the authority check sees it.
@@ -171,8 +172,12 @@ pub(crate) fn check_growth(
                 ),
             });
         }
+        // What the write gives a credential — wider bounds, or any right it did
+        // not hold — must not reach past the writer's own addresses and lifetime:
+        // a temporary key cannot make a permanent one (or a permanent holder).
         let widened = was.is_none_or(|was| !now.bounds.within(&was.bounds));
-        if key.1.is_some() && widened && !now.bounds.within(&writer.bounds) {
+        let gained = !now.permissions.growth_beyond(was.map_or(&empty, |w| &w.permissions), &empty).is_empty();
+        if key.1.is_some() && (widened || gained) && !now.bounds.within(&writer.bounds) {
             return Err(Rejection::Forbidden {
                 description: format!(
                     "{} would be usable from addresses or for longer than this principal's own credential",
@@ -195,8 +200,12 @@ fn who((account, credential): &PrincipalKey) -> String {
 }
 
 /// Rule 3: where a tenant principal may put accounts, addresses and
-/// memberships. `view` is the state before the events.
-pub(crate) fn check_tenant_bounds(writer: &Writer, view: &impl StateRead, events: &[Event]) -> Result<(), Rejection> {
+/// memberships: only its own tenant's domains and groups, for every address or
+/// membership the command sets anew. Checked on the command, before decide, so
+/// nothing decide would say about an address elsewhere (taken or free) reaches
+/// it; the answer is the one a missing domain or group gets. `view` is the
+/// state before the command.
+pub(crate) fn check_tenant_bounds(writer: &Writer, view: &impl StateRead, command: &Command) -> Result<(), Rejection> {
     let Some(tenant) = &writer.tenant else { return Ok(()) };
     let own_domain = |property: &str, id: ObjectId| -> Result<(), Rejection> {
         match state::domain(view, id)? {
@@ -204,23 +213,42 @@ pub(crate) fn check_tenant_bounds(writer: &Writer, view: &impl StateRead, events
             _ => Err(no_such_domain(property, id)),
         }
     };
-    for event in events {
-        match event {
-            Event::AccountCreated(e) => own_domain("domainId", e.domain_id)?,
-            Event::AccountRenamed(e) => own_domain("domainId", e.new_domain_id)?,
-            Event::AliasAdded(e) => own_domain("aliases", e.domain_id)?,
-            Event::AliasRenamed(e) => own_domain("aliases", e.new_domain_id)?,
-            Event::GroupMembershipChanged(e) => {
-                for group in &e.joined {
-                    let ours =
-                        state::account(view, *group)?.is_some_and(|g| g.member_tenant_id.as_ref() == Some(tenant));
-                    if !ours {
-                        return Err(no_such_group("memberGroupIds", *group));
-                    }
+    let own_group = |property: &str, id: ObjectId| -> Result<(), Rejection> {
+        match state::account(view, id)? {
+            Some(g) if g.kind == AccountKind::Group && g.member_tenant_id.as_ref() == Some(tenant) => Ok(()),
+            _ => Err(no_such_group(property, id)),
+        }
+    };
+    match command {
+        Command::CreateAccount(c) => {
+            own_domain("domainId", c.domain_id)?;
+            for (i, alias) in c.aliases.iter().enumerate() {
+                own_domain(&format!("aliases/{i}/domainId"), alias.domain_id)?;
+            }
+            for (i, group) in c.member_group_ids.iter().enumerate() {
+                own_group(&format!("memberGroupIds/{i}"), *group)?;
+            }
+        }
+        Command::UpdateAccount(u) => {
+            let Some(old) = state::account(view, u.id)? else { return Ok(()) };
+            let name = u.name.as_ref().unwrap_or(&old.name);
+            let domain = u.domain_id.unwrap_or(old.domain_id);
+            if (name, domain) != (&old.name, old.domain_id) {
+                own_domain("domainId", domain)?;
+            }
+            for (i, alias) in u.aliases.iter().flatten().enumerate() {
+                let same = old.aliases.get(i).is_some_and(|o| o.name == alias.name && o.domain_id == alias.domain_id);
+                if !same {
+                    own_domain(&format!("aliases/{i}/domainId"), alias.domain_id)?;
                 }
             }
-            _ => {}
+            for (i, group) in u.member_group_ids.iter().flatten().enumerate() {
+                if !old.member_group_ids.contains(group) {
+                    own_group(&format!("memberGroupIds/{i}"), *group)?;
+                }
+            }
         }
+        _ => {}
     }
     Ok(())
 }

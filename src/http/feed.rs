@@ -68,10 +68,11 @@ pub(super) async fn feed(
         },
     };
     let session = Session::new(Arc::clone(&app.auth), Arc::clone(&principal), ip);
-    let deadline = session.expires_at();
-    let gate: Gate =
-        Arc::new(move |view| session.current(view, super::now()).is_some_and(|now| now.may_globally(FEED_READ)));
-    let follower = Follower { filter: FeedFilter { types, account }, live: q.follow.unwrap_or(true), gate, deadline };
+    let gate: Gate = Arc::new(move |view| {
+        let now = session.current(view, super::now()).filter(|p| p.may_globally(FEED_READ))?;
+        Some(now.credential.and_then(|c| c.bounds.expires_at))
+    });
+    let follower = Follower { filter: FeedFilter { types, account }, live: q.follow.unwrap_or(true), gate };
     let records = follow(app.ledger.clone(), after, follower, app.stopping.subscribe());
     if ndjson {
         let lines = records.map(|r| r.map(|record| record.line + "\n"));

@@ -120,7 +120,7 @@ pub(super) async fn event_source(
     // (types that are not tenant-scoped, x:Role, are global).
     let scope = principal_scope(&session);
     let (mut sent, mut position) = states(&app, &types, None, 0, &BTreeMap::new());
-    let deadline = session.expires_at();
+    let mut deadline = session.expires_at();
     let events = async_stream::stream! {
         // A reconnecting client hears at once about changes it missed.
         if let Some(seen) = last_event_id
@@ -148,10 +148,13 @@ pub(super) async fn event_source(
                         (app.clone(), Arc::clone(&session), types.clone(), scope.clone(), sent.clone(), position);
                     let checked = tokio::task::spawn_blocking(move || {
                         let read = a.ledger.read();
-                        let allowed = s.current(&read.view, now()).is_some_and(|p| may_read(&p, &t));
-                        allowed.then(|| states(&a, &t, sc.as_ref(), since, &before))
+                        let current = s.current(&read.view, now()).filter(|p| may_read(p, &t))?;
+                        let expires = current.credential.and_then(|c| c.bounds.expires_at);
+                        Some((states(&a, &t, sc.as_ref(), since, &before), expires))
                     }).await;
-                    let Ok(Some((now, last))) = checked else { return };
+                    let Ok(Some(((now, last), expires))) = checked else { return };
+                    // An expiry set (or moved) since the stream opened counts from now on.
+                    deadline = expires;
                     position = last;
                     if now != sent {
                         sent = now;

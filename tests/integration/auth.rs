@@ -332,11 +332,17 @@ async fn tenant_admins_see_and_change_only_their_tenant() {
     let (_, _, s) =
         server.call_as(&t, "x:Account/set", json!({"update": {(mine.clone()): {"memberTenantId": "t2"}}})).await;
     assert_eq!(s["notUpdated"][&mine]["type"], "forbidden");
-    // Its domains are its own: created in its tenant, never in another.
-    let (_, _, e) = server.call_as(&t, "x:Domain/set", json!({"create": {"x": {"name": "tenant.example"}}})).await;
-    assert_eq!(e["created"]["x"]["memberTenantId"], "t1", "{e}");
-    let (_, _, e) = server.call_as(&t, "x:Domain/set", tenant_domain("other.example", "t2")).await;
-    assert_eq!(e["notCreated"]["d"]["type"], "forbidden", "{e}");
+    // Domains are assigned to tenants by a global administrator: a tenant reads
+    // its own, and creates or changes none.
+    for args in [
+        json!({"create": {"x": {"name": "tenant.example"}}}),
+        tenant_domain("other.example", "t2"),
+        json!({"update": {&d1: {"description": "mine"}}}),
+        json!({"destroy": [&d1]}),
+    ] {
+        let (_, name, e) = server.call_as(&t, "x:Domain/set", args.clone()).await;
+        assert_eq!((name.as_str(), e["type"].as_str()), ("error", Some("forbidden")), "{args}: {e}");
+    }
     server.stop().await;
 }
 
@@ -406,5 +412,32 @@ async fn repeated_failures_from_one_address_are_rate_limited_alone() {
     assert_eq!(response.status(), 429, "even the right password waits");
     assert!(response.headers().get("retry-after").is_some());
     assert_eq!(status(&server, Some(&right), Some("198.51.100.67")).await.0, 200, "other clients are not blocked");
+    // A success in between does not forgive the failures before it.
+    for round in 0..3 {
+        for _ in 0..2 {
+            status(&server, Some(&wrong), Some("198.51.100.68")).await;
+        }
+        let (code, _) = status(&server, Some(&right), Some("198.51.100.68")).await;
+        if round < 2 {
+            assert_eq!(code, 200, "round {round}");
+        } else {
+            assert_eq!(code, 429, "six failures in the window, successes between them");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_name_logs_in_the_one_account_without_a_tenant_that_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, app_password, _) = user_with_credentials(&server, json!({})).await;
+    let (_, r) =
+        server.call("x:Domain/set", json!({"create": {"d": {"name": "t1.example", "memberTenantId": "t1"}}})).await;
+    let d1 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
+    let bare = basic("alice", &app_password);
+    assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200);
+    server.account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": "t1"})).await;
+    assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200, "a tenant's alice changes nothing");
     server.stop().await;
 }

@@ -326,3 +326,104 @@ async fn a_cross_site_post_does_not_run() {
     assert_eq!(same.status().as_u16(), 200, "the server's own origin");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_limited_credential_cannot_grant_lasting_rights_to_an_unlimited_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let hour = ledger_events::values::UtcDateTime::from_millis(now as i64 + 3_600_000).to_string();
+    let (root, _) =
+        user_with_key(&server, "root", &d, json!({"roles": {"@type": "Admin"}}), json!({"@type": "Inherit"})).await;
+    // Root's temporary key: its own address and an hour.
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"update": {&root: {"credentials/1": {"@type": "ApiKey", "description": "temporary",
+                "permissions": {"@type": "Inherit"}, "allowedIps": ["127.0.0.1/32"], "expiresAt": hour}}}}),
+        )
+        .await;
+    let temporary = format!("Bearer {}", r["updated"][&root]["credentials"][1]["secret"].as_str().unwrap());
+    let (plain, _) = user_with_key(&server, "plain", &d, json!({}), inherit()).await;
+    let (_, _, answer) =
+        server.call_as(&temporary, "x:Account/set", json!({"update": {&plain: {"roles": {"@type": "Admin"}}}})).await;
+    let error = refusal(&answer, "notUpdated", &plain);
+    assert_eq!(error["type"], "forbidden", "{answer}");
+    assert!(error["description"].as_str().unwrap().contains("longer"), "{error}");
+    // Widening root's own unlimited key is the same.
+    let (_, _, answer) = server
+        .call_as(
+            &temporary,
+            "x:Account/set",
+            json!({"update": {&root: {"credentials/0/permissions": {"@type": "Replace", "permissions": ["sysAccountGet"]}}}}),
+        )
+        .await;
+    assert!(answer["updated"].get(&root).is_some(), "narrowing is fine: {answer}");
+    let (_, _, answer) = server
+        .call_as(
+            &temporary,
+            "x:Account/set",
+            json!({"update": {&root: {"credentials/0/permissions": {"@type": "Inherit"}}}}),
+        )
+        .await;
+    assert_eq!(refusal(&answer, "notUpdated", &root)["type"], "forbidden", "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasing_a_group_is_checked_like_destroying_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let g = server
+        .account(json!({"@type": "Group", "name": "restricted", "domainId": d,
+            "permissions": {"@type": "Merge", "disabledPermissions": ["sysAccountDestroy"]}}))
+        .await;
+    server
+        .account(json!({"@type": "User", "name": "held-back", "domainId": d, "roles": {"@type": "Admin"}, "memberGroupIds": [g]}))
+        .await;
+    let r = role(&server, "eraser", &["sysDatabaseErase"]).await;
+    let (_, eraser) =
+        user_with_key(&server, "eraser", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    let (_, _, answer) = server.call_as(&eraser, "x:Database/erase", json!({"ids": [&g]})).await;
+    assert_eq!(answer["notErased"][&g]["type"], "forbidden", "{answer}");
+    let (_, found) = server.call("x:Account/get", json!({"ids": [&g]})).await;
+    assert_eq!(found["list"].as_array().unwrap().len(), 1, "the group is still there");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_of_a_refused_or_malformed_call_are_not_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (id, nothing) =
+        user_with_key(&server, "idle", &d, json!({}), json!({"@type": "Replace", "permissions": []})).await;
+    let many: Vec<Value> =
+        (0..50).map(|i| json!({"@type": "Password", "secret": format!("secret number {i}")})).collect();
+    let (_, name, error) =
+        server.call_as(&nothing, "x:Account/set", json!({"update": {"zz": {"credentials": many.clone()}}})).await;
+    assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("forbidden")), "{error}");
+    let (name, error) = server.call("x:Account/set", json!({"update": {&id: {"credentials": many}}})).await;
+    assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("invalidArguments")), "{error}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_without_the_read_permission_reads_nothing_of_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (id, nothing) =
+        user_with_key(&server, "quiet", &d, json!({}), json!({"@type": "Replace", "permissions": []})).await;
+    for method in ["x:Account/get", "x:AccountHistory/get"] {
+        let (_, name, error) = server.call_as(&nothing, method, json!({"ids": [&id]})).await;
+        assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("forbidden")), "{method}: {error}");
+    }
+    let (_, full) = user_with_key(&server, "loud", &d, json!({}), inherit()).await;
+    let (_, loud) = server.call("x:Account/query", json!({"filter": {"name": "loud"}})).await;
+    let (_, name, _) = server.call_as(&full, "x:AccountHistory/get", json!({"ids": [loud["ids"][0]]})).await;
+    assert_eq!(name, "x:AccountHistory/get", "the User role reads itself");
+    server.stop().await;
+}

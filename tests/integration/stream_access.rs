@@ -136,3 +136,23 @@ async fn push_needs_a_read_permission_and_ends_when_its_key_goes() {
     assert!(!String::from_utf8_lossy(&rest).contains("StateChange"), "no change after the key went");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiry_set_after_the_stream_opened_ends_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (id, key) = keyed_admin(&server, "later", &d, json!({})).await;
+    let mut feed = open(&server, "/api/feed?after=0", &key).await;
+    let mut push = open(&server, "/eventsource/?types=x:Domain", &key).await;
+    assert_eq!((feed.status().as_u16(), push.status().as_u16()), (200, 200));
+    read_through(&mut feed, server.ledger.read().last_seq).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let soon = ledger_events::values::UtcDateTime::from_millis(now + 1500).to_string();
+    let (_, r) = server.call("x:Account/set", json!({"update": {&id: {"credentials/0/expiresAt": soon}}})).await;
+    assert!(r["updated"].get(&id).is_some(), "{r}");
+    // Nothing else is written: both end at the new expiry.
+    rest_until_end(&mut feed).await;
+    rest_until_end(&mut push).await;
+    server.stop().await;
+}

@@ -113,19 +113,39 @@ async fn another_tenants_domains_groups_and_addresses_look_like_nothing() {
         answers.push(answer_for(&r, "notCreated", "x", g));
     }
     assert!(answers.windows(2).all(|p| p[0] == p[1]), "{answers:?}");
-    // A name held in t2 (domain names are unique across tenants): refused,
-    // without saying which object holds it.
-    let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/set", json!({"create": {"x": {"name": "two.example"}}})).await;
-    let error = &r["notCreated"]["x"];
-    assert_eq!(error["type"], "alreadyExists", "{r}");
-    assert!(error.get("existingId").is_none_or(Value::is_null), "{r}");
-    assert!(!answer_for(&r, "notCreated", "x", &w.d2).contains("<id>"), "{r}");
+    // Shared domains and groups are not the tenant's to use either: the same
+    // answer as a missing id, whether the address there is taken or free.
+    let shared = w.server.domain("shared.example").await;
+    w.server.account(json!({"@type": "User", "name": "taken", "domainId": shared})).await;
+    let shared_group = w.server.account(json!({"@type": "Group", "name": "everyone", "domainId": shared})).await;
+    let mut answers = Vec::new();
+    for (name, domain) in [("taken", &shared), ("free", &shared), ("free", &free.to_owned())] {
+        let (_, _, r) = w
+            .server
+            .call_as(&w.t1, "x:Account/set", create(json!({"@type": "User", "name": name, "domainId": domain})))
+            .await;
+        answers.push(answer_for(&r, "notCreated", "x", domain));
+    }
+    assert!(answers.windows(2).all(|p| p[0] == p[1]), "{answers:?}");
+    let mut answers = Vec::new();
+    for g in [&shared_group, &free.to_owned()] {
+        let (_, _, r) = w
+            .server
+            .call_as(
+                &w.t1,
+                "x:Account/set",
+                create(json!({"@type": "User", "name": "j2", "domainId": w.d1, "memberGroupIds": [g]})),
+            )
+            .await;
+        answers.push(answer_for(&r, "notCreated", "x", g));
+    }
+    assert_eq!(answers[0], answers[1]);
     // t2's domain is not there for t1 at all.
     let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/get", json!({"ids": [w.d2]})).await;
     assert_eq!(r["notFound"], json!([w.d2]));
     let (_, _, r) = w.server.call_as(&w.t1, "x:Domain/query", json!({})).await;
     assert_eq!(r["ids"], json!([w.d1]));
-    // A global administrator still sees who holds a name.
+    // A global administrator sees who holds a name.
     let (_, r) = w.server.call("x:Domain/set", json!({"create": {"x": {"name": "two.example"}}})).await;
     assert_eq!(r["notCreated"]["x"]["existingId"], json!(w.d2));
     w.server.stop().await;
@@ -199,5 +219,43 @@ async fn push_tells_a_tenant_only_of_its_own_changes() {
     let events: Vec<&str> = seen.split("\n\n").filter(|e| e.contains("StateChange")).collect();
     assert_eq!(events.len(), 1, "{seen}");
     assert!(events[0].contains(&format!("\"x:Account\":\"{state}\"")), "told of its own change only: {seen}");
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_shows_a_tenant_only_its_own_time_and_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path()).await;
+    let mover = w
+        .server
+        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": "t2",
+            "description": "t2 internal", "aliases": [{"name": "ceo-private", "domainId": w.d2}], "memberGroupIds": [w.g2]}))
+        .await;
+    let (_, r) = w
+        .server
+        .call(
+            "x:Account/set",
+            json!({"update": {&mover: {"memberTenantId": "t1", "domainId": w.d1, "aliases": [], "memberGroupIds": [],
+                "description": null}}}),
+        )
+        .await;
+    assert!(r["updated"].get(&mover).is_some(), "{r}");
+    // In t1: the global administrator, then t1's own, change it.
+    w.server.call("x:Account/set", json!({"update": {&mover: {"description": "by the operator"}}})).await;
+    let (_, _, r) =
+        w.server.call_as(&w.t1, "x:Account/set", json!({"update": {&mover: {"description": "by t1"}}})).await;
+    assert!(r["updated"].get(&mover).is_some(), "{r}");
+    let (_, _, h) = w.server.call_as(&w.t1, "x:AccountHistory/get", json!({"ids": [&mover]})).await;
+    let events = h["list"][0]["events"].as_array().unwrap_or_else(|| panic!("{h}"));
+    let text = h.to_string();
+    assert_eq!(events.len(), 2, "only its time in t1: {h}");
+    for secret in ["t2 internal", "ceo-private", "two.example", &format!("\"{}\"", w.g2)] {
+        assert!(!text.contains(secret), "{secret} from t2's time: {h}");
+    }
+    assert!(events[0]["actor"]["id"].is_null() && events[0]["actor"]["name"].is_null(), "the operator: {h}");
+    assert_eq!(events[1]["actor"]["name"], "admin@one.example", "t1's own actor: {h}");
+    // The global administrator sees it all.
+    let (_, h) = w.server.call("x:AccountHistory/get", json!({"ids": [&mover]})).await;
+    assert!(h.to_string().contains("ceo-private"));
     w.server.stop().await;
 }

@@ -31,7 +31,8 @@ pub(crate) async fn erase(ctx: &mut CallContext<'_>, arguments: Value) -> Result
             }
         }
     }
-    let report = crate::maintenance::erase(&ctx.services.ledger, ctx.origin.clone(), wanted).await?;
+    let report =
+        crate::maintenance::erase(&ctx.services.ledger, ctx.origin.clone(), wanted, ctx.principal.writer()).await?;
     let mut erased = Vec::new();
     for (id, outcome) in report.outcomes {
         match outcome {

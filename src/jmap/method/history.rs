@@ -1,6 +1,8 @@
 //! `x:AccountHistory/get` (extension): the audit history of accounts by id,
 //! kept after an account is destroyed. Needs the account read permission
-//! (`sysAccountGet`), or is one's own.
+//! (`sysAccountGet`), or is one's own with the self-service read permission
+//! (`sysAccountSettingsGet`). A tenant principal sees only the part of the
+//! history spent in its tenant, and no actor from outside it.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use ledger_projections::state;
 use serde_json::{Value, json};
 
 use crate::audit::history::account_history;
+use crate::auth::permissions::self_service;
 use crate::jmap::context::{CallContext, blocking};
 use crate::jmap::error::MethodError;
 use crate::jmap::object::account::Account;
@@ -24,7 +27,8 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
     let principal = Arc::clone(ctx.principal);
     let permission = Account::permission(Verb::Get);
     let own = |id: &Option<_>| id.is_some_and(|id| Account::is_self(&principal, id));
-    if !principal.may(permission) && !ids.iter().all(|(id, _)| own(id)) {
+    let self_read = principal.may(self_service::ACCOUNT_READ) && ids.iter().all(|(id, _)| own(id));
+    if !principal.may(permission) && !self_read {
         return Err(MethodError::needs(permission));
     }
     let read = ctx.services.ledger.read();
@@ -40,7 +44,7 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
                 (None, _) => false,
             };
             let history = match id.filter(|_| visible) {
-                Some(id) => account_history(&read.view, &log, read.view.snapshot(), id)?,
+                Some(id) => account_history(&read.view, &log, read.view.snapshot(), id, principal.tenant.as_ref())?,
                 None => None,
             };
             match history {

@@ -59,6 +59,12 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
     if create.len() + update.len() + destroy.len() > max {
         return Err(MethodError::RequestTooLarge(format!("at most {max} objects per /set")));
     }
+    // Refused calls cost nothing: the permission check comes before any
+    // argon2 work on the secrets they carry.
+    let access = Access::<O> { principal: ctx.principal, object: PhantomData };
+    if !access.may_any(&create, &update, &destroy) {
+        return Err(MethodError::Forbidden("this principal may not change these objects".into()));
+    }
     let secrets = prepare_secrets::<O>(&ctx.services.sealing, &create, &update).await?;
     let request = SetRequest {
         if_in_state,
@@ -103,6 +109,11 @@ async fn prepare_secrets<O: JmapObject>(
         (uri, sealed)
     });
     let mut prepared = PreparedSecrets { sealed_otp: sealed_otp.collect(), ..Default::default() };
+    // An account has one Password: more secrets than objects is a bad call,
+    // refused before argon2 spends a second on it.
+    if requests.passwords.len() > create.len() + update.len() {
+        return Err(MethodError::invalid("an account has at most one Password; this call sets more"));
+    }
     let unique: HashSet<_> = requests.passwords.into_iter().collect();
     if !unique.is_empty() {
         prepared.password_hashes =
@@ -121,8 +132,9 @@ struct Access<'a, O> {
 
 impl<O: JmapObject> Access<'_, O> {
     fn may(&self, verb: Verb) -> bool {
-        // A tenant-scoped principal never changes global objects (domains, roles).
-        if O::TENANT_SCOPED {
+        // A tenant-scoped principal changes only its tenant's accounts: never
+        // global objects (roles), nor domains, even its own.
+        if O::TENANT_WRITABLE {
             self.principal.may(O::permission(verb))
         } else {
             self.principal.may_globally(O::permission(verb))
@@ -134,14 +146,14 @@ impl<O: JmapObject> Access<'_, O> {
     }
 
     /// Whether any item could be allowed; if none, the whole call is `forbidden`.
-    fn may_any(&self, r: &SetRequest) -> bool {
+    fn may_any(&self, create: &Map<String, Value>, update: &Map<String, Value>, destroy: &[String]) -> bool {
         let self_service =
-            r.update.keys().any(|k| ObjectId::from_jmap(k).is_some_and(|id| O::is_self(self.principal, id)));
-        let nothing = r.create.is_empty() && r.update.is_empty() && r.destroy.is_empty();
+            update.keys().any(|k| ObjectId::from_jmap(k).is_some_and(|id| O::is_self(self.principal, id)));
+        let nothing = create.is_empty() && update.is_empty() && destroy.is_empty();
         nothing
-            || (!r.create.is_empty() && self.may(Verb::Create))
-            || (!r.update.is_empty() && (self.may(Verb::Update) || self_service))
-            || (!r.destroy.is_empty() && self.may(Verb::Destroy))
+            || (!create.is_empty() && self.may(Verb::Create))
+            || (!update.is_empty() && (self.may(Verb::Update) || self_service))
+            || (!destroy.is_empty() && self.may(Verb::Destroy))
     }
 
     /// Checks a create and puts a tenant-scoped principal's tenant on it.
@@ -260,10 +272,6 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
     }
     let principal = Arc::clone(&request.principal);
     let access = Access::<O> { principal: &principal, object: PhantomData };
-    if !access.may_any(&request) {
-        tx.abort();
-        return Err(MethodError::Forbidden("this principal may not change these objects".into()));
-    }
     let mut ids = request.created_ids;
     for (creation_id, object) in creation_order(request.create) {
         match access

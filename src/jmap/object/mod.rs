@@ -128,6 +128,10 @@ pub(crate) trait JmapObject: 'static {
     /// changes only its tenant's (by `memberTenantId`). Other types are global:
     /// such a principal may not change them.
     const TENANT_SCOPED: bool = false;
+    /// Whether a tenant principal may create, change and destroy its tenant's
+    /// objects of the type (accounts), or only read them (domains, which a
+    /// global administrator assigns to tenants).
+    const TENANT_WRITABLE: bool = false;
     /// Whether `/get` and `/query` take `asOf` (time travel).
     const TIME_TRAVEL: bool = false;
 

@@ -34,6 +34,7 @@ impl JmapObject for Account {
     const DESCRIPTION: &'static str = "Defines a user or group account for authentication and email access.";
     const VARIANTS: &'static [&'static str] = &["User", "Group"];
     const TENANT_SCOPED: bool = true;
+    const TENANT_WRITABLE: bool = true;
     const TIME_TRAVEL: bool = true;
     const PROPERTIES: &'static [Property] = &[
         Property::id(),
