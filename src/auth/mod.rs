@@ -46,6 +46,19 @@ pub struct CredentialRef {
 }
 
 impl Principal {
+    /// The fallback administrator named `name`: every permission, no tenant,
+    /// no credential of the log.
+    pub fn fallback(name: &str) -> Self {
+        Principal {
+            account_id: None,
+            name: name.to_owned(),
+            method: AuthMethod::Fallback,
+            permissions: PermissionSet::everything(),
+            tenant: None,
+            credential: None,
+        }
+    }
+
     pub fn may(&self, permission: &str) -> bool {
         self.permissions.may(permission)
     }
@@ -267,14 +280,7 @@ impl Authenticator {
                 return None;
             }
             self.cache.insert(slot, CachedLogin { credential_id: None, secret_hash: self.admin_hash.clone() });
-            return Some(Principal {
-                account_id: None,
-                name: self.admin_user.clone(),
-                method: AuthMethod::Fallback,
-                permissions: PermissionSet::everything(),
-                tenant: None,
-                credential: None,
-            });
+            return Some(Principal::fallback(&self.admin_user));
         }
         let Some(account) = find_account(view, user) else {
             // Same work as a wrong password, so timing does not reveal unknown users.

@@ -73,7 +73,7 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
     let mut roles = BTreeSet::new();
     for event in events {
         match event.subject() {
-            Some((ObjectType::Account, id)) => {
+            Some((ObjectType::Account, id)) if changes_rights(event) => {
                 subjects.insert(id);
             }
             Some((ObjectType::Role, id)) if !matches!(event, Event::RoleCreated(_)) => {
@@ -100,6 +100,36 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
         }
     }
     Ok(accounts)
+}
+
+/// Whether an account event can change what the account, its credentials or
+/// (for a group) its members may do: descriptions, names, aliases and quotas
+/// cannot, so they touch no principal.
+fn changes_rights(event: &Event) -> bool {
+    match event {
+        Event::AccountCreated(_)
+        | Event::AccountDestroyed(_)
+        | Event::RolesChanged(_)
+        | Event::PermissionsChanged(_)
+        | Event::GroupMembershipChanged(_)
+        | Event::CredentialAdded(_)
+        | Event::CredentialUpdated(_)
+        | Event::CredentialRemoved(_) => true,
+        Event::AccountUpdated(e) => e.member_tenant_id.is_some(),
+        _ => false,
+    }
+}
+
+impl Writer {
+    /// Whether nothing can exceed this writer: every permission, none
+    /// disabled, no address or lifetime bounds, no tenant (the fallback
+    /// administrator, an unrestricted Admin). Rule 1 then holds by itself.
+    pub(crate) fn unlimited(&self) -> bool {
+        self.permissions.all
+            && self.permissions.denied.is_empty()
+            && self.bounds == Bounds::default()
+            && self.tenant.is_none()
+    }
 }
 
 /// What each principal of `accounts` holds in `view`.

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use ledger::auth::Principal;
 use ledger::auth::permissions::PermissionSet;
-use ledger_events::AuthMethod;
 use ledger_events::values::UtcDateTime;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -99,14 +98,7 @@ struct Harness {
 }
 
 fn admin() -> Arc<Principal> {
-    Arc::new(Principal {
-        account_id: None,
-        name: "admin".into(),
-        method: AuthMethod::Fallback,
-        permissions: PermissionSet::everything(),
-        tenant: None,
-        credential: None,
-    })
+    Arc::new(Principal::fallback("admin"))
 }
 
 fn now() -> UtcDateTime {
