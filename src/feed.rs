@@ -76,13 +76,14 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> 
         return Ok(None);
     };
     let mut out = Vec::new();
-    for record in ledger.log().scan(state.view.snapshot(), after + 1).take(CHUNK) {
+    let Some(from) = after.checked_add(1) else { return Ok(Some((Vec::new(), deadline))) };
+    for record in ledger.log().scan(state.view.snapshot(), from).take(CHUNK) {
         let record = record?;
         if record.seq() > state.last_seq {
             break;
         }
         let line = match filter.keeps(&record) {
-            true => Some(ExportLine::record(&record)?.to_text()),
+            true => Some(ExportLine::feed_text(&record)?),
             false => None,
         };
         out.push((record.seq(), line));

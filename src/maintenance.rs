@@ -93,6 +93,14 @@ pub async fn erase(
             for id in ids {
                 let outcome = (|| -> Result<(), Rejection> {
                     if state::account(tx.state(), id)?.is_some() {
+                        // Erasing an account that still exists destroys it: that
+                        // needs what destroying it through /set needs.
+                        if !writer.permissions.may("sysAccountDestroy") {
+                            return Err(Rejection::Forbidden {
+                                description: "sysAccountDestroy is required to erase an account that still exists"
+                                    .to_owned(),
+                            });
+                        }
                         // Destroying a group frees its members of what it disables:
                         // the writer's authority is checked as for any destroy.
                         tx.execute_as(&Command::DestroyAccount(DestroyAccount { id }), &writer)?;

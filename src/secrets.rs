@@ -144,8 +144,8 @@ pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Re
 /// `otpauth://totp/` URI, allowing one step of clock skew either way (§5.2);
 /// `None` when it is none of them.
 pub(crate) fn totp_step(otp_auth: &str, code: &str, unix_seconds: u64) -> Option<u64> {
-    let totp = totp_rs::TOTP::from_url_unchecked(otp_auth).ok()?;
-    let step = totp.step.max(1);
+    let totp = usable_totp(otp_auth)?;
+    let step = totp.step;
     let current = unix_seconds / step;
     // One step of skew either way; every candidate is compared, in constant time.
     let mut matched = None;
@@ -160,7 +160,15 @@ pub(crate) fn totp_step(otp_auth: &str, code: &str, unix_seconds: u64) -> Option
 
 /// Whether an `otpAuth` value is a usable TOTP URI.
 pub(crate) fn valid_otp_auth(otp_auth: &str) -> bool {
-    otp_auth.starts_with("otpauth://totp/") && totp_rs::TOTP::from_url_unchecked(otp_auth).is_ok()
+    otp_auth.starts_with("otpauth://totp/") && usable_totp(otp_auth).is_some()
+}
+
+/// A TOTP generator for a URI whose parameters codes can be made with: 6 to 8
+/// digits (RFC 4226 §5.3) and a step of 1 to 300 seconds. Others (a URI stored
+/// before this check) never log in rather than fail inside the TOTP library.
+fn usable_totp(otp_auth: &str) -> Option<totp_rs::TOTP> {
+    let totp = totp_rs::TOTP::from_url_unchecked(otp_auth).ok()?;
+    ((6..=8).contains(&totp.digits) && (1..=300).contains(&totp.step)).then_some(totp)
 }
 
 #[cfg(test)]
@@ -221,5 +229,8 @@ mod sealing_tests {
         assert!(totp_step(uri, "000000", now).is_none() || totp.generate(now) == "000000");
         assert!(valid_otp_auth(uri));
         assert!(!valid_otp_auth("otpauth://totp/x?secret=!!"));
+        let digits = "otpauth://totp/x?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&digits=100";
+        assert!(!valid_otp_auth(digits), "a code of 100 digits cannot be made");
+        assert_eq!(totp_step(digits, "123456", 1_800_000_000), None, "nor checked, without a panic");
     }
 }

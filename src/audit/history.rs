@@ -7,8 +7,7 @@ use ledger_events::{EventLog, ObjectType, Record};
 use ledger_projections::{StateRead, state};
 use serde_json::{Value, json};
 
-/// Payload fields that hold secrets (hashed or sealed); never shown.
-const SECRET_FIELDS: &[&str] = &["secretHash", "newSecretHash", "otpAuthSealed", "newOtpAuthSealed"];
+use super::line::SECRET_FIELDS;
 
 /// Replaces secret fields, at any depth, by `"changed"`.
 pub(crate) fn redact_secrets(value: &mut Value) {

@@ -51,6 +51,10 @@ pub(crate) struct ExportLine<'a> {
     pub seq: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// The feed replaced secret fields of the payload (`secretHash`, sealed
+    /// seeds) by `"redacted"`: the payload no longer matches `payloadHash`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     /// The payload's exact stored bytes (so its hash can be checked), `null`
@@ -82,6 +86,36 @@ pub(crate) struct Trailer {
     pub records: u64,
     pub skipped: u64,
     pub to: u64,
+}
+
+/// Payload fields that hold secrets (hashed or sealed).
+pub(crate) const SECRET_FIELDS: &[&str] = &["secretHash", "newSecretHash", "otpAuthSealed", "newOtpAuthSealed"];
+
+/// Replaces secret fields, at any depth, by `"redacted"`; whether there were any.
+fn redact(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut any = false;
+            for (k, v) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&k.as_str()) && !v.is_null() {
+                    *v = serde_json::Value::String("redacted".to_owned());
+                    any = true;
+                } else {
+                    any |= redact(v);
+                }
+            }
+            any
+        }
+        serde_json::Value::Array(items) => {
+            // Every item, not only up to the first with a secret.
+            let mut any = false;
+            for v in items {
+                any |= redact(v);
+            }
+            any
+        }
+        _ => false,
+    }
 }
 
 /// A stored payload that is not JSON: the store is damaged.
@@ -124,6 +158,22 @@ impl<'a> ExportLine<'a> {
             payload: Some(payload),
             ..ExportLine::default()
         })
+    }
+
+    /// The line of a record for the change feed: as [`Self::record`], with
+    /// secret fields (password hashes, API key digests, sealed second-factor
+    /// seeds) replaced by `"redacted"` and the line marked so. A service that
+    /// follows the feed never holds what would let it guess a password offline;
+    /// the audit export (`sysAuditExport`) keeps them, for verification.
+    pub(crate) fn feed_text(record: &Record) -> Result<String, BadPayload> {
+        let line = ExportLine::record(record)?;
+        let Some(raw) = line.payload else { return Ok(line.to_text()) };
+        let mut value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| BadPayload(record.seq()))?;
+        if !redact(&mut value) {
+            return Ok(line.to_text());
+        }
+        let redacted = RawValue::from_string(value.to_string()).map_err(|_| BadPayload(record.seq()))?;
+        Ok(ExportLine { payload: Some(&redacted), redacted: true, ..line }.to_text())
     }
 
     /// The line of a record outside an account filter: position and hashes only.

@@ -85,6 +85,7 @@ impl Principal {
             permissions: self.permissions.clone(),
             bounds: self.credential.as_ref().map(|c| c.bounds.clone()).unwrap_or_default(),
             tenant: self.tenant.clone(),
+            secret: self.credential.as_ref().map(|c| c.secret_hash.clone()),
         }
     }
 
@@ -304,11 +305,13 @@ impl Authenticator {
             return None;
         };
         if password.otp_enabled {
-            // `password$123456`: the password, `$`, the current TOTP code. Never cached.
-            let (pass, code) = secret.expose().rsplit_once('$')?;
+            // `password$123456`: the password, `$`, the current TOTP code. Never
+            // cached. The password is checked whatever else is wrong, so a
+            // missing code costs the same argon2 work as a wrong one.
+            let (pass, code) = secret.expose().rsplit_once('$').unwrap_or((secret.expose(), ""));
+            let password_ok = secrets::verify_password(pass, &password.secret_hash);
             let uri = self.sealing.unseal(password.otp_auth_sealed.as_deref()?)?;
             let unix = u64::try_from(now.millis() / 1000).ok()?;
-            let password_ok = secrets::verify_password(pass, &password.secret_hash);
             let step = secrets::totp_step(uri.expose(), code, unix)?;
             return (password_ok && self.otp_steps.first_use(password.id, step))
                 .then(|| self.principal(view, &account, password));

@@ -5,9 +5,10 @@
 //! 1. **No growth past the writer.** After the command, no principal it
 //!    touches — an account, each of its credentials, the members of a group it
 //!    changes, every holder of a role it changes — holds a permission it did not
-//!    hold before unless the writer holds it too. A credential whose secret is
-//!    new, or whose second factor is turned off, is a new holder: all its rights
-//!    count as new. A credential whose `allowedIps` or `expiresAt` widen, or
+//!    hold before unless the writer holds it too. A credential whose secret or
+//!    second-factor seed is new, whose second factor is turned off, or (a
+//!    Password) that changes at all is a new holder: all its rights count as
+//!    new, and on another's account all that account's rights do. A credential whose `allowedIps` or `expiresAt` widen, or
 //!    that gains any right, must stay within the writer's own credential's
 //!    addresses and lifetime.
 //! 2. **Self-service is by permission.** An account changing its own
@@ -28,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ledger_events::model::{AccountKind, CredentialKind, Roles};
-use ledger_events::values::{ExternalId, ObjectId, SecretHash};
+use ledger_events::values::{ExternalId, ObjectId, SecretHash, UtcDateTime};
 use ledger_events::{Event, ObjectType};
 use ledger_projections::{AccountState, StateRead, state};
 
@@ -48,6 +49,36 @@ pub struct Writer {
     /// Where and until when its credential may be used.
     pub bounds: Bounds,
     pub tenant: Option<ExternalId>,
+    /// The credential's secret hash at login: a changed secret ends its rights.
+    pub secret: Option<SecretHash>,
+}
+
+impl Writer {
+    /// The writer as it stands in `view` at `now`: its credential must still
+    /// be there with the same secret, unexpired, in the same tenant; its
+    /// permissions are recomputed (roles, groups and modes may have changed
+    /// since it logged in). A removed or expired credential writes nothing, even
+    /// in a request that was let in before.
+    pub(crate) fn as_of(&self, view: &impl StateRead, now: UtcDateTime) -> Result<Writer, Rejection> {
+        let (Some(account_id), Some(credential_id)) = (self.account_id, self.credential_id) else {
+            return Ok(self.clone());
+        };
+        let gone = || Rejection::Forbidden { description: "this principal's credential is no longer valid".to_owned() };
+        let account = state::account(view, account_id)?.ok_or_else(gone)?;
+        let credential = account
+            .credentials
+            .iter()
+            .find(|c| c.id == credential_id && Some(&c.secret_hash) == self.secret.as_ref())
+            .ok_or_else(gone)?;
+        if credential.expires_at.is_some_and(|at| at <= now) || account.member_tenant_id != self.tenant {
+            return Err(gone());
+        }
+        Ok(Writer {
+            permissions: effective(view, &account)?.narrowed(credential.permissions.as_ref()),
+            bounds: Bounds::of(credential),
+            ..self.clone()
+        })
+    }
 }
 
 /// A principal that may act: an account itself (`credential: None`) or one
@@ -62,7 +93,24 @@ pub(crate) struct Held {
     /// Who can present it: the credential's stored secret hash.
     secret: Option<SecretHash>,
     otp: bool,
+    /// The sealed second-factor seed: a new seed is a new holder.
+    otp_seal: Option<String>,
+    /// A Password: any change to it (limits included) is a new holder.
+    password: bool,
     tenant: Option<ExternalId>,
+}
+
+impl Held {
+    /// Whether `self` (after a write) is held by someone else than `was`: a
+    /// new secret or second-factor seed, a second factor turned off, another
+    /// tenant, or any change to a Password's own fields.
+    fn new_holder_since(&self, was: &Held) -> bool {
+        was.secret != self.secret
+            || was.otp_seal != self.otp_seal
+            || (was.otp && !self.otp)
+            || was.tenant != self.tenant
+            || (self.password && (was.bounds != self.bounds || was.otp != self.otp))
+    }
 }
 
 /// The accounts whose rights `events` may change: each account an event is
@@ -150,13 +198,23 @@ pub(crate) fn held(
                     bounds: Bounds::of(c),
                     secret: Some(c.secret_hash.clone()),
                     otp: c.otp_enabled,
+                    otp_seal: c.otp_auth_sealed.clone(),
+                    password: c.kind == CredentialKind::Password,
                     tenant: tenant.clone(),
                 },
             );
         }
         out.insert(
             (account.id, None),
-            Held { permissions: set, bounds: Bounds::default(), secret: None, otp: false, tenant },
+            Held {
+                permissions: set,
+                bounds: Bounds::default(),
+                secret: None,
+                otp: false,
+                otp_seal: None,
+                password: false,
+                tenant,
+            },
         );
     }
     Ok(out)
@@ -187,12 +245,17 @@ pub(crate) fn check_growth(
     before: &BTreeMap<PrincipalKey, Held>,
     after: &BTreeMap<PrincipalKey, Held>,
 ) -> Result<(), Rejection> {
+    let empty = PermissionSet::default();
     for (key, now) in after {
-        // The same holder: same secret, second factor not dropped, same tenant.
-        let was =
-            before.get(key).filter(|was| was.secret == now.secret && (now.otp || !was.otp) && was.tenant == now.tenant);
-        let empty = PermissionSet::default();
-        let grown = now.permissions.growth_beyond(was.map_or(&empty, |w| &w.permissions), &writer.permissions);
+        let was = before.get(key).filter(|was| !now.new_holder_since(was));
+        // A new holder on another account acts as that account (the log names
+        // it): the writer must hold all the account's rights, not only the
+        // credential's.
+        let rights = match (was, after.get(&(key.0, None))) {
+            (None, Some(account)) if key.1.is_some() && writer.account_id != Some(key.0) => &account.permissions,
+            _ => &now.permissions,
+        };
+        let grown = rights.growth_beyond(was.map_or(&empty, |w| &w.permissions), &writer.permissions);
         if !grown.is_empty() {
             return Err(Rejection::Forbidden {
                 description: format!(

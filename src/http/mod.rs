@@ -212,13 +212,31 @@ async fn session(
 async fn api(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let max = state.services.limits().max_size_request;
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
-    let answer = match read_limited(body, max).await {
-        Ok(bytes) => jmap::api(&state.services, principal, request_id, &bytes).await,
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, max)).await {
+        Ok(body) => body,
+        Err(_) => {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {BODY_TIMEOUT:?}"),
+            );
+        }
+    };
+    // The login is checked again once the body is in: a credential removed or
+    // expired while the body was on its way acts no more.
+    let session = crate::auth::Session::new(Arc::clone(&state.auth), principal, ip);
+    let read = state.ledger.clone();
+    let current = tokio::task::spawn_blocking(move || session.current(&read.read().view, now())).await;
+    let Ok(Some(principal)) = current else {
+        return problem(StatusCode::UNAUTHORIZED, "valid credentials are required".to_owned());
+    };
+    let answer = match body {
+        Ok(bytes) => jmap::api(&state.services, Arc::new(principal), request_id, &bytes).await,
         Err(()) => Err(RequestError::Limit {
             limit: "maxSizeRequest",
             detail: format!("the request is larger than {max} bytes"),
@@ -233,6 +251,9 @@ async fn api(
         }
     }
 }
+
+/// How long a request body may take to arrive once its headers are in.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Collects a body of at most `max` bytes. A larger one is refused, but read on
 /// (discarded, up to a bound) before the answer, because closing a connection

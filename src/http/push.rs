@@ -126,14 +126,20 @@ pub(super) async fn event_source(
         if let Some(seen) = last_event_id
             && position > seen
         {
+            // A tenant principal is told only if one of its objects changed since.
             let (a, t, sc) = (app.clone(), types.clone(), scope.clone());
-            let missed = tokio::task::spawn_blocking(move || states(&a, &t, sc.as_ref(), seen, &BTreeMap::new())).await;
-            if let Ok((now, _)) = missed {
-                sent = now;
-            }
-            yield state_event(&sent, position);
-            if close_after_state {
-                return;
+            let missed = tokio::task::spawn_blocking(move || {
+                let read = a.ledger.read();
+                t.iter().any(|ty| {
+                    let scope = sc.as_ref().filter(|_| tenant_scoped(*ty));
+                    scope.is_none() || any_change_since(&read.view, *ty, seen, scope).unwrap_or(true)
+                })
+            }).await;
+            if missed.unwrap_or(true) {
+                yield state_event(&sent, position);
+                if close_after_state {
+                    return;
+                }
             }
         }
         loop {

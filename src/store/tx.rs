@@ -45,6 +45,7 @@ impl Tx<'_> {
     /// with a right its writer lacks. On rejection nothing of it is kept.
     pub fn execute_as(&mut self, command: &Command, writer: &Writer) -> Result<Vec<Event>, Rejection> {
         let ctx = DecideContext { now: self.meta.committed_at };
+        let writer = &writer.as_of(&*self.overlay, ctx.now)?;
         authority::check_tenant_bounds(writer, &*self.overlay, command)?;
         let events = decide(command, &*self.overlay, &ctx)?;
         authority::check_self_service(writer, &*self.overlay, &events)?;

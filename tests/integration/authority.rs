@@ -378,16 +378,23 @@ async fn erasing_a_group_is_checked_like_destroying_it() {
     let d = server.domain("example.org").await;
     let g = server
         .account(json!({"@type": "Group", "name": "restricted", "domainId": d,
-            "permissions": {"@type": "Merge", "disabledPermissions": ["sysAccountDestroy"]}}))
+            "permissions": {"@type": "Merge", "disabledPermissions": ["sysAuditExport"]}}))
         .await;
     server
         .account(json!({"@type": "User", "name": "held-back", "domainId": d, "roles": {"@type": "Admin"}, "memberGroupIds": [g]}))
         .await;
+    // Only erasure: an account that still exists is not its to destroy.
     let r = role(&server, "eraser", &["sysDatabaseErase"]).await;
     let (_, eraser) =
         user_with_key(&server, "eraser", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
     let (_, _, answer) = server.call_as(&eraser, "x:Database/erase", json!({"ids": [&g]})).await;
-    assert_eq!(answer["notErased"][&g]["type"], "forbidden", "{answer}");
+    assert!(answer["notErased"][&g]["description"].as_str().unwrap().contains("sysAccountDestroy"), "{answer}");
+    // Erasure and destroy: the group's member would gain sysAuditExport.
+    let r = role(&server, "destroyer", &["sysDatabaseErase", "sysAccountDestroy"]).await;
+    let (_, destroyer) =
+        user_with_key(&server, "destroyer", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    let (_, _, answer) = server.call_as(&destroyer, "x:Database/erase", json!({"ids": [&g]})).await;
+    assert!(answer["notErased"][&g]["description"].as_str().unwrap().contains("sysAuditExport"), "{answer}");
     let (_, found) = server.call("x:Account/get", json!({"ids": [&g]})).await;
     assert_eq!(found["list"].as_array().unwrap().len(), 1, "the group is still there");
     server.stop().await;
@@ -425,5 +432,103 @@ async fn a_credential_without_the_read_permission_reads_nothing_of_itself() {
     let (_, loud) = server.call("x:Account/query", json!({"filter": {"name": "loud"}})).await;
     let (_, name, _) = server.call_as(&full, "x:AccountHistory/get", json!({"ids": [loud["ids"][0]]})).await;
     assert_eq!(name, "x:AccountHistory/get", "the User role reads itself");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lesser_principal_cannot_touch_another_accounts_password_or_act_as_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let uri = "otpauth://totp/ledger:boss?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ledger";
+    let boss = server
+        .account(json!({"@type": "User", "name": "boss", "domainId": d, "roles": {"@type": "Admin"},
+            "credentials": [{"@type": "Password", "secret": "boss-password", "otpAuth": uri}]}))
+        .await;
+    let mut helpdesk_rights = vec!["sysAccountGet", "sysAccountQuery", "sysAccountUpdate"];
+    helpdesk_rights.extend(["sysAccountSettingsGet", "sysAccountPasswordUpdate", "sysApiKeyCreate"]);
+    let r = role(&server, "helpdesk", &helpdesk_rights).await;
+    let (_, hd) =
+        user_with_key(&server, "hd", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
+    let other_seed = "otpauth://totp/x:boss?secret=KRSXG5CTMVRXEZLUKN2XAZLSKRSXG5CT&issuer=x";
+    for patch in [
+        json!({"credentials/0/otpAuth": other_seed}),
+        json!({"credentials/0/allowedIps": ["10.0.0.0/8"]}),
+        json!({"credentials/0/expiresAt": "2030-01-01T00:00:00Z"}),
+        json!({"credentials/1": {"@type": "ApiKey", "description": "as boss",
+            "permissions": {"@type": "Replace", "permissions": ["sysAccountGet"]}}}),
+    ] {
+        let (_, _, answer) = server.call_as(&hd, "x:Account/set", json!({"update": {&boss: patch.clone()}})).await;
+        assert_eq!(refusal(&answer, "notUpdated", &boss)["type"], "forbidden", "{patch}: {answer}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_sets_a_bounded_number_of_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let create: serde_json::Map<String, Value> = (0..65)
+        .map(|i| {
+            let user = json!({"@type": "User", "name": format!("u{i}"), "domainId": d,
+                "credentials": [{"@type": "Password", "secret": format!("password {i}")}]});
+            (format!("u{i}"), user)
+        })
+        .collect();
+    let (name, error) = server.call("x:Account/set", json!({"create": create})).await;
+    assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("requestTooLarge")), "{error}");
+    let (_, found) = server.call("x:Account/query", json!({})).await;
+    assert_eq!(found["ids"], json!([]), "nothing of it was made");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_let_in_before_its_key_was_removed_writes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (id, key) = user_with_key(&server, "late", &d, json!({"roles": {"@type": "Admin"}}), inherit()).await;
+    let body = json!({"using": super::support::USING, "methodCalls": [["x:Account/set",
+        {"update": {&id: {"description": "written after the key was removed"}}}, "c"]]})
+    .to_string();
+    let mut socket = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /api HTTP/1.1\r\nHost: {}\r\nAuthorization: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.url.trim_start_matches("http://"),
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body.as_bytes()[..1]).await.unwrap();
+    // The headers are in (and were let in); the key goes before the body ends.
+    let (_, r) = server.call("x:Account/set", json!({"update": {&id: {"credentials": []}}})).await;
+    assert!(r["updated"].get(&id).is_some(), "{r}");
+    socket.write_all(&body.as_bytes()[1..]).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let (_, now) = server.call("x:Account/get", json!({"ids": [&id], "properties": ["description"]})).await;
+    assert_eq!(now["list"][0]["description"], Value::Null, "nothing was written");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_takes_a_bounded_number_of_ids_and_otp_uris_must_be_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let ids: Vec<&str> = std::iter::repeat_n("b", 501).collect();
+    let (name, error) = server.call("x:AccountHistory/get", json!({"ids": ids})).await;
+    assert_eq!((name.as_str(), error["type"].as_str()), ("error", Some("requestTooLarge")), "{error}");
+    let uri = "otpauth://totp/x:u?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&digits=100";
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"u": {"@type": "User", "name": "u", "domainId": d,
+                "credentials": [{"@type": "Password", "secret": "pw", "otpAuth": uri}]}}}),
+        )
+        .await;
+    assert_eq!(r["notCreated"]["u"]["type"], "invalidProperties", "{r}");
     server.stop().await;
 }

@@ -156,3 +156,27 @@ async fn an_expiry_set_after_the_stream_opened_ends_it_too() {
     rest_until_end(&mut push).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_carries_no_password_hash_and_ignores_an_impossible_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    server
+        .account(json!({"@type": "User", "name": "pw", "domainId": d,
+            "credentials": [{"@type": "Password", "secret": "a password"}]}))
+        .await;
+    let (_, key) = keyed_admin(&server, "svc", &d, json!({})).await;
+    let mut feed = open(&server, "/api/feed?after=0&follow=false&types=CredentialAdded", &key).await;
+    let text = String::from_utf8(rest_until_end(&mut feed).await).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in &lines {
+        assert_eq!(line["payload"]["secretHash"], "redacted", "{line}");
+        assert_eq!(line["redacted"], true);
+    }
+    assert!(!text.contains("argon2") && !text.contains("blake3:"), "{text}");
+    let mut feed = open(&server, &format!("/api/feed?after={}&follow=false", u64::MAX), &key).await;
+    assert!(rest_until_end(&mut feed).await.is_empty(), "nothing after the last possible position");
+    server.stop().await;
+}

@@ -259,3 +259,73 @@ async fn history_shows_a_tenant_only_its_own_time_and_actors() {
     assert!(h.to_string().contains("ceo-private"));
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_of_inside_a_commit_reads_the_state_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path()).await;
+    let mover = w
+        .server
+        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": "t2",
+            "aliases": [{"name": "secret-alias", "domainId": w.d2}], "memberGroupIds": [w.g2]}))
+        .await;
+    let before = w.server.ledger.read().last_seq;
+    w.server
+        .call(
+            "x:Account/set",
+            json!({"update": {&mover: {"memberTenantId": "t1", "domainId": w.d1, "aliases": [], "memberGroupIds": []}}}),
+        )
+        .await;
+    let end = w.server.ledger.read().last_seq;
+    assert!(end > before + 1, "the move is several events");
+    for position in before + 1..=end {
+        let (_, _, r) = w.server.call_as(&w.t1, "x:Account/get", json!({"ids": [&mover], "asOf": position})).await;
+        assert_eq!(r["asOf"], json!(end), "position {position} is inside the commit: {r}");
+        assert!(!r.to_string().contains("secret-alias"), "{r}");
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |config| config.limits.max_objects_in_get = 3).await;
+    let (_, r) = server
+        .call(
+            "x:Domain/set",
+            json!({"create": {"a": {"name": "one.example", "memberTenantId": "t1"},
+        "b": {"name": "two.example", "memberTenantId": "t2"}}}),
+        )
+        .await;
+    let (d1, d2) =
+        (r["created"]["a"]["id"].as_str().unwrap().to_owned(), r["created"]["b"]["id"].as_str().unwrap().to_owned());
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": "t1",
+                "roles": {"@type": "Admin"},
+                "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
+        )
+        .await;
+    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"][0]["secret"].as_str().unwrap());
+    for i in 0..5 {
+        server
+            .account(json!({"@type": "User", "name": format!("other{i}"), "domainId": d2, "memberTenantId": "t2"}))
+            .await;
+    }
+    let (_, _, all) = server.call_as(&t1, "x:Account/get", json!({"ids": null})).await;
+    assert_eq!(all["list"].as_array().map(Vec::len), Some(1), "its one account, no hint of five others: {all}");
+    // A reconnect after t2-only changes hears nothing at once (a ping comes first).
+    let seen = server.ledger.read().last_seq - 3;
+    let mut push = server
+        .client()
+        .get(format!("{}/eventsource/?types=x:Account&ping=1", server.url))
+        .header("authorization", &t1)
+        .header("last-event-id", seen.to_string())
+        .send()
+        .await
+        .unwrap();
+    let first = read_events(&mut push, |s| s.contains("\n\n")).await;
+    assert!(first.contains("event: ping") && !first.contains("StateChange"), "{first}");
+    server.stop().await;
+}

@@ -14,6 +14,7 @@ use crate::jmap::object::{JmapObject, Verb, has_property, in_scope};
 use crate::jmap::request::Args;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::{state_string, type_state};
+use ledger_projections::query::Filter;
 
 pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
     let mut args = Args::new(arguments)?;
@@ -56,7 +57,16 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         let wanted = match ids {
             Some(ids) => ids,
             None => {
-                let all = O::list(view, max + 1)?;
+                // A tenant principal lists its tenant's objects only: neither
+                // their ids nor how many others there are reach it.
+                let all = match (O::TENANT_SCOPED, &principal.tenant) {
+                    (true, Some(t)) => {
+                        let mut ids = O::query(view, &Filter::MemberTenantId(t.as_str().to_owned()), &[])?;
+                        ids.truncate(max + 1);
+                        ids
+                    }
+                    _ => O::list(view, max + 1)?,
+                };
                 if all.len() > max {
                     return Err(MethodError::RequestTooLarge(format!(
                         "more than {max} objects; ask for ids (use /query)"

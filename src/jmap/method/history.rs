@@ -23,6 +23,10 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
     args.account_id()?;
     let ids: Vec<String> = args.take("ids")?.ok_or_else(|| MethodError::invalid("ids is required"))?;
     args.finish()?;
+    let max = ctx.services.limits.max_objects_in_get;
+    if ids.len() > max {
+        return Err(MethodError::RequestTooLarge(format!("at most {max} ids per x:AccountHistory/get")));
+    }
     let ids: Vec<_> = ids.iter().map(|raw| ctx.created_ids.resolve_shown(raw)).collect();
     let principal = Arc::clone(ctx.principal);
     let permission = Account::permission(Verb::Get);

@@ -142,6 +142,19 @@ pub(super) fn take_as_of<O: JmapObject>(args: &mut Args) -> Result<Option<Value>
 /// The log position an `asOf` argument stands for: a position (number or
 /// digits) up to the end of the log, or the last position committed at or
 /// before a time.
+/// The last position of the commit that holds position `p`: a commit is
+/// atomic, so the states between its events never existed for any reader (and
+/// one taken there could show an object half moved between tenants).
+fn commit_end(log: &EventLog, snap: &fjall::Snapshot, p: u64, last: u64) -> Result<u64, MethodError> {
+    let read = |seq| log.read(snap, seq).map_err(crate::StoreError::from);
+    let Some(commit) = read(p)?.map(|r| r.header.commit.commit_id) else { return Ok(p) };
+    let mut end = p;
+    while end < last && read(end + 1)?.is_some_and(|r| r.header.commit.commit_id == commit) {
+        end += 1;
+    }
+    Ok(end)
+}
+
 pub(super) fn resolve_as_of(
     as_of: Option<&Value>,
     log: &EventLog,
@@ -159,7 +172,7 @@ pub(super) fn resolve_as_of(
         _ => None,
     };
     match position {
-        Some(p) if p <= last => Ok(Some(p)),
+        Some(p) if p <= last => Ok(Some(commit_end(log, snap, p, last)?)),
         Some(p) => Err(MethodError::invalid(format!("asOf position {p} is past the end of the log ({last})"))),
         None => Err(MethodError::invalid("asOf must be a log position or an RFC 3339 UTC time")),
     }

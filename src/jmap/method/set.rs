@@ -23,6 +23,9 @@ use crate::jmap::state::{parse_state, state_string, type_state};
 use crate::secrets::{self, SealingKey};
 use crate::store::Tx;
 
+/// Passwords one `/set` call may set (each costs an argon2id hash).
+const MAX_PASSWORDS: usize = 64;
+
 struct SetRequest {
     if_in_state: Option<String>,
     create: Map<String, Value>,
@@ -65,7 +68,15 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
     if !access.may_any(&create, &update, &destroy) {
         return Err(MethodError::Forbidden("this principal may not change these objects".into()));
     }
-    let secrets = prepare_secrets::<O>(&ctx.services.sealing, &create, &update).await?;
+    // Only the secrets of items this principal might be allowed to make are
+    // hashed: a refused item costs no argon2.
+    let creatable = access.may(Verb::Create);
+    let updatable = access.may(Verb::Update);
+    let hashed = create.values().filter(|_| creatable).chain(update.iter().filter_map(|(k, v)| {
+        let own = ObjectId::from_jmap(k).is_some_and(|id| O::is_self(ctx.principal, id));
+        (updatable || own).then_some(v)
+    }));
+    let secrets = prepare_secrets::<O>(&ctx.services.sealing, hashed).await?;
     let request = SetRequest {
         if_in_state,
         create,
@@ -95,13 +106,14 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
 
 /// Hashes every password of the call with argon2id (off the executor) and
 /// seals every `otpAuth` URI.
-async fn prepare_secrets<O: JmapObject>(
+async fn prepare_secrets<'a, O: JmapObject>(
     sealing: &Arc<SealingKey>,
-    create: &Map<String, Value>,
-    update: &Map<String, Value>,
+    items: impl Iterator<Item = &'a Value>,
 ) -> Result<PreparedSecrets, MethodError> {
     let mut requests = SecretRequests::default();
-    for v in create.values().chain(update.values()) {
+    let mut objects = 0;
+    for v in items {
+        objects += 1;
         O::collect_secrets(v, &mut requests);
     }
     let sealed_otp = requests.otps.into_iter().map(|uri| {
@@ -110,9 +122,15 @@ async fn prepare_secrets<O: JmapObject>(
     });
     let mut prepared = PreparedSecrets { sealed_otp: sealed_otp.collect(), ..Default::default() };
     // An account has one Password: more secrets than objects is a bad call,
-    // refused before argon2 spends a second on it.
-    if requests.passwords.len() > create.len() + update.len() {
+    // refused before argon2 spends a second on it; and a call hashes at most
+    // MAX_PASSWORDS (about 25 ms of CPU and 19 MiB each).
+    if requests.passwords.len() > objects {
         return Err(MethodError::invalid("an account has at most one Password; this call sets more"));
+    }
+    if requests.passwords.len() > MAX_PASSWORDS {
+        return Err(MethodError::RequestTooLarge(format!(
+            "at most {MAX_PASSWORDS} passwords per /set; send more in further calls"
+        )));
     }
     let unique: HashSet<_> = requests.passwords.into_iter().collect();
     if !unique.is_empty() {
