@@ -104,6 +104,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LastEventId {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
 
+/// When a request's login was checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthenticatedAt(pub(crate) std::time::Instant);
+
+/// A body that takes longer than this to arrive after the login was checked
+/// has its login checked again. (Writes re-read their writer's credential in
+/// the commit whatever the delay; this bounds how long a read may run on a
+/// login since revoked.)
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The wall clock as the ledger records time.
 pub(crate) fn now() -> UtcDateTime {
     UtcDateTime::from_millis(jiff::Timestamp::now().as_millisecond())
@@ -130,6 +140,7 @@ async fn authenticate(
         Ok(Ok(principal)) => {
             request.extensions_mut().insert(Arc::new(principal));
             request.extensions_mut().insert(ClientIp(ip));
+            request.extensions_mut().insert(AuthenticatedAt(std::time::Instant::now()));
             next.run(request).await
         }
         Ok(Err(AuthError::RateLimited(retry))) => {
@@ -213,6 +224,7 @@ async fn api(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
+    Extension(AuthenticatedAt(checked)): Extension<AuthenticatedAt>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -227,16 +239,21 @@ async fn api(
             );
         }
     };
-    // The login is checked again once the body is in: a credential removed or
-    // expired while the body was on its way acts no more.
-    let session = crate::auth::Session::new(Arc::clone(&state.auth), principal, ip);
-    let read = state.ledger.clone();
-    let current = tokio::task::spawn_blocking(move || session.current(&read.read().view, now())).await;
-    let Ok(Some(principal)) = current else {
-        return problem(StatusCode::UNAUTHORIZED, "valid credentials are required".to_owned());
+    // A body that was long on its way: the login is checked again, so a
+    // credential removed or expired meanwhile acts no more.
+    let principal = if checked.elapsed() < RECHECK_AFTER {
+        principal
+    } else {
+        let session = crate::auth::Session::new(Arc::clone(&state.auth), principal, ip);
+        let read = state.ledger.clone();
+        let current = tokio::task::spawn_blocking(move || session.current(&read.read().view, now())).await;
+        let Ok(Some(principal)) = current else {
+            return problem(StatusCode::UNAUTHORIZED, "valid credentials are required".to_owned());
+        };
+        Arc::new(principal)
     };
     let answer = match body {
-        Ok(bytes) => jmap::api(&state.services, Arc::new(principal), request_id, &bytes).await,
+        Ok(bytes) => jmap::api(&state.services, principal, request_id, &bytes).await,
         Err(()) => Err(RequestError::Limit {
             limit: "maxSizeRequest",
             detail: format!("the request is larger than {max} bytes"),
