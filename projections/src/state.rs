@@ -221,6 +221,11 @@ pub fn role_in_use(view: &impl StateRead, role_id: ObjectId) -> Result<bool> {
     Ok(!view.scan(Space::Index, &keys::role_holders_prefix(role_id), None, 1)?.is_empty())
 }
 
+/// The accounts (users and groups) whose `Custom` roles name `role_id`.
+pub fn role_holders(view: &impl StateRead, role_id: ObjectId) -> Result<Vec<ObjectId>> {
+    ids_under(view, &keys::role_holders_prefix(role_id), usize::MAX)
+}
+
 /// Log positions of every event that touched the account, oldest first (also
 /// after it was destroyed).
 pub fn history_positions(view: &impl StateRead, account: ObjectId) -> Result<Vec<u64>> {

@@ -125,7 +125,7 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
                 subjects.insert(id);
             }
             Some((ObjectType::Role, id)) if !matches!(event, Event::RoleCreated(_)) => {
-                roles.insert(id.to_jmap());
+                roles.insert(id);
             }
             _ => {}
         }
@@ -136,14 +136,11 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
             accounts.extend(state::group_members(view, id)?);
         }
     }
-    if !roles.is_empty() {
-        for account in state::accounts(view)? {
-            let holds = matches!(&account.roles, Roles::Custom { role_ids } if role_ids.iter().any(|r| roles.contains(r.as_str())));
-            if holds {
-                accounts.insert(account.id);
-                if account.kind == AccountKind::Group {
-                    accounts.extend(state::group_members(view, account.id)?);
-                }
+    for role in roles {
+        for holder in state::role_holders(view, role)? {
+            accounts.insert(holder);
+            if state::account(view, holder)?.is_some_and(|a| a.kind == AccountKind::Group) {
+                accounts.extend(state::group_members(view, holder)?);
             }
         }
     }
