@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ipnet::IpNet;
-use ledger_events::model::{AccountKind, CredentialKind};
+use ledger_events::model::{AccountKind, CredentialKind, Roles};
 use ledger_events::values::{ExternalId, ObjectId, SecretHash, UtcDateTime};
 use ledger_events::{Actor, AuthMethod};
-use ledger_projections::{AccountState, AddressUse, CredentialState, SnapshotView, state};
+use ledger_projections::{AccountState, AddressUse, CredentialState, SnapshotView, StateRead, state};
 
 use crate::command::Writer;
 use crate::secrets::{self, Plaintext, SealingKey};
@@ -297,7 +297,7 @@ impl Authenticator {
             .filter(usable)
             .find(|c| c.kind == CredentialKind::AppPassword && digests_equal(&c.secret_hash, &digest))
         {
-            return Some(self.principal(view, &account, c));
+            return self.principal(view, &account, c);
         }
         let password = account.credentials.iter().filter(usable).find(|c| c.kind == CredentialKind::Password);
         let Some(password) = password else {
@@ -314,7 +314,8 @@ impl Authenticator {
             let unix = u64::try_from(now.millis() / 1000).ok()?;
             let step = secrets::totp_step(uri.expose(), code, unix)?;
             return (password_ok && self.otp_steps.first_use(password.id, step))
-                .then(|| self.principal(view, &account, password));
+                .then(|| self.principal(view, &account, password))
+                .flatten();
         }
         let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());
         let cached = self
@@ -330,7 +331,7 @@ impl Authenticator {
                 CachedLogin { credential_id: Some(password.id), secret_hash: password.secret_hash.clone() },
             );
         }
-        Some(self.principal(view, &account, password))
+        self.principal(view, &account, password)
     }
 
     fn bearer(&self, view: &SnapshotView, token: &str, ip: IpAddr, now: UtcDateTime) -> Option<Principal> {
@@ -342,19 +343,24 @@ impl Authenticator {
             && digests_equal(&credential.secret_hash, &digest)
             && usable(credential, ip, now))
         .then(|| self.principal(view, &account, credential))
+        .flatten()
     }
 
-    fn principal(&self, view: &SnapshotView, account: &AccountState, credential: &CredentialState) -> Principal {
-        let groups: Vec<AccountState> =
-            account.member_group_ids.iter().filter_map(|g| state::account(view, *g).ok().flatten()).collect();
-        let lookup = |id: ObjectId| state::role(view, id).ok().flatten().map(|r| r.permissions);
-        let permissions = permissions::effective(account, &groups, &lookup).narrowed(credential.permissions.as_ref());
+    /// The principal of a login; `None` if its rights cannot be read (a login
+    /// fails closed rather than lose a group's disabled permissions).
+    fn principal(
+        &self,
+        view: &SnapshotView,
+        account: &AccountState,
+        credential: &CredentialState,
+    ) -> Option<Principal> {
+        let permissions = effective_permissions(view, account).ok()?.narrowed(credential.permissions.as_ref());
         let method = match credential.kind {
             CredentialKind::Password => AuthMethod::Password,
             CredentialKind::AppPassword => AuthMethod::AppPassword,
             CredentialKind::ApiKey => AuthMethod::ApiKey,
         };
-        Principal {
+        Some(Principal {
             account_id: Some(account.id),
             name: account.email_address.clone(),
             method,
@@ -365,7 +371,7 @@ impl Authenticator {
                 secret_hash: credential.secret_hash.clone(),
                 bounds: Bounds::of(credential),
             }),
-        }
+        })
     }
 }
 
@@ -400,13 +406,55 @@ impl Session {
     pub(crate) fn current(&self, view: &SnapshotView, now: UtcDateTime) -> Option<Principal> {
         let Some(id) = self.principal.account_id else { return Some((*self.principal).clone()) };
         let login = self.principal.credential.as_ref()?;
-        let account = state::account(view, id).ok()??;
-        let credential = account.credentials.iter().find(|c| c.id == login.id && c.secret_hash == login.secret_hash)?;
-        if !usable(credential, self.ip, now) || account.member_tenant_id != self.principal.tenant {
+        let (account, credential) =
+            login_still_there(view, id, login.id, &login.secret_hash, self.principal.tenant.as_ref()).ok()??;
+        if !usable(&credential, self.ip, now) {
             return None;
         }
-        Some(self.auth.principal(view, &account, credential))
+        self.auth.principal(view, &account, &credential)
     }
+}
+
+/// The account and credential of a login, if both are still there: the
+/// account alive and in the same tenant, the credential present with the same
+/// secret. Whether it may still be used (expiry, address) is the caller's
+/// check. Blocking (store reads).
+pub(crate) fn login_still_there(
+    view: &impl StateRead,
+    account_id: ObjectId,
+    credential_id: ObjectId,
+    secret: &SecretHash,
+    tenant: Option<&ExternalId>,
+) -> Result<Option<(AccountState, CredentialState)>, ledger_projections::Error> {
+    let Some(account) = state::account(view, account_id)?.filter(|a| a.member_tenant_id.as_ref() == tenant) else {
+        return Ok(None);
+    };
+    let credential = account.credentials.iter().find(|c| c.id == credential_id && c.secret_hash == *secret).cloned();
+    Ok(credential.map(|c| (account, c)))
+}
+
+/// The effective permissions of `account` as `view` has it: its roles, its
+/// groups (each with its roles and mode) and its own mode, folded by
+/// [`permissions::effective`]. Blocking (store reads).
+pub(crate) fn effective_permissions(
+    view: &impl StateRead,
+    account: &AccountState,
+) -> Result<PermissionSet, ledger_projections::Error> {
+    let mut groups = Vec::with_capacity(account.member_group_ids.len());
+    for g in &account.member_group_ids {
+        groups.extend(state::account(view, *g)?);
+    }
+    let mut roles = std::collections::BTreeMap::new();
+    for a in std::iter::once(account).chain(groups.iter()) {
+        if let Roles::Custom { role_ids } = &a.roles {
+            for id in role_ids.iter().filter_map(|r| ObjectId::from_jmap(r.as_str())) {
+                if let Some(role) = state::role(view, id)? {
+                    roles.insert(id, role.permissions);
+                }
+            }
+        }
+    }
+    Ok(permissions::effective(account, &groups, &|id| roles.get(&id).cloned()))
 }
 
 fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {

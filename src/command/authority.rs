@@ -28,14 +28,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ledger_events::model::{AccountKind, CredentialKind, Roles};
+use ledger_events::model::{AccountKind, CredentialKind};
 use ledger_events::values::{ExternalId, ObjectId, SecretHash, UtcDateTime};
 use ledger_events::{Event, ObjectType};
-use ledger_projections::{AccountState, StateRead, state};
+use ledger_projections::{StateRead, state};
 
 use super::account_spec::{no_such_domain, no_such_group};
 use super::{Command, Rejection};
-use crate::auth::permissions::{self, Bounds, PermissionSet, self_service};
+use crate::auth::permissions::{Bounds, PermissionSet, self_service};
+use crate::auth::{effective_permissions, login_still_there};
 
 /// The principal a command is written by, as the authority check sees it.
 #[derive(Debug, Clone)]
@@ -60,22 +61,19 @@ impl Writer {
     /// since it logged in). A removed or expired credential writes nothing, even
     /// in a request that was let in before.
     pub(crate) fn as_of(&self, view: &impl StateRead, now: UtcDateTime) -> Result<Writer, Rejection> {
-        let (Some(account_id), Some(credential_id)) = (self.account_id, self.credential_id) else {
-            return Ok(self.clone());
-        };
+        let Some(account_id) = self.account_id else { return Ok(self.clone()) };
         let gone = || Rejection::Forbidden { description: "this principal's credential is no longer valid".to_owned() };
-        let account = state::account(view, account_id)?.ok_or_else(gone)?;
-        let credential = account
-            .credentials
-            .iter()
-            .find(|c| c.id == credential_id && Some(&c.secret_hash) == self.secret.as_ref())
-            .ok_or_else(gone)?;
-        if credential.expires_at.is_some_and(|at| at <= now) || account.member_tenant_id != self.tenant {
+        let (Some(credential_id), Some(secret)) = (self.credential_id, self.secret.as_ref()) else {
+            return Err(gone());
+        };
+        let (account, credential) =
+            login_still_there(view, account_id, credential_id, secret, self.tenant.as_ref())?.ok_or_else(gone)?;
+        if credential.expires_at.is_some_and(|at| at <= now) {
             return Err(gone());
         }
         Ok(Writer {
-            permissions: effective(view, &account)?.narrowed(credential.permissions.as_ref()),
-            bounds: Bounds::of(credential),
+            permissions: effective_permissions(view, &account)?.narrowed(credential.permissions.as_ref()),
+            bounds: Bounds::of(&credential),
             ..self.clone()
         })
     }
@@ -185,7 +183,7 @@ pub(crate) fn held(
     let mut out = BTreeMap::new();
     for id in accounts {
         let Some(account) = state::account(view, *id)? else { continue };
-        let set = effective(view, &account)?;
+        let set = effective_permissions(view, &account)?;
         let tenant = account.member_tenant_id.clone();
         for c in &account.credentials {
             out.insert(
@@ -215,25 +213,6 @@ pub(crate) fn held(
         );
     }
     Ok(out)
-}
-
-/// The effective permissions of `account` in `view` (roles, groups, mode).
-pub(crate) fn effective(view: &impl StateRead, account: &AccountState) -> Result<PermissionSet, Rejection> {
-    let mut groups = Vec::with_capacity(account.member_group_ids.len());
-    for g in &account.member_group_ids {
-        groups.extend(state::account(view, *g)?);
-    }
-    let mut roles = BTreeMap::new();
-    for a in std::iter::once(account).chain(groups.iter()) {
-        if let Roles::Custom { role_ids } = &a.roles {
-            for id in role_ids.iter().filter_map(|r| ObjectId::from_jmap(r.as_str())) {
-                if let Some(role) = state::role(view, id)? {
-                    roles.insert(id, role.permissions);
-                }
-            }
-        }
-    }
-    Ok(permissions::effective(account, &groups, &|id| roles.get(&id).cloned()))
 }
 
 /// Rule 1: compares what every touched principal held before and after.
