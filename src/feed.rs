@@ -91,10 +91,16 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> 
     Ok(Some((out, deadline)))
 }
 
-/// The time left until `deadline` (a credential's expiry), if there is one.
-fn until(deadline: Option<UtcDateTime>) -> Option<Duration> {
-    let now = jiff::Timestamp::now().as_millisecond();
-    deadline.map(|at| Duration::from_millis(u64::try_from(at.millis() - now).unwrap_or(0)))
+/// Resolves when `deadline` (a stream's credential expiry) passes; never
+/// without one. Both long-lived streams (this feed, JMAP push) end on it.
+pub(crate) async fn expiry(deadline: Option<UtcDateTime>) {
+    match deadline {
+        Some(at) => {
+            let left = at.millis() - jiff::Timestamp::now().as_millisecond();
+            tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0))).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// What a follower wants and who it is: the filter, whether to follow live,
@@ -148,11 +154,10 @@ pub(crate) fn follow(
                 return;
             }
             while *durable.borrow_and_update() <= cursor {
-                let expiry = until(deadline);
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
                     // The credential expires: the stream ends with it.
-                    () = async { match expiry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return,
+                    () = expiry(deadline) => return,
                     // The server is shutting down: end the stream; the subscriber resumes elsewhere.
                     () = async { drop(stopping.wait_for(|s| *s).await) } => return,
                 }

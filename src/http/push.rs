@@ -17,15 +17,17 @@ use axum::response::{IntoResponse, Response};
 use ledger_events::ObjectType;
 use ledger_events::values::ExternalId;
 use ledger_projections::changes::any_change_since;
-use ledger_projections::state;
+use ledger_projections::{SnapshotView, state};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, ClientIp, LastEventId, now, problem};
 use crate::auth::{Principal, Session};
+use crate::feed::expiry;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state_string;
 use crate::jmap::{read_permission, tenant_scoped};
+use crate::store::ReadState;
 
 #[derive(Deserialize)]
 pub(super) struct PushQuery {
@@ -34,27 +36,32 @@ pub(super) struct PushQuery {
     ping: Option<u64>,
 }
 
-/// The states of `types` now, and the last log position. A tenant principal
-/// (`scope`) is told a type changed only when an object of its tenant changed
-/// after `since`; otherwise it keeps the state it was last sent.
+/// Whether a principal confined to `scope` is to hear that type `t` changed
+/// after `since`: always when it is not confined or `t` is global (`x:Role`);
+/// else only when an object of its tenant changed.
+fn tells(view: &SnapshotView, t: ObjectType, scope: Option<&ExternalId>, since: u64) -> bool {
+    match scope.filter(|_| tenant_scoped(t)) {
+        None => true,
+        Some(tenant) => any_change_since(view, t, since, Some(tenant)).unwrap_or(true),
+    }
+}
+
+/// The states of `types` in `read`, and its last log position. A type this
+/// principal is not to hear of since `since` ([`tells`]) keeps the state it
+/// was last sent (`previous`).
 fn states(
-    app: &AppState,
+    read: &ReadState,
     types: &[ObjectType],
     scope: Option<&ExternalId>,
     since: u64,
     previous: &BTreeMap<&'static str, String>,
 ) -> (BTreeMap<&'static str, String>, u64) {
-    let read = app.ledger.read();
     let view = &read.view;
     let mut out = BTreeMap::new();
     for t in types {
-        let now = state_string(state::type_state(view, *t).unwrap_or(0));
-        let scope = scope.filter(|_| tenant_scoped(*t));
-        let told = match (scope, previous.get(t.jmap_name())) {
-            (Some(tenant), Some(before)) if !any_change_since(view, *t, since, Some(tenant)).unwrap_or(true) => {
-                before.clone()
-            }
-            _ => now,
+        let told = match previous.get(t.jmap_name()) {
+            Some(before) if !tells(view, *t, scope, since) => before.clone(),
+            _ => state_string(state::type_state(view, *t).unwrap_or(0)),
         };
         out.insert(t.jmap_name(), told);
     }
@@ -69,11 +76,6 @@ fn state_event(states: &BTreeMap<&'static str, String>, position: u64) -> Result
 /// Whether `principal` may be told about every type of `types`.
 fn may_read(principal: &Principal, types: &[ObjectType]) -> bool {
     types.iter().all(|t| principal.may(read_permission(*t)))
-}
-
-/// The tenant a stream's principal is confined to, for the tenant-scoped types.
-fn principal_scope(session: &Session) -> Option<ExternalId> {
-    session.tenant().cloned()
 }
 
 pub(super) async fn event_source(
@@ -118,8 +120,8 @@ pub(super) async fn event_source(
     // connected can slip between this and the first wait.
     // Scoped like /get: a tenant principal hears only of its tenant's objects
     // (types that are not tenant-scoped, x:Role, are global).
-    let scope = principal_scope(&session);
-    let (mut sent, mut position) = states(&app, &types, None, 0, &BTreeMap::new());
+    let scope = session.tenant().cloned();
+    let (mut sent, mut position) = states(&app.ledger.read(), &types, None, 0, &BTreeMap::new());
     let mut deadline = session.expires_at();
     let events = async_stream::stream! {
         // A reconnecting client hears at once about changes it missed.
@@ -130,10 +132,7 @@ pub(super) async fn event_source(
             let (a, t, sc) = (app.clone(), types.clone(), scope.clone());
             let missed = tokio::task::spawn_blocking(move || {
                 let read = a.ledger.read();
-                t.iter().any(|ty| {
-                    let scope = sc.as_ref().filter(|_| tenant_scoped(*ty));
-                    scope.is_none() || any_change_since(&read.view, *ty, seen, scope).unwrap_or(true)
-                })
+                t.iter().any(|ty| tells(&read.view, *ty, sc.as_ref(), seen))
             }).await;
             if missed.unwrap_or(true) {
                 yield state_event(&sent, position);
@@ -143,7 +142,6 @@ pub(super) async fn event_source(
             }
         }
         loop {
-            let expiry = deadline.map(|at| Duration::from_millis(u64::try_from(at.millis() - now().millis()).unwrap_or(0)));
             tokio::select! {
                 changed = durable.changed() => {
                     if changed.is_err() {
@@ -156,7 +154,8 @@ pub(super) async fn event_source(
                         let read = a.ledger.read();
                         let current = s.current(&read.view, now()).filter(|p| may_read(p, &t))?;
                         let expires = current.credential.and_then(|c| c.bounds.expires_at);
-                        Some((states(&a, &t, sc.as_ref(), since, &before), expires))
+                        // The states of the snapshot the login was checked at.
+                        Some((states(&read, &t, sc.as_ref(), since, &before), expires))
                     }).await;
                     let Ok(Some(((now, last), expires))) = checked else { return };
                     // An expiry set (or moved) since the stream opened counts from now on.
@@ -172,7 +171,7 @@ pub(super) async fn event_source(
                 }
                 () = async { drop(stopping.wait_for(|s| *s).await) } => return,
                 // The credential expires: the stream ends with it.
-                () = async { match expiry { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return,
+                () = expiry(deadline) => return,
             }
         }
     };
