@@ -91,9 +91,15 @@ pub(crate) fn tenant_domain(
     tenant: Option<&ExternalId>,
 ) -> Result<DomainState, Rejection> {
     match state::domain(view, id)? {
-        Some(d) if d.member_tenant_id.is_none() || d.member_tenant_id.as_ref() == tenant => Ok(d),
+        Some(d) if shared_or_of(d.member_tenant_id.as_ref(), tenant) => Ok(d),
         _ => Err(no_such_domain(property, id)),
     }
+}
+
+/// Whether an account of `tenant` may use a domain or group of `owner`: a
+/// shared one (no tenant) or its own tenant's.
+fn shared_or_of(owner: Option<&ExternalId>, tenant: Option<&ExternalId>) -> bool {
+    owner.is_none() || owner == tenant
 }
 
 /// The one answer for a domain an account may not use, whatever the reason.
@@ -137,9 +143,7 @@ pub(crate) fn check_groups(
             return Err(Rejection::invalid(&property, "an account cannot be a member of itself"));
         }
         match state::account(view, *group)? {
-            Some(a)
-                if a.kind == AccountKind::Group
-                    && (a.member_tenant_id.is_none() || a.member_tenant_id.as_ref() == tenant) => {}
+            Some(a) if a.kind == AccountKind::Group && shared_or_of(a.member_tenant_id.as_ref(), tenant) => {}
             _ => return Err(no_such_group(&property, *group)),
         }
     }

@@ -72,10 +72,10 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
     // hashed: a refused item costs no argon2.
     let creatable = access.may(Verb::Create);
     let updatable = access.may(Verb::Update);
-    let hashed = create.values().filter(|_| creatable).chain(update.iter().filter_map(|(k, v)| {
-        let own = ObjectId::from_jmap(k).is_some_and(|id| O::is_self(ctx.principal, id));
-        (updatable || own).then_some(v)
-    }));
+    let hashed = create
+        .values()
+        .filter(|_| creatable)
+        .chain(update.iter().filter_map(|(k, v)| (updatable || access.own(k)).then_some(v)));
     let secrets = prepare_secrets::<O>(&ctx.services.sealing, hashed).await?;
     let request = SetRequest {
         if_in_state,
@@ -163,10 +163,14 @@ impl<O: JmapObject> Access<'_, O> {
         SetError::forbidden(format!("{} is required", O::permission(verb)))
     }
 
+    /// Whether an update key names the principal's own object (self-service).
+    fn own(&self, key: &str) -> bool {
+        ObjectId::from_jmap(key).is_some_and(|id| O::is_self(self.principal, id))
+    }
+
     /// Whether any item could be allowed; if none, the whole call is `forbidden`.
     fn may_any(&self, create: &Map<String, Value>, update: &Map<String, Value>, destroy: &[String]) -> bool {
-        let self_service =
-            update.keys().any(|k| ObjectId::from_jmap(k).is_some_and(|id| O::is_self(self.principal, id)));
+        let self_service = update.keys().any(|k| self.own(k));
         let nothing = create.is_empty() && update.is_empty() && destroy.is_empty();
         nothing
             || (!create.is_empty() && self.may(Verb::Create))
