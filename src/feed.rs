@@ -83,7 +83,7 @@ fn read_chunk(ledger: &Ledger, after: u64, filter: &FeedFilter, gate: &Gate) -> 
             break;
         }
         let line = match filter.keeps(&record) {
-            true => Some(ExportLine::feed_text(&record)?),
+            true => Some(ExportLine::record_text(&record)?),
             false => None,
         };
         out.push((record.seq(), line));

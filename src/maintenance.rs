@@ -121,7 +121,8 @@ pub async fn erase(
     let outcomes = committed.value;
     if outcomes.iter().any(|(_, outcome)| outcome.is_ok()) {
         let ledger = ledger.clone();
-        tokio::task::spawn_blocking(move || ledger.compact())
+        let through = committed.info.last_seq;
+        tokio::task::spawn_blocking(move || ledger.compact(through))
             .await
             .map_err(|e| StoreError::Internal(format!("the compaction task failed: {e}")))??;
     }

@@ -27,7 +27,7 @@ impl std::fmt::Debug for Plaintext {
     }
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // The OS random source failing is not recoverable for a credential store.
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");

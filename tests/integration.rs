@@ -18,6 +18,7 @@ mod integration {
     mod jmap_core;
     mod jmap_query;
     mod jmap_set;
+    mod privacy;
     mod push;
     mod replay;
     mod retention;

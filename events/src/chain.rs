@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, CodecError};
 use crate::event::Event;
-use crate::record::{CommitMeta, Digest, Record, RecordHeader};
+use crate::record::{CommitMeta, Digest, Payload, Record, RecordHeader};
 
 /// The end of the chain: the next position and the hash new records link to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +22,20 @@ impl ChainTail {
         ChainTail { next_seq: header.seq + 1, last_hash: header.hash }
     }
 
-    /// Seals `event` as the next record and advances the tail. Pure: the event id
-    /// and commit metadata come from the caller.
-    pub fn seal(&mut self, commit: &CommitMeta, event_id: Uuid, event: &Event) -> Record {
-        let (event_type, schema_version, payload) = codec::encode_event(event);
+    /// Seals `event` as the next record (format [`codec::HEADER_FORMAT`]) and
+    /// advances the tail. Pure: the event id, commit metadata and `entropy` (32
+    /// random bytes that salt the payload hash and the secrets' commitments,
+    /// never stored) come from the caller.
+    pub fn seal(&mut self, commit: &CommitMeta, event_id: Uuid, event: &Event, entropy: &[u8; 32]) -> Record {
+        let (event_type, schema_version, payload) = codec::seal_event(event, entropy);
         let mut header = RecordHeader {
+            format: codec::HEADER_FORMAT,
             seq: self.next_seq,
             event_id,
             commit: commit.clone(),
             event_type: event_type.to_owned(),
             schema_version,
-            payload_len: payload.len() as u32,
+            payload_len: None,
             payload_hash: codec::payload_hash(&payload),
             prev_hash: self.last_hash,
             hash: Digest::ZERO,
@@ -56,6 +59,8 @@ pub enum ChainFault {
     HashMismatch { stored: Digest, computed: Digest },
     #[error("payload does not match the payload hash in its header")]
     PayloadMismatch,
+    #[error("payload layout does not match the record format: {0}")]
+    BadPayload(CodecError),
 }
 
 /// A fault and where it is.
@@ -93,8 +98,10 @@ impl ChainVerifier {
     }
 
     /// Checks one record. An erased payload (`None`) is accepted: the header still
-    /// carries the payload hash, so the chain stays whole.
-    pub fn check(&mut self, header: &RecordHeader, payload: Option<&[u8]>) -> Result<(), ChainError> {
+    /// carries the payload hash, so the chain stays whole. A present payload
+    /// must match the header's hash (and length, format 1), and its sealed
+    /// secrets their commitments (format 2).
+    pub fn check(&mut self, header: &RecordHeader, payload: Option<&Payload>) -> Result<(), ChainError> {
         let at = |fault| ChainError { seq: header.seq, fault };
         if header.seq != self.expected.next_seq {
             return Err(ChainError {
@@ -109,10 +116,17 @@ impl ChainVerifier {
         if computed != header.hash {
             return Err(at(ChainFault::HashMismatch { stored: header.hash, computed }));
         }
-        if let Some(payload) = payload
-            && (payload.len() != header.payload_len as usize || codec::payload_hash(payload) != header.payload_hash)
-        {
-            return Err(at(ChainFault::PayloadMismatch));
+        if let Some(payload) = payload {
+            let layout_ok = match payload {
+                Payload::V1(body) => header.format == 1 && header.payload_len == Some(body.len() as u32),
+                Payload::V2 { .. } => header.format == 2,
+            };
+            if !layout_ok
+                || codec::payload_hash(payload) != header.payload_hash
+                || !codec::sealed_secrets_match(&header.event_type, payload)
+            {
+                return Err(at(ChainFault::PayloadMismatch));
+            }
         }
         self.expected = ChainTail::after(header);
         self.checked += 1;
@@ -128,7 +142,11 @@ impl ChainVerifier {
     ) -> Result<RecordHeader, ChainError> {
         let header = codec::decode_header(header)
             .map_err(|e| ChainError { seq: seq_hint, fault: ChainFault::Undecodable(e) })?;
-        self.check(&header, payload)?;
+        let payload = payload
+            .map(|p| codec::decode_payload(header.format, p))
+            .transpose()
+            .map_err(|e| ChainError { seq: header.seq, fault: ChainFault::BadPayload(e) })?;
+        self.check(&header, payload.as_ref())?;
         Ok(header)
     }
 }

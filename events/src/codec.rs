@@ -1,41 +1,82 @@
 //! The one codec: record headers (explicit binary layout), event payloads (JSON),
 //! keys (big-endian, so byte order is log order), and JSON values for projections.
 //!
-//! Header layout, format 1 (all integers big-endian, `str` = u32 length + UTF-8):
+//! Header layout (all integers big-endian, `str` = u32 length + UTF-8):
 //!
 //! ```text
-//! u8   format (= 1)
+//! u8   format (1 or 2; this build writes 2)
 //! u64  seq
 //! [16] event id (uuid v7)
 //! [16] commit id
 //! i64  committed-at, ms since the Unix epoch, UTC
 //! u8   actor auth method   str actor principal id   str actor name
-//! str  request id          str call id
+//! str  request id          str call id               (each at most 64 bytes from format 2)
 //! str  event type          u16 schema version
-//! u32  payload length      [32] payload hash (blake3, derive-key "account-ledger payload v1")
+//! u32  payload length                                 (format 1 only)
+//! [32] payload hash
 //! [32] previous record hash
 //! [32] this record hash = blake3 derive-key "account-ledger record v1" over all bytes above
 //! ```
+//!
+//! Payload, format 1: the event's JSON; payload hash = blake3 derive-key
+//! "account-ledger payload v1" over it. Unsalted: whoever can rebuild an erased
+//! payload's bytes from a guess can confirm the guess against the hash.
+//!
+//! Payload, format 2 (stored bytes):
+//!
+//! ```text
+//! [32] salt, random per record
+//! u32  body length     body: the event's JSON, secrets replaced by commitments
+//! ...  sealed: the secrets, JSON {"<field>": {"salt": hex, "value": "<secret>"}}, or empty
+//! ```
+//!
+//! Payload hash = blake3 derive-key "account-ledger payload v2" over salt ‖ body.
+//! A secret field `f` (see [`SECRET_FIELDS`]) leaves the body; its commitment
+//! field holds blake3 derive-key "account-ledger secret v2" over the secret's
+//! own salt ‖ the secret, hex. Erasure removes salt, body and sealed together:
+//! what stays (the header) commits to 256 random bits nobody keeps.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::Event;
-use crate::record::{Actor, AuthMethod, CommitMeta, Digest, RecordHeader};
+use crate::record::{Actor, AuthMethod, CommitMeta, Digest, Payload, RecordHeader};
 use crate::values::UtcDateTime;
 
-pub const HEADER_FORMAT: u8 = 1;
+/// The record format this build writes.
+pub const HEADER_FORMAT: u8 = 2;
 const RECORD_HASH_CONTEXT: &str = "account-ledger record v1";
 const PAYLOAD_HASH_CONTEXT: &str = "account-ledger payload v1";
+const PAYLOAD_HASH_CONTEXT_V2: &str = "account-ledger payload v2";
+const SECRET_COMMITMENT_CONTEXT: &str = "account-ledger secret v2";
+const RECORD_SALT_CONTEXT: &str = "account-ledger record salt v2";
+const SECRET_SALT_CONTEXT: &str = "account-ledger secret salt v2";
+
+/// Payload fields that hold secret material (password hashes, API key and app
+/// password digests, sealed TOTP seeds), each with the field that replaces it
+/// in a format-2 body: a commitment to it.
+pub const SECRET_FIELDS: [(&str, &str); 4] = [
+    ("secretHash", "secretCommitment"),
+    ("newSecretHash", "newSecretCommitment"),
+    ("otpAuthSealed", "otpAuthCommitment"),
+    ("newOtpAuthSealed", "newOtpAuthCommitment"),
+];
+
+/// The event types whose payloads hold secrets (top-level fields only).
+const SECRET_BEARING: [&str; 2] = ["CredentialAdded", "CredentialUpdated"];
 
 /// The schema version this build writes for an event type. Version 2 of
-/// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; version 2
-/// of DomainCreated and DomainUpdated added `memberTenantId`. Version 1
-/// payloads upcast by leaving the added field absent.
+/// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; version 3
+/// moved their secrets out of the body (record format 2 only: `secretHash`
+/// becomes `secretCommitment`, and so on, see [`SECRET_FIELDS`]). Version 2 of
+/// DomainCreated and DomainUpdated added `memberTenantId`. Older payloads
+/// upcast by leaving the added field absent.
 pub fn schema_version(event_type: &str) -> u16 {
     match event_type {
-        "CredentialAdded" | "CredentialUpdated" | "DomainCreated" | "DomainUpdated" => 2,
+        "CredentialAdded" | "CredentialUpdated" => 3,
+        "DomainCreated" | "DomainUpdated" => 2,
         _ => 1,
     }
 }
@@ -61,6 +102,10 @@ pub enum CodecError {
     BadPayload { event_type: String, reason: String },
     #[error("value does not decode: {0}")]
     BadValue(String),
+    #[error("record format {0} has no such payload layout")]
+    BadPayloadLayout(u8),
+    #[error("a secret kept beside the payload does not match its commitment in the payload")]
+    SealedMismatch,
 }
 
 /// The big-endian key of a log position.
@@ -73,8 +118,138 @@ pub fn decode_seq_key(key: &[u8]) -> Result<u64, CodecError> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-pub fn payload_hash(payload: &[u8]) -> Digest {
-    Digest(blake3::derive_key(PAYLOAD_HASH_CONTEXT, payload))
+/// The payload hash of record format 1: unsalted, over the JSON bytes.
+pub fn payload_hash_v1(body: &[u8]) -> Digest {
+    Digest(blake3::derive_key(PAYLOAD_HASH_CONTEXT, body))
+}
+
+/// The payload hash of record format 2: over the record's salt and the body.
+pub fn payload_hash_v2(salt: &[u8; 32], body: &[u8]) -> Digest {
+    let mut hasher = blake3::Hasher::new_derive_key(PAYLOAD_HASH_CONTEXT_V2);
+    hasher.update(salt);
+    hasher.update(body);
+    Digest(*hasher.finalize().as_bytes())
+}
+
+/// The hash a header holds for `payload`.
+pub fn payload_hash(payload: &Payload) -> Digest {
+    match payload {
+        Payload::V1(body) => payload_hash_v1(body),
+        Payload::V2 { salt, body, .. } => payload_hash_v2(salt, body),
+    }
+}
+
+/// The bytes the log stores for a payload (layouts above).
+pub fn encode_payload(payload: &Payload) -> Vec<u8> {
+    match payload {
+        Payload::V1(body) => body.clone(),
+        Payload::V2 { salt, body, sealed } => {
+            let mut out = Vec::with_capacity(36 + body.len() + sealed.len());
+            out.extend_from_slice(salt);
+            // Payloads are bounded far below 4 GiB by the request size limits.
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(sealed);
+            out
+        }
+    }
+}
+
+/// Reads stored payload bytes of a record of `format`.
+pub fn decode_payload(format: u8, stored: &[u8]) -> Result<Payload, CodecError> {
+    match format {
+        1 => Ok(Payload::V1(stored.to_vec())),
+        2 => {
+            let mut r = Reader { bytes: stored };
+            let salt = r.array::<32>()?;
+            let len = u32::from_be_bytes(r.array()?) as usize;
+            let body = r.take(len)?.to_vec();
+            Ok(Payload::V2 { salt, body, sealed: r.bytes.to_vec() })
+        }
+        other => Err(CodecError::BadPayloadLayout(other)),
+    }
+}
+
+fn commitment(salt: &[u8], secret: &str) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key(SECRET_COMMITMENT_CONTEXT);
+    hasher.update(salt);
+    hasher.update(secret.as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+/// One secret kept beside a format-2 body.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedSecret {
+    /// 32 random bytes, hex: the commitment's salt.
+    salt: String,
+    value: String,
+}
+
+/// Encodes an event as record format 2: (type name, schema version, payload).
+/// `entropy` (32 random bytes from the caller, never stored) seeds the record's
+/// salt and each secret's salt; one cannot be derived from another.
+pub fn seal_event(event: &Event, entropy: &[u8; 32]) -> (&'static str, u16, Payload) {
+    let event_type = event.type_name();
+    // Payload structs hold only strings, numbers, maps with string keys and
+    // options: serde_json cannot fail on them.
+    let json = event.payload_json().expect("event payloads always serialize to JSON");
+    let salt = blake3::derive_key(RECORD_SALT_CONTEXT, entropy);
+    let (body, sealed) =
+        if SECRET_BEARING.contains(&event_type) { split_secrets(json, entropy) } else { (json, Vec::new()) };
+    (event_type, schema_version(event_type), Payload::V2 { salt, body, sealed })
+}
+
+/// Moves the secret fields of a payload's JSON out to the sealed JSON, leaving
+/// commitments in their place.
+fn split_secrets(json: Vec<u8>, entropy: &[u8; 32]) -> (Vec<u8>, Vec<u8>) {
+    let mut body: Map<String, Value> = serde_json::from_slice(&json).expect("an event payload is a JSON object");
+    let mut sealed = Map::new();
+    for (field, commitment_field) in SECRET_FIELDS {
+        let Some(Value::String(secret)) = body.remove(field) else { continue };
+        let mut key_material = entropy.to_vec();
+        key_material.extend_from_slice(field.as_bytes());
+        let salt = blake3::derive_key(SECRET_SALT_CONTEXT, &key_material);
+        body.insert(commitment_field.to_owned(), Value::String(commitment(&salt, &secret)));
+        let entry = SealedSecret { salt: hex::encode(salt), value: secret };
+        sealed.insert(field.to_owned(), serde_json::to_value(entry).expect("strings serialize"));
+    }
+    let sealed = if sealed.is_empty() { Vec::new() } else { serde_json::to_vec(&sealed).expect("strings serialize") };
+    (serde_json::to_vec(&body).expect("a JSON object serializes"), sealed)
+}
+
+/// Puts the sealed secrets of a format-2 payload back into its body, checking
+/// each against its commitment; the JSON of the event as it was decided.
+fn join_secrets(body: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let bad = |e: serde_json::Error| CodecError::BadValue(e.to_string());
+    let mut sealed: Map<String, Value> =
+        if sealed.is_empty() { Map::new() } else { serde_json::from_slice(sealed).map_err(bad)? };
+    let mut object: Map<String, Value> = serde_json::from_slice(body).map_err(bad)?;
+    for (field, commitment_field) in SECRET_FIELDS {
+        let Some(committed) = object.remove(commitment_field) else { continue };
+        let entry: SealedSecret =
+            serde_json::from_value(sealed.remove(field).ok_or(CodecError::SealedMismatch)?).map_err(bad)?;
+        let salt = hex::decode(&entry.salt).map_err(|_| CodecError::SealedMismatch)?;
+        if committed.as_str() != Some(commitment(&salt, &entry.value).as_str()) {
+            return Err(CodecError::SealedMismatch);
+        }
+        object.insert(field.to_owned(), Value::String(entry.value));
+    }
+    if !sealed.is_empty() {
+        return Err(CodecError::SealedMismatch);
+    }
+    serde_json::to_vec(&object).map_err(bad)
+}
+
+/// Whether a format-2 payload's sealed secrets match the commitments in its
+/// body (part of the chain check of a stored record): an event type without
+/// secrets keeps none beside its body. Format 1 keeps secrets in the body.
+pub fn sealed_secrets_match(event_type: &str, payload: &Payload) -> bool {
+    match payload {
+        Payload::V1(_) => true,
+        Payload::V2 { sealed, .. } if !SECRET_BEARING.contains(&event_type) => sealed.is_empty(),
+        Payload::V2 { body, sealed, .. } => join_secrets(body, sealed).is_ok(),
+    }
 }
 
 /// The record hash of a header (its own `hash` field is not an input).
@@ -92,7 +267,7 @@ pub fn encode_header(header: &RecordHeader) -> Vec<u8> {
 }
 
 fn write_header_body(buf: &mut Vec<u8>, h: &RecordHeader) {
-    buf.push(HEADER_FORMAT);
+    buf.push(h.format);
     buf.extend_from_slice(&h.seq.to_be_bytes());
     buf.extend_from_slice(h.event_id.as_bytes());
     buf.extend_from_slice(h.commit.commit_id.as_bytes());
@@ -104,13 +279,16 @@ fn write_header_body(buf: &mut Vec<u8>, h: &RecordHeader) {
     put_str(buf, &h.commit.call_id);
     put_str(buf, &h.event_type);
     buf.extend_from_slice(&h.schema_version.to_be_bytes());
-    buf.extend_from_slice(&h.payload_len.to_be_bytes());
+    if h.format == 1 {
+        buf.extend_from_slice(&h.payload_len.unwrap_or_default().to_be_bytes());
+    }
     buf.extend_from_slice(&h.payload_hash.0);
     buf.extend_from_slice(&h.prev_hash.0);
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
-    // Header strings are bounded by the service (names, ids); u32 cannot overflow here.
+    // Header strings are bounded by the service (names, ids, and the call and
+    // request ids the JMAP layer caps); u32 cannot overflow here.
     buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
     buf.extend_from_slice(s.as_bytes());
 }
@@ -149,7 +327,7 @@ impl<'a> Reader<'a> {
 pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, CodecError> {
     let mut r = Reader { bytes };
     let format = r.u8()?;
-    if format != HEADER_FORMAT {
+    if !(1..=HEADER_FORMAT).contains(&format) {
         return Err(CodecError::UnknownFormat(format));
     }
     let seq = u64::from_be_bytes(r.array()?);
@@ -164,7 +342,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, CodecError> {
     let call_id = r.str()?;
     let event_type = r.str()?;
     let schema_version = u16::from_be_bytes(r.array()?);
-    let payload_len = u32::from_be_bytes(r.array()?);
+    let payload_len = if format == 1 { Some(u32::from_be_bytes(r.array()?)) } else { None };
     let payload_hash = Digest(r.array()?);
     let prev_hash = Digest(r.array()?);
     let hash = Digest(r.array()?);
@@ -172,6 +350,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, CodecError> {
         return Err(CodecError::TrailingBytes(r.bytes.len()));
     }
     Ok(RecordHeader {
+        format,
         seq,
         event_id,
         commit: CommitMeta {
@@ -190,22 +369,23 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, CodecError> {
     })
 }
 
-/// Encodes an event as (type name, schema version, payload bytes).
-pub fn encode_event(event: &Event) -> (&'static str, u16, Vec<u8>) {
-    // Payload structs hold only strings, numbers, maps with string keys and
-    // options: serde_json cannot fail on them.
-    let payload = event.payload_json().expect("event payloads always serialize to JSON");
-    (event.type_name(), schema_version(event.type_name()), payload)
-}
-
 /// Decodes a payload, upcasting older schema versions to the current shape.
-pub fn decode_event(event_type: &str, version: u16, payload: &[u8]) -> Result<Event, CodecError> {
+pub fn decode_event(event_type: &str, version: u16, payload: &Payload) -> Result<Event, CodecError> {
     if version == 0 || version > schema_version(event_type) {
         return Err(CodecError::UnknownSchemaVersion { event_type: event_type.to_owned(), version });
     }
-    // Upcasters: every change so far only added optional fields, so older
-    // payloads decode into the current shape with those fields absent.
-    match Event::from_payload_json(event_type, payload) {
+    let joined;
+    let json = match payload {
+        Payload::V1(body) => body.as_slice(),
+        Payload::V2 { body, sealed, .. } => {
+            joined = join_secrets(body, sealed)?;
+            joined.as_slice()
+        }
+    };
+    // Upcasters: every change so far only added optional fields (or, in v3,
+    // moved secrets beside the body, joined back above), so older payloads
+    // decode into the current shape with those fields absent.
+    match Event::from_payload_json(event_type, json) {
         Some(Ok(event)) => Ok(event),
         Some(Err(e)) => Err(CodecError::BadPayload { event_type: event_type.to_owned(), reason: e.to_string() }),
         None => Err(CodecError::UnknownEventType(event_type.to_owned())),

@@ -17,7 +17,9 @@ pub use crate::{
     codec::CodecError,
     event::*,
     log::{Error, EventLog, HEADERS_KEYSPACE, PAYLOADS_KEYSPACE, Result},
-    record::{Actor, AuthMethod, CommitMeta, Digest, Record, RecordHeader},
+    record::{
+        Actor, AuthMethod, CommitMeta, Digest, MAX_CALL_ID_LEN, MAX_REQUEST_ID_LEN, Payload, Record, RecordHeader,
+    },
     values::{InvalidValue, ObjectId, UtcDateTime},
 };
 

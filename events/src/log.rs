@@ -66,7 +66,7 @@ impl EventLog {
         let key = seq_key(record.header.seq);
         batch.insert(&self.headers, key, codec::encode_header(&record.header));
         if let Some(payload) = &record.payload {
-            batch.insert(&self.payloads, key, payload.as_slice());
+            batch.insert(&self.payloads, key, codec::encode_payload(payload));
         }
     }
 
@@ -166,8 +166,15 @@ impl EventLog {
         };
         let header = codec::decode_header(&raw)
             .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
-        let payload = snap.get(&self.payloads, seq_key(seq))?.map(|v| v.to_vec());
+        let payload = self.payload(&header, snap.get(&self.payloads, seq_key(seq))?.as_deref())?;
         Ok(Some(Record { header, payload }))
+    }
+
+    fn payload(&self, header: &crate::RecordHeader, stored: Option<&[u8]>) -> Result<Option<crate::Payload>> {
+        stored
+            .map(|p| codec::decode_payload(header.format, p))
+            .transpose()
+            .map_err(|e| self.corrupt(ChainError { seq: header.seq, fault: ChainFault::BadPayload(e) }))
     }
 
     /// Records from position `from` on, in log order.
@@ -178,7 +185,7 @@ impl EventLog {
                 .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
             let header = codec::decode_header(&raw)
                 .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
-            let payload = snap.get(&self.payloads, &key)?.map(|v| v.to_vec());
+            let payload = self.payload(&header, snap.get(&self.payloads, &key)?.as_deref())?;
             Ok(Record { header, payload })
         })
     }

@@ -2,6 +2,9 @@
 //!
 //! The header is hashed; the payload is covered only through `payload_hash`. That
 //! split lets an erasure drop a payload while every hash in the chain still verifies.
+//! From record format 2 the payload hash commits to a random salt kept with the
+//! payload (and erased with it), and secrets are kept beside the payload, which
+//! holds only commitments to them; see [`Payload`] and `docs/events.md`.
 
 use std::fmt;
 
@@ -112,25 +115,80 @@ pub struct CommitMeta {
     pub call_id: String,
 }
 
+/// Longest JMAP call id (bytes) a record header keeps: the client chooses it,
+/// and a header is never erased (RFC 8620 §3.2 sets no bound; this service does).
+pub const MAX_CALL_ID_LEN: usize = 64;
+
+/// Longest request id (bytes) a record header keeps; the client may choose it
+/// (`X-Request-Id`), so it is bounded like the call id.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
 /// The hashed part of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeader {
+    /// The record format (1 or 2, see `codec`); this build writes 2.
+    pub format: u8,
     pub seq: u64,
     pub event_id: Uuid,
     pub commit: CommitMeta,
     pub event_type: String,
     pub schema_version: u16,
-    pub payload_len: u32,
+    /// The payload's length in bytes: format 1 only. Format 2 leaves it out, as
+    /// a length that survives erasure narrows a guess of what was erased.
+    pub payload_len: Option<u32>,
     pub payload_hash: Digest,
     pub prev_hash: Digest,
     pub hash: Digest,
+}
+
+/// A record's payload, as its header's format defines it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// Record format 1: the event's JSON, hashed as is. Secrets are inside it,
+    /// and the unsalted hash lets a guess of an erased payload be confirmed.
+    V1(Vec<u8>),
+    /// Record format 2: `body` is the event's JSON with every secret replaced by
+    /// a salted commitment; the payload hash covers `salt` and `body`; `sealed`
+    /// holds the secrets themselves (codec's sealed-secrets JSON, empty when
+    /// the event has none). All three are erased together.
+    V2 { salt: [u8; 32], body: Vec<u8>, sealed: Vec<u8> },
+}
+
+impl Payload {
+    /// The JSON the payload hash covers (and exports and the feed show).
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Payload::V1(body) | Payload::V2 { body, .. } => body,
+        }
+    }
+
+    /// The salt the payload hash commits to (format 2).
+    pub fn salt(&self) -> Option<&[u8; 32]> {
+        match self {
+            Payload::V1(_) => None,
+            Payload::V2 { salt, .. } => Some(salt),
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    // Never prints the sealed secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = String::from_utf8_lossy(self.body());
+        match self {
+            Payload::V1(_) => f.debug_tuple("V1").field(&body).finish(),
+            Payload::V2 { sealed, .. } => {
+                f.debug_struct("V2").field("body", &body).field("sealed_len", &sealed.len()).finish_non_exhaustive()
+            }
+        }
+    }
 }
 
 /// A header with its payload. `payload` is `None` once erased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub header: RecordHeader,
-    pub payload: Option<Vec<u8>>,
+    pub payload: Option<Payload>,
 }
 
 impl Record {
@@ -140,7 +198,7 @@ impl Record {
 
     /// The decoded event; `None` when the payload was erased.
     pub fn event(&self) -> Option<Result<crate::Event, crate::CodecError>> {
-        let payload = self.payload.as_deref()?;
+        let payload = self.payload.as_ref()?;
         Some(crate::codec::decode_event(&self.header.event_type, self.header.schema_version, payload))
     }
 }

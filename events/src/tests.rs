@@ -41,7 +41,29 @@ fn sample_event(n: u64) -> Event {
 
 fn chain_of(n: u64) -> Vec<Record> {
     let mut tail = ChainTail::GENESIS;
-    (0..n).map(|i| tail.seal(&meta(i), Uuid::from_u128(i as u128), &sample_event(i))).collect()
+    (0..n).map(|i| tail.seal(&meta(i), Uuid::from_u128(i as u128), &sample_event(i), &[i as u8; 32])).collect()
+}
+
+const ARGON: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+fn credential_added() -> Event {
+    Event::CredentialAdded(crate::CredentialAdded {
+        account_id: ObjectId(7),
+        credential_id: ObjectId(1),
+        kind: crate::model::CredentialKind::Password,
+        description: None,
+        secret_hash: ARGON.parse().unwrap(),
+        expires_at: None,
+        allowed_ips: Default::default(),
+        permissions: None,
+        otp_enabled: true,
+        created_at: UtcDateTime::from_millis(1_790_000_000_000),
+        otp_auth_sealed: Some("xc1:00112233".into()),
+    })
+}
+
+fn raw(records: &[Record]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    records.iter().map(|r| (encode_header(&r.header), codec::encode_payload(r.payload.as_ref().unwrap()))).collect()
 }
 
 /// Verifies stored (header bytes, payload bytes) pairs as the log would.
@@ -71,7 +93,7 @@ fn sealed_chain_verifies_and_links() {
     let records = chain_of(10);
     let mut v = ChainVerifier::from_genesis();
     for r in &records {
-        v.check(&r.header, r.payload.as_deref()).unwrap();
+        v.check(&r.header, r.payload.as_ref()).unwrap();
     }
     assert_eq!(v.tail().next_seq, 11);
     assert_eq!(records[3].header.prev_hash, records[2].header.hash);
@@ -83,13 +105,81 @@ fn erased_payload_keeps_chain_valid_but_edited_payload_does_not() {
     let records = chain_of(3);
     let mut v = ChainVerifier::from_genesis();
     v.check(&records[0].header, None).unwrap();
-    let err = v.check(&records[1].header, Some(b"{}")).unwrap_err();
+    let Some(crate::Payload::V2 { salt, .. }) = records[1].payload.clone() else { panic!("format 2") };
+    let edited = crate::Payload::V2 { salt, body: b"{}".to_vec(), sealed: Vec::new() };
+    let err = v.check(&records[1].header, Some(&edited)).unwrap_err();
     assert_eq!(err, ChainError { seq: 2, fault: ChainFault::PayloadMismatch });
+}
+
+/// Format 2 keeps secrets beside the body: the body (what exports and the feed
+/// show, and the payload hash covers) holds only salted commitments, and the
+/// event decodes whole from both parts.
+#[test]
+fn secrets_are_kept_beside_the_body_and_committed_to() {
+    let event = credential_added();
+    let record = { ChainTail::GENESIS }.seal(&meta(0), Uuid::nil(), &event, &[9; 32]);
+    let Some(crate::Payload::V2 { salt, body, sealed }) = record.payload.clone() else { panic!("format 2") };
+    let body_text = String::from_utf8(body.clone()).unwrap();
+    assert!(!body_text.contains("argon2") && !body_text.contains("xc1:"), "{body_text}");
+    assert!(body_text.contains("\"secretCommitment\"") && body_text.contains("\"otpAuthCommitment\""), "{body_text}");
+    assert!(String::from_utf8(sealed.clone()).unwrap().contains(ARGON));
+    assert_eq!(record.event().unwrap().unwrap(), event);
+    assert_eq!(record.header.schema_version, 3);
+    let mut v = ChainVerifier::from_genesis();
+    v.check(&record.header, record.payload.as_ref()).unwrap();
+
+    // Another secret beside the same body is caught by the chain check.
+    let swapped = String::from_utf8(sealed).unwrap().replace("aGFzaGhh", "aGFzaGhi").into_bytes();
+    let forged = crate::Payload::V2 { salt, body, sealed: swapped };
+    let err = ChainVerifier::from_genesis().check(&record.header, Some(&forged)).unwrap_err();
+    assert_eq!(err.fault, ChainFault::PayloadMismatch);
+    assert_eq!(codec::decode_event("CredentialAdded", 3, &forged).unwrap_err(), crate::CodecError::SealedMismatch);
+}
+
+/// The same event sealed twice gets two unrelated payload hashes and
+/// commitments: nothing in a header is a function of the payload alone.
+#[test]
+fn payload_hashes_and_commitments_are_salted() {
+    let a = { ChainTail::GENESIS }.seal(&meta(0), Uuid::nil(), &credential_added(), &[1; 32]);
+    let b = { ChainTail::GENESIS }.seal(&meta(0), Uuid::nil(), &credential_added(), &[2; 32]);
+    assert_ne!(a.header.payload_hash, b.header.payload_hash);
+    assert_ne!(a.payload.as_ref().unwrap().body(), b.payload.as_ref().unwrap().body());
+    assert_eq!(a.header.payload_len, None, "format 2 keeps no payload length");
+    assert_ne!(a.header.payload_hash, codec::payload_hash_v1(a.payload.as_ref().unwrap().body()));
+}
+
+/// Format 1 records (written before format 2) still decode, re-encode to the
+/// same bytes and verify.
+#[test]
+fn format_1_records_still_read() {
+    let body = br#"{"domainId":"c","name":"old.example.org","description":null,"createdAt":"2026-01-01T00:00:00Z"}"#;
+    let mut header = crate::RecordHeader {
+        format: 1,
+        seq: 1,
+        event_id: Uuid::nil(),
+        commit: meta(0),
+        event_type: "DomainCreated".into(),
+        schema_version: 1,
+        payload_len: Some(body.len() as u32),
+        payload_hash: codec::payload_hash_v1(body),
+        prev_hash: crate::Digest::ZERO,
+        hash: crate::Digest::ZERO,
+    };
+    header.hash = codec::record_hash(&header);
+    let bytes = encode_header(&header);
+    assert_eq!(bytes[0], 1);
+    assert_eq!(decode_header(&bytes).unwrap(), header);
+    let stored = codec::encode_payload(&crate::Payload::V1(body.to_vec()));
+    assert_eq!(stored, body.to_vec(), "format 1 stores the JSON as is");
+    let mut v = ChainVerifier::from_genesis();
+    let checked = v.check_raw(1, &bytes, Some(&stored)).unwrap();
+    let record = Record { header: checked, payload: Some(codec::decode_payload(1, &stored).unwrap()) };
+    assert!(matches!(record.event(), Some(Ok(Event::DomainCreated(_)))));
 }
 
 #[test]
 fn removed_and_reordered_records_are_reported_at_their_position() {
-    let raw: Vec<_> = chain_of(6).iter().map(|r| (encode_header(&r.header), r.payload.clone().unwrap())).collect();
+    let raw = raw(&chain_of(6));
     let mut removed = raw.clone();
     removed.remove(3);
     let err = verify_raw(&removed).unwrap_err();
@@ -103,10 +193,14 @@ fn removed_and_reordered_records_are_reported_at_their_position() {
 
 #[test]
 fn unknown_schema_versions_and_types_are_refused() {
-    let (ty, _, payload) = codec::encode_event(&sample_event(0));
+    let (ty, _, payload) = codec::seal_event(&sample_event(0), &[0; 32]);
     assert!(matches!(
         codec::decode_event(ty, 3, &payload),
         Err(crate::CodecError::UnknownSchemaVersion { version: 3, .. })
+    ));
+    assert!(matches!(
+        codec::decode_event("CredentialAdded", 4, &payload),
+        Err(crate::CodecError::UnknownSchemaVersion { version: 4, .. })
     ));
     assert!(matches!(
         codec::decode_event("AccountTeleported", 1, &payload),
@@ -130,7 +224,7 @@ proptest! {
     /// report names that record's position.
     #[test]
     fn any_flipped_bit_is_detected(record in 0usize..8, offset in any::<prop::sample::Index>(), bit in 0u8..8) {
-        let mut raw: Vec<_> = chain_of(8).iter().map(|r| (encode_header(&r.header), r.payload.clone().unwrap())).collect();
+        let mut raw = raw(&chain_of(8));
         let (header, payload) = &mut raw[record];
         let total = header.len() + payload.len();
         let at = offset.index(total);
@@ -170,9 +264,10 @@ fn tampered_stored_record_is_reported_with_position_and_file() {
     let log = EventLog::open(&db, dir.path()).unwrap();
     let mut records = chain_of(4);
     let mut batch = db.batch();
-    records[2].payload = Some(
-        br#"{"domainId":"c","name":"evil.example.org","description":null,"createdAt":"2026-01-01T00:00:00Z"}"#.to_vec(),
-    );
+    let Some(crate::Payload::V2 { salt, sealed, .. }) = records[2].payload.clone() else { panic!("format 2") };
+    let body =
+        br#"{"domainId":"c","name":"evil.example.org","description":null,"createdAt":"2026-01-01T00:00:00Z"}"#.to_vec();
+    records[2].payload = Some(crate::Payload::V2 { salt, body, sealed });
     for r in &records {
         log.stage(&mut batch, r);
     }

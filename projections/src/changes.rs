@@ -366,7 +366,7 @@ mod tests {
                         Event::DomainDestroyed(DomainDestroyed { domain_id: ObjectId(id), name: name(id) })
                     }
                 };
-                let record = self.tail.seal(&meta, Uuid::now_v7(), &event);
+                let record = self.tail.seal(&meta, Uuid::now_v7(), &event, &[0; 32]);
                 let mutations = apply(&self.state, &record.header, &event).unwrap();
                 self.state.apply(mutations);
             }

@@ -75,7 +75,7 @@ pub fn export(
             break;
         }
         let full = only.is_none_or(|set| set.contains(&record.seq()));
-        let line = if full { ExportLine::record(&record)?.to_text() } else { ExportLine::skipped(&record).to_text() };
+        let line = if full { ExportLine::record_text(&record)? } else { ExportLine::skipped(&record).to_text() };
         if full {
             records += 1
         } else {

@@ -7,17 +7,22 @@ use ledger_events::{EventLog, ObjectType, Record};
 use ledger_projections::{StateRead, state};
 use serde_json::{Value, json};
 
-use super::line::SECRET_FIELDS;
+use ledger_events::codec::SECRET_FIELDS;
 
-/// Replaces secret fields, at any depth, by `"changed"`.
+/// Replaces secret fields (format 1) and commitments to secrets (format 2), at
+/// any depth, by the secret's field name with `"changed"`.
 pub(crate) fn redact_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if SECRET_FIELDS.contains(&k.as_str()) {
-                    *v = json!("changed");
-                } else {
-                    redact_secrets(v);
+            for (k, mut v) in std::mem::take(map) {
+                match SECRET_FIELDS.iter().find(|(secret, commitment)| *secret == k || *commitment == k) {
+                    Some((secret, _)) => {
+                        map.insert((*secret).to_owned(), json!("changed"));
+                    }
+                    None => {
+                        redact_secrets(&mut v);
+                        map.insert(k, v);
+                    }
                 }
             }
         }
@@ -41,7 +46,7 @@ pub(crate) fn entry(view: &impl StateRead, record: &Record, scope: Option<&Exter
         (true, "", None) => (json!(h.commit.actor.principal_id), Value::Null),
         (true, name, _) => (json!(h.commit.actor.principal_id), json!(name)),
     };
-    let mut details: Option<Value> = record.payload.as_deref().and_then(|p| serde_json::from_slice(p).ok());
+    let mut details: Option<Value> = record.payload.as_ref().and_then(|p| serde_json::from_slice(p.body()).ok());
     if let Some(d) = details.as_mut() {
         redact_secrets(d);
     }
@@ -126,5 +131,8 @@ mod tests {
             v,
             json!({"secretHash": "changed", "nested": [{"newSecretHash": "changed", "keep": 1}], "otpAuthSealed": "changed"})
         );
+        let mut v = json!({"secretCommitment": "ab", "newOtpAuthCommitment": "cd", "keep": 1});
+        redact_secrets(&mut v);
+        assert_eq!(v, json!({"secretHash": "changed", "newOtpAuthSealed": "changed", "keep": 1}));
     }
 }

@@ -5,16 +5,23 @@
 //! this order (the order of the fields below), which is the format's byte
 //! layout: the trailer's digest covers these exact bytes.
 //!
+//! A line never carries secret material: a record of format 2 keeps its
+//! secrets beside the payload (the line shows the body, with commitments); a
+//! record of format 1 has its secret fields replaced by `"redacted"` and is
+//! marked `"redacted": true` (its payload hash can then not be checked).
+//! `payloadSalt` appears for format 2 while the payload is there; an erased
+//! payload (`null`) takes its salt with it.
+//!
 //! ```text
 //! {"actor":{"authMethod":"fallback","id":"","name":"admin"},"callId":"c1","commitId":"…",
-//!  "committedAt":"…","eventId":"…","hash":"…","header":"01…","payloadHash":"…","prevHash":"…",
-//!  "requestId":"…","schemaVersion":1,"seq":7,"type":"AccountCreated","payload":{…}|null}
+//!  "committedAt":"…","eventId":"…","hash":"…","header":"02…","payloadHash":"…","payloadSalt":"…",
+//!  "prevHash":"…","requestId":"…","schemaVersion":1,"seq":7,"type":"AccountCreated","payload":{…}|null}
 //! {"hash":"…","prevHash":"…","seq":8,"skipped":true}
 //! {"trailer":{"digest":"…","from":7,"lastHash":"…","lastSeq":8,"records":1,"skipped":1,"to":8}}
 //! ```
 
 use ledger_events::Record;
-use ledger_events::codec::encode_header;
+use ledger_events::codec::{SECRET_FIELDS, encode_header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -40,6 +47,9 @@ pub(crate) struct ExportLine<'a> {
     pub header: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_hash: Option<String>,
+    /// Record format 2: the payload's salt, 64 hex digits, while the payload exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_salt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,13 +61,13 @@ pub(crate) struct ExportLine<'a> {
     pub seq: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
-    /// The feed replaced secret fields of the payload (`secretHash`, sealed
-    /// seeds) by `"redacted"`: the payload no longer matches `payloadHash`.
+    /// Secret fields of a format-1 payload (`secretHash`, sealed seeds) were
+    /// replaced by `"redacted"`: the payload no longer matches `payloadHash`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
-    /// The payload's exact stored bytes (so its hash can be checked), `null`
+    /// The payload's exact body bytes (so its hash can be checked), `null`
     /// once erased; absent on skipped lines.
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub payload: Option<&'a RawValue>,
@@ -88,8 +98,10 @@ pub(crate) struct Trailer {
     pub to: u64,
 }
 
-/// Payload fields that hold secrets (hashed or sealed).
-pub(crate) const SECRET_FIELDS: &[&str] = &["secretHash", "newSecretHash", "otpAuthSealed", "newOtpAuthSealed"];
+/// Whether `field` names secret material in a payload (format 1).
+pub(crate) fn is_secret_field(field: &str) -> bool {
+    SECRET_FIELDS.iter().any(|(secret, _)| *secret == field)
+}
 
 /// Replaces secret fields, at any depth, by `"redacted"`; whether there were any.
 fn redact(value: &mut serde_json::Value) -> bool {
@@ -97,7 +109,7 @@ fn redact(value: &mut serde_json::Value) -> bool {
         serde_json::Value::Object(map) => {
             let mut any = false;
             for (k, v) in map.iter_mut() {
-                if SECRET_FIELDS.contains(&k.as_str()) && !v.is_null() {
+                if is_secret_field(k) && !v.is_null() {
                     *v = serde_json::Value::String("redacted".to_owned());
                     any = true;
                 } else {
@@ -130,11 +142,11 @@ impl From<BadPayload> for crate::StoreError {
 }
 
 impl<'a> ExportLine<'a> {
-    /// The line of a record included in full.
-    pub(crate) fn record(record: &'a Record) -> Result<Self, BadPayload> {
+    /// The line of a record included in full, as stored (format 1 secrets included).
+    fn record(record: &'a Record) -> Result<Self, BadPayload> {
         let h = &record.header;
         let payload = match &record.payload {
-            Some(p) => serde_json::from_slice::<&RawValue>(p).map_err(|_| BadPayload(h.seq))?,
+            Some(p) => serde_json::from_slice::<&RawValue>(p.body()).map_err(|_| BadPayload(h.seq))?,
             None => RawValue::NULL,
         };
         Ok(ExportLine {
@@ -150,6 +162,7 @@ impl<'a> ExportLine<'a> {
             hash: Some(h.hash.to_hex()),
             header: Some(hex::encode(encode_header(h))),
             payload_hash: Some(h.payload_hash.to_hex()),
+            payload_salt: record.payload.as_ref().and_then(|p| p.salt()).map(hex::encode),
             prev_hash: Some(h.prev_hash.to_hex()),
             request_id: Some(h.commit.request_id.clone()),
             schema_version: Some(h.schema_version),
@@ -160,14 +173,19 @@ impl<'a> ExportLine<'a> {
         })
     }
 
-    /// The line of a record for the change feed: as [`Self::record`], with
-    /// secret fields (password hashes, API key digests, sealed second-factor
-    /// seeds) replaced by `"redacted"` and the line marked so. A service that
-    /// follows the feed never holds what would let it guess a password offline;
-    /// the audit export (`sysAuditExport`) keeps them, for verification.
-    pub(crate) fn feed_text(record: &Record) -> Result<String, BadPayload> {
+    /// The line of a record included in full, for the audit export and the
+    /// change feed alike: never with secret material. A format-2 body holds
+    /// none (its secrets are kept beside it, and only commitments show); the
+    /// secret fields of a format-1 payload (password hashes, API key digests,
+    /// sealed second-factor seeds) are replaced by `"redacted"` and the line is
+    /// marked so. Whoever reads the export or the feed holds nothing that
+    /// would let them guess a password offline.
+    pub(crate) fn record_text(record: &Record) -> Result<String, BadPayload> {
         let line = ExportLine::record(record)?;
         let Some(raw) = line.payload else { return Ok(line.to_text()) };
+        if record.header.format != 1 || !SECRET_FIELDS.iter().any(|(secret, _)| raw.get().contains(secret)) {
+            return Ok(line.to_text());
+        }
         let mut value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| BadPayload(record.seq()))?;
         if !redact(&mut value) {
             return Ok(line.to_text());
@@ -201,42 +219,47 @@ impl<'a> ExportLine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger_events::{Actor, AuthMethod, ChainTail, CommitMeta, Event, UtcDateTime};
+    use ledger_events::{Actor, AuthMethod, ChainTail, CommitMeta, Event, Payload, UtcDateTime};
 
-    fn record(payload: Option<&[u8]>) -> Record {
-        let meta = CommitMeta {
+    fn meta() -> CommitMeta {
+        CommitMeta {
             commit_id: uuid::Uuid::nil(),
             committed_at: UtcDateTime::from_millis(1_795_000_000_000),
             actor: Actor { principal_id: "b".into(), name: String::new(), auth_method: AuthMethod::Password },
             request_id: "r".into(),
             call_id: "c1".into(),
-        };
+        }
+    }
+
+    fn record(body: Option<&[u8]>) -> Record {
         let event = Event::ChangesTrimmed(ledger_events::ChangesTrimmed { before: 3 });
-        let mut record = { ChainTail::GENESIS }.seal(&meta, uuid::Uuid::nil(), &event);
-        record.payload = payload.map(<[u8]>::to_vec);
+        let mut record = { ChainTail::GENESIS }.seal(&meta(), uuid::Uuid::nil(), &event, &[0; 32]);
+        record.payload = body.map(|b| Payload::V2 { salt: [7; 32], body: b.to_vec(), sealed: Vec::new() });
         record
     }
 
     #[test]
     fn lines_keep_their_byte_layout() {
         let full = record(Some(br#"{"before":3}"#));
-        let text = ExportLine::record(&full).unwrap().to_text();
+        let text = ExportLine::record_text(&full).unwrap();
         let h = &full.header;
         let expected = format!(
             concat!(
                 r#"{{"actor":{{"authMethod":"password","id":"b","name":""}},"callId":"c1","#,
                 r#""commitId":"00000000-0000-0000-0000-000000000000","committedAt":"2026-11-18T11:06:40Z","#,
                 r#""eventId":"00000000-0000-0000-0000-000000000000","hash":"{}","header":"{}","payloadHash":"{}","#,
-                r#""prevHash":"{}","requestId":"r","schemaVersion":1,"seq":1,"type":"ChangesTrimmed","#,
-                r#""payload":{{"before":3}}}}"#
+                r#""payloadSalt":"{}","prevHash":"{}","requestId":"r","schemaVersion":1,"seq":1,"#,
+                r#""type":"ChangesTrimmed","payload":{{"before":3}}}}"#
             ),
             h.hash,
             hex::encode(encode_header(h)),
             h.payload_hash,
+            hex::encode([7u8; 32]),
             h.prev_hash
         );
         assert_eq!(text, expected);
-        assert!(ExportLine::record(&record(None)).unwrap().to_text().ends_with(r#""payload":null}"#));
+        let erased = ExportLine::record_text(&record(None)).unwrap();
+        assert!(erased.ends_with(r#""payload":null}"#) && !erased.contains("payloadSalt"), "{erased}");
         assert_eq!(
             ExportLine::skipped(&full).to_text(),
             format!(r#"{{"hash":"{}","prevHash":"{}","seq":1,"skipped":true}}"#, h.hash, h.prev_hash)
@@ -247,6 +270,19 @@ mod tests {
             ExportLine::trailer(trailer).to_text(),
             r#"{"trailer":{"digest":"d","from":1,"lastHash":"h","lastSeq":2,"records":1,"skipped":1,"to":2}}"#
         );
-        assert_eq!(ExportLine::record(&record(Some(b"{not json"))).unwrap_err(), BadPayload(1));
+        assert_eq!(ExportLine::record_text(&record(Some(b"{not json"))).unwrap_err(), BadPayload(1));
+    }
+
+    /// A format-1 payload's secret fields never leave in a line; the line says so.
+    #[test]
+    fn format_1_secrets_are_redacted() {
+        let mut old = record(None);
+        old.header.format = 1;
+        let body = br#"{"accountId":"b","secretHash":"$argon2id$v=19$x","nested":[{"newSecretHash":"blake3:00"}]}"#;
+        old.payload = Some(Payload::V1(body.to_vec()));
+        let text = ExportLine::record_text(&old).unwrap();
+        assert!(!text.contains("argon2") && !text.contains("blake3:00"), "{text}");
+        assert!(text.contains(r#""redacted":true"#), "{text}");
+        assert!(!text.contains("payloadSalt"), "{text}");
     }
 }

@@ -50,7 +50,7 @@ pub fn restore(source: &Path, target: &Path, to: Bound) -> Result<Restored, Stor
         if record.seq() > end {
             break;
         }
-        verifier.check(&record.header, record.payload.as_deref()).map_err(|e| src_log.corrupt(e))?;
+        verifier.check(&record.header, record.payload.as_ref()).map_err(|e| src_log.corrupt(e))?;
         log.stage(&mut batch, &record);
         pending += 1;
         if pending == BATCH {

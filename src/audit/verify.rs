@@ -2,13 +2,16 @@
 //! in the file, every link and position checked, the trailer matched. Reports the
 //! first bad record with its position.
 
-use ledger_events::codec::{decode_header, payload_hash, record_hash};
+use ledger_events::codec::{decode_header, payload_hash_v1, payload_hash_v2, record_hash};
 use ledger_events::{ChainTail, Digest};
 use serde_json::value::RawValue;
 
 use super::line::{ExportLine, LineActor};
 
-/// What a verified export covers.
+/// What a verified export covers. Of the `records` in full, `erased` have no
+/// payload left and `redacted` (format 1 only) had secret fields replaced, so
+/// only their headers and links were checked; every other payload was checked
+/// against its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub from: u64,
@@ -16,6 +19,8 @@ pub struct Verified {
     pub last_hash: String,
     pub records: u64,
     pub skipped: u64,
+    pub erased: u64,
+    pub redacted: u64,
 }
 
 /// The first problem found, at a log position (0 when not tied to one).
@@ -33,7 +38,7 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
     let mut digest = blake3::Hasher::new();
     let mut expected: Option<ChainTail> = None;
     let mut first: Option<u64> = None;
-    let (mut records, mut skipped) = (0u64, 0u64);
+    let (mut records, mut skipped, mut erased, mut redacted) = (0u64, 0u64, 0u64, 0u64);
     let mut checkpoint_seen = false;
     for (number, raw) in text.lines().enumerate() {
         let at = expected.map_or(0, |t| t.next_seq);
@@ -65,7 +70,15 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
             if text.lines().nth(number + 1).is_some() {
                 return Err(fault(t.last_seq, "lines after the trailer".into()));
             }
-            return Ok(Verified { from: t.from, last_seq: t.last_seq, last_hash: t.last_hash, records, skipped });
+            return Ok(Verified {
+                from: t.from,
+                last_seq: t.last_seq,
+                last_hash: t.last_hash,
+                records,
+                skipped,
+                erased,
+                redacted,
+            });
         }
         digest.update(raw.as_bytes());
         digest.update(b"\n");
@@ -131,9 +144,29 @@ pub fn verify_export(text: &str, checkpoint: Option<(u64, Digest)>) -> Result<Ve
                 return Err(fault(seq, "a readable field differs from the hashed header (it was edited)".into()));
             }
             match line.payload.map(RawValue::get) {
-                None | Some("null") => {}
+                None | Some("null") => erased += 1,
+                Some(_) if line.redacted && header.format == 1 => redacted += 1,
+                Some(_) if line.redacted => {
+                    return Err(fault(seq, "a format-2 record is never redacted (the line was edited)".into()));
+                }
                 Some(p) => {
-                    if p.len() != header.payload_len as usize || payload_hash(p.as_bytes()) != header.payload_hash {
+                    let matches = match header.format {
+                        1 => {
+                            header.payload_len == Some(p.len() as u32)
+                                && payload_hash_v1(p.as_bytes()) == header.payload_hash
+                        }
+                        _ => {
+                            let salt = line.payload_salt.as_deref().and_then(|s| {
+                                let mut salt = [0u8; 32];
+                                hex::decode_to_slice(s, &mut salt).ok().map(|()| salt)
+                            });
+                            let Some(salt) = salt else {
+                                return Err(fault(seq, "the payload has no 64-hex-digit payloadSalt".into()));
+                            };
+                            payload_hash_v2(&salt, p.as_bytes()) == header.payload_hash
+                        }
+                    };
+                    if !matches {
                         return Err(fault(seq, "the payload does not match its hash (it was edited)".into()));
                     }
                 }

@@ -245,12 +245,14 @@ impl Authenticator {
             return Err(AuthError::RateLimited(retry));
         }
         let Some(authorization) = authorization else { return Err(AuthError::Unauthorized) };
-        let view = ledger.read().view.clone();
+        // The read state itself, not a clone of its view: erasure knows it is held.
+        let read = ledger.read();
+        let view = &read.view;
         let result = if let Some(token) = strip_scheme(authorization, "Bearer") {
-            self.bearer(&view, token.trim(), ip, now)
+            self.bearer(view, token.trim(), ip, now)
         } else if let Some(encoded) = strip_scheme(authorization, "Basic") {
             match decode_basic(encoded.trim()) {
-                Some((user, secret)) => self.basic(&view, &user, &secret, ip, now),
+                Some((user, secret)) => self.basic(view, &user, &secret, ip, now),
                 None => None,
             }
         } else {

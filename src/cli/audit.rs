@@ -123,8 +123,8 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     match verify_export(&text, checkpoint) {
         Ok(v) => {
             println!(
-                "ok: positions {}..={}, {} records in full, {} skipped, last hash {}",
-                v.from, v.last_seq, v.records, v.skipped, v.last_hash
+                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
+                v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
             );
             Ok(())
         }

@@ -36,7 +36,7 @@ impl World {
             call_id: String::new(),
         };
         for e in events {
-            let record = self.tail.seal(&meta, Uuid::nil(), e);
+            let record = self.tail.seal(&meta, Uuid::nil(), e, &[0; 32]);
             let mutations = apply(&self.state, &record.header, e).expect("decided events must fold");
             self.state.apply(mutations);
         }

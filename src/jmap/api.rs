@@ -7,21 +7,25 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use ledger_events::{MAX_CALL_ID_LEN, MAX_REQUEST_ID_LEN};
+
 use super::context::{CallContext, CreatedIds, Services};
-use super::error::RequestError;
+use super::error::{MethodError, RequestError};
 use super::method::call;
 use super::request::{Invocation, Request, resolve_references};
 use super::session::{self, CORE, STALWART};
 use crate::auth::Principal;
 use crate::store::CommitOrigin;
 
-/// Longest `X-Request-Id` kept (characters); it is recorded with each commit.
-const MAX_REQUEST_ID: usize = 128;
-
 /// Answers one request of `principal`. `body` is the request's JSON (its size
 /// already checked against `maxSizeRequest`); `request_id` is the client's
 /// `X-Request-Id`, if any (else a uuid v7 is made). Returns the response
 /// object, or a request-level error (RFC 8620 §3.6.1).
+///
+/// The request id and each call id are recorded in the header of every event
+/// a call commits, which is never erased: a call whose call id, or whose
+/// request's `X-Request-Id`, is out of [`header_text_fault`]'s bounds is
+/// answered `invalidArguments` and not run.
 pub async fn api(
     services: &Services,
     principal: Arc<Principal>,
@@ -47,9 +51,10 @@ pub async fn api(
             detail: format!("at most {} method calls per request", limits.max_calls_in_request),
         });
     }
+    let request_id_fault = request_id.and_then(|id| header_text_fault("X-Request-Id", id, MAX_REQUEST_ID_LEN));
     let request_id = match request_id {
-        Some(id) => id.chars().take(MAX_REQUEST_ID).collect(),
-        None => uuid::Uuid::now_v7().to_string(),
+        Some(id) if request_id_fault.is_none() => id.to_owned(),
+        _ => uuid::Uuid::now_v7().to_string(),
     };
     let echo_created_ids = request.created_ids.is_some();
     let mut created_ids = CreatedIds::new(
@@ -64,7 +69,9 @@ pub async fn api(
     for Invocation { name, arguments, call_id } in request.calls {
         let origin =
             CommitOrigin { actor: principal.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
+        let fault = request_id_fault.clone().or_else(|| header_text_fault("the call id", &call_id, MAX_CALL_ID_LEN));
         let result = match resolve_references(arguments, &responses) {
+            _ if fault.is_some() => Err(MethodError::InvalidArguments(fault.unwrap_or_default())),
             Ok(arguments) => {
                 let mut ctx = CallContext { services, principal: &principal, created_ids: &mut created_ids, origin };
                 call(&mut ctx, &request.using, &name, arguments).await
@@ -86,4 +93,32 @@ pub async fn api(
     }
     body.insert("sessionState".into(), json!(session::session_state(&limits, &principal.name)));
     Ok(Value::Object(body))
+}
+
+/// Why client text cannot go into a record header, if it cannot: longer than
+/// `max` bytes, or holding a control character (which would also let it draw
+/// on an operator's terminal). RFC 8620 bounds neither; this service does,
+/// because headers outlive erasure.
+fn header_text_fault(what: &str, text: &str, max: usize) -> Option<String> {
+    if text.len() > max {
+        return Some(format!("{what} is {} bytes long; at most {max} are accepted", text.len()));
+    }
+    if text.chars().any(char::is_control) {
+        return Some(format!("{what} holds a control character"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_is_bounded_and_printable() {
+        assert_eq!(header_text_fault("the call id", "c1", 64), None);
+        assert_eq!(header_text_fault("the call id", &"é".repeat(32), 64), None);
+        assert!(header_text_fault("the call id", &"é".repeat(33), 64).unwrap().contains("66 bytes"));
+        assert!(header_text_fault("the call id", "a\u{1b}[2J", 64).unwrap().contains("control"));
+        assert!(header_text_fault("X-Request-Id", "a\u{85}", 64).is_some());
+    }
 }

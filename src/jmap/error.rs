@@ -64,6 +64,8 @@ pub(crate) enum MethodError {
     TooManyChanges,
     /// Details are logged, never sent.
     ServerFail,
+    /// A resource was busy; the same call later may succeed (RFC 8620 §3.6.2).
+    ServerUnavailable(String),
 }
 
 impl MethodError {
@@ -91,6 +93,7 @@ impl MethodError {
             MethodError::UnsupportedSort(d) => ("unsupportedSort", Some(d.clone())),
             MethodError::TooManyChanges => ("tooManyChanges", None),
             MethodError::ServerFail => ("serverFail", None),
+            MethodError::ServerUnavailable(d) => ("serverUnavailable", Some(d.clone())),
         };
         let mut out = Map::new();
         out.insert("type".into(), json!(kind));
@@ -103,6 +106,10 @@ impl MethodError {
 
 impl From<StoreError> for MethodError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::ErasurePending { .. } = e {
+            tracing::warn!(error = %e, "erasure not yet complete on disk");
+            return MethodError::ServerUnavailable(e.to_string());
+        }
         tracing::error!(error = %e, "storage failure answered with serverFail");
         MethodError::ServerFail
     }

@@ -19,6 +19,13 @@ pub enum StoreError {
     /// A thread or task of the ledger failed (a bug or resource exhaustion).
     #[error("internal error: {0}")]
     Internal(String),
+    /// An erasure is committed, but its data could not yet be removed from the
+    /// files because readers that began before it (long exports) still read it.
+    #[error(
+        "the erasure is recorded, but after {waited:?} {held}, so files keep it; erase the same ids again once \
+         they end"
+    )]
+    ErasurePending { held: String, waited: std::time::Duration },
     /// Stored bytes are not what the ledger writes (a damaged store).
     #[error("damaged store: {0}")]
     Damaged(String),

@@ -34,6 +34,10 @@ const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs
 /// A keyspace that exists only for a moment during erasure (see `retire_journal`).
 pub const SCRATCH_KEYSPACE: &str = "maintenance_scratch";
 
+/// How long an erasure waits for readers that began before it (and hold its
+/// data in files) to end.
+pub const ERASURE_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How many records at the end of the log are verified on every open.
 const TAIL_CHECK_DEPTH: u64 = 1024;
 
@@ -83,7 +87,9 @@ pub(crate) struct Job {
 }
 
 /// A consistent view for readers: projections plus the log position they include.
-#[derive(Clone)]
+/// Readers hold it (as the `Arc` [`Ledger::read`] gives) for as long as they
+/// use its snapshot, so that erasure can tell when no older snapshot is left;
+/// it is not `Clone` for that reason.
 pub struct ReadState {
     pub view: SnapshotView,
     pub last_seq: u64,
@@ -105,10 +111,26 @@ pub(crate) struct Inner {
     pub(crate) projections: Projections,
     durability: Durability,
     read: RwLock<Arc<ReadState>>,
+    /// Every read state published and maybe still held by a reader (pruned at
+    /// each publish): erasure waits for those older than it to be dropped.
+    published: Mutex<Vec<std::sync::Weak<ReadState>>>,
     /// The last durable position, for subscribers that follow the log.
     durable: tokio::sync::watch::Sender<u64>,
     write_gate: Mutex<()>,
     metrics: Metrics,
+}
+
+impl Inner {
+    /// Makes `read` what readers get from now on.
+    pub(crate) fn publish(&self, read: ReadState) {
+        let read = Arc::new(read);
+        {
+            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+            published.retain(|w| w.strong_count() > 0);
+            published.push(Arc::downgrade(&read));
+        }
+        *self.read.write().unwrap_or_else(|p| p.into_inner()) = read;
+    }
 }
 
 /// Handle to an open ledger. Cheap to clone.
@@ -166,13 +188,14 @@ impl Ledger {
         if replayed > 0 {
             tracing::info!(replayed, "projections caught up with the log");
         }
-        let read = ReadState { view: projections.view(db.snapshot()), last_seq: tail.next_seq - 1 };
+        let read = Arc::new(ReadState { view: projections.view(db.snapshot()), last_seq: tail.next_seq - 1 });
         let inner = Arc::new(Inner {
             db,
             log,
             projections,
             durability,
-            read: RwLock::new(Arc::new(read)),
+            published: Mutex::new(vec![Arc::downgrade(&read)]),
+            read: RwLock::new(read),
             durable: tokio::sync::watch::Sender::new(tail.next_seq - 1),
             write_gate: Mutex::new(()),
             metrics: Metrics::default(),
@@ -270,18 +293,78 @@ impl Ledger {
     }
 
     /// Flushes every keyspace and compacts it fully, so that data removed from the
-    /// store (erased payloads, superseded projection values) is gone from disk,
-    /// not only from view. Holds the writer meanwhile. Slow; run it off the executor.
-    pub(crate) fn compact(&self) -> Result<(), StoreError> {
-        let _paused = self.pause_writes();
-        let inner = &self.inner;
-        flush_memtables(&inner.log, &inner.projections)?;
-        for keyspace in all_keyspaces(&inner.log, &inner.projections) {
-            keyspace.major_compact()?;
+    /// store up to position `through` (erased payloads, superseded projection
+    /// values) is gone from disk, not only from view; returns once no file of
+    /// the data directory holds it (or fails with [`StoreError::ErasurePending`]).
+    /// First waits for readers that began before `through` (their snapshots
+    /// would make the compaction keep the data), then holds the writer while
+    /// it compacts. Slow; run it off the executor.
+    pub(crate) fn compact(&self, through: u64) -> Result<(), StoreError> {
+        self.wait_for_readers_before(through)?;
+        {
+            let _paused = self.pause_writes();
+            let inner = &self.inner;
+            flush_memtables(&inner.log, &inner.projections)?;
+            for keyspace in all_keyspaces(&inner.log, &inner.projections) {
+                keyspace.major_compact()?;
+            }
+            inner.db.persist(fjall::PersistMode::SyncAll)?;
+            self.retire_journal()?;
         }
-        inner.db.persist(fjall::PersistMode::SyncAll)?;
-        self.retire_journal()?;
-        Ok(())
+        // Writes go on while a reader that began earlier is waited for.
+        self.remove_replaced_tables()
+    }
+
+    /// Publishes a new read snapshot of the same log position, so that the
+    /// published one no longer holds older data in place. Only while writes
+    /// are paused.
+    fn republish(&self) {
+        let inner = &self.inner;
+        let last_seq = self.read().last_seq;
+        inner.publish(ReadState { view: inner.projections.view(inner.db.snapshot()), last_seq });
+    }
+
+    /// Waits until no reader holds a read state from before position `seq`
+    /// (its snapshot would keep erased data in the files a compaction writes).
+    /// Gives up after [`ERASURE_SETTLE_LIMIT`].
+    fn wait_for_readers_before(&self, seq: u64) -> Result<(), StoreError> {
+        let count = || {
+            let mut published = self.inner.published.lock().unwrap_or_else(|p| p.into_inner());
+            published.retain(|w| w.strong_count() > 0);
+            Ok(published.iter().filter(|w| w.upgrade().is_some_and(|r| r.last_seq < seq)).count())
+        };
+        settle(
+            count,
+            || Ok(()),
+            |n| format!("{n} readers that began before it (a long export?) still read the erased data"),
+        )
+    }
+
+    /// Waits until compaction's replaced table files are deleted. fjall keeps a
+    /// replaced table (and so the erased bytes in it) while a read snapshot that
+    /// could still see it is open, and deletes it at a later memtable flush once
+    /// none is: after a major compaction, every file would stay until the next
+    /// write and flush. So this flushes a scratch keyspace (a flush is when
+    /// fjall looks) until every keyspace's `tables` folder holds only the
+    /// tables of its current version. A reader that took its snapshot just
+    /// before the compaction keeps them until it ends; after
+    /// [`ERASURE_SETTLE_LIMIT`] this gives up with [`StoreError::ErasurePending`].
+    fn remove_replaced_tables(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let nudge = || {
+            let _paused = self.pause_writes();
+            let scratch = inner.db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
+            scratch.insert([0u8], [0u8])?;
+            self.republish();
+            scratch.rotate_memtable_and_wait()?;
+            inner.db.delete_keyspace(scratch)?;
+            Ok(())
+        };
+        settle(
+            || replaced_tables(&inner.log, &inner.projections),
+            nudge,
+            |n| format!("{n} replaced table files are still held for open readers"),
+        )
     }
 
     /// Makes fjall seal and delete its write-ahead journal, which still holds the
@@ -303,6 +386,8 @@ impl Ledger {
         for i in 0..FILLER_CHUNKS {
             scratch.insert(i.to_be_bytes(), filler.as_slice())?;
         }
+        // A snapshot after the filler frees what compaction replaced at the flush.
+        self.republish();
         scratch.rotate_memtable_and_wait()?;
         db.delete_keyspace(scratch)?;
         db.persist(fjall::PersistMode::SyncAll)?;
@@ -348,6 +433,46 @@ pub(crate) fn flush_memtables(log: &EventLog, projections: &Projections) -> Resu
         keyspace.rotate_memtable_and_wait()?;
     }
     Ok(())
+}
+
+/// Polls `count` until it is 0, calling `nudge` between polls (with a growing
+/// pause); after [`ERASURE_SETTLE_LIMIT`], [`StoreError::ErasurePending`] saying
+/// `what` of the count left.
+fn settle(
+    mut count: impl FnMut() -> Result<usize, StoreError>,
+    mut nudge: impl FnMut() -> Result<(), StoreError>,
+    what: impl Fn(usize) -> String,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let left = count()?;
+        if left == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > ERASURE_SETTLE_LIMIT {
+            return Err(StoreError::ErasurePending { held: what(left), waited: ERASURE_SETTLE_LIMIT });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        nudge()?;
+    }
+}
+
+/// How many table files on disk no current version of their keyspace uses
+/// (replaced by a compaction, not yet deleted).
+fn replaced_tables(log: &EventLog, projections: &Projections) -> Result<usize, StoreError> {
+    let mut leftover = 0;
+    for keyspace in all_keyspaces(log, projections) {
+        let folder = keyspace.path().join("tables");
+        let on_disk = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file())).count(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(StoreError::Internal(format!("cannot list {}: {e}", folder.display()))),
+        };
+        leftover += on_disk.saturating_sub(keyspace.table_count());
+    }
+    Ok(leftover)
 }
 
 /// The log's keyspaces and every projection keyspace.

@@ -80,7 +80,8 @@ impl Tx<'_> {
     pub fn record(&mut self, events: &[Event]) -> Result<(), Rejection> {
         let mark = self.mark();
         for event in events {
-            let record = self.tail.seal(self.meta, Uuid::now_v7(), event);
+            let entropy = crate::secrets::random_bytes::<32>();
+            let record = self.tail.seal(self.meta, Uuid::now_v7(), event, &entropy);
             match apply(&*self.overlay, &record.header, event) {
                 Ok(mutations) => self.overlay.apply(mutations),
                 Err(e) => {

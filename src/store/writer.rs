@@ -100,11 +100,10 @@ impl Writer {
                     let committed = answers.iter().filter(|(_, i)| i.last_seq != 0).count() as u64;
                     inner.metrics.commits.fetch_add(committed, Ordering::Relaxed);
                     inner.metrics.groups.fetch_add(1, Ordering::Relaxed);
-                    let read = ReadState {
+                    inner.publish(ReadState {
                         view: inner.projections.view(inner.db.snapshot()),
                         last_seq: self.tail.next_seq - 1,
-                    };
-                    *inner.read.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(read);
+                    });
                     inner.durable.send_replace(self.tail.next_seq - 1);
                 }
             }

@@ -228,3 +228,61 @@ async fn the_format_1_store_opens_verifies_and_replays_to_the_same_state() {
     snapshot_settings().bind(|| insta::assert_json_snapshot!("format_1_directory", seen));
     server.stop().await;
 }
+
+/// Records of format 2 follow the format-1 records in one chain: the old
+/// secrets still sign users in, an export verifies across the boundary and
+/// carries no secret of either format (the old records' secret fields are
+/// redacted and say so), and erasing an account of the old format leaves no
+/// byte of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn format_2_records_follow_format_1_records() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), dir.path());
+    let server = TestServer::start(dir.path()).await;
+    let first_new = server.ledger.read().last_seq + 1;
+    let d = server.domain("example.com").await;
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {"n": {"@type": "User", "name": "newcomer", "domainId": d,
+                "credentials": [{"@type": "Password", "secret": "newcomer-password"}]}}}),
+        )
+        .await;
+    assert!(r["created"]["n"]["id"].is_string(), "{r}");
+
+    // Secrets of both formats sign in (alice's TOTP seed is sealed in format 1).
+    let uri = "otpauth://totp/ledger:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ledger";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let code = totp_rs::TOTP::from_url_unchecked(uri).unwrap().generate(now);
+    for auth in [
+        basic("alice@example.org", &format!("alice-password${code}")),
+        basic("newcomer@example.com", "newcomer-password"),
+    ] {
+        let (status, _, _) = server.call_as(&auth, "Core/echo", json!({})).await;
+        assert_eq!(status, 200);
+    }
+
+    let export = server.get("/api/audit/export").await.text().await.unwrap();
+    for secret in ["$argon2", "blake3:", "xc1:"] {
+        assert!(!export.contains(secret), "{secret} in the export");
+    }
+    let verified = ledger::audit::verify::verify_export(&export, None).unwrap();
+    assert!(verified.redacted > 0, "the old credential records are redacted");
+    let formats: Vec<(u64, String)> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| Some((l["seq"].as_u64()?, l["header"].as_str()?[..2].to_owned())))
+        .collect();
+    assert!(formats.iter().all(|(seq, f)| f == if *seq < first_new { "01" } else { "02" }), "{formats:?}");
+
+    // Erasing an account whose records are all of format 1.
+    let (_, found) = server.call("x:Account/query", json!({"filter": {"name": "alice"}})).await;
+    let alice = found["ids"][0].as_str().unwrap_or_else(|| panic!("{found}")).to_owned();
+    let (_, r) = server.call("x:Database/erase", json!({"ids": [alice]})).await;
+    assert_eq!(r["erased"], json!([alice]), "{r}");
+    for marker in ["Sales lead", "alice"] {
+        let hits = super::support::files_containing(dir.path(), marker.as_bytes());
+        assert!(hits.is_empty(), "{marker} still on disk: {hits:?}");
+    }
+    server.stop().await;
+}

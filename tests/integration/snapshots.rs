@@ -198,11 +198,17 @@ fn every_event_payload_format() {
     assert_eq!(covered, Event::TYPE_NAMES, "one sample per event type, in catalogue order");
     let mut payloads = BTreeMap::new();
     for event in &events {
-        let (ty, version, bytes) = codec::encode_event(event);
-        let decoded = codec::decode_event(ty, version, &bytes).unwrap();
+        let (ty, version, payload) = codec::seal_event(event, &[0; 32]);
+        let decoded = codec::decode_event(ty, version, &payload).unwrap();
         assert_eq!(&decoded, event, "{ty} round-trips");
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(payload.body()).unwrap();
         payloads.insert(format!("{ty} v{version}"), json);
+        if let ledger_events::Payload::V2 { sealed, .. } = &payload
+            && !sealed.is_empty()
+        {
+            let sealed: serde_json::Value = serde_json::from_slice(sealed).unwrap();
+            payloads.insert(format!("{ty} v{version} (kept beside the body)"), sealed);
+        }
     }
     settings().bind(|| insta::assert_json_snapshot!("event_payloads", payloads));
 }
@@ -218,8 +224,8 @@ fn record_header_binary_format() {
     };
     let mut tail = ChainTail::GENESIS;
     let sample = |name: &str| one_of_each().into_iter().find(|e| e.type_name() == name).unwrap();
-    let first = tail.seal(&meta, Uuid::from_u128(1), &sample("DomainCreated"));
-    let second = tail.seal(&meta, Uuid::from_u128(2), &sample("DomainUpdated"));
+    let first = tail.seal(&meta, Uuid::from_u128(1), &sample("DomainCreated"), &[1; 32]);
+    let second = tail.seal(&meta, Uuid::from_u128(2), &sample("DomainUpdated"), &[2; 32]);
     let dump = |r: &Record| {
         let bytes = encode_header(&r.header);
         let hex: Vec<String> = bytes.chunks(32).map(|c| c.iter().map(|b| format!("{b:02x}")).collect()).collect();
@@ -233,8 +239,9 @@ fn version_1_credential_payloads_upcast_to_version_2() {
     let v1 = br#"{"accountId":"bi","credentialId":"bj","@type":"Password","description":null,
         "secretHash":"blake3:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f",
         "expiresAt":null,"allowedIps":[],"permissions":null,"otpEnabled":false,"createdAt":"2026-11-22T09:30:00Z"}"#;
-    let Event::CredentialAdded(e) = codec::decode_event("CredentialAdded", 1, v1).unwrap() else { unreachable!() };
+    let v1 = ledger_events::Payload::V1(v1.to_vec());
+    let Event::CredentialAdded(e) = codec::decode_event("CredentialAdded", 1, &v1).unwrap() else { unreachable!() };
     assert_eq!(e.otp_auth_sealed, None);
     assert_eq!(e.credential_id, ObjectId::from_jmap("bj").unwrap());
-    assert!(codec::decode_event("CredentialAdded", 3, v1).is_err(), "a future version is refused");
+    assert!(codec::decode_event("CredentialAdded", 4, &v1).is_err(), "a future version is refused");
 }
