@@ -1,13 +1,17 @@
-//! On-disk format compatibility: `tests/fixtures/store-v1` is a data directory
-//! written by the build of 2026-11-30 (log header format 1, the event schema
-//! versions of that day, fjall 3). Every later build must open it, verify its
-//! chain, and replay it to the very projections it holds, and show the same
-//! directory through JMAP. A format change that breaks this needs an upcaster,
-//! not a new fixture.
+//! On-disk format compatibility. Each `tests/fixtures/store-vN` is a data
+//! directory written by the build that introduced record format N (fjall 3):
+//! `store-v1` (format 1, the event schema versions of 2026-11-30 before the
+//! privacy change) and `store-v2` (format 2: salted payload hashes, secrets
+//! beside the payload, CredentialAdded/Updated v3). Every later build must open
+//! each, verify its chain, replay it to the very projections it holds, and show
+//! the same directory through JMAP. A format change that breaks this needs an
+//! upcaster, not a new fixture.
 //!
-//! The fixture was made by `write_format_fixture` below, through the JMAP API:
-//! `LEDGER_FIXTURE_OUT=tests/fixtures/store-v1 cargo test --test integration
-//! write_format_fixture -- --ignored`. It is never regenerated to make a test pass.
+//! The fixtures were made by `write_format_fixture` below, through the JMAP API:
+//! `LEDGER_FIXTURE_OUT=$PWD/tests/fixtures/store-vN cargo test --test integration
+//! write_format_fixture -- --ignored`, then the journal's preallocated zero tail
+//! cut off. A fixture is never regenerated to make a test pass; a new record
+//! format adds a new one.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +20,11 @@ use serde_json::{Value, json};
 use super::support::{TestServer, basic, snapshot_settings};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
+    fixture_of(1)
+}
+
+fn fixture_of(format: u8) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-v{format}"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -197,8 +205,17 @@ async fn directory(server: &TestServer) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_format_1_store_opens_verifies_and_replays_to_the_same_state() {
+    opens_verifies_and_replays(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_format_2_store_opens_verifies_and_replays_to_the_same_state() {
+    opens_verifies_and_replays(2).await;
+}
+
+async fn opens_verifies_and_replays(format: u8) {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture(), dir.path());
+    copy_dir(&fixture_of(format), dir.path());
 
     // Open as it was written: the chain verifies end to end (projections of
     // an older layout are rebuilt from the log on open).
@@ -218,14 +235,14 @@ async fn the_format_1_store_opens_verifies_and_replays_to_the_same_state() {
     let ledger = ledger::Ledger::open(dir.path(), ledger::Durability::Fsync).unwrap();
     let replayed = ledger.projections().dump(&ledger.database().snapshot()).unwrap();
     assert_eq!(stored.len(), replayed.len());
-    assert!(stored == replayed, "replaying the format-1 log gives other projections than it was written with");
+    assert!(stored == replayed, "replaying the format-{format} log gives other projections than it was written with");
     ledger.shutdown();
     drop(ledger);
 
     // And JMAP shows the same directory as on the day it was written.
     let server = TestServer::start(dir.path()).await;
     let seen = directory(&server).await;
-    snapshot_settings().bind(|| insta::assert_json_snapshot!("format_1_directory", seen));
+    snapshot_settings().bind(|| insta::assert_json_snapshot!(format!("format_{format}_directory"), seen));
     server.stop().await;
 }
 
