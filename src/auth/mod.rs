@@ -78,7 +78,7 @@ impl Principal {
     }
 
     /// The principal as the authority check of the decide step sees it.
-    pub(crate) fn writer(&self) -> Writer {
+    pub fn writer(&self) -> Writer {
         Writer {
             account_id: self.account_id,
             credential_id: self.credential.as_ref().map(|c| c.id),
