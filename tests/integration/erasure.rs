@@ -66,15 +66,19 @@ async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
     for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
         assert!(!export.contains(marker), "{marker} in the export");
     }
+    // Gone from every file (tables, journals, everything) once acknowledged,
+    // while the server still runs, and after it stopped.
+    let gone = || {
+        for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
+            let hits = files_containing(dir.path(), marker.as_bytes());
+            assert!(hits.is_empty(), "{marker} still on disk in {hits:?}");
+        }
+    };
+    gone();
     let live = server.ledger.projections().dump(&server.ledger.database().snapshot()).unwrap();
     let last_seq = server.ledger.read().last_seq;
     server.stop().await;
-
-    // Gone from every file: tables, journals, everything.
-    for marker in ["erin7731", "Diary-entry-4417", "alias5521", "alias6632"] {
-        let hits = files_containing(dir.path(), marker.as_bytes());
-        assert!(hits.is_empty(), "{marker} still on disk in {hits:?}");
-    }
+    gone();
 
     // Replay over erased payloads gives the live projections, byte for byte.
     let replayed = ledger::store::rebuild(dir.path()).unwrap();
