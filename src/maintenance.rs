@@ -87,11 +87,16 @@ pub async fn erase(
     ids: Vec<ObjectId>,
     writer: Writer,
 ) -> Result<ErasureReport, StoreError> {
+    let mut unique = std::collections::HashSet::new();
+    let ids: Vec<ObjectId> = ids.into_iter().filter(|id| unique.insert(*id)).collect();
+    let published = ledger.clone();
     let committed = ledger
         .commit(origin, move |tx| {
             let mut outcomes = Vec::with_capacity(ids.len());
             for id in ids {
-                let outcome = (|| -> Result<(), Rejection> {
+                // One account's erasure is all or nothing: a refused erase
+                // leaves the account as it was (not destroyed).
+                let outcome = tx.all_or_nothing(|tx| {
                     if state::account(tx.state(), id)?.is_some() {
                         // Erasing an account that still exists destroys it: that
                         // needs what destroying it through /set needs.
@@ -105,14 +110,15 @@ pub async fn erase(
                         // the writer's authority is checked as for any destroy.
                         tx.execute_as(&Command::DestroyAccount(DestroyAccount { id }), &writer)?;
                     }
-                    for event in tx.execute_as(&Command::EraseAccount(EraseAccount { id }), &writer)? {
+                    let trimmed = trimmed_history(&published, tx.state(), id)?;
+                    for event in tx.execute_as(&Command::EraseAccount(EraseAccount { id, trimmed }), &writer)? {
                         if let Event::AccountErased(e) = event {
                             let positions: Vec<u64> = e.erased.iter().map(|r| r.position).collect();
                             tx.erase_payloads(&positions);
                         }
                     }
                     Ok(())
-                })();
+                });
                 outcomes.push((id, outcome));
             }
             outcomes
@@ -127,6 +133,33 @@ pub async fn erase(
             .map_err(|e| StoreError::Internal(format!("the compaction task failed: {e}")))??;
     }
     Ok(ErasureReport { outcomes, last_position: committed.info.last_seq })
+}
+
+/// The change and commit id, from the log's record headers, of each position
+/// of `id`'s history whose change tracking purge has trimmed.
+fn trimmed_history(
+    ledger: &Ledger,
+    view: &impl ledger_projections::StateRead,
+    id: ObjectId,
+) -> Result<std::collections::BTreeMap<u64, (ledger_projections::ChangeKind, uuid::Uuid)>, Rejection> {
+    let mut trimmed = std::collections::BTreeMap::new();
+    let read = ledger.read();
+    for position in state::history_positions(view, id)? {
+        if state::change_at(view, ledger_events::ObjectType::Account, position)?.is_some() {
+            continue;
+        }
+        // A position without change entry was trimmed, so it is older than
+        // this commit and durable: the published snapshot holds it.
+        let header = ledger
+            .log()
+            .read(read.view.snapshot(), position)
+            .map_err(|e| Rejection::Internal(format!("reading the log at position {position}: {e}")))?
+            .ok_or_else(|| Rejection::Internal(format!("no log record at position {position}")))?
+            .header;
+        let kind = ledger_projections::ChangeKind::of_type(&header.event_type);
+        trimmed.insert(position, (kind, header.commit.commit_id));
+    }
+    Ok(trimmed)
 }
 
 /// Runs purge every `every`, as the system, until the process ends.

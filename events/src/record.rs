@@ -115,8 +115,9 @@ pub struct CommitMeta {
     pub call_id: String,
 }
 
-/// Longest JMAP call id (bytes) a record header keeps: the client chooses it,
-/// and a header is never erased (RFC 8620 §3.2 sets no bound; this service does).
+/// Longest JMAP call id (bytes, printable ASCII) a record header keeps: the
+/// client chooses it, and a header is never erased (RFC 8620 §3.2 sets no
+/// bound; this service does).
 pub const MAX_CALL_ID_LEN: usize = 64;
 
 /// Longest request id (bytes) a record header keeps; the client may choose it

@@ -59,12 +59,15 @@ impl ChangeKind {
     }
 
     pub(crate) fn of(event: &Event) -> Self {
-        match event {
-            Event::AccountCreated(_) | Event::DomainCreated(_) | Event::RoleCreated(_) => ChangeKind::Created,
-            Event::AccountDestroyed(_)
-            | Event::DomainDestroyed(_)
-            | Event::RoleDestroyed(_)
-            | Event::AccountErased(_) => ChangeKind::Destroyed,
+        Self::of_type(event.type_name())
+    }
+
+    /// The kind of change an event of type `event_type` (a record header's
+    /// type name) is to the object it touches.
+    pub fn of_type(event_type: &str) -> Self {
+        match event_type {
+            "AccountCreated" | "DomainCreated" | "RoleCreated" => ChangeKind::Created,
+            "AccountDestroyed" | "DomainDestroyed" | "RoleDestroyed" | "AccountErased" => ChangeKind::Destroyed,
             _ => ChangeKind::Updated,
         }
     }

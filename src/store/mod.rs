@@ -93,6 +93,8 @@ pub(crate) struct Job {
 pub struct ReadState {
     pub view: SnapshotView,
     pub last_seq: u64,
+    /// Counts publications, so erasure can tell which readers are older.
+    pub(crate) generation: u64,
 }
 
 /// Counters a test or benchmark can read.
@@ -122,8 +124,9 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Makes `read` what readers get from now on.
-    pub(crate) fn publish(&self, read: ReadState) {
-        let read = Arc::new(read);
+    pub(crate) fn publish(&self, view: SnapshotView, last_seq: u64) {
+        let generation = self.read.read().unwrap_or_else(|p| p.into_inner()).generation + 1;
+        let read = Arc::new(ReadState { view, last_seq, generation });
         {
             let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
             published.retain(|w| w.strong_count() > 0);
@@ -188,7 +191,8 @@ impl Ledger {
         if replayed > 0 {
             tracing::info!(replayed, "projections caught up with the log");
         }
-        let read = Arc::new(ReadState { view: projections.view(db.snapshot()), last_seq: tail.next_seq - 1 });
+        let read =
+            Arc::new(ReadState { view: projections.view(db.snapshot()), last_seq: tail.next_seq - 1, generation: 0 });
         let inner = Arc::new(Inner {
             db,
             log,
@@ -300,19 +304,28 @@ impl Ledger {
     /// would make the compaction keep the data), then holds the writer while
     /// it compacts. Slow; run it off the executor.
     pub(crate) fn compact(&self, through: u64) -> Result<(), StoreError> {
-        self.wait_for_readers_before(through)?;
-        {
+        self.wait_for_readers(|r| r.last_seq < through, "readers that began before it (a long export?)")?;
+        let inner = &self.inner;
+        let journals = journal_files(inner.log.path())?;
+        let compacted_at = {
             let _paused = self.pause_writes();
-            let inner = &self.inner;
             flush_memtables(&inner.log, &inner.projections)?;
             for keyspace in all_keyspaces(&inner.log, &inner.projections) {
-                keyspace.major_compact()?;
+                wait_for_sealed_memtables(keyspace);
+                compact_fully(keyspace)?;
             }
             inner.db.persist(fjall::PersistMode::SyncAll)?;
-            self.retire_journal()?;
+            self.retire_journal(&journals)?;
+            self.generation()
+        };
+        // Writes go on while readers that may still use the tables the
+        // compaction replaced are waited for; then those files go.
+        self.wait_for_readers(|r| r.generation < compacted_at, "readers that began during it")?;
+        let _paused = self.pause_writes();
+        for keyspace in all_keyspaces(&inner.log, &inner.projections) {
+            remove_replaced_tables(keyspace)?;
         }
-        // Writes go on while a reader that began earlier is waited for.
-        self.remove_replaced_tables()
+        Ok(())
     }
 
     /// Publishes a new read snapshot of the same log position, so that the
@@ -321,50 +334,38 @@ impl Ledger {
     fn republish(&self) {
         let inner = &self.inner;
         let last_seq = self.read().last_seq;
-        inner.publish(ReadState { view: inner.projections.view(inner.db.snapshot()), last_seq });
+        inner.publish(inner.projections.view(inner.db.snapshot()), last_seq);
     }
 
-    /// Waits until no reader holds a read state from before position `seq`
-    /// (its snapshot would keep erased data in the files a compaction writes).
-    /// Gives up after [`ERASURE_SETTLE_LIMIT`].
-    fn wait_for_readers_before(&self, seq: u64) -> Result<(), StoreError> {
-        let count = || {
-            let mut published = self.inner.published.lock().unwrap_or_else(|p| p.into_inner());
-            published.retain(|w| w.strong_count() > 0);
-            Ok(published.iter().filter(|w| w.upgrade().is_some_and(|r| r.last_seq < seq)).count())
-        };
-        settle(
-            count,
-            || Ok(()),
-            |n| format!("{n} readers that began before it (a long export?) still read the erased data"),
-        )
+    /// Waits until no reader holds a read state that `older` says is too old
+    /// (its snapshot would keep erased data in files); gives up after
+    /// [`ERASURE_SETTLE_LIMIT`] with [`StoreError::ErasurePending`] naming `who`.
+    fn wait_for_readers(&self, older: impl Fn(&ReadState) -> bool, who: &str) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let held = {
+                let mut published = self.inner.published.lock().unwrap_or_else(|p| p.into_inner());
+                published.retain(|w| w.strong_count() > 0);
+                published.iter().filter(|w| w.upgrade().is_some_and(|r| older(&r))).count()
+            };
+            if held == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > ERASURE_SETTLE_LIMIT {
+                return Err(StoreError::ErasurePending {
+                    held: format!("{held} {who} still read the erased data"),
+                    waited: ERASURE_SETTLE_LIMIT,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
     }
 
-    /// Waits until compaction's replaced table files are deleted. fjall keeps a
-    /// replaced table (and so the erased bytes in it) while a read snapshot that
-    /// could still see it is open, and deletes it at a later memtable flush once
-    /// none is: after a major compaction, every file would stay until the next
-    /// write and flush. So this flushes a scratch keyspace (a flush is when
-    /// fjall looks) until every keyspace's `tables` folder holds only the
-    /// tables of its current version. A reader that took its snapshot just
-    /// before the compaction keeps them until it ends; after
-    /// [`ERASURE_SETTLE_LIMIT`] this gives up with [`StoreError::ErasurePending`].
-    fn remove_replaced_tables(&self) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let nudge = || {
-            let _paused = self.pause_writes();
-            let scratch = inner.db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
-            scratch.insert([0u8], [0u8])?;
-            self.republish();
-            scratch.rotate_memtable_and_wait()?;
-            inner.db.delete_keyspace(scratch)?;
-            Ok(())
-        };
-        settle(
-            || replaced_tables(&inner.log, &inner.projections),
-            nudge,
-            |n| format!("{n} replaced table files are still held for open readers"),
-        )
+    /// The generation of the read state published last.
+    fn generation(&self) -> u64 {
+        self.read().generation
     }
 
     /// Makes fjall seal and delete its write-ahead journal, which still holds the
@@ -375,23 +376,32 @@ impl Ledger {
     /// evicting the old journal), and drops the scratch keyspace. Costly, and only
     /// for erasure. The erasure test scans the data directory to catch a fjall
     /// upgrade that changes this behaviour.
-    fn retire_journal(&self) -> Result<(), StoreError> {
+    /// `journals` are the journal files present before; each must be gone
+    /// afterwards, or this tries again (at most three times).
+    fn retire_journal(&self, journals: &[std::path::PathBuf]) -> Result<(), StoreError> {
         const FILLER_CHUNK: usize = 1 << 20;
         const FILLER_CHUNKS: u32 = 65;
         let db = &self.inner.db;
-        let scratch = db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
         let mut filler = vec![0u8; FILLER_CHUNK];
         // Incompressible, in case journal compression is ever turned on.
         getrandom::fill(&mut filler).map_err(|e| StoreError::Internal(format!("no random filler: {e}")))?;
-        for i in 0..FILLER_CHUNKS {
-            scratch.insert(i.to_be_bytes(), filler.as_slice())?;
+        for _ in 0..3 {
+            let scratch = db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
+            for i in 0..FILLER_CHUNKS {
+                scratch.insert(i.to_be_bytes(), filler.as_slice())?;
+            }
+            // A snapshot after the filler lets fjall free what compaction replaced.
+            self.republish();
+            scratch.rotate_memtable_and_wait()?;
+            wait_for_sealed_memtables(&scratch);
+            db.delete_keyspace(scratch)?;
+            db.persist(fjall::PersistMode::SyncAll)?;
+            if journals.iter().all(|j| !j.exists()) {
+                return Ok(());
+            }
         }
-        // A snapshot after the filler frees what compaction replaced at the flush.
-        self.republish();
-        scratch.rotate_memtable_and_wait()?;
-        db.delete_keyspace(scratch)?;
-        db.persist(fjall::PersistMode::SyncAll)?;
-        Ok(())
+        let left: Vec<String> = journals.iter().filter(|j| j.exists()).map(|j| j.display().to_string()).collect();
+        Err(StoreError::Internal(format!("fjall kept the journals {left:?} that hold erased data")))
     }
 
     /// Finishes queued commits and stops the writer, then flushes every keyspace
@@ -435,44 +445,65 @@ pub(crate) fn flush_memtables(log: &EventLog, projections: &Projections) -> Resu
     Ok(())
 }
 
-/// Polls `count` until it is 0, calling `nudge` between polls (with a growing
-/// pause); after [`ERASURE_SETTLE_LIMIT`], [`StoreError::ErasurePending`] saying
-/// `what` of the count left.
-fn settle(
-    mut count: impl FnMut() -> Result<usize, StoreError>,
-    mut nudge: impl FnMut() -> Result<(), StoreError>,
-    what: impl Fn(usize) -> String,
-) -> Result<(), StoreError> {
-    let started = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        let left = count()?;
-        if left == 0 {
-            return Ok(());
-        }
-        if started.elapsed() > ERASURE_SETTLE_LIMIT {
-            return Err(StoreError::ErasurePending { held: what(left), waited: ERASURE_SETTLE_LIMIT });
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-        nudge()?;
+/// Waits until `keyspace` has no memtable waiting to be flushed (one a
+/// background rotation sealed; `rotate_memtable_and_wait` does not wait for it).
+fn wait_for_sealed_memtables(keyspace: &fjall::Keyspace) {
+    while keyspace.sealed_memtable_count() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
-/// How many table files on disk no current version of their keyspace uses
-/// (replaced by a compaction, not yet deleted).
-fn replaced_tables(log: &EventLog, projections: &Projections) -> Result<usize, StoreError> {
-    let mut leftover = 0;
-    for keyspace in all_keyspaces(log, projections) {
-        let folder = keyspace.path().join("tables");
-        let on_disk = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file())).count(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(StoreError::Internal(format!("cannot list {}: {e}", folder.display()))),
-        };
-        leftover += on_disk.saturating_sub(keyspace.table_count());
+/// The `*.jnl` journal files in `data_dir`.
+fn journal_files(data_dir: &Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    let entries = std::fs::read_dir(data_dir)
+        .map_err(|e| StoreError::Internal(format!("cannot list {}: {e}", data_dir.display())))?;
+    Ok(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jnl")).collect())
+}
+
+/// The ids of the tables of `keyspace`'s current version.
+fn current_tables(keyspace: &fjall::Keyspace) -> std::collections::BTreeSet<u64> {
+    use fjall::AbstractTree;
+    keyspace.tree.current_version().iter_tables().map(|t| t.id()).collect()
+}
+
+/// Compacts `keyspace` into new tables, and checks that it did: fjall's major
+/// compaction does nothing, without saying so, while another compaction
+/// holds some of the tables.
+fn compact_fully(keyspace: &fjall::Keyspace) -> Result<(), StoreError> {
+    let before = current_tables(keyspace);
+    for _ in 0..100 {
+        keyspace.major_compact()?;
+        if current_tables(keyspace).is_disjoint(&before) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(leftover)
+    Err(StoreError::Internal(format!("the compaction of {:?} did not rewrite its tables", keyspace.name())))
+}
+
+/// Deletes the table files of `keyspace` that its current version no longer
+/// uses. fjall deletes a replaced table only once no snapshot can reach it,
+/// and after a restart not until the next open; the caller has waited for
+/// every reader that could, and holds writes, so no flush runs. A file with a
+/// higher id than every current table may be a background compaction's output
+/// not yet installed, and stays.
+fn remove_replaced_tables(keyspace: &fjall::Keyspace) -> Result<(), StoreError> {
+    let current = current_tables(keyspace);
+    let newest = current.last().copied();
+    let folder = keyspace.path().join("tables");
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::Internal(format!("cannot list {}: {e}", folder.display()))),
+    };
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+        if !current.contains(&id) && newest.is_none_or(|n| id < n) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| StoreError::Internal(format!("cannot remove {}: {e}", entry.path().display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// The log's keyspaces and every projection keyspace.

@@ -14,6 +14,7 @@ struct Mark {
     savepoint: ledger_projections::Savepoint,
     tail: ChainTail,
     records: usize,
+    erased: usize,
 }
 
 pub struct Tx<'a> {
@@ -66,13 +67,33 @@ impl Tx<'_> {
     }
 
     fn mark(&self) -> Mark {
-        Mark { savepoint: self.overlay.savepoint(), tail: *self.tail, records: self.records.len() }
+        Mark {
+            savepoint: self.overlay.savepoint(),
+            tail: *self.tail,
+            records: self.records.len(),
+            erased: self.erased.len(),
+        }
     }
 
     fn rollback(&mut self, mark: Mark) {
         self.overlay.rollback(mark.savepoint);
         *self.tail = mark.tail;
         self.records.truncate(mark.records);
+        self.erased.truncate(mark.erased);
+    }
+
+    /// Runs `steps` (several commands that stand or fall together); if they
+    /// fail, nothing of them is kept and the commit goes on without them.
+    pub(crate) fn all_or_nothing<T>(
+        &mut self,
+        steps: impl FnOnce(&mut Self) -> Result<T, Rejection>,
+    ) -> Result<T, Rejection> {
+        let mark = self.mark();
+        let outcome = steps(self);
+        if outcome.is_err() {
+            self.rollback(mark);
+        }
+        outcome
     }
 
     /// Records events already decided against [`Tx::state`] (for batch commands

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::tx::Tx;
-use super::{CommitInfo, Durability, Inner, Job, ReadState};
+use super::{CommitInfo, Durability, Inner, Job};
 
 /// Most jobs folded into one group, so one huge burst cannot hold answers back long.
 const MAX_GROUP: usize = 1024;
@@ -100,10 +100,7 @@ impl Writer {
                     let committed = answers.iter().filter(|(_, i)| i.last_seq != 0).count() as u64;
                     inner.metrics.commits.fetch_add(committed, Ordering::Relaxed);
                     inner.metrics.groups.fetch_add(1, Ordering::Relaxed);
-                    inner.publish(ReadState {
-                        view: inner.projections.view(inner.db.snapshot()),
-                        last_seq: self.tail.next_seq - 1,
-                    });
+                    inner.publish(inner.projections.view(inner.db.snapshot()), self.tail.next_seq - 1);
                     inner.durable.send_replace(self.tail.next_seq - 1);
                 }
             }

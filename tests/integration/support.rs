@@ -331,6 +331,12 @@ pub(super) fn snapshot_settings() -> insta::Settings {
 }
 
 /// Files under `dir` (recursively) whose bytes contain `needle`.
+///
+/// fjall compresses table blocks with LZ4, which writes a run of bytes as a
+/// back-reference only when it occurred earlier in the same block. A needle
+/// made of a random marker (`zq1234abcd`) therefore appears literally at its
+/// first occurrence in every block that holds it, so this finds any block that
+/// does; a needle built from common text (`filler12`) could be missed.
 pub(super) fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
