@@ -73,9 +73,7 @@ pub fn rebuild(db: &Database, log: &EventLog, projections: &Projections) -> Resu
     meta.insert(keys::META_REBUILDING, seq_key(0))?;
     db.persist(PersistMode::SyncAll)?;
     for space in [Space::Accounts, Space::Domains, Space::Roles, Space::Index, Space::Changes] {
-        let keyspace = projections.keyspace(space);
-        keyspace.clear()?;
-        remove_cleared_tables(keyspace)?;
+        projections.keyspace(space).clear()?;
     }
     let stale: Vec<_> = db.snapshot().iter(meta).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
     for key in stale {
@@ -89,31 +87,6 @@ pub fn rebuild(db: &Database, log: &EventLog, projections: &Projections) -> Resu
     meta.remove(keys::META_REBUILDING)?;
     db.persist(PersistMode::SyncAll)?;
     Ok(folded)
-}
-
-/// Deletes the table files of a keyspace `clear` just emptied. fjall's `clear`
-/// installs an empty version but leaves the old tables' files on disk until the
-/// next open, where they would keep data an erasure has since removed from
-/// every live table. Rebuilds run before any reader exists (on open, offline,
-/// into a fresh restore target), so nothing can still read those files.
-fn remove_cleared_tables(keyspace: &fjall::Keyspace) -> Result<()> {
-    if keyspace.table_count() != 0 {
-        return Ok(());
-    }
-    let folder = keyspace.path().join("tables");
-    let entries = match std::fs::read_dir(&folder) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::Inconsistent(format!("cannot list {}: {e}", folder.display()))),
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| Error::Inconsistent(format!("cannot list {}: {e}", folder.display())))?.path();
-        if path.is_file() {
-            std::fs::remove_file(&path)
-                .map_err(|e| Error::Inconsistent(format!("cannot remove {}: {e}", path.display())))?;
-        }
-    }
-    Ok(())
 }
 
 /// Brings projections in line with the log on open: finishes an interrupted

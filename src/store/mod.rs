@@ -307,12 +307,13 @@ impl Ledger {
         self.wait_for_readers(|r| r.last_seq < through, "readers that began before it (a long export?)")?;
         let inner = &self.inner;
         let journals = journal_files(inner.log.path())?;
+        let mut replaced = Vec::new();
         let compacted_at = {
             let _paused = self.pause_writes();
             flush_memtables(&inner.log, &inner.projections)?;
             for keyspace in all_keyspaces(&inner.log, &inner.projections) {
-                wait_for_sealed_memtables(keyspace);
-                compact_fully(keyspace)?;
+                wait_for_sealed_memtables(keyspace)?;
+                replaced.push((keyspace, compact_fully(keyspace)?));
             }
             inner.db.persist(fjall::PersistMode::SyncAll)?;
             self.retire_journal(&journals)?;
@@ -321,9 +322,8 @@ impl Ledger {
         // Writes go on while readers that may still use the tables the
         // compaction replaced are waited for; then those files go.
         self.wait_for_readers(|r| r.generation < compacted_at, "readers that began during it")?;
-        let _paused = self.pause_writes();
-        for keyspace in all_keyspaces(&inner.log, &inner.projections) {
-            remove_replaced_tables(keyspace)?;
+        for (keyspace, files) in replaced {
+            remove_files(keyspace, &files)?;
         }
         Ok(())
     }
@@ -377,7 +377,9 @@ impl Ledger {
     /// for erasure. The erasure test scans the data directory to catch a fjall
     /// upgrade that changes this behaviour.
     /// `journals` are the journal files present before; each must be gone
-    /// afterwards, or this tries again (at most three times).
+    /// afterwards. fjall deletes a sealed journal at a later flush, so this
+    /// checks after a few small flushes, and writes the filler again (at most
+    /// three times in all) if a journal is still there.
     fn retire_journal(&self, journals: &[std::path::PathBuf]) -> Result<(), StoreError> {
         const FILLER_CHUNK: usize = 1 << 20;
         const FILLER_CHUNKS: u32 = 65;
@@ -385,19 +387,22 @@ impl Ledger {
         let mut filler = vec![0u8; FILLER_CHUNK];
         // Incompressible, in case journal compression is ever turned on.
         getrandom::fill(&mut filler).map_err(|e| StoreError::Internal(format!("no random filler: {e}")))?;
+        let gone = || journals.iter().all(|j| !j.exists());
         for _ in 0..3 {
-            let scratch = db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
-            for i in 0..FILLER_CHUNKS {
-                scratch.insert(i.to_be_bytes(), filler.as_slice())?;
-            }
-            // A snapshot after the filler lets fjall free what compaction replaced.
-            self.republish();
-            scratch.rotate_memtable_and_wait()?;
-            wait_for_sealed_memtables(&scratch);
-            db.delete_keyspace(scratch)?;
-            db.persist(fjall::PersistMode::SyncAll)?;
-            if journals.iter().all(|j| !j.exists()) {
-                return Ok(());
+            for chunks in std::iter::once(FILLER_CHUNKS).chain([1, 1, 1]) {
+                let scratch = db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
+                for i in 0..chunks {
+                    scratch.insert(i.to_be_bytes(), if chunks == 1 { &filler[..1] } else { filler.as_slice() })?;
+                }
+                // A snapshot after the filler lets fjall free what compaction replaced.
+                self.republish();
+                scratch.rotate_memtable_and_wait()?;
+                wait_for_sealed_memtables(&scratch)?;
+                db.delete_keyspace(scratch)?;
+                db.persist(fjall::PersistMode::SyncAll)?;
+                if gone() {
+                    return Ok(());
+                }
             }
         }
         let left: Vec<String> = journals.iter().filter(|j| j.exists()).map(|j| j.display().to_string()).collect();
@@ -446,18 +451,34 @@ pub(crate) fn flush_memtables(log: &EventLog, projections: &Projections) -> Resu
 }
 
 /// Waits until `keyspace` has no memtable waiting to be flushed (one a
-/// background rotation sealed; `rotate_memtable_and_wait` does not wait for it).
-fn wait_for_sealed_memtables(keyspace: &fjall::Keyspace) {
+/// background rotation sealed; `rotate_memtable_and_wait` does not wait for
+/// it). A flush that cannot write (full disk) never ends: after a minute this
+/// gives up rather than hold writes for ever.
+fn wait_for_sealed_memtables(keyspace: &fjall::Keyspace) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
     while keyspace.sealed_memtable_count() > 0 {
+        if started.elapsed() > ERASURE_SETTLE_LIMIT {
+            return Err(StoreError::Internal(format!("{:?} could not flush its memtables", keyspace.name())));
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    Ok(())
 }
 
 /// The `*.jnl` journal files in `data_dir`.
 fn journal_files(data_dir: &Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
-    let entries = std::fs::read_dir(data_dir)
-        .map_err(|e| StoreError::Internal(format!("cannot list {}: {e}", data_dir.display())))?;
-    Ok(entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jnl")).collect())
+    Ok(list(data_dir)?.into_iter().filter(|p| p.extension().is_some_and(|x| x == "jnl")).collect())
+}
+
+/// The paths in `folder` (none if it does not exist).
+fn list(folder: &Path) -> Result<Vec<std::path::PathBuf>, StoreError> {
+    let cannot = |e: std::io::Error| StoreError::Internal(format!("cannot list {}: {e}", folder.display()));
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(cannot(e)),
+    };
+    entries.map(|e| e.map(|e| e.path()).map_err(cannot)).collect()
 }
 
 /// The ids of the tables of `keyspace`'s current version.
@@ -466,44 +487,54 @@ fn current_tables(keyspace: &fjall::Keyspace) -> std::collections::BTreeSet<u64>
     keyspace.tree.current_version().iter_tables().map(|t| t.id()).collect()
 }
 
-/// Compacts `keyspace` into new tables, and checks that it did: fjall's major
-/// compaction does nothing, without saying so, while another compaction
-/// holds some of the tables.
-fn compact_fully(keyspace: &fjall::Keyspace) -> Result<(), StoreError> {
+/// The table ids that have a file in `keyspace`'s `tables` folder.
+fn table_files(keyspace: &fjall::Keyspace) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+    let files = list(&keyspace.path().join("tables"))?;
+    Ok(files.iter().filter_map(|p| p.file_name()?.to_str()?.parse().ok()).collect())
+}
+
+/// Compacts `keyspace` into new tables and checks that it did (fjall's major
+/// compaction does nothing, without saying so, while another compaction holds
+/// some of the tables). Returns the table files that were there before and
+/// are now replaced: fjall's major compaction waits for every compaction in
+/// flight, and no flush runs (writes are held, sealed memtables flushed), so
+/// each of those files is garbage once no reader can reach the versions that
+/// held it.
+fn compact_fully(keyspace: &fjall::Keyspace) -> Result<std::collections::BTreeSet<u64>, StoreError> {
     let before = current_tables(keyspace);
+    let files = table_files(keyspace)?;
     for _ in 0..100 {
         keyspace.major_compact()?;
-        if current_tables(keyspace).is_disjoint(&before) {
-            return Ok(());
+        let now = current_tables(keyspace);
+        if now.is_disjoint(&before) {
+            return Ok(files.difference(&now).copied().collect());
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Err(StoreError::Internal(format!("the compaction of {:?} did not rewrite its tables", keyspace.name())))
 }
 
-/// Deletes the table files of `keyspace` that its current version no longer
-/// uses. fjall deletes a replaced table only once no snapshot can reach it,
-/// and after a restart not until the next open; the caller has waited for
-/// every reader that could, and holds writes, so no flush runs. A file with a
-/// higher id than every current table may be a background compaction's output
-/// not yet installed, and stays.
-fn remove_replaced_tables(keyspace: &fjall::Keyspace) -> Result<(), StoreError> {
+/// Deletes the table `files` of `keyspace` that its current version does not
+/// use, and syncs the folder. fjall deletes a replaced table only once no
+/// snapshot can reach it, and after a restart not until the next open; the
+/// caller has waited for every reader that could. fjall later logs a warning
+/// when its own deletion finds a file gone; the next open drops what is left.
+fn remove_files(keyspace: &fjall::Keyspace, files: &std::collections::BTreeSet<u64>) -> Result<(), StoreError> {
     let current = current_tables(keyspace);
-    let newest = current.last().copied();
     let folder = keyspace.path().join("tables");
-    let entries = match std::fs::read_dir(&folder) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::Internal(format!("cannot list {}: {e}", folder.display()))),
-    };
-    for entry in entries.flatten() {
-        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
-        if !current.contains(&id) && newest.is_none_or(|n| id < n) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| StoreError::Internal(format!("cannot remove {}: {e}", entry.path().display())))?;
+    let cannot =
+        |e: std::io::Error| StoreError::Internal(format!("cannot remove a table in {}: {e}", folder.display()));
+    for id in files.difference(&current) {
+        match std::fs::remove_file(folder.join(id.to_string())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(cannot(e)),
         }
     }
-    Ok(())
+    std::fs::File::open(&folder).and_then(|dir| dir.sync_all()).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(cannot(e)),
+    })
 }
 
 /// The log's keyspaces and every projection keyspace.
