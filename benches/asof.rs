@@ -13,7 +13,7 @@ use support::percentile;
 use std::time::Instant;
 
 use ledger::audit::{asof, restore};
-use ledger::command::{Command, CreateAccount, CreateDomain, UpdateAccount};
+use ledger::command::{Command, CreateAccount, UpdateAccount};
 use ledger::{CommitOrigin, Durability, Ledger};
 use ledger_events::Event;
 use ledger_events::values::ObjectId;
@@ -23,19 +23,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
     let ledger = Ledger::open(&source, Durability::Buffered).unwrap();
-    let domain = ledger
-        .commit_blocking(CommitOrigin::system(), |tx| {
-            tx.execute(&Command::CreateDomain(CreateDomain {
-                name: "bench.example".parse().unwrap(),
-                description: None,
-                member_tenant_id: None,
-            }))
-        })
-        .unwrap()
-        .value
-        .unwrap();
-    let Event::DomainCreated(d) = &domain[0] else { unreachable!() };
-    let domain_id = d.domain_id;
+    let domain_id = support::create_domain(&ledger);
     let mut ids = Vec::with_capacity(accounts);
     let started = Instant::now();
     for chunk in (0..accounts).collect::<Vec<_>>().chunks(500) {

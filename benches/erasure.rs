@@ -16,7 +16,7 @@ use support::median;
 
 use std::time::Instant;
 
-use ledger::command::{AliasSpec, Command, CreateAccount, CreateDomain};
+use ledger::command::{AliasSpec, Command, CreateAccount};
 use ledger::{CommitOrigin, Durability, Ledger};
 use ledger_events::Event;
 
@@ -26,19 +26,7 @@ fn main() {
     let accounts: usize = std::env::var("LEDGER_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path(), Durability::Fsync).unwrap();
-    let domain = ledger
-        .commit_blocking(CommitOrigin::system(), |tx| {
-            tx.execute(&Command::CreateDomain(CreateDomain {
-                name: "bench.example".parse().unwrap(),
-                description: None,
-                member_tenant_id: None,
-            }))
-        })
-        .unwrap()
-        .value
-        .unwrap();
-    let Event::DomainCreated(d) = &domain[0] else { unreachable!() };
-    let domain_id = d.domain_id;
+    let domain_id = support::create_domain(&ledger);
     let mut ids = Vec::with_capacity(accounts);
     for chunk in (0..accounts).collect::<Vec<_>>().chunks(500) {
         let chunk = chunk.to_vec();

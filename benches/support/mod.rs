@@ -19,3 +19,24 @@ pub(crate) fn percentile(samples: Vec<f64>, p: f64) -> f64 {
 pub(crate) fn median(samples: Vec<f64>) -> f64 {
     percentile(samples, 0.5)
 }
+
+/// Creates the domain `bench.example` as the system and returns its id.
+#[allow(dead_code, reason = "not every benchmark creates its own domain")]
+pub(crate) fn create_domain(ledger: &ledger::Ledger) -> ledger_events::values::ObjectId {
+    use ledger::command::{Command, CreateDomain};
+    let events = ledger
+        .commit_blocking(ledger::CommitOrigin::system(), |tx| {
+            tx.execute(&Command::CreateDomain(CreateDomain {
+                name: "bench.example".parse().expect("a valid domain name"),
+                description: None,
+                member_tenant_id: None,
+            }))
+        })
+        .expect("the domain commits")
+        .value
+        .expect("a new domain is accepted");
+    match &events[0] {
+        ledger_events::Event::DomainCreated(d) => d.domain_id,
+        other => panic!("expected DomainCreated, got {other:?}"),
+    }
+}
