@@ -229,7 +229,10 @@ async fn api(
     body: axum::body::Body,
 ) -> Response {
     let max = state.services.limits().max_size_request;
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    // A header that is not visible ASCII is passed on as it reads, so that
+    // JMAP refuses it (`invalidArguments`) rather than the server ignoring it.
+    let request_id = headers.get("x-request-id").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let request_id = request_id.as_deref();
     let body = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, max)).await {
         Ok(body) => body,
         Err(_) => {

@@ -170,6 +170,12 @@ pub(crate) fn open_parts(data_dir: &Path) -> Result<(Database, EventLog, Project
         .cache_size(CACHE_BYTES)
         .open()
         .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+    // A scratch keyspace left by a crash during an erasure holds filler whose
+    // memtable nothing would flush, which keeps fjall from ever deleting the
+    // journal it is in (and the erased data that journal may hold).
+    if db.keyspace_exists(SCRATCH_KEYSPACE) {
+        db.delete_keyspace(db.keyspace(SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default)?)?;
+    }
     let log = EventLog::open(&db, data_dir)?;
     let projections = Projections::open(&db)?;
     Ok((db, log, projections))

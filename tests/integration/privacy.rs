@@ -304,3 +304,49 @@ async fn erasure_after_change_tracking_was_trimmed() {
     assert!(live == replayed, "replay differs from live after erasing a trimmed history");
     ledger.shutdown();
 }
+
+/// A crash during an erasure can leave its scratch keyspace behind with
+/// filler nobody flushes, which would keep fjall's journal (and the erased
+/// data in it) for ever: the next open drops it, and erasing again works.
+#[tokio::test(flavor = "multi_thread")]
+async fn erasure_after_a_crash_left_its_scratch_keyspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let id = marked_account(&server, &d, "zq2468scratch").await;
+    // What a crash between the filler and its flush leaves: a scratch keyspace
+    // with an unflushed memtable (a clean stop flushes only the ledger's own).
+    let db = server.ledger.database();
+    let scratch = db.keyspace(ledger::store::SCRATCH_KEYSPACE, fjall::KeyspaceCreateOptions::default).unwrap();
+    scratch.insert([1u8], [2u8; 64]).unwrap();
+    drop(scratch);
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    assert!(!server.ledger.database().keyspace_exists(ledger::store::SCRATCH_KEYSPACE));
+    erase_leaving_no_byte(&server, dir.path(), json!([id]), &id, "zq2468scratch").await;
+    server.stop().await;
+}
+
+/// An `X-Request-Id` that is not ASCII is refused like a long one, not
+/// silently replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_ascii_request_id_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let body = json!({"using": super::support::USING,
+        "methodCalls": [["x:Domain/set", {"create": {"d": {"name": "example.org"}}}, "c1"]]});
+    let response = server
+        .client()
+        .post(format!("{}/api", server.url))
+        .header("authorization", super::support::admin_auth())
+        .header("content-type", "application/json")
+        .header("x-request-id", reqwest::header::HeaderValue::from_bytes("ré".as_bytes()).unwrap())
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["methodResponses"][0][1]["type"], "invalidArguments", "{answer}");
+    assert_eq!(server.ledger.read().last_seq, 0, "nothing was written");
+    server.stop().await;
+}
