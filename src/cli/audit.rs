@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{Client, Kind, resolve};
-use super::output::Output;
+use super::output::{Output, printable};
 use crate::audit::export::Bound;
 use crate::audit::verify::verify_export;
 
@@ -60,15 +60,16 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
             if out.is_json() {
                 out.object(&entry["events"]);
             } else {
+                let text = |v: &serde_json::Value| printable(v.as_str().unwrap_or_default());
                 for e in entry["events"].as_array().into_iter().flatten() {
                     println!(
                         "{:>6}  {}  {:<24} {} ({})  {}",
                         e["position"],
-                        e["at"].as_str().unwrap_or_default(),
-                        e["event"].as_str().unwrap_or_default(),
-                        e["actor"]["name"].as_str().unwrap_or_default(),
-                        e["actor"]["authMethod"].as_str().unwrap_or_default(),
-                        e["details"]
+                        text(&e["at"]),
+                        text(&e["event"]),
+                        text(&e["actor"]["name"]),
+                        text(&e["actor"]["authMethod"]),
+                        printable(&e["details"].to_string())
                     );
                 }
             }

@@ -10,12 +10,34 @@ pub(super) struct Output {
     json: bool,
 }
 
+/// A value as a table or key/value cell, made safe for a terminal.
 fn scalar(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s),
         Value::Null => "-".to_owned(),
-        other => other.to_string(),
+        other => printable(&other.to_string()),
     }
+}
+
+/// `text` with every character that could move the cursor, redraw the screen
+/// or reorder what an operator reads replaced by its escape (`\n`, `\r`,
+/// `\u{1b}`, `\u{202e}`): C0 and C1 controls and DEL, the Unicode line and
+/// paragraph separators, and the invisible format and bidirectional marks.
+/// Text the server stores is written by clients (a tenant admin's
+/// description), so the CLI never prints it raw on a terminal.
+pub(super) fn printable(text: &str) -> String {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{feff}')
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{2028}'..='\u{202e}').contains(&c)
+            || ('\u{2060}'..='\u{206f}').contains(&c)
+            || ('\u{fff9}'..='\u{fffb}').contains(&c)
+    }
+    if !text.chars().any(unsafe_char) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if unsafe_char(c) { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 impl Output {
@@ -62,7 +84,7 @@ impl Output {
         } else {
             println!("created {what} {}", scalar(&v["id"]));
             for (kind, secret) in &secrets {
-                println!("{kind} secret: {secret}");
+                println!("{} secret: {}", printable(kind), printable(secret));
             }
         }
         if !secrets.is_empty() {
@@ -74,10 +96,10 @@ impl Output {
         if self.json {
             return self.print_json(&json!({"updated": id, "result": result}));
         }
-        println!("updated {what} {id}");
+        println!("updated {what} {}", printable(id));
         for c in result["credentials"].as_array().into_iter().flatten() {
             if let Some(secret) = c["secret"].as_str() {
-                println!("{} secret: {secret}", scalar(&c["@type"]));
+                println!("{} secret: {}", scalar(&c["@type"]), printable(secret));
                 eprintln!(
                     "warning: the generated secret above is shown once and will not be shown again; store it now"
                 );
@@ -86,7 +108,7 @@ impl Output {
     }
 
     pub(super) fn message(&self, text: &str, v: Value) {
-        if self.json { self.print_json(&v) } else { println!("{text}") }
+        if self.json { self.print_json(&v) } else { println!("{}", printable(text)) }
     }
 }
 
@@ -127,4 +149,27 @@ pub(super) fn table(kind: Kind, items: &[Value]) -> String {
     table.set_header(columns.iter().copied());
     table.add_rows(items.iter().map(|item| columns.iter().map(|c| scalar(&item[*c])).collect::<Vec<_>>()));
     render(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_output_escapes_what_it_did_not_write() {
+        assert_eq!(printable("plain text, ümlauts ok"), "plain text, ümlauts ok");
+        assert_eq!(printable("a\u{1b}[2Jb\r\nforged"), "a\\u{1b}[2Jb\\r\\nforged");
+        for bad in
+            ["\u{7f}", "\u{85}", "\u{9b}", "\u{2028}", "\u{2029}", "\u{202e}", "\u{200b}", "\u{2066}", "\u{feff}"]
+        {
+            let shown = printable(&format!("x{bad}y"));
+            assert!(shown.starts_with("x\\u{") && shown.ends_with('y'), "{bad:?} -> {shown}");
+        }
+        let rows = table(
+            Kind::Account,
+            &[json!({"id": "b", "@type": "User", "emailAddress": "a@b", "description": "d\r\nc  User  forged@x"})],
+        );
+        assert_eq!(rows.lines().count(), 2, "one header and one row: {rows}");
+        assert!(!key_values(&json!({"id": "b", "description": "\u{1b}]0;title\u{7}"})).contains('\u{1b}'));
+    }
 }

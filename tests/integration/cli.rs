@@ -281,3 +281,25 @@ fn help_texts() {
         insta::assert_snapshot!("cli_help_serve", help(&["serve", "--help"]));
     });
 }
+
+/// Issue 15, input 6: text a client stored (a description with ESC, CR and
+/// LF) never reaches the operator's terminal raw: tables and key/value views
+/// escape it, so it cannot draw a forged row or retitle the window.
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_and_key_values_escape_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let forged = "ok\u{1b}[2K\r\nzz  User  root@example.org  trusted\u{1b}]0;title\u{7}\u{202e}";
+    server.account(json!({"@type": "User", "name": "mallory", "domainId": d, "description": forged})).await;
+    server.account(json!({"@type": "User", "name": "alice", "domainId": d})).await;
+    let table = ok(&server, &["query", "account", "--table"]);
+    let kv = ok(&server, &["get", "account", "mallory@example.org", "--table"]);
+    for out in [&table, &kv] {
+        assert!(!out.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}']), "raw control characters in:\n{out}");
+    }
+    let rows = table.lines().filter(|l| !l.is_empty() && !l.starts_with('(')).count();
+    assert_eq!(rows, 3, "a header and one row per account:\n{table}");
+    assert!(table.contains(r"ok\u{1b}[2K\r\nzz"), "{table}");
+    server.stop().await;
+}
