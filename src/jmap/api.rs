@@ -12,7 +12,7 @@ use ledger_events::{MAX_CALL_ID_LEN, MAX_REQUEST_ID_LEN};
 use super::context::{CallContext, CreatedIds, Services};
 use super::error::{MethodError, RequestError};
 use super::method::call;
-use super::request::{Invocation, Request, resolve_references};
+use super::request::{Invocation, MAX_SIZE_RESPONSE, Request, json_size_within, resolve_references};
 use super::session::{self, CORE, STALWART};
 use crate::auth::Principal;
 use crate::store::CommitOrigin;
@@ -66,11 +66,13 @@ pub async fn api(
             .collect(),
     );
     let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(request.calls.len());
+    // What is left of MAX_SIZE_RESPONSE for the method responses still to come.
+    let mut budget = MAX_SIZE_RESPONSE;
     for Invocation { name, arguments, call_id } in request.calls {
         let origin =
             CommitOrigin { actor: principal.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
         let fault = request_id_fault.clone().or_else(|| header_text_fault("the call id", &call_id, MAX_CALL_ID_LEN));
-        let result = match resolve_references(arguments, &responses) {
+        let result = match resolve_references(arguments, &responses, budget) {
             _ if fault.is_some() => Err(MethodError::InvalidArguments(fault.unwrap_or_default())),
             Ok(arguments) => {
                 let mut ctx = CallContext { services, principal: &principal, created_ids: &mut created_ids, origin };
@@ -78,6 +80,16 @@ pub async fn api(
             }
             Err(e) => Err(e),
         };
+        let result = result.and_then(|value| match json_size_within(&value, budget) {
+            Some(size) => {
+                budget -= size;
+                Ok(value)
+            }
+            None => Err(MethodError::RequestTooLarge(format!(
+                "the response to this call is larger than the {budget} bytes left of the response's \
+                 {MAX_SIZE_RESPONSE}"
+            ))),
+        });
         match result {
             Ok(value) => responses.push((name, value, call_id)),
             Err(e) => responses.push(("error".to_owned(), e.to_json(), call_id)),

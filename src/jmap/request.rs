@@ -109,9 +109,15 @@ impl Args {
 }
 
 /// Replaces `#name` arguments by the values they reference in earlier responses.
+/// Resolves the result references of `arguments` (RFC 8620 §3.7). `budget` is
+/// how many bytes of JSON the resolved values may add up to (what is left of
+/// the response's [`MAX_SIZE_RESPONSE`]): a reference chain that doubles its
+/// input at each call would otherwise grow without bound. Over it:
+/// `requestTooLarge`.
 pub(super) fn resolve_references(
     arguments: Value,
     responses: &[(String, Value, String)],
+    mut budget: usize,
 ) -> Result<Value, MethodError> {
     let Value::Object(map) = arguments else { return Ok(arguments) };
     let mut out = Map::with_capacity(map.len());
@@ -134,9 +140,40 @@ pub(super) fn resolve_references(
             return Err(bad(format!("no {name} response with call id {result_of:?}")));
         };
         let resolved = evaluate_pointer(result, &path).map_err(|why| bad(format!("{key}: {why}")))?;
+        let Some(size) = json_size_within(&resolved, budget) else {
+            return Err(MethodError::RequestTooLarge(format!(
+                "the result references resolve to more than the {budget} bytes left of the response's \
+                 {MAX_SIZE_RESPONSE}"
+            )));
+        };
+        budget -= size;
         out.insert(target.to_owned(), resolved);
     }
     Ok(Value::Object(out))
+}
+
+/// The most bytes of JSON one response (all its method responses) may hold.
+/// RFC 8620 has no session field for it; docs/api.md states it.
+pub(crate) const MAX_SIZE_RESPONSE: usize = 20_000_000;
+
+/// The size of `value` as compact JSON, if it is at most `max` bytes. Stops
+/// counting at `max`, so the cost is bounded by `max`, not by `value`.
+pub(super) fn json_size_within(value: &Value, max: usize) -> Option<usize> {
+    struct Counter {
+        written: usize,
+        max: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.written += bytes.len();
+            if self.written > self.max { Err(std::io::Error::other("over the limit")) } else { Ok(bytes.len()) }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, max };
+    serde_json::to_writer(&mut counter, value).ok().map(|()| counter.written)
 }
 
 /// JSON Pointer (RFC 6901) with the JMAP `*` extension: `*` applies the rest of the

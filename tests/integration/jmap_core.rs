@@ -251,3 +251,37 @@ async fn storage_failure_is_server_fail_without_internals() {
     assert_eq!(body["methodResponses"][0], json!(["error", {"type": "serverFail"}, "write"]));
     assert_eq!(body["methodResponses"][1][1]["list"][0]["name"], "example.org");
 }
+
+/// Issue 15, input 2: `Core/echo` calls that each reference the previous
+/// result twice double the response at each call; the response stays within
+/// its documented bound (20,000,000 bytes of method responses): the call that
+/// would pass it is `requestTooLarge` (and the ones that reference it
+/// `invalidResultReference`), while other clients are served.
+#[tokio::test(flavor = "multi_thread")]
+async fn doubling_result_references_stay_within_the_response_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let mut calls = vec![serde_json::json!(["Core/echo", {"data": "x".repeat(2_000)}, "c0"])];
+    for i in 1..32 {
+        let reference = serde_json::json!({"resultOf": format!("c{}", i - 1), "name": "Core/echo", "path": ""});
+        calls.push(serde_json::json!(["Core/echo", {"#a": reference, "#b": reference}, format!("c{i}")]));
+    }
+    let body = serde_json::json!({"using": super::support::USING, "methodCalls": calls}).to_string();
+    let (big, other) = tokio::join!(server.post_raw(body), server.call("Core/echo", serde_json::json!({"ping": 1})));
+    assert_eq!(other.1["ping"], 1, "another client is served meanwhile");
+    let (status, answer) = big;
+    assert_eq!(status, 200);
+    let size = answer.to_string().len();
+    assert!(size < 21_000_000, "the response is {size} bytes");
+    let responses = answer["methodResponses"].as_array().unwrap();
+    assert_eq!(responses.len(), 32);
+    assert_eq!(responses[0][0], "Core/echo");
+    let first_refused = responses
+        .iter()
+        .position(|r| r[0] == "error" && r[1]["type"] == "requestTooLarge")
+        .expect("a call past the bound is refused");
+    assert!((10..20).contains(&first_refused), "refused from call {first_refused}");
+    // Later calls reference a refused one: invalidResultReference, no work.
+    assert!(responses[first_refused..].iter().all(|r| r[0] == "error"), "{}", &answer.to_string()[..300]);
+    server.stop().await;
+}
