@@ -15,6 +15,15 @@ async fn marked_account(server: &TestServer, domain: &str, marker: &str) -> Stri
         .await
 }
 
+/// A fresh server with one domain and one account marked with `marker`.
+async fn server_with_marked_account(marker: &str) -> (tempfile::TempDir, TestServer, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let id = marked_account(&server, &d, marker).await;
+    (dir, server, id)
+}
+
 fn assert_gone(dir: &std::path::Path, marker: &str) {
     let hits = files_containing(dir, marker.as_bytes());
     assert!(hits.is_empty(), "{marker} is still on disk after the erasure was acknowledged: {hits:?}");
@@ -31,20 +40,14 @@ async fn erase_leaving_no_byte(server: &TestServer, dir: &std::path::Path, ids: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn erase_of_a_live_account_leaves_no_byte_while_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq1234abcd").await;
+    let (dir, server, id) = server_with_marked_account("zq1234abcd").await;
     erase_leaving_no_byte(&server, dir.path(), json!([id]), &id, "zq1234abcd").await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_then_erase_leaves_no_byte_while_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq5678efgh").await;
+    let (dir, server, id) = server_with_marked_account("zq5678efgh").await;
     let (_, r) = server.call("x:Account/set", json!({"destroy": [id]})).await;
     assert_eq!(r["destroyed"], json!([id]), "{r}");
     erase_leaving_no_byte(&server, dir.path(), json!([id]), &id, "zq5678efgh").await;
@@ -57,10 +60,7 @@ async fn destroy_then_erase_leaves_no_byte_while_serving() {
 /// the data.
 #[tokio::test(flavor = "multi_thread")]
 async fn erasure_waits_for_a_reader_that_began_before_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq9999wxyz").await;
+    let (dir, server, id) = server_with_marked_account("zq9999wxyz").await;
     let held = server.ledger.read();
     let mut positions = server.ledger.subscribe();
     let acknowledged = std::cell::Cell::new(false);
@@ -274,10 +274,7 @@ async fn long_call_and_request_ids_are_refused_before_anything_is_written() {
 /// erasure still completes and leaves no byte.
 #[tokio::test(flavor = "multi_thread")]
 async fn erasure_after_a_restart_leaves_no_byte() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq4321dcba").await;
+    let (dir, server, id) = server_with_marked_account("zq4321dcba").await;
     server.stop().await;
     let server = TestServer::start(dir.path()).await;
     erase_leaving_no_byte(&server, dir.path(), json!([id]), &id, "zq4321dcba").await;
@@ -288,10 +285,7 @@ async fn erasure_after_a_restart_leaves_no_byte() {
 /// days) is still erased in full, and replay still equals live.
 #[tokio::test(flavor = "multi_thread")]
 async fn erasure_after_change_tracking_was_trimmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq8765trim").await;
+    let (dir, server, id) = server_with_marked_account("zq8765trim").await;
     let (_, r) = server.call("x:Database/purge", json!({"trimChangesBefore": 100})).await;
     assert!(r["changesFrom"].is_string() || r["changesFrom"].is_number(), "{r}");
     // The same id twice is erased once.
@@ -310,10 +304,7 @@ async fn erasure_after_change_tracking_was_trimmed() {
 /// data in it) for ever: the next open drops it, and erasing again works.
 #[tokio::test(flavor = "multi_thread")]
 async fn erasure_after_a_crash_left_its_scratch_keyspace() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let d = server.domain("example.org").await;
-    let id = marked_account(&server, &d, "zq2468scratch").await;
+    let (dir, server, id) = server_with_marked_account("zq2468scratch").await;
     // What a crash between the filler and its flush leaves: a scratch keyspace
     // with an unflushed memtable (a clean stop flushes only the ledger's own).
     let db = server.ledger.database();
