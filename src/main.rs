@@ -9,6 +9,8 @@ fn main() {
                 .unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // When the log cannot be written (its disk is full), drop the line: the
         // subscriber's own report of that would panic the task that logged.
         .log_internal_errors(false)

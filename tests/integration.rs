@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod integration {
+    mod abuse;
     mod api_docs;
     mod audit;
     mod auth;

@@ -118,8 +118,12 @@ pub struct AuthConfig {
     pub admin_password: Option<String>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    pub max_failures: u32,
-    pub failure_window: Duration,
+    /// Failed logins one source (an IPv4 address, 127.0.0.0/8, an IPv6 /64)
+    /// may have within a window (see [`limiter`]).
+    pub per_source: limiter::Budget,
+    /// Failed logins at one account (or unknown login name), from anywhere,
+    /// within a window.
+    pub per_account: limiter::Budget,
 }
 
 impl Default for AuthConfig {
@@ -128,8 +132,8 @@ impl Default for AuthConfig {
             admin_user: "admin".into(),
             admin_password: None,
             trusted_proxies: vec![],
-            max_failures: 10,
-            failure_window: Duration::from_secs(60),
+            per_source: limiter::Budget { max_failures: 10, window: Duration::from_secs(60) },
+            per_account: limiter::Budget { max_failures: 100, window: Duration::from_secs(15 * 60) },
         }
     }
 }
@@ -148,7 +152,7 @@ pub struct Authenticator {
     trusted_proxies: Vec<IpNet>,
     cache: moka::sync::Cache<[u8; 32], CachedLogin>,
     cache_key: [u8; 32],
-    limiter: limiter::FailureLimiter,
+    limiter: limiter::LoginLimiter,
     sealing: Arc<SealingKey>,
     /// Verified when the user is unknown, so timing does not tell.
     dummy_hash: SecretHash,
@@ -200,11 +204,17 @@ impl Authenticator {
             trusted_proxies: config.trusted_proxies.clone(),
             cache: moka::sync::Cache::builder().max_capacity(CACHE_LIMIT).time_to_live(CACHE_TTL).build(),
             cache_key,
-            limiter: limiter::FailureLimiter::new(config.max_failures, config.failure_window),
+            limiter: limiter::LoginLimiter::new(config.per_source, config.per_account),
             sealing,
             dummy_hash: secrets::hash_password("account-ledger timing equaliser"),
             otp_steps: OtpSteps::default(),
         }
+    }
+
+    /// Whether `ip` is one of the proxies whose `X-Forwarded-For` is believed.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     /// The client address: the peer, or the forwarded-for address when the peer is
@@ -233,6 +243,10 @@ impl Authenticator {
 
     /// Authenticates one request. Blocking (argon2, store reads): call it off the
     /// async executor.
+    ///
+    /// Checks that cost nothing (a cached login, a generated secret's digest)
+    /// need only the source to be below its limit; every other check takes a
+    /// limiter slot for its source and target first (see [`limiter`]).
     pub fn authenticate(
         &self,
         ledger: &Ledger,
@@ -241,57 +255,64 @@ impl Authenticator {
         now: UtcDateTime,
     ) -> Result<Principal, AuthError> {
         let clock = Instant::now();
-        if let Some(retry) = self.limiter.blocked(ip, clock) {
+        let source = limiter::Source::of(ip);
+        if let Some(retry) = self.limiter.source_blocked(source, clock) {
             return Err(AuthError::RateLimited(retry));
         }
         let Some(authorization) = authorization else { return Err(AuthError::Unauthorized) };
         // The read state itself, not a clone of its view: erasure knows it is held.
         let read = ledger.read();
         let view = &read.view;
+        let attempt = Try { source, clock, ip, now };
         let result = if let Some(token) = strip_scheme(authorization, "Bearer") {
-            self.bearer(view, token.trim(), ip, now)
+            self.bearer(view, token.trim(), ip, now).ok_or(AuthError::Unauthorized)
         } else if let Some(encoded) = strip_scheme(authorization, "Basic") {
             match decode_basic(encoded.trim()) {
-                Some((user, secret)) => self.basic(view, &user, &secret, ip, now),
-                None => None,
+                Some((user, secret)) => return self.basic(view, &user, &secret, attempt),
+                None => Err(AuthError::Unauthorized),
             }
         } else {
-            None
+            Err(AuthError::Unauthorized)
         };
-        match result {
-            Some(principal) => Ok(principal),
-            None => {
-                self.limiter.record_failure(ip, clock);
-                Err(AuthError::Unauthorized)
-            }
+        if result.is_err() {
+            self.limiter.record_failure(source, clock);
         }
+        result
     }
 
-    fn basic(
-        &self,
-        view: &SnapshotView,
-        user: &str,
-        secret: &Plaintext,
-        ip: IpAddr,
-        now: UtcDateTime,
-    ) -> Option<Principal> {
+    /// The limiter's digest of a login target.
+    fn target(&self, kind: &str, key: &str) -> limiter::Target {
+        let digest = self.cache_slot(kind, key);
+        let mut target = [0u8; 16];
+        target.copy_from_slice(&digest[..16]);
+        target
+    }
+
+    /// A Basic login of `user` with `secret`.
+    fn basic(&self, view: &SnapshotView, user: &str, secret: &Plaintext, at: Try) -> Result<Principal, AuthError> {
+        let failed = Err(AuthError::Unauthorized);
         if user == self.admin_user {
             let slot = self.cache_slot("", secret.expose());
-            let verified = self.cache.get(&slot).is_some_and(|c| c.secret_hash == self.admin_hash)
-                || secrets::verify_password(secret.expose(), &self.admin_hash);
-            if !verified {
-                return None;
+            if self.cache.get(&slot).is_some_and(|c| c.secret_hash == self.admin_hash) {
+                return Ok(Principal::fallback(&self.admin_user));
             }
+            let attempt = self.begin(at, self.target("fallback", user))?;
+            if !secrets::verify_password(secret.expose(), &self.admin_hash) {
+                return failed;
+            }
+            attempt.succeeded();
             self.cache.insert(slot, CachedLogin { credential_id: None, secret_hash: self.admin_hash.clone() });
-            return Some(Principal::fallback(&self.admin_user));
+            return Ok(Principal::fallback(&self.admin_user));
         }
         let Some(account) = find_account(view, user) else {
+            let _attempt = self.begin(at, self.target("name", user))?;
             // Same work as a wrong password, so timing does not reveal unknown users.
             secrets::verify_password(secret.expose(), &self.dummy_hash);
-            return None;
+            return failed;
         };
-        let usable = |c: &&CredentialState| usable(c, ip, now);
-        // App passwords: compare digests (cheap, constant-time).
+        let usable = |c: &&CredentialState| usable(c, at.ip, at.now);
+        // App passwords: compare digests (cheap, constant-time, and a generated
+        // secret cannot be guessed, so a match needs no slot).
         let digest = secrets::digest_generated(secret.expose());
         if let Some(c) = account
             .credentials
@@ -299,41 +320,56 @@ impl Authenticator {
             .filter(usable)
             .find(|c| c.kind == CredentialKind::AppPassword && digests_equal(&c.secret_hash, &digest))
         {
-            return self.principal(view, &account, c);
+            return self.principal(view, &account, c).ok_or(AuthError::Unauthorized);
         }
         let password = account.credentials.iter().filter(usable).find(|c| c.kind == CredentialKind::Password);
+        let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());
+        if let Some(password) = password.filter(|p| !p.otp_enabled)
+            && self
+                .cache
+                .get(&slot)
+                .is_some_and(|c| c.credential_id == Some(password.id) && c.secret_hash == password.secret_hash)
+        {
+            return self.principal(view, &account, password).ok_or(AuthError::Unauthorized);
+        }
+        let attempt = self.begin(at, self.target("account", &account.id.to_jmap()))?;
         let Some(password) = password else {
             secrets::verify_password(secret.expose(), &self.dummy_hash);
-            return None;
+            return failed;
         };
-        if password.otp_enabled {
+        let principal = if password.otp_enabled {
             // `password$123456`: the password, `$`, the current TOTP code. Never
             // cached. The password is checked whatever else is wrong, so a
             // missing code costs the same argon2 work as a wrong one.
             let (pass, code) = secret.expose().rsplit_once('$').unwrap_or((secret.expose(), ""));
             let password_ok = secrets::verify_password(pass, &password.secret_hash);
-            let uri = self.sealing.unseal(password.otp_auth_sealed.as_deref()?)?;
-            let unix = u64::try_from(now.millis() / 1000).ok()?;
-            let step = secrets::totp_step(uri.expose(), code, unix)?;
-            return (password_ok && self.otp_steps.first_use(password.id, step))
-                .then(|| self.principal(view, &account, password))
-                .flatten();
-        }
-        let slot = self.cache_slot(&account.id.to_jmap(), secret.expose());
-        let cached = self
-            .cache
-            .get(&slot)
-            .is_some_and(|c| c.credential_id == Some(password.id) && c.secret_hash == password.secret_hash);
-        if !cached {
-            if !secrets::verify_password(secret.expose(), &password.secret_hash) {
-                return None;
+            let step = self.sealing.unseal(password.otp_auth_sealed.as_deref().unwrap_or_default()).and_then(|uri| {
+                let unix = u64::try_from(at.now.millis() / 1000).ok()?;
+                secrets::totp_step(uri.expose(), code, unix)
+            });
+            match step {
+                Some(step) if password_ok && self.otp_steps.first_use(password.id, step) => {
+                    self.principal(view, &account, password)
+                }
+                _ => None,
             }
+        } else if secrets::verify_password(secret.expose(), &password.secret_hash) {
             self.cache.insert(
                 slot,
                 CachedLogin { credential_id: Some(password.id), secret_hash: password.secret_hash.clone() },
             );
-        }
-        self.principal(view, &account, password)
+            self.principal(view, &account, password)
+        } else {
+            None
+        };
+        let principal = principal.ok_or(AuthError::Unauthorized)?;
+        attempt.succeeded();
+        Ok(principal)
+    }
+
+    /// Takes a limiter slot for an attempt at `target`.
+    fn begin(&self, at: Try, target: limiter::Target) -> Result<limiter::Attempt<'_>, AuthError> {
+        self.limiter.begin(at.source, Some(target), at.clock).map_err(AuthError::RateLimited)
     }
 
     fn bearer(&self, view: &SnapshotView, token: &str, ip: IpAddr, now: UtcDateTime) -> Option<Principal> {
@@ -375,6 +411,15 @@ impl Authenticator {
             }),
         })
     }
+}
+
+/// Where and when one login attempt is made.
+#[derive(Clone, Copy)]
+struct Try {
+    source: limiter::Source,
+    clock: Instant,
+    ip: IpAddr,
+    now: UtcDateTime,
 }
 
 /// The login behind a long-lived stream (the change feed, push), rechecked
@@ -536,19 +581,5 @@ mod tests {
         assert_eq!(auth.client_ip(stranger, Some("198.51.100.1")), ip("192.0.2.9"), "spoofed header ignored");
         assert_eq!(auth.client_ip(proxy, Some("garbage")), ip("10.1.1.1"));
         assert_eq!(auth.client_ip(proxy, None), ip("10.1.1.1"));
-    }
-
-    #[test]
-    fn limiter_blocks_one_address_for_the_window() {
-        let limiter = limiter::FailureLimiter::new(3, Duration::from_secs(60));
-        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(limiter.blocked(a, t0).is_none());
-            limiter.record_failure(a, t0);
-        }
-        assert!(limiter.blocked(a, t0).is_some());
-        assert!(limiter.blocked(b, t0).is_none());
-        assert!(limiter.blocked(a, t0 + Duration::from_secs(61)).is_none(), "the window passes");
     }
 }

@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::auth::AuthConfig;
+use crate::auth::limiter::Budget;
 use crate::http::{self, AppState};
 use crate::store::{self, Durability, Ledger};
 
@@ -152,6 +153,57 @@ pub struct ServeArgs {
     /// (see docs/operations.md).
     #[arg(long, env = "LEDGER_USAGE_WINDOW_MS", default_value_t = 100)]
     pub usage_window_ms: u64,
+    /// Failed logins one source (an IPv4 address, all of 127.0.0.0/8, an IPv6
+    /// /64) may have per window before it is answered 429.
+    #[arg(long, env = "LEDGER_LOGIN_SOURCE_FAILURES", default_value_t = 10)]
+    pub login_source_failures: u32,
+    /// That window, in seconds.
+    #[arg(long, env = "LEDGER_LOGIN_SOURCE_WINDOW_SECS", default_value_t = 60)]
+    pub login_source_window_secs: u64,
+    /// Failed logins at one account, from all sources, per window before new
+    /// logins to it are answered 429 (logins verified earlier go on).
+    #[arg(long, env = "LEDGER_LOGIN_ACCOUNT_FAILURES", default_value_t = 100)]
+    pub login_account_failures: u32,
+    /// That window, in seconds.
+    #[arg(long, env = "LEDGER_LOGIN_ACCOUNT_WINDOW_SECS", default_value_t = 900)]
+    pub login_account_window_secs: u64,
+    /// Open connections at most (held below half the open-file limit); at
+    /// the cap new clients wait in the listen backlog.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at most; trusted
+    /// proxies are exempt.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Seconds for a request's headers to arrive; also how long a kept-alive
+    /// connection may idle.
+    #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may accept no byte of an answer before its connection
+    /// is closed.
+    #[arg(long, env = "LEDGER_SEND_TIMEOUT_SECS", default_value_t = 30)]
+    pub send_timeout_secs: u64,
+    /// Event streams (feed, push) one principal may hold open at once.
+    #[arg(long, env = "LEDGER_MAX_STREAMS_PER_PRINCIPAL", default_value_t = 16)]
+    pub max_streams_per_principal: usize,
+    /// JMAP `maxSizeRequest`: bytes of one request body at most.
+    #[arg(long, env = "LEDGER_MAX_SIZE_REQUEST", default_value_t = 10_000_000)]
+    pub max_size_request: usize,
+    /// JMAP `maxConcurrentRequests`: requests answered at once; more are refused with the `limit` error
+    #[arg(long, env = "LEDGER_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
+    pub max_concurrent_requests: usize,
+    /// JMAP `maxCallsInRequest`: method calls in one request at most.
+    #[arg(long, env = "LEDGER_MAX_CALLS_IN_REQUEST", default_value_t = 32)]
+    pub max_calls_in_request: usize,
+    /// JMAP `maxObjectsInGet`: ids one /get asks for at most.
+    #[arg(long, env = "LEDGER_MAX_OBJECTS_IN_GET", default_value_t = 500)]
+    pub max_objects_in_get: usize,
+    /// JMAP `maxObjectsInSet`: creates, updates and destroys in one /set at most.
+    #[arg(long, env = "LEDGER_MAX_OBJECTS_IN_SET", default_value_t = 500)]
+    pub max_objects_in_set: usize,
+    /// Ids one /query answers at most; clients page on.
+    #[arg(long, env = "LEDGER_MAX_QUERY_LIMIT", default_value_t = 10_000)]
+    pub max_query_limit: usize,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -234,7 +286,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_user: args.admin_user.to_lowercase(),
         admin_password: args.admin_password.clone(),
         trusted_proxies: args.trusted_proxy.clone(),
-        ..AuthConfig::default()
+        per_source: Budget {
+            max_failures: args.login_source_failures,
+            window: std::time::Duration::from_secs(args.login_source_window_secs),
+        },
+        per_account: Budget {
+            max_failures: args.login_account_failures,
+            window: std::time::Duration::from_secs(args.login_account_window_secs),
+        },
     };
     let services = crate::jmap::ServicesConfig {
         purge_policy: crate::maintenance::PurgePolicy {
@@ -242,10 +301,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
         },
         usage_window: std::time::Duration::from_millis(args.usage_window_ms),
-        ..Default::default()
+        limits: crate::jmap::Limits {
+            max_size_request: args.max_size_request.max(1),
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
+            max_calls_in_request: args.max_calls_in_request.max(1),
+            max_objects_in_get: args.max_objects_in_get.max(1),
+            max_objects_in_set: args.max_objects_in_set.max(1),
+            max_query_limit: args.max_query_limit.max(1),
+        },
     };
-    let (app, generated) = AppState::open(ledger.clone(), &data_dir, &config, services)
+    let (mut app, generated) = AppState::open(ledger.clone(), &data_dir, &config, services)
         .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
+    http::raise_open_file_limit();
+    app.connections = http::ConnectionLimits {
+        max_connections: args.max_connections.max(1),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        send_timeout: std::time::Duration::from_secs(args.send_timeout_secs.max(1)),
+        max_streams_per_principal: args.max_streams_per_principal,
+    };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -67,14 +67,36 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
             if let Some(limit) = limit {
                 args["limit"] = json!(limit);
             }
-            let answer = client.call(&format!("{}/query", object.jmap()), args).await?;
-            let ids: Vec<String> =
-                answer["ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            // Pages on while the server answers fewer than asked (it caps `limit`).
+            let mut ids: Vec<String> = Vec::new();
+            let total = loop {
+                args["position"] = json!(ids.len());
+                let answer = client.call(&format!("{}/query", object.jmap()), args.clone()).await?;
+                let page: Vec<String> = answer["ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                let wanted = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                let total = answer["total"].as_u64();
+                let done = page.is_empty()
+                    || answer.get("limit").is_none()
+                    || ids.len() + page.len() >= wanted
+                    || total.is_some_and(|t| (ids.len() + page.len()) as u64 >= t);
+                ids.extend(page);
+                if done {
+                    break total;
+                }
+                if let Some(l) = limit {
+                    args["limit"] = json!(l.saturating_sub(ids.len() as u64));
+                }
+            };
             let mut items = Vec::new();
             for chunk in ids.chunks(500) {
                 items.extend(get(client, object, chunk).await?);
             }
-            out.list(object, &items, answer["total"].as_u64());
+            out.list(object, &items, total);
         }
         Work::Update { object, id, fields } => {
             let id = resolve(client, object, &id).await?;

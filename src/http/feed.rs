@@ -47,6 +47,10 @@ pub(super) async fn feed(
     if !principal.may_globally(FEED_READ) {
         return problem(StatusCode::FORBIDDEN, format!("{FEED_READ} is required"));
     }
+    let slot = match super::streams::open(&app.streams, &principal, app.connections.max_streams_per_principal) {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let ndjson = accept.contains("application/x-ndjson");
     let after = q.after.or(last_event_id).unwrap_or(0);
@@ -73,7 +77,11 @@ pub(super) async fn feed(
         Some(now.credential.and_then(|c| c.bounds.expires_at))
     });
     let follower = Follower { filter: FeedFilter { types, account }, live: q.follow.unwrap_or(true), gate };
-    let records = follow(app.ledger.clone(), after, follower, app.stopping.subscribe());
+    // The slot goes with the stream: it is freed when the stream ends.
+    let records = follow(app.ledger.clone(), after, follower, app.stopping.subscribe()).map(move |r| {
+        let _open = &slot;
+        r
+    });
     if ndjson {
         let lines = records.map(|r| r.map(|record| record.line + "\n"));
         return (

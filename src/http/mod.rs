@@ -5,6 +5,11 @@
 mod audit;
 mod feed;
 mod push;
+mod serve;
+mod slots;
+mod streams;
+
+pub use serve::{ConnectionLimits, effective_max_connections, raise_open_file_limit};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +42,10 @@ pub struct AppState {
     /// Turns true when the server starts shutting down: long-lived streams end
     /// so that the graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Bounds on connections and streams (set before [`serve`]).
+    pub connections: ConnectionLimits,
+    /// Event streams open per principal.
+    pub(crate) streams: Arc<streams::OpenStreams>,
 }
 
 impl AppState {
@@ -57,6 +66,8 @@ impl AppState {
             ledger,
             auth: authenticator,
             stopping: tokio::sync::watch::Sender::new(false),
+            connections: ConnectionLimits::default(),
+            streams: Arc::default(),
         };
         Ok((state, admin.generated))
     }
@@ -298,17 +309,18 @@ async fn read_limited(body: axum::body::Body, max: usize) -> Result<axum::body::
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Connections are bounded by `state.connections` (see [`ConnectionLimits`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
-    let shutdown = async move {
+    let watched = stopping.subscribe();
+    tokio::spawn(async move {
         shutdown.await;
         stopping.send_replace(true);
-    };
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    });
+    let (limits, auth) = (state.connections, Arc::clone(&state.auth));
+    serve::serve_connections(listener, router(state), limits, move |ip| auth.is_trusted_proxy(ip), watched).await
 }

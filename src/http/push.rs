@@ -107,6 +107,10 @@ pub(super) async fn event_source(
     if types.is_empty() {
         return problem(StatusCode::FORBIDDEN, "this principal may read no type this server pushes".to_owned());
     }
+    let slot = match super::streams::open(&app.streams, &principal, app.connections.max_streams_per_principal) {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
     let session = Arc::new(Session::new(Arc::clone(&app.auth), principal, ip));
     let close_after_state = match q.closeafter.as_deref().unwrap_or("no") {
         "state" => true,
@@ -124,6 +128,8 @@ pub(super) async fn event_source(
     let (mut sent, mut position) = states(&app.ledger.read(), &types, None, 0, &BTreeMap::new());
     let mut deadline = session.expires_at();
     let events = async_stream::stream! {
+        // Freed when the stream ends.
+        let _open = slot;
         // A reconnecting client hears at once about changes it missed.
         if let Some(seen) = last_event_id
             && position > seen

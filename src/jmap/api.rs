@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use ledger_events::{MAX_CALL_ID_LEN, MAX_REQUEST_ID_LEN};
 
-use super::context::{CallContext, CreatedIds, Services};
+use super::context::{CallContext, CreatedIds, MAX_PASSWORDS_IN_REQUEST, Services};
 use super::error::{MethodError, RequestError};
 use super::method::call;
 use super::request::{Invocation, MAX_SIZE_RESPONSE, Request, json_size_within, resolve_references};
@@ -68,6 +68,7 @@ pub async fn api(
     let mut responses: Vec<(String, Value, String)> = Vec::with_capacity(request.calls.len());
     // What is left of MAX_SIZE_RESPONSE for the method responses still to come.
     let mut budget = MAX_SIZE_RESPONSE;
+    let mut passwords_left = MAX_PASSWORDS_IN_REQUEST;
     for Invocation { name, arguments, call_id } in request.calls {
         let origin =
             CommitOrigin { actor: principal.actor(), request_id: request_id.clone(), call_id: call_id.clone() };
@@ -75,7 +76,13 @@ pub async fn api(
         let result = match resolve_references(arguments, &responses, budget) {
             _ if fault.is_some() => Err(MethodError::InvalidArguments(fault.unwrap_or_default())),
             Ok(arguments) => {
-                let mut ctx = CallContext { services, principal: &principal, created_ids: &mut created_ids, origin };
+                let mut ctx = CallContext {
+                    services,
+                    principal: &principal,
+                    created_ids: &mut created_ids,
+                    origin,
+                    passwords_left: &mut passwords_left,
+                };
                 call(&mut ctx, &request.using, &name, arguments).await
             }
             Err(e) => Err(e),

@@ -46,6 +46,8 @@ pub struct Services {
     /// Where `x:Account/reportUsage` queues reports for coalesced commits.
     pub(crate) usage: UsageIngest,
     pub(crate) purge_policy: PurgePolicy,
+    /// argon2id password hashes computed by `/set` since the start.
+    pub(crate) passwords_hashed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Services {
@@ -57,6 +59,7 @@ impl Services {
             concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
             sealing,
             purge_policy: config.purge_policy,
+            passwords_hashed: Arc::default(),
         }
     }
 
@@ -66,6 +69,12 @@ impl Services {
 
     pub fn purge_policy(&self) -> PurgePolicy {
         self.purge_policy
+    }
+
+    /// Passwords `/set` has hashed (argon2id) since the start: what refused
+    /// calls must not add to.
+    pub fn passwords_hashed(&self) -> u64 {
+        self.passwords_hashed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests being answered now (at most `maxConcurrentRequests`).
@@ -82,7 +91,14 @@ pub(crate) struct CallContext<'a> {
     pub(crate) created_ids: &'a mut CreatedIds,
     /// Who the commits of this call are recorded as, and in answer to what.
     pub(crate) origin: CommitOrigin,
+    /// Passwords the rest of the request may still hash (argon2id).
+    pub(crate) passwords_left: &'a mut usize,
 }
+
+/// Passwords one request may set, over all its calls: each costs an argon2id
+/// hash (about 25 ms of CPU and 19 MiB). More is `requestTooLarge`
+/// (docs/operations.md, "Limits").
+pub(crate) const MAX_PASSWORDS_IN_REQUEST: usize = 64;
 
 impl CallContext<'_> {
     /// `forbidden` unless the principal may act on the whole ledger with

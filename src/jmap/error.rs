@@ -132,6 +132,9 @@ pub(crate) enum SetErrorType {
     InvalidProperties,
     AlreadyExists,
     OverQuota,
+    /// RFC 8620 §5.3: the object would exceed a server limit on the number or
+    /// size of items in a property.
+    TooLarge,
 }
 
 impl SetErrorType {
@@ -143,6 +146,7 @@ impl SetErrorType {
             SetErrorType::InvalidProperties => "invalidProperties",
             SetErrorType::AlreadyExists => "alreadyExists",
             SetErrorType::OverQuota => "overQuota",
+            SetErrorType::TooLarge => "tooLarge",
         }
     }
 }

@@ -15,6 +15,10 @@ pub struct Limits {
     pub max_calls_in_request: usize,
     pub max_objects_in_get: usize,
     pub max_objects_in_set: usize,
+    /// Ids one `/query` answers at most (RFC 8620 §5.5 lets the server cap
+    /// `limit`; the answer then names the limit it used). Not in the Session
+    /// object: RFC 8620 has no place for it.
+    pub max_query_limit: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +29,7 @@ impl Default for Limits {
             max_calls_in_request: 32,
             max_objects_in_get: 500,
             max_objects_in_set: 500,
+            max_query_limit: 10_000,
         }
     }
 }
@@ -64,8 +69,17 @@ pub fn session(limits: &Limits, base: &str, username: &str) -> Value {
     session
 }
 
-/// Changes whenever the Session object would: a digest of what it depends on.
+/// Changes whenever the Session object would: a digest of what it depends on
+/// (the advertised limits and the user name; settings the Session does not
+/// show leave it as it was).
 pub(crate) fn session_state(limits: &Limits, username: &str) -> String {
-    let basis = format!("{limits:?}/{username}");
+    let advertised = [
+        limits.max_size_request,
+        limits.max_concurrent_requests,
+        limits.max_calls_in_request,
+        limits.max_objects_in_get,
+        limits.max_objects_in_set,
+    ];
+    let basis = format!("{advertised:?}/{username}");
     blake3::hash(basis.as_bytes()).to_hex()[..16].to_owned()
 }

@@ -111,17 +111,23 @@ async fn expired_credentials_and_disallowed_addresses_are_refused() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn totp_codes_are_required_checked_and_allowed_small_skew() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
+/// carol@example.org with the password `carol-password` and a TOTP second
+/// factor; returns its generator.
+async fn carol_with_totp(server: &TestServer) -> totp_rs::TOTP {
     let d = server.domain("example.org").await;
     let uri = "otpauth://totp/ledger:carol?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ledger";
     server
         .account(json!({"@type": "User", "name": "carol", "domainId": d, "credentials": [
             {"@type": "Password", "secret": "carol-password", "otpAuth": uri}]}))
         .await;
-    let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+    totp_rs::TOTP::from_url_unchecked(uri).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_codes_are_required_checked_and_allowed_small_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let totp = carol_with_totp(&server).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let with = |code: &str| basic("carol@example.org", &format!("carol-password${code}"));
     assert_eq!(
@@ -439,5 +445,133 @@ async fn a_bare_name_logs_in_the_one_account_without_a_tenant_that_has_it() {
     assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200);
     server.account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": "t1"})).await;
     assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200, "a tenant's alice changes nothing");
+    server.stop().await;
+}
+
+/// A second user, mallory, whose own password the attacker knows.
+async fn mallory(server: &TestServer) -> String {
+    let d = server.domain("attacker.example").await;
+    server
+        .account(json!({"@type": "User", "name": "mallory", "domainId": d, "credentials": [
+            {"@type": "Password", "secret": "mallory-password"}]}))
+        .await;
+    basic("mallory@attacker.example", "mallory-password")
+}
+
+/// Issue 15, input 1: a success of the attacker's own account between rounds
+/// of guesses at another does not reset the count (the test server allows 5
+/// failures per source and window).
+#[tokio::test(flavor = "multi_thread")]
+async fn logging_in_as_oneself_between_guesses_does_not_reset_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    user_with_credentials(&server, json!({})).await;
+    let own = mallory(&server).await;
+    let wrong = basic("alice@example.org", "guess");
+    let mut answers = Vec::new();
+    for guess in 1..=27 {
+        answers.push(status(&server, Some(&wrong), Some("203.0.113.50")).await.0);
+        if guess % 9 == 0 {
+            status(&server, Some(&own), Some("203.0.113.50")).await;
+        }
+    }
+    assert_eq!(answers.iter().filter(|&&s| s == 401).count(), 5, "{answers:?}");
+    assert!(answers[5..].iter().all(|&s| s == 429), "{answers:?}");
+    server.stop().await;
+}
+
+/// 30 guesses sent at once from a new address: no more than the limit are
+/// checked; the rest are 429 before any argon2 work.
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_sent_at_once_are_checked_no_more_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    user_with_credentials(&server, json!({})).await;
+    let wrong = basic("alice@example.org", "guess");
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let request = server
+            .client()
+            .post(format!("{}/api", server.url))
+            .header("authorization", &wrong)
+            .header("x-forwarded-for", "203.0.113.60")
+            .header("content-type", "application/json")
+            .body(json!({"using": USING, "methodCalls": []}).to_string());
+        guesses.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let answers = guesses.join_all().await;
+    assert_eq!(answers.iter().filter(|&&s| s == 401).count(), 5, "{answers:?}");
+    assert_eq!(answers.iter().filter(|&&s| s == 429).count(), 25, "{answers:?}");
+    server.stop().await;
+}
+
+/// All of 127.0.0.0/8 is one source, and an IPv6 client is counted by its /64.
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_addresses_are_one_source_and_ipv6_counts_by_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    user_with_credentials(&server, json!({})).await;
+    let wrong = basic("alice@example.org", "guess");
+    let right = basic("alice@example.org", "alice-password");
+    for i in 2..7 {
+        assert_eq!(status(&server, Some(&wrong), Some(&format!("127.0.0.{i}"))).await.0, 401);
+    }
+    assert_eq!(status(&server, Some(&right), Some("127.9.9.9")).await.0, 429, "another loopback address");
+    for i in 1..6 {
+        assert_eq!(status(&server, Some(&wrong), Some(&format!("2001:db8:0:7::{i:x}"))).await.0, 401);
+    }
+    assert_eq!(status(&server, Some(&right), Some("2001:db8:0:7:ffff::1")).await.0, 429, "the same /64");
+    assert_eq!(status(&server, Some(&right), Some("2001:db8:0:8::1")).await.0, 200, "the next /64");
+    server.stop().await;
+}
+
+/// Guesses at one account spread over many sources meet the account's limit
+/// (12 in the test server); logins verified before, generated secrets, and
+/// other accounts go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_at_one_account_from_many_sources_meet_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, app_password, api_key) = user_with_credentials(&server, json!({})).await;
+    let own = mallory(&server).await;
+    let right = basic("alice@example.org", "alice-password");
+    assert_eq!(status(&server, Some(&right), Some("192.0.2.200")).await.0, 200, "alice logs in before");
+    let wrong = basic("alice@example.org", "guess");
+    for i in 0..12 {
+        assert_eq!(status(&server, Some(&wrong), Some(&format!("198.18.0.{i}"))).await.0, 401, "guess {i}");
+    }
+    let (code, _) = status(&server, Some(&wrong), Some("198.18.1.1")).await;
+    assert_eq!(code, 429, "a thirteenth source");
+    let bare = basic("alice", "alice-password-guess");
+    assert_eq!(status(&server, Some(&bare), Some("198.18.1.2")).await.0, 429, "the bare name is the same account");
+    assert_eq!(status(&server, Some(&right), Some("192.0.2.200")).await.0, 200, "a login verified before");
+    let app = basic("alice@example.org", &app_password);
+    assert_eq!(status(&server, Some(&app), Some("192.0.2.201")).await.0, 200, "an app password");
+    assert_eq!(status(&server, Some(&format!("Bearer {api_key}")), Some("192.0.2.202")).await.0, 200);
+    assert_eq!(status(&server, Some(&own), Some("192.0.2.203")).await.0, 200, "another account");
+    // Unknown names are targets too.
+    let nobody = basic("nobody@example.org", "guess");
+    for i in 0..12 {
+        status(&server, Some(&nobody), Some(&format!("198.19.0.{i}"))).await;
+    }
+    assert_eq!(status(&server, Some(&nobody), Some("198.19.1.1")).await.0, 429, "an unknown name");
+    server.stop().await;
+}
+
+/// Wrong TOTP codes with the right password are failures like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_totp_codes_count_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let totp = carol_with_totp(&server).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let valid: Vec<String> = [now - 30, now, now + 30].iter().map(|t| totp.generate(*t)).collect();
+    let wrong: Vec<String> = (0..1000u32).map(|n| format!("{n:06}")).filter(|c| !valid.contains(c)).take(5).collect();
+    for code in &wrong {
+        let guess = basic("carol@example.org", &format!("carol-password${code}"));
+        assert_eq!(status(&server, Some(&guess), Some("203.0.113.70")).await.0, 401);
+    }
+    let right = basic("carol@example.org", &format!("carol-password${}", totp.generate(now)));
+    assert_eq!(status(&server, Some(&right), Some("203.0.113.70")).await.0, 429, "five wrong codes");
     server.stop().await;
 }

@@ -261,7 +261,14 @@ async fn directory(dir: &std::path::Path, c: &mut Choices) -> Harness {
     let ledger = ledger::Ledger::open(dir, ledger::Durability::Buffered).unwrap();
     let config = ledger::auth::AuthConfig {
         admin_password: Some("property-admin".into()),
-        max_failures: u32::MAX,
+        per_source: ledger::auth::limiter::Budget {
+            max_failures: u32::MAX,
+            window: std::time::Duration::from_secs(60),
+        },
+        per_account: ledger::auth::limiter::Budget {
+            max_failures: u32::MAX,
+            window: std::time::Duration::from_secs(60),
+        },
         ..Default::default()
     };
     let (app, _) = ledger::http::AppState::open(ledger, dir, &config, ledger::jmap::ServicesConfig::default()).unwrap();

@@ -303,3 +303,29 @@ async fn tables_and_key_values_escape_control_characters() {
     assert!(table.contains(r"ok\u{1b}[2K\r\nzz"), "{table}");
     server.stop().await;
 }
+
+/// The server caps a `/query` at `max_query_limit` ids and says so (RFC 8620
+/// §5.5 `limit`); `ledger query` pages on until it has them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn query_answers_are_capped_and_the_cli_pages_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), |s| s.limits.max_query_limit = 3).await;
+    let d = server.domain("example.org").await;
+    for i in 0..7 {
+        server.account(json!({"@type": "User", "name": format!("user{i}"), "domainId": d})).await;
+    }
+    let (_, all) = server.call("x:Account/query", json!({"calculateTotal": true})).await;
+    assert_eq!((all["ids"].as_array().unwrap().len(), &all["limit"], &all["total"]), (3, &json!(3), &json!(7)));
+    let (_, two) = server.call("x:Account/query", json!({"limit": 2})).await;
+    assert_eq!(two["ids"].as_array().unwrap().len(), 2);
+    assert!(two.get("limit").is_none(), "a limit within the server's is not echoed: {two}");
+    let (_, last) = server.call("x:Account/query", json!({"position": 6, "limit": 50})).await;
+    assert_eq!(last["ids"].as_array().unwrap().len(), 1);
+    assert!(last.get("limit").is_none(), "nothing was cut: {last}");
+    let listed = json_of(&ok(&server, &["--json", "query", "account"]));
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["user0", "user1", "user2", "user3", "user4", "user5", "user6"], "{listed}");
+    let five = json_of(&ok(&server, &["--json", "query", "account", "--limit", "5"]));
+    assert_eq!(five.as_array().unwrap().len(), 5, "{five}");
+    server.stop().await;
+}

@@ -30,9 +30,16 @@ impl Served {
     }
 
     fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_ledger")), dir, log, &[])
+    }
+
+    /// Starts `ledger serve` through `command` (the binary itself, or a shell
+    /// that sets a limit first and then runs it) with `extra` arguments.
+    fn start_command(mut command: Command, dir: &Path, log: impl Into<Stdio>, extra: &[&str]) -> Served {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--purge-interval-minutes", "0", "--data-dir"])
             .arg(dir)
+            .args(extra)
             .env("LEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -268,4 +275,46 @@ async fn a_log_file_on_the_full_disk_does_not_break_answers() {
     assert_eq!(r["type"], "serverFail", "{r}");
     served.child.kill().unwrap();
     served.child.wait().unwrap();
+}
+
+/// Issue 15, input 5, on the real process with 256 file descriptors: 300
+/// sockets that each send half a header (from five addresses, under the
+/// per-address cap) leave the server accepting: the connection cap keeps it
+/// below its descriptor limit, the header timeout frees the slow ones, and
+/// another client is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_headers_under_a_256_descriptor_limit_keep_nobody_out() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut shell = Command::new("sh");
+    shell.args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ledger")]);
+    let mut served = Served::start_command(shell, &data, Stdio::piped(), &["--header-read-timeout-secs", "1"]);
+    let mut stderr = served.child.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let addr: std::net::SocketAddr = served.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("127.0.2.{}:0", i % 5 + 1).parse().unwrap()).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAcc").await;
+        held.push(stream);
+    }
+    let client = reqwest::Client::new();
+    let served_meanwhile =
+        tokio::time::timeout(Duration::from_secs(30), call(&client, &served.url, "Core/echo", json!({"ok": 1}))).await;
+    let answer = served_meanwhile.expect("answered within the bound").expect("answered");
+    assert_eq!(answer["ok"], 1, "{answer}");
+    drop(held);
+    terminate(&served);
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = log_reader.join().unwrap();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(log.contains("max_connections=128"), "half of 256 descriptors: {log}");
 }

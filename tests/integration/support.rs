@@ -191,17 +191,35 @@ impl TestServer {
         dir: &std::path::Path,
         configure: impl FnOnce(&mut ledger::jmap::ServicesConfig),
     ) -> TestServer {
+        Self::launch(dir, configure, ledger::http::ConnectionLimits::default()).await
+    }
+
+    /// A server with these bounds on connections and streams.
+    pub(super) async fn start_limited(dir: &std::path::Path, limits: ledger::http::ConnectionLimits) -> TestServer {
+        Self::launch(dir, |_| {}, limits).await
+    }
+
+    async fn launch(
+        dir: &std::path::Path,
+        configure: impl FnOnce(&mut ledger::jmap::ServicesConfig),
+        limits: ledger::http::ConnectionLimits,
+    ) -> TestServer {
         let ledger = Ledger::open(dir, ledger::Durability::Fsync).unwrap();
         let config = ledger::auth::AuthConfig {
             admin_password: Some(ADMIN_PASSWORD.into()),
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-            max_failures: 5,
+            per_source: ledger::auth::limiter::Budget { max_failures: 5, window: std::time::Duration::from_secs(60) },
+            per_account: ledger::auth::limiter::Budget {
+                max_failures: 12,
+                window: std::time::Duration::from_secs(900),
+            },
             ..Default::default()
         };
         let mut services = ledger::jmap::ServicesConfig::default();
         configure(&mut services);
-        let (app, generated) = ledger::http::AppState::open(ledger.clone(), dir, &config, services).unwrap();
+        let (mut app, generated) = ledger::http::AppState::open(ledger.clone(), dir, &config, services).unwrap();
         assert!(generated.is_none(), "the admin password was given");
+        app.connections = limits;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

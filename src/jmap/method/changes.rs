@@ -31,6 +31,10 @@ pub(super) fn since(view: &impl StateRead, raw: &str, current: u64) -> Result<u6
     }
 }
 
+/// Ids one `/changes` answers at most, whatever `maxChanges` asks; the rest
+/// follow with `hasMoreChanges`.
+pub(crate) const MAX_CHANGES: usize = 10_000;
+
 /// `maxChanges` must be positive when given.
 pub(super) fn check_max_changes(max_changes: Option<u64>) -> Result<(), MethodError> {
     match max_changes {
@@ -50,7 +54,8 @@ pub(crate) async fn changes<O: JmapObject>(ctx: &mut CallContext<'_>, arguments:
     if !ctx.principal.may(permission) {
         return Err(MethodError::needs(permission));
     }
-    let max = max_changes.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    // RFC 8620 §5.2: the server may return fewer than `maxChanges`.
+    let max = max_changes.map_or(MAX_CHANGES, |m| usize::try_from(m).unwrap_or(usize::MAX).min(MAX_CHANGES));
     // A tenant principal is told only of its tenant's objects.
     let scope = if O::TENANT_SCOPED { ctx.principal.tenant.clone() } else { None };
     let read = ctx.services.ledger.read();

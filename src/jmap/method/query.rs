@@ -193,6 +193,7 @@ pub(crate) async fn query<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: V
         return Err(MethodError::invalid("limit must not be negative"));
     }
     let anchor = anchor.map(|a| ctx.created_ids.resolve(&a).ok());
+    let max_limit = i64::try_from(ctx.services.limits.max_query_limit).unwrap_or(i64::MAX);
     let read = ctx.services.ledger.read();
     let log = ctx.services.ledger.log().clone();
     blocking(move || {
@@ -213,10 +214,11 @@ pub(crate) async fn query<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: V
             None if position < 0 => (total + position).max(0),
             None => position.min(total),
         };
-        let end = match limit {
-            Some(l) => start.saturating_add(l).min(total),
-            None => total,
-        };
+        // RFC 8620 §5.5: a limit over the server's (or none) gets at most the
+        // server's, and the answer says which limit it used.
+        let clamped = limit.is_none_or(|l| l > max_limit);
+        let limit = limit.map_or(max_limit, |l| l.min(max_limit));
+        let end = start.saturating_add(limit).min(total);
         let window: Vec<Value> = ids[start as usize..end as usize].iter().map(|id| json!(id.to_jmap())).collect();
         let mut out = Map::new();
         out.insert("accountId".into(), json!(ACCOUNT_ID));
@@ -226,6 +228,9 @@ pub(crate) async fn query<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: V
         out.insert("ids".into(), Value::Array(window));
         if calculate_total {
             out.insert("total".into(), json!(total));
+        }
+        if clamped && total - start > limit {
+            out.insert("limit".into(), json!(limit));
         }
         if let Some(p) = as_of {
             out.insert("asOf".into(), json!(p));

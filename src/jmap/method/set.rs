@@ -13,23 +13,23 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Principal;
 use crate::command::Writer;
-use crate::jmap::context::{CallContext, CreatedIds, blocking};
+use crate::jmap::context::{CallContext, CreatedIds, MAX_PASSWORDS_IN_REQUEST, Services, blocking};
 use crate::jmap::error::{MethodError, SetError};
 use crate::jmap::object::{JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope};
-use crate::jmap::patch::apply_patch;
+use crate::jmap::patch::{MAX_PATCH_PATHS, apply_patch, check_paths};
 use crate::jmap::request::Args;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::{parse_state, state_string, type_state};
-use crate::secrets::{self, SealingKey};
+use crate::secrets;
 use crate::store::Tx;
-
-/// Passwords one `/set` call may set (each costs an argon2id hash).
-const MAX_PASSWORDS: usize = 64;
 
 struct SetRequest {
     if_in_state: Option<String>,
-    create: Map<String, Value>,
+    /// In creation order (see [`creation_order`]).
+    create: Vec<(String, Value)>,
     update: Map<String, Value>,
+    /// Updates refused before the commit (their patch paths), by key.
+    refused: std::collections::HashMap<String, SetError>,
     destroy: Vec<String>,
     created_ids: CreatedIds,
     secrets: PreparedSecrets,
@@ -76,11 +76,29 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         .values()
         .filter(|_| creatable)
         .chain(update.iter().filter_map(|(k, v)| (updatable || access.own(k)).then_some(v)));
-    let secrets = prepare_secrets::<O>(&ctx.services.sealing, hashed).await?;
+    let secrets = prepare_secrets::<O>(ctx.services, hashed, ctx.passwords_left).await?;
+    if let Some((key, _)) =
+        update.iter().find(|(_, patch)| patch.as_object().is_some_and(|p| p.len() > MAX_PATCH_PATHS))
+    {
+        return Err(MethodError::RequestTooLarge(format!(
+            "the patch of {key:?} sets more than {MAX_PATCH_PATHS} paths"
+        )));
+    }
+    // What needs no state is done here, off the writer thread: the order of
+    // creates and the paths of each patch.
+    let (create, update, refused) = blocking(move || {
+        let refused = update
+            .iter()
+            .filter_map(|(key, patch)| Some((key.clone(), check_paths(patch.as_object()?).err()?)))
+            .collect();
+        Ok((creation_order(create), update, refused))
+    })
+    .await?;
     let request = SetRequest {
         if_in_state,
         create,
         update,
+        refused,
         destroy,
         created_ids: ctx.created_ids.clone(),
         principal: Arc::clone(ctx.principal),
@@ -107,8 +125,9 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
 /// Hashes every password of the call with argon2id (off the executor) and
 /// seals every `otpAuth` URI.
 async fn prepare_secrets<'a, O: JmapObject>(
-    sealing: &Arc<SealingKey>,
+    services: &Services,
     items: impl Iterator<Item = &'a Value>,
+    passwords_left: &mut usize,
 ) -> Result<PreparedSecrets, MethodError> {
     let mut requests = SecretRequests::default();
     let mut objects = 0;
@@ -117,23 +136,25 @@ async fn prepare_secrets<'a, O: JmapObject>(
         O::collect_secrets(v, &mut requests);
     }
     let sealed_otp = requests.otps.into_iter().map(|uri| {
-        let sealed = sealing.seal(uri.expose());
+        let sealed = services.sealing.seal(uri.expose());
         (uri, sealed)
     });
     let mut prepared = PreparedSecrets { sealed_otp: sealed_otp.collect(), ..Default::default() };
     // An account has one Password: more secrets than objects is a bad call,
-    // refused before argon2 spends a second on it; and a call hashes at most
-    // MAX_PASSWORDS (about 25 ms of CPU and 19 MiB each).
+    // refused before argon2 spends a second on it; and a request hashes at
+    // most MAX_PASSWORDS_IN_REQUEST.
     if requests.passwords.len() > objects {
         return Err(MethodError::invalid("an account has at most one Password; this call sets more"));
     }
-    if requests.passwords.len() > MAX_PASSWORDS {
+    if requests.passwords.len() > *passwords_left {
         return Err(MethodError::RequestTooLarge(format!(
-            "at most {MAX_PASSWORDS} passwords per /set; send more in further calls"
+            "at most {MAX_PASSWORDS_IN_REQUEST} passwords per request; send more in further requests"
         )));
     }
+    *passwords_left -= requests.passwords.len();
     let unique: HashSet<_> = requests.passwords.into_iter().collect();
     if !unique.is_empty() {
+        services.passwords_hashed.fetch_add(unique.len() as u64, std::sync::atomic::Ordering::Relaxed);
         prepared.password_hashes =
             blocking(move || Ok(unique.into_iter().map(|p| (p.clone(), secrets::hash_password(p.expose()))).collect()))
                 .await?;
@@ -262,26 +283,52 @@ fn references(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Orders creates so that an object another create refers to is created first.
+/// Orders creates so that an object another create refers to is created
+/// first: Kahn's algorithm wave by wave, O(n log n) in the creates and their
+/// references, keeping the given order within a wave.
+/// Creates in a cycle keep their given order after the rest; their
+/// unresolved references then fail per item.
 fn creation_order(create: Map<String, Value>) -> Vec<(String, Value)> {
-    let mut pending: Vec<(String, Value)> = create.into_iter().collect();
-    let mut ordered = Vec::with_capacity(pending.len());
-    while !pending.is_empty() {
-        let names: HashSet<String> = pending.iter().map(|(k, _)| k.clone()).collect();
-        let (ready, blocked): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(cid, v)| {
-            let mut refs = Vec::new();
-            references(v, &mut refs);
-            refs.iter().all(|r| r == cid || !names.contains(r))
-        });
-        if ready.is_empty() {
-            // A cycle: create in the given order; unresolved references fail per item.
-            ordered.extend(blocked);
-            break;
+    let items: Vec<(String, Value)> = create.into_iter().collect();
+    let index: std::collections::HashMap<&str, usize> =
+        items.iter().enumerate().map(|(i, (cid, _))| (cid.as_str(), i)).collect();
+    let mut waiting_on = vec![0usize; items.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+    for (i, (cid, value)) in items.iter().enumerate() {
+        let mut refs = Vec::new();
+        references(value, &mut refs);
+        refs.sort_unstable();
+        refs.dedup();
+        for r in refs.iter().filter(|r| *r != cid) {
+            if let Some(&j) = index.get(r.as_str()) {
+                waiting_on[i] += 1;
+                dependents[j].push(i);
+            }
         }
-        ordered.extend(ready);
-        pending = blocked;
     }
-    ordered
+    // Wave by wave: each wave holds, in the given order, the creates whose
+    // references are all created by earlier waves.
+    let mut wave: Vec<usize> = (0..items.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut order = Vec::with_capacity(items.len());
+    while !wave.is_empty() {
+        let mut next = Vec::new();
+        for &i in &wave {
+            for &d in &dependents[i] {
+                waiting_on[d] -= 1;
+                if waiting_on[d] == 0 {
+                    next.push(d);
+                }
+            }
+        }
+        order.append(&mut wave);
+        next.sort_unstable();
+        wave = next;
+    }
+    let mut placed = vec![false; items.len()];
+    order.iter().for_each(|&i| placed[i] = true);
+    order.extend((0..items.len()).filter(|&i| !placed[i]));
+    let mut slots: Vec<Option<(String, Value)>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome, MethodError> {
@@ -295,7 +342,7 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
     let principal = Arc::clone(&request.principal);
     let access = Access::<O> { principal: &principal, object: PhantomData };
     let mut ids = request.created_ids;
-    for (creation_id, object) in creation_order(request.create) {
+    for (creation_id, object) in request.create {
         match access
             .creation(object)
             .and_then(|object| create_one::<O>(tx, object, &ids, &request.secrets, &request.writer))
@@ -310,9 +357,15 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
             }
         }
     }
+    let mut refused = request.refused;
     for (raw, patch) in request.update {
         let id = ids.resolve(&raw).ok();
+        let prechecked = refused.remove(&raw);
         let key = id.map_or(raw, |id| id.to_jmap());
+        if let Some(e) = prechecked {
+            out.not_updated.insert(key, e.to_json());
+            continue;
+        }
         match id
             .ok_or_else(|| SetError::not_found("no such object"))
             .and_then(|id| access.update(tx, id, &patch).map(|_| id))
@@ -399,4 +452,18 @@ fn update_one<O: JmapObject>(
     O::reveal(&mut after, &events, &ctx.generated);
     after.retain(|k, v| before.get(k) != Some(v));
     Ok(Value::Object(after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_come_after_what_they_refer_to_and_cycles_keep_their_order() {
+        let create = json!({"a": {"x": "#b"}, "b": {"x": ["#c", "#c"]}, "c": {}, "d": {"x": "#e"}, "e": {"x": "#d"},
+            "f": {"x": "#f"}, "g": {"x": "#missing"}});
+        let Value::Object(create) = create else { unreachable!() };
+        let order: Vec<String> = creation_order(create).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["c", "f", "g", "b", "a", "d", "e"]);
+    }
 }

@@ -14,10 +14,27 @@ use serde_json::{Map, Value};
 use super::Account;
 use super::render::render;
 use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec, NewCredential, UpdateAccount};
-use crate::jmap::error::SetError;
+use crate::jmap::error::{SetError, SetErrorType};
 use crate::jmap::object::JmapObject;
 use crate::jmap::object::{ParseContext, SecretRequests, has_property, refuse_server_set, resolve_id, take_fixed};
 use crate::secrets::{self, Plaintext};
+
+/// Items one account may list, per property; more is `tooLarge` (RFC 8620
+/// §5.3) naming the property (docs/operations.md, "Limits").
+pub(crate) const MAX_ALIASES: usize = 500;
+pub(crate) const MAX_CREDENTIALS: usize = 100;
+pub(crate) const MAX_GROUPS: usize = 500;
+pub(crate) const MAX_ROLES: usize = 100;
+
+/// `tooLarge` unless `items` has at most `max` entries.
+fn within(property: &str, items: &[Value], max: usize) -> Result<(), SetError> {
+    if items.len() <= max {
+        return Ok(());
+    }
+    let mut e = SetError::new(SetErrorType::TooLarge, format!("{property} holds at most {max} items"));
+    e.properties = Some(vec![property.to_owned()]);
+    Err(e)
+}
 
 fn invalid(property: &str, description: impl Into<String>) -> SetError {
     SetError::invalid(property, description)
@@ -39,6 +56,7 @@ pub(super) fn variant(kind: AccountKind) -> &'static str {
 /// roles created earlier in the request.
 fn parse_roles(mut value: Value, ctx: &ParseContext<'_>) -> Result<Roles, SetError> {
     if let Some(Value::Array(role_ids)) = value.get_mut("roleIds") {
+        within("roles/roleIds", role_ids, MAX_ROLES)?;
         for (i, role_id) in role_ids.iter_mut().enumerate() {
             if role_id.as_str().is_some_and(|r| r.starts_with('#')) {
                 let id = resolve_id(&format!("roles/roleIds/{i}"), role_id, ctx.ids)?;
@@ -124,6 +142,7 @@ fn parse_fields(
     };
     let aliases = match f.take("aliases") {
         Some(Value::Array(items)) => {
+            within("aliases", &items, MAX_ALIASES)?;
             items.into_iter().enumerate().map(|(i, item)| parse_alias(i, item, ctx)).collect::<Result<_, _>>()?
         }
         Some(_) => return Err(invalid("aliases", "aliases must be an array")),
@@ -132,20 +151,26 @@ fn parse_fields(
     let (encryption_at_rest, credentials, member_group_ids) = if kind == AccountKind::User {
         let encryption: EncryptionAtRest = f.typed("encryptionAtRest")?.unwrap_or(EncryptionAtRest::Disabled);
         let credentials = match f.take("credentials") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| parse_credential(i, item, current, ctx))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Array(items)) => {
+                within("credentials", &items, MAX_CREDENTIALS)?;
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| parse_credential(i, item, current, ctx))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
             Some(_) => return Err(invalid("credentials", "credentials must be an array")),
             None => vec![],
         };
         let groups = match f.take("memberGroupIds") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| resolve_id(&format!("memberGroupIds/{i}"), v, ctx.ids))
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Array(items)) => {
+                within("memberGroupIds", &items, MAX_GROUPS)?;
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| resolve_id(&format!("memberGroupIds/{i}"), v, ctx.ids))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
             Some(_) => return Err(invalid("memberGroupIds", "memberGroupIds must be an array")),
             None => vec![],
         };
