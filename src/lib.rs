@@ -18,6 +18,7 @@ pub mod jmap;
 pub mod maintenance;
 pub mod secrets;
 pub mod seed;
+mod slots;
 pub mod store;
 pub mod usage;
 

@@ -17,7 +17,7 @@ fn main() {
         .init();
     if let Err(e) = ledger::cli::run(ledger::cli::Cli::parse()) {
         // One line, the whole chain of causes; no backtrace for an operator's mistake.
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", ledger::cli::error_text(&e));
         std::process::exit(1);
     }
 }

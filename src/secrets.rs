@@ -38,6 +38,7 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 /// recorded in the PHC string so they can be raised later. Slow by design: call
 /// it off the async executor.
 pub(crate) fn hash_password(password: &str) -> SecretHash {
+    let _turn = Argon2Turn::take();
     let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt length");
     let phc = Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -46,8 +47,50 @@ pub(crate) fn hash_password(password: &str) -> SecretHash {
     phc.parse().expect("argon2id PHC strings are valid secret hashes")
 }
 
+/// How many argon2id computations run at once, process-wide: each holds
+/// 19 MiB and a CPU, so however many requests and logins arrive together,
+/// memory stays bounded (docs/operations.md, "Limits"). Twice the CPUs, at
+/// least 4; the rest wait their turn (blocking: they run off the executor).
+struct Argon2Gate {
+    running: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+    max: usize,
+}
+
+static ARGON2_GATE: std::sync::LazyLock<Argon2Gate> = std::sync::LazyLock::new(|| Argon2Gate {
+    running: std::sync::Mutex::new(0),
+    freed: std::sync::Condvar::new(),
+    max: std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4)),
+});
+
+/// One running argon2id computation; dropping it lets the next one in.
+struct Argon2Turn;
+
+impl Argon2Turn {
+    fn take() -> Argon2Turn {
+        let gate = &*ARGON2_GATE;
+        let mut running = gate.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *running >= gate.max {
+            running = gate.freed.wait(running).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *running += 1;
+        Argon2Turn
+    }
+}
+
+impl Drop for Argon2Turn {
+    fn drop(&mut self) {
+        let gate = &*ARGON2_GATE;
+        let mut running = gate.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *running -= 1;
+        drop(running);
+        gate.freed.notify_one();
+    }
+}
+
 /// Checks a password against its PHC hash.
 pub fn verify_password(password: &str, hash: &SecretHash) -> bool {
+    let _turn = Argon2Turn::take();
     match PasswordHash::new(hash.as_str()) {
         Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,

@@ -16,6 +16,7 @@ mod integration {
     mod erasure;
     mod feed;
     mod format;
+    mod fuzz;
     mod jmap_core;
     mod jmap_query;
     mod jmap_set;

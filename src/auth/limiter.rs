@@ -91,8 +91,10 @@ enum Verdict {
 const BUSY_WAIT: Duration = Duration::from_secs(2);
 
 /// Keys remembered at most per map. Only keys with failures in their window,
-/// or attempts in flight, are kept; expired ones are dropped first when full,
-/// and a new key is refused (429) while the map is still full.
+/// or attempts in flight, are kept. When a map is full, expired keys go
+/// first, then the tenth with the fewest failures: filling the map with
+/// sources or names of one failure each neither refuses new clients nor
+/// forgets a key that is close to its limit.
 const MAX_TRACKED: usize = 100_000;
 
 #[derive(Default)]
@@ -153,10 +155,23 @@ fn end<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Tally>, key: K, failed: boo
     }
 }
 
-/// Makes room for a new key of `map`; `false` when it stays full.
-fn room<K>(map: &mut HashMap<K, Tally>, window: Duration, now: Instant) -> bool {
+/// Makes room for a new key of `map`; `false` only when every key has an
+/// attempt in flight.
+fn room<K: Clone + std::hash::Hash + Eq>(map: &mut HashMap<K, Tally>, window: Duration, now: Instant) -> bool {
+    if map.len() < MAX_TRACKED {
+        return true;
+    }
+    map.retain(|_, t| t.in_flight > 0 || now.saturating_duration_since(t.since) < window);
     if map.len() >= MAX_TRACKED {
-        map.retain(|_, t| t.in_flight > 0 || now.saturating_duration_since(t.since) < window);
+        let mut idle: Vec<(u32, Instant, K)> =
+            map.iter().filter(|(_, t)| t.in_flight == 0).map(|(k, t)| (t.failures, t.since, k.clone())).collect();
+        let evict = (MAX_TRACKED / 10).min(idle.len());
+        if evict > 0 {
+            idle.select_nth_unstable_by_key(evict - 1, |(failures, since, _)| (*failures, *since));
+            for (_, _, key) in idle.into_iter().take(evict) {
+                map.remove(&key);
+            }
+        }
     }
     map.len() < MAX_TRACKED
 }
@@ -305,6 +320,22 @@ mod tests {
             held.into_iter().for_each(Attempt::succeeded);
             assert_eq!(fourth.join().unwrap(), Ok(()), "served once the three in flight succeeded");
         });
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_fewest_failures_and_refuses_no_one() {
+        let limiter = LoginLimiter::new(budget(5), budget(100));
+        let t0 = Instant::now();
+        let close = source("203.0.113.1");
+        for _ in 0..4 {
+            limiter.record_failure(close, t0);
+        }
+        for i in 0..MAX_TRACKED as u32 {
+            limiter.record_failure(Source::V4(0x0a00_0000 + i), t0);
+        }
+        assert!(limiter.begin(source("198.51.100.200"), None, t0).is_ok(), "a new client is not refused");
+        drop(limiter.begin(close, None, t0).unwrap());
+        assert!(limiter.source_blocked(close, t0).is_some(), "four failures were kept, and the fifth counted");
     }
 
     #[test]

@@ -63,6 +63,15 @@ impl Principal {
         self.permissions.may(permission)
     }
 
+    /// What per-principal bounds count by: the account id, or the fallback
+    /// administrator's name.
+    pub(crate) fn key(&self) -> String {
+        match self.account_id {
+            Some(id) => id.to_jmap(),
+            None => format!("fallback:{}", self.name),
+        }
+    }
+
     pub fn is(&self, id: ObjectId) -> bool {
         self.account_id == Some(id)
     }

@@ -179,8 +179,8 @@ pub struct ServeArgs {
     /// connection may idle.
     #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
-    /// Seconds a client may accept no byte of an answer before its connection
-    /// is closed.
+    /// Seconds in which a client that an answer waits for must take 64 KiB of
+    /// it, else its connection is closed.
     #[arg(long, env = "LEDGER_SEND_TIMEOUT_SECS", default_value_t = 30)]
     pub send_timeout_secs: u64,
     /// Event streams (feed, push) one principal may hold open at once.
@@ -189,7 +189,8 @@ pub struct ServeArgs {
     /// JMAP `maxSizeRequest`: bytes of one request body at most.
     #[arg(long, env = "LEDGER_MAX_SIZE_REQUEST", default_value_t = 10_000_000)]
     pub max_size_request: usize,
-    /// JMAP `maxConcurrentRequests`: requests answered at once; more are refused with the `limit` error
+    /// JMAP `maxConcurrentRequests`: requests one principal may have answered at
+    /// once; more are refused with the `limit` error
     #[arg(long, env = "LEDGER_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
     pub max_concurrent_requests: usize,
     /// JMAP `maxCallsInRequest`: method calls in one request at most.
@@ -204,6 +205,13 @@ pub struct ServeArgs {
     /// Ids one /query answers at most; clients page on.
     #[arg(long, env = "LEDGER_MAX_QUERY_LIMIT", default_value_t = 10_000)]
     pub max_query_limit: usize,
+}
+
+/// An error as the terminal shows it: the whole chain of causes on one line,
+/// with what the server wrote (a description, a name) escaped like every
+/// other output (see `output::printable`).
+pub fn error_text(e: &anyhow::Error) -> String {
+    output::printable(&format!("{e:#}"))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

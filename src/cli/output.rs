@@ -29,6 +29,10 @@ pub(super) fn printable(text: &str) -> String {
     fn unsafe_char(c: char) -> bool {
         c.is_control()
             || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{feff}')
+            // Hangul fillers: blank, yet letters, so they pass for nothing.
+            || matches!(c, '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}')
+            // Tag characters: invisible, they can carry hidden text.
+            || ('\u{e0000}'..='\u{e007f}').contains(&c)
             || ('\u{200b}'..='\u{200f}').contains(&c)
             || ('\u{2028}'..='\u{202e}').contains(&c)
             || ('\u{2060}'..='\u{206f}').contains(&c)
@@ -37,7 +41,12 @@ pub(super) fn printable(text: &str) -> String {
     if !text.chars().any(unsafe_char) {
         return text.to_owned();
     }
-    text.chars().map(|c| if unsafe_char(c) { c.escape_debug().to_string() } else { c.to_string() }).collect()
+    let escaped = |c: char| match c.escape_debug().to_string() {
+        // `escape_debug` leaves what Rust deems printable (a Hangul filler) as is.
+        same if same.chars().eq([c]) => format!("\\u{{{:x}}}", u32::from(c)),
+        other => other,
+    };
+    text.chars().map(|c| if unsafe_char(c) { escaped(c) } else { c.to_string() }).collect()
 }
 
 impl Output {

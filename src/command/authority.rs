@@ -244,7 +244,9 @@ pub(crate) fn check_growth(
         // What the write gives a credential — wider bounds, or any right it did
         // not hold — must not reach past the writer's own addresses and lifetime:
         // a temporary key cannot make a permanent one (or a permanent holder).
-        let widened = was.is_none_or(|was| !now.bounds.within(&was.bounds));
+        // (Unchanged bounds are compared for equality first: linear, where
+        // `within` compares every network with every other.)
+        let widened = was.is_none_or(|was| now.bounds != was.bounds && !now.bounds.within(&was.bounds));
         let gained = !now.permissions.growth_beyond(was.map_or(&empty, |w| &w.permissions), &empty).is_empty();
         if key.1.is_some() && (widened || gained) && !now.bounds.within(&writer.bounds) {
             return Err(Rejection::Forbidden {

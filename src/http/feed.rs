@@ -12,7 +12,7 @@ use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ledger_events::Event;
 use ledger_events::values::ObjectId;
@@ -92,5 +92,6 @@ pub(super) async fn feed(
     }
     let events = records
         .map(|r| r.map(|record| SseEvent::default().id(record.position.to_string()).event("record").data(record.line)));
-    Sse::new(events).into_response()
+    // A comment every 15 s: a subscriber that vanished is found when it fails.
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }

@@ -6,7 +6,6 @@ mod audit;
 mod feed;
 mod push;
 mod serve;
-mod slots;
 mod streams;
 
 pub use serve::{ConnectionLimits, effective_max_connections, raise_open_file_limit};
@@ -44,6 +43,9 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Bounds on connections and streams (set before [`serve`]).
     pub connections: ConnectionLimits,
+    /// Connections open now (for operators and tests to watch; a borrow of
+    /// its value must not be held, or the accept loop waits for it).
+    pub open_connections: tokio::sync::watch::Sender<usize>,
     /// Event streams open per principal.
     pub(crate) streams: Arc<streams::OpenStreams>,
 }
@@ -67,6 +69,7 @@ impl AppState {
             auth: authenticator,
             stopping: tokio::sync::watch::Sender::new(false),
             connections: ConnectionLimits::default(),
+            open_connections: tokio::sync::watch::Sender::new(0),
             streams: Arc::default(),
         };
         Ok((state, admin.generated))
@@ -139,8 +142,12 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let (authorization, forwarded_for) = {
-        let text = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        (text("authorization"), text("x-forwarded-for"))
+        let headers = request.headers();
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // Every X-Forwarded-For line, in order (RFC 9110 §5.3: one list):
+        // a proxy may add its own line instead of appending to the client's.
+        let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
+        (authorization, (!lines.is_empty()).then(|| lines.join(",")))
     };
     let ip = app.auth.client_ip(peer, forwarded_for.as_deref());
     let now = now();
@@ -321,6 +328,7 @@ pub async fn serve(
         shutdown.await;
         stopping.send_replace(true);
     });
-    let (limits, auth) = (state.connections, Arc::clone(&state.auth));
-    serve::serve_connections(listener, router(state), limits, move |ip| auth.is_trusted_proxy(ip), watched).await
+    let (limits, auth, open) = (state.connections, Arc::clone(&state.auth), state.open_connections.clone());
+    let exempt = move |ip| auth.is_trusted_proxy(ip);
+    serve::serve_connections(listener, router(state), serve::Settings { limits, exempt, open }, watched).await
 }

@@ -9,8 +9,8 @@
 //! - A request's headers must arrive within `header_read_timeout`, which also
 //!   closes a kept-alive connection idle that long (hyper starts it when the
 //!   connection waits for its next request).
-//! - A connection whose peer accepts no byte of an answer for `send_timeout`
-//!   is closed.
+//! - A connection whose peer, while an answer waits for it, accepts less than
+//!   64 KiB within `send_timeout` is closed.
 //!
 //! A request's body has its own bound (`BODY_TIMEOUT` in the API handler).
 
@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::slots::Places;
+use crate::slots::Places;
 
 /// Bounds on connections and streams; defaults as documented in
 /// docs/operations.md, "Limits".
@@ -106,16 +106,40 @@ fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// How [`serve_connections`] runs.
+pub(super) struct Settings<E> {
+    pub(super) limits: ConnectionLimits,
+    /// Whether an address is a trusted proxy's (no per-address cap).
+    pub(super) exempt: E,
+    /// Kept at the number of open connections.
+    pub(super) open: tokio::sync::watch::Sender<usize>,
+}
+
+/// One open connection, counted in [`Settings::open`] while it lives.
+struct Counted(tokio::sync::watch::Sender<usize>);
+
+impl Counted {
+    fn new(open: &tokio::sync::watch::Sender<usize>) -> Self {
+        open.send_modify(|n| *n += 1);
+        Counted(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// Serves `app` on `listener` until `stopping` turns true, then lets the
-/// requests in flight finish and returns. `exempt` tells a trusted proxy's
-/// address (no per-address cap).
+/// requests in flight finish and returns.
 pub(super) async fn serve_connections(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
-    exempt: impl Fn(IpAddr) -> bool,
+    settings: Settings<impl Fn(IpAddr) -> bool>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
+    let Settings { limits, exempt, open } = settings;
     let max = effective_max_connections(limits.max_connections);
     tracing::info!(
         max_connections = max,
@@ -157,8 +181,9 @@ pub(super) async fn serve_connections(
         };
         let app = app.clone();
         let mut stop = stopping.clone();
+        let counted = Counted::new(&open);
         tracker.spawn(async move {
-            let _held = (permit, address);
+            let _held = (permit, address, counted);
             let _ = stream.set_nodelay(true);
             let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
             let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -195,45 +220,62 @@ async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|s| *s).await;
 }
 
-/// A TCP stream whose writes fail once the peer has accepted no byte for
-/// `timeout` (a client that stops reading its answer).
-struct SendTimeout {
-    inner: TcpStream,
+/// A TCP stream whose writes fail once the peer, while an answer waits for it,
+/// has accepted less than [`MIN_PROGRESS`] bytes within `timeout` (a client
+/// that stops reading, or reads a byte now and then to look alive).
+struct SendTimeout<S = TcpStream> {
+    inner: S,
     timeout: Duration,
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// While writes wait: when the window ends, and what the peer accepted in it.
+    stalled: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
-impl SendTimeout {
-    fn new(inner: TcpStream, timeout: Duration) -> Self {
+/// Bytes a peer must accept per send timeout while writes wait for it
+/// (64 KiB per 30 s by default: about 2 KiB/s).
+const MIN_PROGRESS: usize = 64 * 1024;
+
+impl<S> SendTimeout<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
         SendTimeout { inner, timeout, stalled: None }
     }
 
-    /// `Ready(Err)` once a write has waited `timeout`; starts the clock on
-    /// the first wait.
+    /// A write waits: `Ready(Err)` once the window has passed without enough
+    /// progress; starts the window on the first wait.
     fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let timeout = self.timeout;
-        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let (sleep, _) = self.stalled.get_or_insert_with(|| (Box::pin(tokio::time::sleep(timeout)), 0));
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the peer accepted nothing for {timeout:?}"),
+                format!("the peer accepted less than {MIN_PROGRESS} bytes in {timeout:?}"),
             ))),
             Poll::Pending => Poll::Pending,
         }
     }
+
+    /// A write went through: progress in the window, which closes once the
+    /// peer has taken enough.
+    fn wrote(&mut self, result: &io::Result<usize>) {
+        if let (Some((_, progress)), Ok(n)) = (&mut self.stalled, result) {
+            *progress += n;
+            if *progress >= MIN_PROGRESS {
+                self.stalled = None;
+            }
+        }
+    }
 }
 
-impl AsyncRead for SendTimeout {
+impl<S: AsyncRead + Unpin> AsyncRead for SendTimeout<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for SendTimeout {
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendTimeout<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
             Poll::Ready(result) => {
-                self.stalled = None;
+                self.wrote(&result);
                 Poll::Ready(result)
             }
             Poll::Pending => self.poll_stall(cx),
@@ -247,7 +289,7 @@ impl AsyncWrite for SendTimeout {
     ) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(result) => {
-                self.stalled = None;
+                self.wrote(&result);
                 Poll::Ready(result)
             }
             Poll::Pending => self.poll_stall(cx),
@@ -270,6 +312,35 @@ impl AsyncWrite for SendTimeout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Writes `total` bytes through a [`SendTimeout`] of 1 s to a reader that
+    /// takes `chunk` bytes every 10 ms through a 64 KiB pipe; whether the
+    /// write ends in time-out.
+    async fn times_out(chunk: usize, total: usize) -> bool {
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; chunk];
+            while let Ok(n) = far.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let mut writer = SendTimeout::new(near, Duration::from_secs(1));
+        let result = writer.write_all(&vec![7u8; total]).await;
+        drop(writer);
+        reader.await.unwrap();
+        result.is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_taking_a_trickle_is_timed_out_and_a_steady_one_is_not() {
+        assert!(times_out(1, 1_000_000).await, "1 byte per 10 ms: 100 B/s, far below 64 KiB per second");
+        assert!(!times_out(8 * 1024, 1_000_000).await, "8 KiB per 10 ms keeps up");
+    }
 
     #[test]
     fn ipv6_addresses_count_by_their_64() {

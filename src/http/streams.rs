@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::problem;
-use super::slots::{Places, Slot};
 use crate::auth::Principal;
+use crate::slots::{Places, Slot};
 
 /// Streams open per principal: its account id, or the fallback
 /// administrator's name.
@@ -23,11 +23,7 @@ pub(crate) fn open(
     principal: &Principal,
     max: usize,
 ) -> Result<Slot<String>, Box<Response>> {
-    let key = match principal.account_id {
-        Some(id) => id.to_jmap(),
-        None => format!("fallback:{}", principal.name),
-    };
-    streams.take(key, max).ok_or_else(|| {
+    streams.take(principal.key(), max).ok_or_else(|| {
         Box::new(problem(
             StatusCode::TOO_MANY_REQUESTS,
             format!("this principal has {max} event streams open already; close one first"),

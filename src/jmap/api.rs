@@ -33,10 +33,11 @@ pub async fn api(
     body: &[u8],
 ) -> Result<Value, RequestError> {
     let limits = services.limits;
-    let Ok(_permit) = services.concurrency.clone().try_acquire_owned() else {
+    // RFC 8620 §2: per client, as the Session object tells each principal.
+    let Some(_permit) = services.concurrency.take(principal.key(), limits.max_concurrent_requests) else {
         return Err(RequestError::Limit {
             limit: "maxConcurrentRequests",
-            detail: format!("at most {} requests at once", limits.max_concurrent_requests),
+            detail: format!("at most {} requests at once per principal", limits.max_concurrent_requests),
         });
     };
     let value: Value =
@@ -82,6 +83,7 @@ pub async fn api(
                     created_ids: &mut created_ids,
                     origin,
                     passwords_left: &mut passwords_left,
+                    response_left: budget,
                 };
                 call(&mut ctx, &request.using, &name, arguments).await
             }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_events::values::ObjectId;
-use tokio::sync::Semaphore;
 
 use super::error::MethodError;
 use super::session::Limits;
 use crate::auth::Principal;
 use crate::maintenance::PurgePolicy;
 use crate::secrets::SealingKey;
+use crate::slots::Places;
 use crate::store::{CommitOrigin, Ledger};
 use crate::usage::{DEFAULT_WINDOW, UsageIngest};
 
@@ -39,8 +39,8 @@ impl Default for ServicesConfig {
 pub struct Services {
     pub(crate) ledger: Ledger,
     pub(crate) limits: Limits,
-    /// Permits for `maxConcurrentRequests`.
-    pub(crate) concurrency: Arc<Semaphore>,
+    /// Requests in flight per principal, for `maxConcurrentRequests`.
+    pub(crate) concurrency: Arc<Places<String>>,
     /// Seals `otpAuth` URIs before they go into events.
     pub(crate) sealing: Arc<SealingKey>,
     /// Where `x:Account/reportUsage` queues reports for coalesced commits.
@@ -56,7 +56,7 @@ impl Services {
             usage: UsageIngest::new(ledger.clone(), config.usage_window),
             ledger,
             limits: config.limits,
-            concurrency: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
+            concurrency: Arc::default(),
             sealing,
             purge_policy: config.purge_policy,
             passwords_hashed: Arc::default(),
@@ -77,9 +77,10 @@ impl Services {
         self.passwords_hashed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Requests being answered now (at most `maxConcurrentRequests`).
+    /// Requests being answered now, over all principals (each has at most
+    /// `maxConcurrentRequests`).
     pub fn requests_in_flight(&self) -> usize {
-        self.limits.max_concurrent_requests - self.concurrency.available_permits()
+        self.concurrency.total()
     }
 }
 
@@ -93,6 +94,34 @@ pub(crate) struct CallContext<'a> {
     pub(crate) origin: CommitOrigin,
     /// Passwords the rest of the request may still hash (argon2id).
     pub(crate) passwords_left: &'a mut usize,
+    /// Bytes (as compact JSON) left of the response's bound: a method that
+    /// builds a long list stops once it would pass them (`requestTooLarge`)
+    /// instead of building it all first.
+    pub(crate) response_left: usize,
+}
+
+/// Counts what a method adds to its answer against what is left of the
+/// response's bound ([`CallContext::response_left`]).
+pub(crate) struct ResponseBudget(usize);
+
+impl ResponseBudget {
+    pub(crate) fn new(left: usize) -> Self {
+        ResponseBudget(left)
+    }
+
+    /// Charges `value`; `requestTooLarge` once the answer would pass the bound.
+    pub(crate) fn charge(&mut self, value: &serde_json::Value) -> Result<(), MethodError> {
+        match super::request::json_size_within(value, self.0) {
+            Some(size) => {
+                self.0 -= size;
+                Ok(())
+            }
+            None => Err(MethodError::RequestTooLarge(format!(
+                "the answer would be larger than what is left of the response's {} bytes; ask for fewer",
+                super::request::MAX_SIZE_RESPONSE
+            ))),
+        }
+    }
 }
 
 /// Passwords one request may set, over all its calls: each costs an argon2id

@@ -182,6 +182,13 @@ impl SetError {
         SetError::invalid_properties(vec![property.to_owned()], description)
     }
 
+    /// `tooLarge` (RFC 8620 §5.3) for `property`, which holds more than `max` items.
+    pub(crate) fn too_large(property: &str, max: usize) -> Self {
+        let mut e = SetError::new(SetErrorType::TooLarge, format!("{property} holds at most {max} items"));
+        e.properties = Some(vec![property.to_owned()]);
+        e
+    }
+
     pub(crate) fn invalid_patch(description: impl Into<String>) -> Self {
         SetError::new(SetErrorType::InvalidPatch, description)
     }
@@ -218,7 +225,7 @@ impl From<Rejection> for SetError {
             }
             Rejection::OverQuota { description } => SetError::new(SetErrorType::OverQuota, description),
             Rejection::Internal(description) => {
-                tracing::error!(%description, "internal rejection");
+                tracing::error!(?description, "internal rejection");
                 SetError::forbidden("the ledger could not apply this change")
             }
         }

@@ -158,7 +158,7 @@ pub(crate) const MAX_SIZE_RESPONSE: usize = 20_000_000;
 
 /// The size of `value` as compact JSON, if it is at most `max` bytes. Stops
 /// counting at `max`, so the cost is bounded by `max`, not by `value`.
-pub(super) fn json_size_within(value: &Value, max: usize) -> Option<usize> {
+pub(crate) fn json_size_within(value: &Value, max: usize) -> Option<usize> {
     struct Counter {
         written: usize,
         max: usize,

@@ -107,7 +107,7 @@ impl Tx<'_> {
                 Ok(mutations) => self.overlay.apply(mutations),
                 Err(e) => {
                     // decide produced events the fold refuses: a bug, never the client's fault.
-                    tracing::error!(error = %e, "fold rejected decided events; command dropped");
+                    tracing::error!(error = ?e, "fold rejected decided events; command dropped");
                     self.rollback(mark);
                     return Err(Rejection::Internal("the ledger could not apply this change".to_owned()));
                 }

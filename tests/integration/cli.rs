@@ -290,14 +290,21 @@ async fn tables_and_key_values_escape_control_characters() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let d = server.domain("example.org").await;
-    let forged = "ok\u{1b}[2K\r\nzz  User  root@example.org  trusted\u{1b}]0;title\u{7}\u{202e}";
+    let forged = "ok\u{1b}[2K\r\nzz  User  root@example.org  trusted\u{1b}]0;title\u{7}\u{202e}\u{3164}\u{e0041}";
     server.account(json!({"@type": "User", "name": "mallory", "domainId": d, "description": forged})).await;
     server.account(json!({"@type": "User", "name": "alice", "domainId": d})).await;
     let table = ok(&server, &["query", "account", "--table"]);
     let kv = ok(&server, &["get", "account", "mallory@example.org", "--table"]);
     for out in [&table, &kv] {
-        assert!(!out.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}']), "raw control characters in:\n{out}");
+        assert!(
+            !out.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{3164}', '\u{e0041}']),
+            "raw control or invisible characters in:\n{out}"
+        );
     }
+    // An error whose text the server wrote is escaped too.
+    let refused = ledger(&server, &["create", "domain", "--field", "name=bad\u{1b}]0;owned\u{7}.example"]);
+    assert_ne!(refused.code, 0);
+    assert!(!refused.stderr.contains(['\u{1b}', '\u{7}']), "{:?}", refused.stderr);
     let rows = table.lines().filter(|l| !l.is_empty() && !l.starts_with('(')).count();
     assert_eq!(rows, 3, "a header and one row per account:\n{table}");
     assert!(table.contains(r"ok\u{1b}[2K\r\nzz"), "{table}");

@@ -175,3 +175,33 @@ async fn the_cli_feed_resumes_from_its_cursor_file() {
     assert_eq!(feed(), [4], "only what came after the cursor");
     server.stop().await;
 }
+
+/// A stored value with CR, LF, ESC and SSE field syntax cannot forge an
+/// event: every line of the SSE feed is one of the frames the server wrote
+/// (`id:`, `event:`, `data:` with one JSON record), and the value reads back
+/// intact from the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_line_breaks_cannot_forge_sse_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let forged = "x\r\n\r\nevent: forged\ndata: {\"seq\":1}\r\rid: 999\n\u{1b}[2J\u{2028}\u{85}";
+    server.account(json!({"@type": "User", "name": "mallory", "domainId": d, "description": forged})).await;
+    let body = open(&server, "?follow=false", "text/event-stream", None).await.text().await.unwrap();
+    let (mut records, mut intact) = (0, false);
+    for line in body.split(['\n', '\r']).filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some(("id", seq)) => assert!(seq.trim().parse::<u64>().is_ok(), "{line:?}"),
+            Some(("event", kind)) => assert_eq!(kind.trim(), "record", "{line:?}"),
+            Some(("data", data)) => {
+                let record: Value = serde_json::from_str(data.trim()).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+                records += 1;
+                intact |= record.to_string().contains(&serde_json::to_string(forged).unwrap());
+            }
+            _ => panic!("a line the server did not frame: {line:?}"),
+        }
+    }
+    assert_eq!(records, 2, "the domain and the account: {body}");
+    assert!(intact, "the value reads back intact from its record: {body}");
+    server.stop().await;
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{TestServer, USING, admin_auth, redact, snapshot_settings};
+use super::support::{TestServer, USING, admin_auth, basic, redact, snapshot_settings};
 
 fn user(name: &str, domain: &str) -> Value {
     json!({"@type": "User", "name": name, "domainId": domain})
@@ -90,6 +90,11 @@ async fn request_level_errors_are_problem_details() {
 async fn concurrent_request_limit_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), |config| config.limits.max_concurrent_requests = 1).await;
+    let d = server.domain("example.org").await;
+    server
+        .account(json!({"@type": "User", "name": "other", "domainId": d,
+            "credentials": [{"@type": "Password", "secret": "other-password"}]}))
+        .await;
     let ledger = server.ledger.clone();
     let (held, is_held) = tokio::sync::oneshot::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
@@ -121,6 +126,10 @@ async fn concurrent_request_limit_is_enforced() {
     }
     let (status, problem) = server.post_raw(json!({"using": USING, "methodCalls": []}).to_string()).await;
     assert_eq!((status, problem["limit"].as_str()), (400, Some("maxConcurrentRequests")));
+    // The limit is per principal: another one is served meanwhile.
+    let echo = json!({"using": USING, "methodCalls": [["Core/echo", {"x": 1}, "c"]]}).to_string();
+    let (status, body) = server.post_as(Some(&basic("other@example.org", "other-password")), None, echo).await;
+    assert_eq!((status, &body["methodResponses"][0][1]["x"]), (200, &json!(1)), "{body}");
     release.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(first.await.unwrap(), 200, "the held request completes once writes resume");

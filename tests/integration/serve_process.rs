@@ -318,3 +318,60 @@ async fn half_sent_headers_under_a_256_descriptor_limit_keep_nobody_out() {
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(log.contains("max_connections=128"), "half of 256 descriptors: {log}");
 }
+
+/// Client text with CR, LF and terminal escapes (in credentials, names,
+/// query strings, request lines) never reaches the log raw: every line of
+/// the server's log is one the server wrote, starting with its timestamp.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_text_cannot_forge_or_colour_log_lines() {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+    command.env("LEDGER_LOG", "debug,fjall=warn,lsm_tree=warn");
+    let mut served = Served::start_command(command, &data, Stdio::piped(), &[]);
+    let mut stderr = served.child.stderr.take().unwrap();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let client = reqwest::Client::new();
+    let url = served.url.clone();
+    let evil = "x\u{1b}]0;owned\u{7}\r\n2026-01-01T00:00:00Z ERROR forged\n\u{1b}[2J";
+    let user = base64::engine::general_purpose::STANDARD.encode(format!("{evil}:{evil}"));
+    let _ = client
+        .post(format!("{url}/api"))
+        .header("authorization", format!("Basic {user}"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await;
+    let d = domain(&client, &url).await;
+    let _ = call(&client, &url, "x:Domain/set", json!({"create": {"d": {"name": evil}}})).await;
+    let _ = call(
+        &client,
+        &url,
+        "x:Account/set",
+        json!({"create": {"a": {"@type": "User", "name": evil, "domainId": d, "description": evil}}}),
+    )
+    .await;
+    let _ = client
+        .get(format!("{url}/api/feed?follow=false&types=%1b%0d%0aforged"))
+        .header("authorization", admin_auth())
+        .send()
+        .await;
+    let mut raw = tokio::net::TcpStream::connect(url.strip_prefix("http://").unwrap()).await.unwrap();
+    let _ = raw.write_all(format!("G\u{1b}T /{evil} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await;
+    drop(raw);
+    terminate(&served);
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = log_reader.join().unwrap();
+    assert!(log.contains("authentication failed"), "the failed login is logged: {log}");
+    for line in log.lines() {
+        assert!(!line.contains(['\u{1b}', '\u{7}', '\r']), "a raw control character: {line:?}");
+        assert!(line.starts_with("20") && !line.contains("forged"), "a line the server did not write: {line:?}");
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::query::{resolve_as_of, take_as_of};
 use crate::auth::permissions::self_service;
-use crate::jmap::context::{CallContext, blocking};
+use crate::jmap::context::{CallContext, ResponseBudget, blocking};
 use crate::jmap::error::MethodError;
 use crate::jmap::object::{JmapObject, Verb, has_property, in_scope};
 use crate::jmap::request::Args;
@@ -45,6 +45,7 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
             return Err(MethodError::needs(O::permission(Verb::Get)));
         }
     }
+    let response_left = ctx.response_left;
     let read = ctx.services.ledger.read();
     let log = ctx.services.ledger.log().clone();
     blocking(move || {
@@ -77,6 +78,7 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         };
         let mut list = Vec::new();
         let mut not_found = Vec::new();
+        let mut budget = ResponseBudget::new(response_left);
         for (id, shown) in wanted {
             let found = match (id, as_of) {
                 (Some(id), Some(p)) => O::fetch_at(view, &log, id, p)?,
@@ -89,7 +91,9 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
                     if let Some(props) = &properties {
                         object.retain(|k, _| k == "id" || props.iter().any(|p| p == k));
                     }
-                    list.push(Value::Object(object));
+                    let object = Value::Object(object);
+                    budget.charge(&object)?;
+                    list.push(object);
                 }
                 None if listed => {}
                 None => not_found.push(Value::String(shown)),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::audit::history::account_history;
 use crate::auth::permissions::self_service;
-use crate::jmap::context::{CallContext, blocking};
+use crate::jmap::context::{CallContext, ResponseBudget, blocking};
 use crate::jmap::error::MethodError;
 use crate::jmap::object::account::Account;
 use crate::jmap::object::{JmapObject, Verb, in_scope};
@@ -37,6 +37,7 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
     }
     let read = ctx.services.ledger.read();
     let log = ctx.services.ledger.log().clone();
+    let mut budget = ResponseBudget::new(ctx.response_left);
     blocking(move || {
         let (mut list, mut not_found) = (Vec::new(), Vec::new());
         for (id, shown) in ids {
@@ -52,7 +53,11 @@ pub(crate) async fn get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<V
                 None => None,
             };
             match history {
-                Some(events) => list.push(json!({"id": shown, "events": events})),
+                Some(events) => {
+                    let entry = json!({"id": shown, "events": events});
+                    budget.charge(&entry)?;
+                    list.push(entry);
+                }
                 None => not_found.push(json!(shown)),
             }
         }

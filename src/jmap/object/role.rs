@@ -17,6 +17,7 @@ use super::{
 use crate::command::{Command, CreateRole, DestroyRole, UpdateRole};
 use crate::jmap::context::CreatedIds;
 use crate::jmap::error::{MethodError, SetError};
+use crate::jmap::object::account::MAX_PERMISSIONS;
 
 pub(crate) struct Role;
 
@@ -38,6 +39,9 @@ fn parse(mut object: Map<String, Value>) -> Result<Fields, SetError> {
     };
     let permissions = match object.remove("permissions") {
         None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) if items.len() > MAX_PERMISSIONS => {
+            return Err(SetError::too_large("permissions", MAX_PERMISSIONS));
+        }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()

@@ -5,6 +5,8 @@
 //! the commit and generated ones shown once.
 
 mod parse;
+
+pub(crate) use parse::MAX_PERMISSIONS;
 pub(crate) mod render;
 
 use ledger_events::values::{ExternalId, ObjectId};

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::Account;
 use super::render::render;
 use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec, NewCredential, UpdateAccount};
-use crate::jmap::error::{SetError, SetErrorType};
+use crate::jmap::error::SetError;
 use crate::jmap::object::JmapObject;
 use crate::jmap::object::{ParseContext, SecretRequests, has_property, refuse_server_set, resolve_id, take_fixed};
 use crate::secrets::{self, Plaintext};
@@ -25,15 +25,14 @@ pub(crate) const MAX_ALIASES: usize = 500;
 pub(crate) const MAX_CREDENTIALS: usize = 100;
 pub(crate) const MAX_GROUPS: usize = 500;
 pub(crate) const MAX_ROLES: usize = 100;
+/// Networks one credential's `allowedIps` lists at most.
+pub(crate) const MAX_ALLOWED_IPS: usize = 100;
+/// Permission names one list (enabled, disabled, a credential's, a role's) holds at most.
+pub(crate) const MAX_PERMISSIONS: usize = 1000;
 
-/// `tooLarge` unless `items` has at most `max` entries.
-fn within(property: &str, items: &[Value], max: usize) -> Result<(), SetError> {
-    if items.len() <= max {
-        return Ok(());
-    }
-    let mut e = SetError::new(SetErrorType::TooLarge, format!("{property} holds at most {max} items"));
-    e.properties = Some(vec![property.to_owned()]);
-    Err(e)
+/// `tooLarge` unless `count` items are at most `max`.
+fn within(property: &str, count: usize, max: usize) -> Result<(), SetError> {
+    if count <= max { Ok(()) } else { Err(SetError::too_large(property, max)) }
 }
 
 fn invalid(property: &str, description: impl Into<String>) -> SetError {
@@ -56,7 +55,7 @@ pub(super) fn variant(kind: AccountKind) -> &'static str {
 /// roles created earlier in the request.
 fn parse_roles(mut value: Value, ctx: &ParseContext<'_>) -> Result<Roles, SetError> {
     if let Some(Value::Array(role_ids)) = value.get_mut("roleIds") {
-        within("roles/roleIds", role_ids, MAX_ROLES)?;
+        within("roles/roleIds", role_ids.len(), MAX_ROLES)?;
         for (i, role_id) in role_ids.iter_mut().enumerate() {
             if role_id.as_str().is_some_and(|r| r.starts_with('#')) {
                 let id = resolve_id(&format!("roles/roleIds/{i}"), role_id, ctx.ids)?;
@@ -125,6 +124,10 @@ fn parse_fields(
         },
     };
     let permissions: Permissions = f.typed("permissions")?.unwrap_or(Permissions::Inherit);
+    if let Permissions::Merge(list) | Permissions::Replace(list) = &permissions {
+        within("permissions/enabledPermissions", list.enabled_permissions.len(), MAX_PERMISSIONS)?;
+        within("permissions/disabledPermissions", list.disabled_permissions.len(), MAX_PERMISSIONS)?;
+    }
     let quotas = match f.take("quotas") {
         Some(Value::Object(map)) => {
             let mut quotas = Quotas::new();
@@ -142,7 +145,7 @@ fn parse_fields(
     };
     let aliases = match f.take("aliases") {
         Some(Value::Array(items)) => {
-            within("aliases", &items, MAX_ALIASES)?;
+            within("aliases", items.len(), MAX_ALIASES)?;
             items.into_iter().enumerate().map(|(i, item)| parse_alias(i, item, ctx)).collect::<Result<_, _>>()?
         }
         Some(_) => return Err(invalid("aliases", "aliases must be an array")),
@@ -152,7 +155,7 @@ fn parse_fields(
         let encryption: EncryptionAtRest = f.typed("encryptionAtRest")?.unwrap_or(EncryptionAtRest::Disabled);
         let credentials = match f.take("credentials") {
             Some(Value::Array(items)) => {
-                within("credentials", &items, MAX_CREDENTIALS)?;
+                within("credentials", items.len(), MAX_CREDENTIALS)?;
                 items
                     .into_iter()
                     .enumerate()
@@ -164,7 +167,7 @@ fn parse_fields(
         };
         let groups = match f.take("memberGroupIds") {
             Some(Value::Array(items)) => {
-                within("memberGroupIds", &items, MAX_GROUPS)?;
+                within("memberGroupIds", items.len(), MAX_GROUPS)?;
                 items
                     .iter()
                     .enumerate()
@@ -266,7 +269,8 @@ fn parse_credential(
         None => None,
     };
     let allowed_ips: Vec<IpMask> = match f.take("allowedIps") {
-        Some(v) => typed::<Vec<String>>(&at("allowedIps"), v)?
+        Some(v) => typed::<Vec<String>>(&at("allowedIps"), v)
+            .and_then(|list| within(&at("allowedIps"), list.len(), MAX_ALLOWED_IPS).map(|()| list))?
             .iter()
             .map(|s| s.parse().map_err(|e| invalid(&at("allowedIps"), format!("{e}"))))
             .collect::<Result<_, _>>()?,
@@ -277,7 +281,11 @@ fn parse_credential(
     } else {
         let created_at: Option<String> = f.typed_at("createdAt", &at("createdAt"))?;
         let description = f.typed_at("description", &at("description"))?;
-        (description, f.typed_at::<CredentialPermissions>("permissions", &at("permissions"))?, created_at)
+        let permissions = f.typed_at::<CredentialPermissions>("permissions", &at("permissions"))?;
+        if let Some(CredentialPermissions::Disable(list) | CredentialPermissions::Replace(list)) = &permissions {
+            within(&at("permissions"), list.permissions.len(), MAX_PERMISSIONS)?;
+        }
+        (description, permissions, created_at)
     };
     if let Some(unknown) = f.map.keys().next() {
         return Err(invalid(&at(unknown), format!("{unknown} is not a property of a {kind:?} credential")));

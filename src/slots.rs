@@ -1,6 +1,7 @@
 //! Counted places per key (an address, a principal): at most `max` held at
 //! once, each freed when its [`Slot`] is dropped. Used for the per-address
-//! connection cap and the per-principal stream cap.
+//! connection cap, the per-principal stream cap and the per-principal
+//! `maxConcurrentRequests`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -36,6 +37,13 @@ impl<K: Hash + Eq + Clone> Places<K> {
         }
         *count += 1;
         Some(Slot { places: Arc::clone(self), key })
+    }
+}
+
+impl<K: Hash + Eq + Clone> Places<K> {
+    /// Places held now, over all keys.
+    pub(crate) fn total(&self) -> usize {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).values().sum()
     }
 }
 
