@@ -38,6 +38,28 @@ const METHODS: &[&str] = &[
     "x:Nothing/get",
 ];
 
+/// Argument names of the methods (not `accountId`, `filter`, `create`, `update`:
+/// those are made apart).
+const ARGUMENTS: &[&str] = &[
+    "ids",
+    "properties",
+    "destroy",
+    "sort",
+    "position",
+    "anchor",
+    "anchorOffset",
+    "limit",
+    "calculateTotal",
+    "sinceState",
+    "maxChanges",
+    "reports",
+    "asOf",
+    "ifInState",
+    "#ids",
+];
+
+/// Words for keys and values: argument names, property names, and text that
+/// has tripped parsers before.
 const WORDS: &[&str] = &[
     "accountId",
     "ids",
@@ -191,29 +213,12 @@ impl Gen {
     /// Arguments: the methods' own names with random values, and objects
     /// close enough to accounts that `/set` gets past its argument checks.
     fn arguments(&mut self) -> Value {
-        const NAMES: &[&str] = &[
-            "ids",
-            "properties",
-            "destroy",
-            "sort",
-            "position",
-            "anchor",
-            "anchorOffset",
-            "limit",
-            "calculateTotal",
-            "sinceState",
-            "maxChanges",
-            "reports",
-            "asOf",
-            "ifInState",
-            "#ids",
-        ];
         let mut args = Map::new();
         if self.below(4) != 0 {
             args.insert("accountId".into(), json!("ledger"));
         }
         for _ in 0..self.below(4) {
-            let name = NAMES[self.below(NAMES.len())];
+            let name = ARGUMENTS[self.below(ARGUMENTS.len())];
             let value = if name == "#ids" { self.reference() } else { self.value(3) };
             args.insert(name.into(), value);
         }

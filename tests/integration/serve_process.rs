@@ -206,6 +206,15 @@ fn limit_file_size(served: &Served, bytes: Option<u64>) {
     prlimit(Some(pid(served)), Resource::Fsize, Rlimit { current: bytes, maximum: None }).expect("prlimit");
 }
 
+/// Reads the server's log (its stderr) to the end, on a thread.
+fn read_all(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    })
+}
+
 fn terminate(served: &Served) {
     rustix::process::kill_process(pid(served), rustix::process::Signal::TERM).expect("kill");
 }
@@ -221,12 +230,7 @@ async fn writes_on_a_full_disk_fail_with_server_fail_while_reads_go_on() {
     let data = dir.path().join("data");
     // The log goes through a pipe: the file-size limit also stops a log file growing.
     let mut served = Served::start_logging(&data, Stdio::piped());
-    let mut stderr = served.child.stderr.take().unwrap();
-    let log_reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
-        log
-    });
+    let log_reader = read_all(served.child.stderr.take().unwrap());
     let client = reqwest::Client::new();
     let url = served.url.clone();
     let d = domain(&client, &url).await;
@@ -290,12 +294,7 @@ async fn half_sent_headers_under_a_256_descriptor_limit_keep_nobody_out() {
     let mut shell = Command::new("sh");
     shell.args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ledger")]);
     let mut served = Served::start_command(shell, &data, Stdio::piped(), &["--header-read-timeout-secs", "1"]);
-    let mut stderr = served.child.stderr.take().unwrap();
-    let log_reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
-        log
-    });
+    let log_reader = read_all(served.child.stderr.take().unwrap());
     let addr: std::net::SocketAddr = served.url.strip_prefix("http://").unwrap().parse().unwrap();
     let mut held = Vec::new();
     for i in 0..300 {
@@ -331,12 +330,7 @@ async fn client_text_cannot_forge_or_colour_log_lines() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
     command.env("LEDGER_LOG", "debug,fjall=warn,lsm_tree=warn");
     let mut served = Served::start_command(command, &data, Stdio::piped(), &[]);
-    let mut stderr = served.child.stderr.take().unwrap();
-    let log_reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
-        log
-    });
+    let log_reader = read_all(served.child.stderr.take().unwrap());
     let client = reqwest::Client::new();
     let url = served.url.clone();
     let evil = "x\u{1b}]0;owned\u{7}\r\n2026-01-01T00:00:00Z ERROR forged\n\u{1b}[2J";
