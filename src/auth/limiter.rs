@@ -119,18 +119,24 @@ pub(crate) struct Attempt<'a> {
     source: Source,
     target: Option<Target>,
     now: Instant,
-    succeeded: bool,
+    succeeded: std::cell::Cell<bool>,
 }
 
 impl Attempt<'_> {
-    pub(crate) fn succeeded(mut self) {
-        self.succeeded = true;
+    pub(crate) fn succeeded(self) {
+        self.abandon();
+    }
+
+    /// Ends the attempt, when it drops, as no failure (the check could not
+    /// be made: the server was busy).
+    pub(crate) fn abandon(&self) {
+        self.succeeded.set(true);
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        let failed = !self.succeeded;
+        let failed = !self.succeeded.get();
         let mut tallies = self.limiter.lock();
         let now = self.now;
         end(&mut tallies.sources, self.source, failed, self.limiter.source.window, now);
@@ -218,7 +224,13 @@ impl LoginLimiter {
                     if let Some(t) = target {
                         tallies.targets.entry(t).or_insert_with(fresh).in_flight += 1;
                     }
-                    return Ok(Attempt { limiter: self, source, target, now: at, succeeded: false });
+                    return Ok(Attempt {
+                        limiter: self,
+                        source,
+                        target,
+                        now: at,
+                        succeeded: std::cell::Cell::new(false),
+                    });
                 }
                 Verdict::Blocked(retry) => return Err(retry),
                 Verdict::Busy => {

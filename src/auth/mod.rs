@@ -118,6 +118,8 @@ pub enum AuthError {
     Unauthorized,
     /// Too many failures from this address; retry after this many seconds.
     RateLimited(u64),
+    /// Too many password checks at once; retry in a second (not a failure).
+    Busy,
 }
 
 /// Settings of the authenticator.
@@ -306,7 +308,7 @@ impl Authenticator {
                 return Ok(Principal::fallback(&self.admin_user));
             }
             let attempt = self.begin(at, self.target("fallback", user))?;
-            if !secrets::verify_password(secret.expose(), &self.admin_hash) {
+            if !checked(&attempt, secret.expose(), &self.admin_hash)? {
                 return failed;
             }
             attempt.succeeded();
@@ -314,9 +316,9 @@ impl Authenticator {
             return Ok(Principal::fallback(&self.admin_user));
         }
         let Some(account) = find_account(view, user) else {
-            let _attempt = self.begin(at, self.target("name", user))?;
+            let attempt = self.begin(at, self.target("name", user))?;
             // Same work as a wrong password, so timing does not reveal unknown users.
-            secrets::verify_password(secret.expose(), &self.dummy_hash);
+            checked(&attempt, secret.expose(), &self.dummy_hash)?;
             return failed;
         };
         let usable = |c: &&CredentialState| usable(c, at.ip, at.now);
@@ -343,7 +345,7 @@ impl Authenticator {
         }
         let attempt = self.begin(at, self.target("account", &account.id.to_jmap()))?;
         let Some(password) = password else {
-            secrets::verify_password(secret.expose(), &self.dummy_hash);
+            checked(&attempt, secret.expose(), &self.dummy_hash)?;
             return failed;
         };
         let principal = if password.otp_enabled {
@@ -351,7 +353,7 @@ impl Authenticator {
             // cached. The password is checked whatever else is wrong, so a
             // missing code costs the same argon2 work as a wrong one.
             let (pass, code) = secret.expose().rsplit_once('$').unwrap_or((secret.expose(), ""));
-            let password_ok = secrets::verify_password(pass, &password.secret_hash);
+            let password_ok = checked(&attempt, pass, &password.secret_hash)?;
             let step = self.sealing.unseal(password.otp_auth_sealed.as_deref().unwrap_or_default()).and_then(|uri| {
                 let unix = u64::try_from(at.now.millis() / 1000).ok()?;
                 secrets::totp_step(uri.expose(), code, unix)
@@ -362,7 +364,7 @@ impl Authenticator {
                 }
                 _ => None,
             }
-        } else if secrets::verify_password(secret.expose(), &password.secret_hash) {
+        } else if checked(&attempt, secret.expose(), &password.secret_hash)? {
             self.cache.insert(
                 slot,
                 CachedLogin { credential_id: Some(password.id), secret_hash: password.secret_hash.clone() },
@@ -419,6 +421,19 @@ impl Authenticator {
                 bounds: Bounds::of(credential),
             }),
         })
+    }
+}
+
+/// A password check inside `attempt`: `Busy` (no turn at the argon2 gate
+/// in time) ends the attempt as no failure and is answered 503.
+fn checked(attempt: &limiter::Attempt<'_>, secret: &str, hash: &SecretHash) -> Result<bool, AuthError> {
+    match secrets::verify_password(secret, hash) {
+        secrets::Checked::Match => Ok(true),
+        secrets::Checked::Mismatch => Ok(false),
+        secrets::Checked::Busy => {
+            attempt.abandon();
+            Err(AuthError::Busy)
+        }
     }
 }
 

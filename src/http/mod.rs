@@ -168,6 +168,12 @@ async fn authenticate(
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
             response
         }
+        Ok(Err(AuthError::Busy)) => {
+            let mut response =
+                problem(StatusCode::SERVICE_UNAVAILABLE, "too many logins are being checked; try again".to_owned());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+            response
+        }
         Ok(Err(AuthError::Unauthorized)) | Err(_) => {
             tracing::info!(%ip, "authentication failed");
             let mut response = problem(StatusCode::UNAUTHORIZED, "valid credentials are required".to_owned());

@@ -94,11 +94,17 @@ pub async fn api(
                 budget -= size;
                 Ok(value)
             }
-            None => Err(MethodError::RequestTooLarge(format!(
+            None => Err(MethodError::ResponseFull(format!(
                 "the response to this call is larger than the {budget} bytes left of the response's \
                  {MAX_SIZE_RESPONSE}"
             ))),
         });
+        // A call that filled the response spent its work: later calls get
+        // nothing more to build with (else each of 32 calls could build
+        // 20 MB again before being refused).
+        if matches!(result, Err(MethodError::ResponseFull(_))) {
+            budget = 0;
+        }
         match result {
             Ok(value) => responses.push((name, value, call_id)),
             Err(e) => responses.push(("error".to_owned(), e.to_json(), call_id)),

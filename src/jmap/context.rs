@@ -116,7 +116,7 @@ impl ResponseBudget {
                 self.0 -= size;
                 Ok(())
             }
-            None => Err(MethodError::RequestTooLarge(format!(
+            None => Err(MethodError::ResponseFull(format!(
                 "the answer would be larger than what is left of the response's {} bytes; ask for fewer",
                 super::request::MAX_SIZE_RESPONSE
             ))),

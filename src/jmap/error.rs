@@ -56,6 +56,9 @@ pub(crate) enum MethodError {
     Forbidden(String),
     AccountNotFound,
     RequestTooLarge(String),
+    /// `requestTooLarge` because the response's bound is reached: the rest of
+    /// the request has nothing left (its calls' work was spent).
+    ResponseFull(String),
     StateMismatch,
     CannotCalculateChanges(String),
     AnchorNotFound,
@@ -85,7 +88,7 @@ impl MethodError {
             MethodError::InvalidResultReference(d) => ("invalidResultReference", Some(d.clone())),
             MethodError::Forbidden(d) => ("forbidden", Some(d.clone())),
             MethodError::AccountNotFound => ("accountNotFound", None),
-            MethodError::RequestTooLarge(d) => ("requestTooLarge", Some(d.clone())),
+            MethodError::RequestTooLarge(d) | MethodError::ResponseFull(d) => ("requestTooLarge", Some(d.clone())),
             MethodError::StateMismatch => ("stateMismatch", None),
             MethodError::CannotCalculateChanges(d) => ("cannotCalculateChanges", Some(d.clone())),
             MethodError::AnchorNotFound => ("anchorNotFound", None),

@@ -141,7 +141,7 @@ pub(super) fn resolve_references(
         };
         let resolved = evaluate_pointer(result, &path).map_err(|why| bad(format!("{key}: {why}")))?;
         let Some(size) = json_size_within(&resolved, budget) else {
-            return Err(MethodError::RequestTooLarge(format!(
+            return Err(MethodError::ResponseFull(format!(
                 "the result references resolve to more than the {budget} bytes left of the response's \
                  {MAX_SIZE_RESPONSE}"
             )));

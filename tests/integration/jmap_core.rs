@@ -294,3 +294,27 @@ async fn doubling_result_references_stay_within_the_response_bound() {
     assert!(responses[first_refused..].iter().all(|r| r[0] == "error"), "{}", &answer.to_string()[..300]);
     server.stop().await;
 }
+
+/// A call refused because the response is full has spent the response: the
+/// calls after it, however small, are refused too (else each of 32 calls
+/// could build 20 MB again before its refusal).
+#[tokio::test(flavor = "multi_thread")]
+async fn once_the_response_is_full_later_calls_get_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let reference = serde_json::json!({"resultOf": "c1", "name": "Core/echo", "path": "/x"});
+    let calls = serde_json::json!([
+        ["Core/echo", {"x": "y".repeat(9_000_000)}, "c1"],
+        ["Core/echo", {"#a": reference, "#b": reference}, "c2"],
+        ["Core/echo", {"small": 1}, "c3"],
+    ]);
+    let body = serde_json::json!({"using": super::support::USING, "methodCalls": calls}).to_string();
+    let (status, answer) = server.post_raw(body).await;
+    assert_eq!(status, 200);
+    let responses = answer["methodResponses"].as_array().unwrap();
+    assert_eq!(responses[0][0], "Core/echo");
+    for r in &responses[1..] {
+        assert_eq!((&r[0], &r[1]["type"]), (&serde_json::json!("error"), &serde_json::json!("requestTooLarge")));
+    }
+    server.stop().await;
+}

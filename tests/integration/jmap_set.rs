@@ -175,7 +175,10 @@ async fn secrets_are_hashed_returned_once_and_never_stored() {
     )
     .unwrap()
     .unwrap();
-    assert!(ledger::secrets::verify_password(password, &stored.credentials[0].secret_hash));
+    assert_eq!(
+        ledger::secrets::verify_password(password, &stored.credentials[0].secret_hash),
+        ledger::secrets::Checked::Match
+    );
     assert_eq!(stored.credentials[1].secret_hash, ledger::secrets::digest_generated(&app_secret));
 
     // Changing the password by patch, and adding an API key by patch.

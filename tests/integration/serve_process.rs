@@ -369,3 +369,46 @@ async fn client_text_cannot_forge_or_colour_log_lines() {
         assert!(line.starts_with("20") && !line.contains("forged"), "a line the server did not write: {line:?}");
     }
 }
+
+/// A flood of wrong logins from many sources (through a trusted proxy) holds
+/// argon2's memory to the gate's pool and parks no thread per attempt: the
+/// answers are 401, 429 or 503 with `Retry-After` (busy, no failure), the
+/// process stays small, and the administrator logs in after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_wrong_logins_is_turned_away_in_bounded_memory() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+    let mut served = Served::start_command(command, &data, Stdio::null(), &["--trusted-proxy", "127.0.0.1/32"]);
+    let client = reqwest::Client::new();
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..300u32 {
+        let wrong = base64::engine::general_purpose::STANDARD.encode(format!("nobody{i}@example.org:guess"));
+        let request = client
+            .post(format!("{}/api", served.url))
+            .header("authorization", format!("Basic {wrong}"))
+            .header("x-forwarded-for", format!("10.{}.{}.1", i / 250, i % 250))
+            .header("content-type", "application/json")
+            .body("{}");
+        flood.spawn(async move {
+            let response = request.send().await.expect("an answer");
+            (response.status().as_u16(), response.headers().contains_key("retry-after"))
+        });
+    }
+    let answers = flood.join_all().await;
+    assert!(answers.iter().all(|(s, _)| [401, 429, 503].contains(s)), "{answers:?}");
+    assert!(answers.iter().filter(|(s, _)| *s == 503).all(|(_, retry)| *retry), "503 says when to retry");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kib < 1024 * 1024, "peak resident memory {peak_kib} KiB");
+    let ok = call(&client, &served.url, "Core/echo", json!({"after": 1})).await.unwrap();
+    assert_eq!(ok["after"], 1);
+    terminate(&served);
+    let exit = tokio::task::spawn_blocking(move || served.child.wait().unwrap()).await.unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

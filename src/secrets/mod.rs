@@ -2,8 +2,10 @@
 //! app passwords and API keys (stored as blake3 digests). Plaintext never leaves
 //! this module except once, to the client that created it.
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::password_hash::SaltString;
+use argon2::{Argon2, PasswordHash};
+
+mod argon2_gate;
 use ledger_events::model::CredentialKind;
 use ledger_events::values::SecretHash;
 
@@ -36,65 +38,64 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// Hashes a password with argon2id and the crate's default (OWASP) parameters,
 /// recorded in the PHC string so they can be raised later. Slow by design: call
-/// it off the async executor.
+/// it off the async executor. Waits for its turn at the process-wide gate
+/// (see [`argon2_gate`]) as long as it takes: its callers are authorized
+/// writes, bounded per request.
 pub(crate) fn hash_password(password: &str) -> SecretHash {
-    let _turn = Argon2Turn::take();
+    let mut turn = argon2_gate::Turn::take(false).expect("an unbounded wait always gets a turn");
     let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt length");
-    let phc = Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 accepts any password with default parameters")
-        .to_string();
+    let mut raw_salt = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut raw_salt).expect("a salt just encoded decodes");
+    let params = argon2::Params::default();
+    let mut out = [0u8; 32];
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, turn.memory(params.block_count()))
+        .expect("argon2 accepts any password with default parameters");
+    let output = argon2::password_hash::Output::new(&out).expect("32 bytes is a valid output length");
+    let phc = format!(
+        "$argon2id$v=19$m={},t={},p={}${}${output}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str()
+    );
     phc.parse().expect("argon2id PHC strings are valid secret hashes")
 }
 
-/// How many argon2id computations run at once, process-wide: each holds
-/// 19 MiB and a CPU, so however many requests and logins arrive together,
-/// memory stays bounded (docs/operations.md, "Limits"). Twice the CPUs, at
-/// least 4; the rest wait their turn (blocking: they run off the executor).
-struct Argon2Gate {
-    running: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
-    max: usize,
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    Match,
+    Mismatch,
+    /// No turn at the argon2 gate within its wait: the login should be tried
+    /// again shortly (it is not a failure).
+    Busy,
 }
 
-static ARGON2_GATE: std::sync::LazyLock<Argon2Gate> = std::sync::LazyLock::new(|| Argon2Gate {
-    running: std::sync::Mutex::new(0),
-    freed: std::sync::Condvar::new(),
-    max: std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4)),
-});
-
-/// One running argon2id computation; dropping it lets the next one in.
-struct Argon2Turn;
-
-impl Argon2Turn {
-    fn take() -> Argon2Turn {
-        let gate = &*ARGON2_GATE;
-        let mut running = gate.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while *running >= gate.max {
-            running = gate.freed.wait(running).unwrap_or_else(std::sync::PoisonError::into_inner);
+/// Checks a password against its PHC hash (any argon2 variant and
+/// parameters the PHC string names, up to four times the default memory).
+/// Waits at most 2 s, behind at most 64 others, for a turn at the gate.
+pub fn verify_password(password: &str, hash: &SecretHash) -> Checked {
+    let Some(mut turn) = argon2_gate::Turn::take(true) else { return Checked::Busy };
+    let mut matches = || -> Option<bool> {
+        let parsed = PasswordHash::new(hash.as_str()).ok()?;
+        let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed.version.map_or(Ok(argon2::Version::V0x13), argon2::Version::try_from).ok()?;
+        let params = argon2::Params::try_from(&parsed).ok()?;
+        if params.block_count() > 4 * argon2::Params::default().block_count() {
+            return None;
         }
-        *running += 1;
-        Argon2Turn
-    }
-}
-
-impl Drop for Argon2Turn {
-    fn drop(&mut self) {
-        let gate = &*ARGON2_GATE;
-        let mut running = gate.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *running -= 1;
-        drop(running);
-        gate.freed.notify_one();
-    }
-}
-
-/// Checks a password against its PHC hash.
-pub fn verify_password(password: &str, hash: &SecretHash) -> bool {
-    let _turn = Argon2Turn::take();
-    match PasswordHash::new(hash.as_str()) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+        let mut raw_salt = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut raw_salt).ok()?;
+        let expected = parsed.hash?;
+        let mut out = vec![0u8; expected.len()];
+        let blocks = params.block_count();
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, turn.memory(blocks))
+            .ok()?;
+        Some(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into())
+    };
+    if matches() == Some(true) { Checked::Match } else { Checked::Mismatch }
 }
 
 /// The stored form of a generated secret.
@@ -223,9 +224,24 @@ mod tests {
         let hash = hash_password("correct horse");
         assert!(hash.as_str().starts_with("$argon2id$"));
         assert!(!hash.as_str().contains("correct horse"));
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("wrong", &hash));
+        assert_eq!(verify_password("correct horse", &hash), Checked::Match);
+        assert_eq!(verify_password("wrong", &hash), Checked::Mismatch);
         assert_ne!(hash, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_password("tr0ub4dor");
+        let parsed = PasswordHash::new(ours.as_str()).unwrap();
+        assert!(Argon2::default().verify_password(b"tr0ub4dor", &parsed).is_ok(), "the library accepts ours");
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let theirs: SecretHash =
+            Argon2::default().hash_password(b"tr0ub4dor", &salt).unwrap().to_string().parse().unwrap();
+        assert_eq!(verify_password("tr0ub4dor", &theirs), Checked::Match, "we accept the library's");
+        assert_eq!(verify_password("tr0ub4dor!", &theirs), Checked::Mismatch);
+        let huge: SecretHash = theirs.as_str().replace("m=19456", "m=4000000").parse().unwrap();
+        assert_eq!(verify_password("tr0ub4dor", &huge), Checked::Mismatch, "no hash makes us allocate gigabytes");
     }
 
     #[test]
