@@ -58,28 +58,13 @@ const ARGUMENTS: &[&str] = &[
     "#ids",
 ];
 
-/// Words for keys and values: argument names, property names, and text that
-/// has tripped parsers before.
+/// Words for keys and values besides [`ARGUMENTS`]: other argument and
+/// property names, and text that has tripped parsers before.
 const WORDS: &[&str] = &[
     "accountId",
-    "ids",
-    "properties",
     "create",
     "update",
-    "destroy",
     "filter",
-    "sort",
-    "position",
-    "anchor",
-    "anchorOffset",
-    "limit",
-    "calculateTotal",
-    "sinceState",
-    "maxChanges",
-    "reports",
-    "asOf",
-    "ifInState",
-    "#ids",
     "name",
     "domainId",
     "@type",
@@ -149,7 +134,8 @@ impl Gen {
     }
 
     fn word(&mut self) -> String {
-        WORDS[self.below(WORDS.len())].to_owned()
+        let i = self.below(ARGUMENTS.len() + WORDS.len());
+        ARGUMENTS.get(i).unwrap_or_else(|| &WORDS[i - ARGUMENTS.len()]).to_string()
     }
 
     fn number(&mut self) -> Value {
