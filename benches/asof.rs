@@ -87,7 +87,13 @@ fn main() {
     for i in 0..3 {
         let target = dir.path().join(format!("restore{i}"));
         let t = Instant::now();
-        restore::restore(&source, &target, ledger::audit::export::Bound::Seq(last / 2)).unwrap();
+        restore::restore(
+            ledger::audit::restore::Source::Store(&source),
+            &target,
+            Some(ledger::audit::export::Bound::Seq(last / 2)),
+            |_, _| {},
+        )
+        .unwrap();
         restores.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (m1, p1) = (percentile(one.clone(), 0.5), percentile(one, 0.99));

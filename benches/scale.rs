@@ -299,10 +299,22 @@ fn main() {
         replayed as f64 / rebuild
     );
     let t = Instant::now();
-    restore::restore(&source, &dir.path().join("restored"), Bound::Seq(last)).unwrap();
+    restore::restore(
+        ledger::audit::restore::Source::Store(&source),
+        &dir.path().join("restored"),
+        Some(Bound::Seq(last)),
+        |_, _| {},
+    )
+    .unwrap();
     println!("  restore of the whole {last}-event log: {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    restore::restore(&source, &dir.path().join("restored-half"), Bound::Seq(last / 2)).unwrap();
+    restore::restore(
+        ledger::audit::restore::Source::Store(&source),
+        &dir.path().join("restored-half"),
+        Some(Bound::Seq(last / 2)),
+        |_, _| {},
+    )
+    .unwrap();
     println!("  restore to half the log: {:.2} s", t.elapsed().as_secs_f64());
     println!("  peak RSS: {:.0} MiB", peak_rss_mib());
 }

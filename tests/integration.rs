@@ -13,6 +13,8 @@ mod integration {
     mod bad_input;
     mod cli;
     mod crash;
+    #[cfg(target_os = "linux")]
+    mod docs_run;
     mod erasure;
     mod feed;
     mod format;
@@ -20,6 +22,8 @@ mod integration {
     mod jmap_core;
     mod jmap_query;
     mod jmap_set;
+    #[cfg(target_os = "linux")]
+    mod operator;
     mod privacy;
     mod push;
     mod replay;

@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::Event;
-use crate::record::{Actor, AuthMethod, CommitMeta, Digest, Payload, RecordHeader};
+use crate::record::{Actor, AuthMethod, CommitMeta, Digest, Payload, Record, RecordHeader};
 use crate::values::UtcDateTime;
 
 /// The record format this build writes.
@@ -291,6 +291,42 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     // request ids the JMAP layer caps); u32 cannot overflow here.
     buf.extend_from_slice(&(s.len() as u32).to_be_bytes());
     buf.extend_from_slice(s.as_bytes());
+}
+
+/// One record as a backup file carries it (`ledger backup`): the header's
+/// length (u32 big-endian), the header as the log stores it, then one byte,
+/// 1 when the stored payload follows (to the end) or 0 when it was erased.
+/// Reading it back gives the very record the log held.
+pub fn encode_record(record: &Record) -> Vec<u8> {
+    let header = encode_header(&record.header);
+    let payload = record.payload.as_ref().map(encode_payload);
+    let mut out = Vec::with_capacity(5 + header.len() + payload.as_ref().map_or(0, Vec::len));
+    // A header is bounded (ids and names of bounded length) far below 4 GiB.
+    out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    out.extend_from_slice(&header);
+    match payload {
+        Some(p) => {
+            out.push(1);
+            out.extend_from_slice(&p);
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// Reads what [`encode_record`] wrote. Errors: [`CodecError::Truncated`],
+/// a bad header, or a payload that does not fit its header's format.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+    let mut r = Reader { bytes };
+    let len = u32::from_be_bytes(r.array()?) as usize;
+    let header = decode_header(r.take(len)?)?;
+    let payload = match r.u8()? {
+        0 if r.bytes.is_empty() => None,
+        0 => return Err(CodecError::TrailingBytes(r.bytes.len())),
+        1 => Some(decode_payload(header.format, r.bytes)?),
+        other => return Err(CodecError::BadValue(format!("payload marker {other}"))),
+    };
+    Ok(Record { header, payload })
 }
 
 struct Reader<'a> {

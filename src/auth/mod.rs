@@ -3,6 +3,7 @@
 //! may do.
 
 pub mod admin;
+pub(crate) mod catalogue;
 pub mod limiter;
 pub mod permissions;
 

@@ -24,6 +24,8 @@ pub(crate) mod ledger_wide {
     pub(crate) const DATABASE_ERASE: &str = "sysDatabaseErase";
     /// `x:Database/purge`: expired credentials and old change tracking.
     pub(crate) const DATABASE_PURGE: &str = "sysDatabasePurge";
+    /// `GET /api/backup`: the whole log as stored, sealed secrets included.
+    pub(crate) const DATABASE_BACKUP: &str = "sysDatabaseBackup";
 }
 
 /// What the `User` role grants: self-service, as Stalwart's User role holds it

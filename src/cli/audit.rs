@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{Client, Kind, resolve};
-use super::output::{Output, printable};
+use super::output::{Output, emit, event_line, printable};
 use crate::audit::export::Bound;
 use crate::audit::verify::verify_export;
 
@@ -54,23 +54,23 @@ pub(super) fn needs_server(c: &AuditCommand) -> bool {
 pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::History { account } => {
-            let id = resolve(client, Kind::Account, &account).await.unwrap_or(account.clone());
+            let id = match resolve(client, Kind::Account, &account).await {
+                Ok(id) => id,
+                // Destroyed (or renamed) since: the log still knows the address.
+                Err(live) if account.contains('@') => match ever_addressed(client, &account).await? {
+                    Some(id) => id,
+                    None => return Err(live),
+                },
+                // An id no live account has: a destroyed account's.
+                Err(_) => account.clone(),
+            };
             let answer = client.call("x:AccountHistory/get", json!({"ids": [id]})).await?;
             let Some(entry) = answer["list"].get(0) else { bail!("no history for {account:?}") };
             if out.is_json() {
                 out.object(&entry["events"]);
             } else {
-                let text = |v: &serde_json::Value| printable(v.as_str().unwrap_or_default());
                 for e in entry["events"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:>6}  {}  {:<24} {} ({})  {}",
-                        e["position"],
-                        text(&e["at"]),
-                        text(&e["event"]),
-                        text(&e["actor"]["name"]),
-                        text(&e["actor"]["authMethod"]),
-                        printable(&e["details"].to_string())
-                    );
+                    emit(event_line(&e["position"], &e["at"], &e["event"], &e["actor"], &e["details"]));
                 }
             }
         }
@@ -99,7 +99,7 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
         }
         AuditCommand::Checkpoint => {
             let v: serde_json::Value = client.get("/api/audit/checkpoint").await?.json().await?;
-            println!("{}:{}", v["position"], v["hash"].as_str().unwrap_or_default());
+            emit(format_args!("{}:{}", v["position"], printable(v["hash"].as_str().unwrap_or_default())));
         }
         AuditCommand::Verify { .. } => unreachable!("verify runs offline"),
     }
@@ -123,12 +123,47 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     };
     match verify_export(&text, checkpoint) {
         Ok(v) => {
-            println!(
+            emit(format_args!(
                 "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
                 v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
-            );
+            ));
             Ok(())
         }
         Err(fault) => bail!("{} is not a faithful export: {fault}", file.display()),
+    }
+}
+
+/// The id of the account that was ever created or renamed with the address
+/// `given`, from the log (the change feed's AccountCreated and AccountRenamed
+/// records): for one destroyed since. Several such accounts are refused with
+/// their ids.
+async fn ever_addressed(client: &Client, given: &str) -> anyhow::Result<Option<String>> {
+    if !given.contains('@') {
+        return Ok(None);
+    }
+    let wanted = given.to_lowercase();
+    let response = client
+        .get_with_accept("/api/feed?after=0&follow=false&types=AccountCreated,AccountRenamed", "application/x-ndjson")
+        .await?;
+    let text = response.text().await.context("reading the feed")?;
+    let mut ids: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let payload = &record["payload"];
+        let had = ["emailAddress", "oldEmailAddress", "newEmailAddress"]
+            .iter()
+            .any(|k| payload[*k].as_str().is_some_and(|a| a.eq_ignore_ascii_case(&wanted)));
+        if let Some(id) = payload["accountId"].as_str().filter(|_| had)
+            && !ids.iter().any(|i| i == id)
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    match ids.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        several => {
+            bail!("{given:?} was the address of {} accounts (ids {}); give the id", several.len(), several.join(", "))
+        }
     }
 }

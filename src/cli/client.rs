@@ -20,6 +20,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name on the command line, `account`.
+    pub(crate) fn cli_name(self) -> &'static str {
+        match self {
+            Kind::Account => "account",
+            Kind::Domain => "domain",
+            Kind::Role => "role",
+        }
+    }
+
     /// The JMAP object name, `x:Account`.
     pub(crate) fn jmap(self) -> &'static str {
         let object = match self {
@@ -43,12 +52,37 @@ pub struct Connection {
     /// An API key, sent as a Bearer token.
     #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true, conflicts_with = "credentials")]
     pub token: Option<String>,
+    /// A PEM certificate (a private CA's, a self-signed server's) to trust
+    /// besides the system's roots.
+    #[arg(long, env = "LEDGER_CA_CERT", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Print each HTTP exchange (method, URL, status, bodies) on standard
+    /// error; the Authorization header is never printed.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Take every object named on the command line as an id, never a name.
+    #[arg(long = "id", global = true, conflicts_with = "by_name")]
+    pub by_id: bool,
+    /// Take every object named on the command line as a name (an address for
+    /// accounts), never an id.
+    #[arg(long = "name", global = true)]
+    pub by_name: bool,
+}
+
+/// How a value given for an object is looked up (`--id`, `--name`, or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    Either,
+    Id,
+    Name,
 }
 
 pub(super) struct Client {
     http: reqwest::Client,
     api: String,
     authorization: String,
+    debug: bool,
+    pub(super) lookup: Lookup,
 }
 
 const USING: [&str; 2] = [CORE, STALWART];
@@ -73,11 +107,32 @@ impl Client {
                 bail!("no credentials: use --credentials user[:secret], --token, LEDGER_CREDENTIALS or LEDGER_TOKEN")
             }
         };
+        let lookup = match (connection.by_id, connection.by_name) {
+            (true, _) => Lookup::Id,
+            (_, true) => Lookup::Name,
+            _ => Lookup::Either,
+        };
         Ok(Client {
-            http: reqwest::Client::new(),
+            http: http_client(connection, None)?,
             api: format!("{}/api", connection.url.trim_end_matches('/')),
             authorization,
+            debug: connection.debug,
+            lookup,
         })
+    }
+
+    /// The server's base URL (no trailing slash).
+    pub(super) fn base(&self) -> &str {
+        self.api.trim_end_matches("/api")
+    }
+
+    /// With `--debug`: one exchange on standard error, escaped like all output.
+    fn trace(&self, what: std::fmt::Arguments<'_>) {
+        if self.debug {
+            for line in what.to_string().lines() {
+                eprintln!("{}", super::output::printable(line));
+            }
+        }
     }
 
     /// GETs a path under the server, failing on any non-success status.
@@ -90,7 +145,8 @@ impl Client {
         path_and_query: &str,
         accept: &str,
     ) -> anyhow::Result<reqwest::Response> {
-        let url = format!("{}{path_and_query}", self.api.trim_end_matches("/api"));
+        let url = format!("{}{path_and_query}", self.base());
+        self.trace(format_args!("> GET {url}\n> accept: {accept}"));
         let response = self
             .http
             .get(&url)
@@ -98,8 +154,9 @@ impl Client {
             .header("accept", accept)
             .send()
             .await
-            .with_context(|| format!("cannot reach the ledger at {url}"))?;
+            .map_err(|e| unreachable(&url, e))?;
         let status = response.status();
+        self.trace(format_args!("< {status}"));
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let detail =
@@ -112,6 +169,7 @@ impl Client {
     /// Calls one method; a method error becomes an error naming its JMAP type.
     pub(super) async fn call(&self, method: &str, arguments: Value) -> anyhow::Result<Value> {
         let body = json!({"using": USING, "methodCalls": [[method, arguments, "c"]]});
+        self.trace(format_args!("> POST {}\n> {body}", self.api));
         let response = self
             .http
             .post(&self.api)
@@ -119,14 +177,15 @@ impl Client {
             .json(&body)
             .send()
             .await
-            .with_context(|| format!("cannot reach the ledger at {}", self.api))?;
+            .map_err(|e| unreachable(&self.api, e))?;
         let status = response.status();
         let text = response.text().await.context("reading the server's answer")?;
+        self.trace(format_args!("< {status}\n< {text}"));
         if status == 401 {
-            bail!("authentication failed (401): check the credentials");
+            bail!("authentication failed (401): check the credentials (--credentials user:secret, or --token)");
         }
         if status == 429 {
-            bail!("too many failed logins from this address (429): wait a minute");
+            bail!("too many failed logins from this address (429): wait a minute, then check the credentials");
         }
         let body: Value =
             serde_json::from_str(&text).with_context(|| format!("the server answered {status}: {text}"))?;
@@ -175,13 +234,102 @@ pub(super) fn set_result(answer: &Value, ok: &str, failed: &str, key: &str, verb
     answer[ok].get(key).cloned().ok_or_else(|| anyhow!("the server did not {verb} the object"))
 }
 
-/// An id, or the id of the object with that name (an address or a bare name for
-/// accounts, a domain name, a role name).
-pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
-    let exists = !get(client, object, &[given.to_owned()]).await?.is_empty();
-    if exists {
-        return Ok(given.to_owned());
+/// The HTTP client: trusting `--ca-cert` too, with an overall `timeout` if given.
+pub(super) fn http_client(
+    connection: &Connection,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &connection.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        builder = builder.add_root_certificate(certificate);
     }
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build().context("setting up the HTTP client")
+}
+
+/// Why the server could not be reached, and what to check.
+fn unreachable(url: &str, e: reqwest::Error) -> anyhow::Error {
+    anyhow!(
+        "cannot reach the ledger at {url}: {} (is `ledger serve` running there? check --url or LEDGER_URL)",
+        causes(&e)
+    )
+}
+
+/// An HTTP client error and its causes, `a: b: c` (reqwest's own text says
+/// only "client error (Connect)").
+pub(super) fn causes(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// How an object is shown in a message: its address or name, and its id.
+pub(super) fn label(object: &Value) -> String {
+    let id = object["id"].as_str().unwrap_or_default();
+    match object["emailAddress"].as_str().or_else(|| object["name"].as_str()) {
+        Some(name) => format!("{name} (id {id})"),
+        None => format!("id {id}"),
+    }
+}
+
+/// The id of the object `given` stands for: an id, or a name (an address or
+/// a bare name for accounts, a domain name, a role name). A value that is the
+/// id of one object and the name of another, or the name of several, is
+/// refused with every candidate shown, unless `--id` or `--name` says which.
+pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
+    let by_id = match client.lookup {
+        Lookup::Name => Vec::new(),
+        _ => get(client, object, &[given.to_owned()]).await?,
+    };
+    let by_name = match client.lookup {
+        Lookup::Id => Vec::new(),
+        Lookup::Name => by_name(client, object, given).await?,
+        // A principal that may read an object by id but not query names
+        // (self-service): the id it found stands.
+        Lookup::Either => match by_name(client, object, given).await {
+            Ok(found) => found,
+            Err(_) if !by_id.is_empty() => Vec::new(),
+            Err(e) => return Err(e),
+        },
+    };
+    let mut candidates: Vec<(&str, &Value)> = by_id.iter().map(|o| ("the id of", o)).collect();
+    for o in &by_name {
+        if !by_id.iter().any(|i| i["id"] == o["id"]) {
+            candidates.push(("the name of", o));
+        }
+    }
+    match candidates.as_slice() {
+        [(_, one)] => one["id"].as_str().map(str::to_owned).context("an object without an id"),
+        [] => {
+            let what = match client.lookup {
+                Lookup::Id => "id",
+                Lookup::Name => "name",
+                Lookup::Either => "id or name",
+            };
+            bail!("no {} with {what} {given:?} (`ledger query {}` lists them)", object.jmap(), object.cli_name())
+        }
+        several => {
+            let shown: Vec<String> = several.iter().map(|(how, o)| format!("{how} {}", label(o))).collect();
+            bail!("{given:?} is {}; say which with --id or --name, or give the id or name@domain", shown.join(" and "))
+        }
+    }
+}
+
+/// The objects whose name is `given` (for accounts: `name@domain`, or a bare
+/// name in any domain).
+async fn by_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<Vec<Value>> {
     let lowered = given.to_lowercase();
     let matches: Vec<Value> = match object {
         Kind::Account => {
@@ -191,7 +339,9 @@ pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyho
             };
             let mut filter = json!({"name": name});
             if let Some(domain) = &domain {
-                filter["domainId"] = json!(Box::pin(resolve(client, Kind::Domain, domain)).await?);
+                let domains = Box::pin(by_name(client, Kind::Domain, domain)).await?;
+                let Some(id) = domains.first().and_then(|d| d["id"].as_str()) else { return Ok(Vec::new()) };
+                filter["domainId"] = json!(id);
             }
             let ids = client.call("x:Account/query", json!({"filter": filter})).await?;
             let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
@@ -207,9 +357,5 @@ pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyho
                 .collect()
         }
     };
-    match matches.as_slice() {
-        [one] => one["id"].as_str().map(str::to_owned).context("an object without an id"),
-        [] => bail!("no {} with id or name {given:?}", object.jmap()),
-        _ => bail!("{given:?} names {} objects of {}; use an id or name@domain", matches.len(), object.jmap()),
-    }
+    Ok(matches)
 }

@@ -4,13 +4,18 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::{Client, Kind, describe, resolve, set_result};
+use super::client::{Client, Kind, describe, get, label, resolve, set_result};
+use super::confirm::Confirm;
 use super::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum DatabaseCommand {
-    /// Delete an account and erase its personal data: `ledger database delete john`.
-    Delete { name: String },
+    /// Delete an account and erase its personal data: `ledger database delete john --yes`.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
     /// Rename an account, keeping its id and history: `ledger database rename john john.doe`.
     Rename { old: String, new: String },
     /// Run maintenance now (removes expired credentials).
@@ -20,13 +25,17 @@ pub enum DatabaseCommand {
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Same as `database delete`.
-    Delete { name: String },
+    Delete {
+        name: String,
+        #[command(flatten)]
+        confirm: Confirm,
+    },
     /// Same as `database rename OLD NEW`.
     Update { old: String, new: String },
 }
 
 pub(super) enum Maintenance {
-    Delete(String),
+    Delete(String, Confirm),
     Rename(String, String),
     Purge,
 }
@@ -34,7 +43,7 @@ pub(super) enum Maintenance {
 impl From<DatabaseCommand> for Maintenance {
     fn from(c: DatabaseCommand) -> Self {
         match c {
-            DatabaseCommand::Delete { name } => Maintenance::Delete(name),
+            DatabaseCommand::Delete { name, confirm } => Maintenance::Delete(name, confirm),
             DatabaseCommand::Rename { old, new } => Maintenance::Rename(old, new),
             DatabaseCommand::Purge => Maintenance::Purge,
         }
@@ -44,7 +53,7 @@ impl From<DatabaseCommand> for Maintenance {
 impl From<AccountCommand> for Maintenance {
     fn from(c: AccountCommand) -> Self {
         match c {
-            AccountCommand::Delete { name } => Maintenance::Delete(name),
+            AccountCommand::Delete { name, confirm } => Maintenance::Delete(name, confirm),
             AccountCommand::Update { old, new } => Maintenance::Rename(old, new),
         }
     }
@@ -52,8 +61,15 @@ impl From<AccountCommand> for Maintenance {
 
 pub(super) async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Result<()> {
     match m {
-        Maintenance::Delete(name) => {
+        Maintenance::Delete(name, confirm) => {
             let id = resolve(client, Kind::Account, &name).await?;
+            let account = get(client, Kind::Account, std::slice::from_ref(&id)).await?;
+            let shown = account.first().map(label).unwrap_or_else(|| format!("id {id}"));
+            let plan =
+                [format!("delete account {shown} and erase its personal data from every past event (irreversible)")];
+            if !confirm.approve(&plan, true)? {
+                return Ok(());
+            }
             let answer = client.call("x:Database/erase", json!({"ids": [id]})).await?;
             if let Some(error) = answer["notErased"].get(&id) {
                 bail!("could not delete {name}: {}", describe(error));

@@ -10,6 +10,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 use super::client::Client;
+use super::output::{Output, emit, event_line, printable};
 
 #[derive(Debug, clap::Args)]
 pub struct FeedArgs {
@@ -44,17 +45,43 @@ fn save_cursor(path: &Path, seq: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) async fn run(client: &Client, args: FeedArgs) -> anyhow::Result<()> {
+/// A feed line as one readable line for a terminal (see `output::event_line`).
+fn readable(line: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return printable(line) };
+    event_line(&v["seq"], &v["committedAt"], &v["type"], &v["actor"], &v["payload"])
+}
+
+/// Longest wait between reconnections of `--follow`.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(super) async fn run(client: &Client, out: &Output, args: FeedArgs) -> anyhow::Result<()> {
     let from_cursor = match &args.cursor {
         Some(path) if path.exists() => Some(
-            std::fs::read_to_string(path)?
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the cursor file {}", path.display()))?
                 .trim()
                 .parse::<u64>()
-                .with_context(|| format!("{} is not a position", path.display()))?,
+                .with_context(|| format!("{} is not a position (a cursor file holds one number)", path.display()))?,
         ),
         _ => None,
     };
-    let after = args.after.or(from_cursor).unwrap_or(0);
+    let mut after = args.after.or(from_cursor).unwrap_or(0);
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        match stream(client, out, &args, &mut after).await {
+            Ok(()) if !args.follow => return Ok(()),
+            // A following stream ends when the server shuts down.
+            Ok(()) => eprintln!("the feed ended (server stopping?); reconnecting after position {after}"),
+            Err(e) if !args.follow => return Err(e),
+            Err(e) => eprintln!("feed: {}; reconnecting after position {after} in {backoff:?}", super::error_text(&e)),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection of the feed from `after`, which follows what was printed.
+async fn stream(client: &Client, out: &Output, args: &FeedArgs, after: &mut u64) -> anyhow::Result<()> {
     let mut query = vec![format!("after={after}"), format!("follow={}", args.follow)];
     if !args.types.is_empty() {
         query.push(format!("types={}", args.types.join(",")));
@@ -65,15 +92,18 @@ pub(super) async fn run(client: &Client, args: FeedArgs) -> anyhow::Result<()> {
     let response = client.get_with_accept(&format!("/api/feed?{}", query.join("&")), "application/x-ndjson").await?;
     let body = StreamReader::new(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)));
     let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_LINE));
-    let mut stdout = std::io::stdout().lock();
     while let Some(line) = lines.next().await {
         let line = line.context("reading the feed")?;
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
+        let seq = serde_json::from_str::<serde_json::Value>(&line).context("a feed line that is not JSON")?["seq"]
+            .as_u64()
+            .context("a feed line without a position")?;
+        if out.is_json() {
+            emit(&line)
+        } else {
+            emit(readable(&line))
+        }
+        *after = seq;
         if let Some(path) = &args.cursor {
-            let seq = serde_json::from_str::<serde_json::Value>(&line)?["seq"]
-                .as_u64()
-                .context("a feed line without a position")?;
             save_cursor(path, seq)?;
         }
     }

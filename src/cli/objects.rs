@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value, json};
 
 use super::client::{Client, Kind, describe, get, resolve, set_result};
@@ -30,24 +30,90 @@ impl FromStr for Target {
     }
 }
 
+/// A whole object or patch as JSON, instead of (or under) `--field`s.
+#[derive(Debug, Default, clap::Args)]
+pub struct JsonInput {
+    /// The object (create) or PatchObject (update) as JSON; `--field`s are
+    /// applied over it. (`--json` alone is the output switch.)
+    #[arg(long = "data", value_name = "JSON", conflicts_with_all = ["file", "stdin"])]
+    pub inline: Option<String>,
+    /// The same, read from a file.
+    #[arg(long, conflicts_with = "stdin")]
+    pub file: Option<std::path::PathBuf>,
+    /// The same, read from standard input.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+impl JsonInput {
+    /// The JSON object given, if any.
+    fn read(&self) -> anyhow::Result<Option<Map<String, Value>>> {
+        let (text, from) = if let Some(text) = &self.inline {
+            (text.clone(), "--data".to_owned())
+        } else if let Some(path) = &self.file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            (text, path.display().to_string())
+        } else if self.stdin {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading standard input")?;
+            (text, "standard input".to_owned())
+        } else {
+            return Ok(None);
+        };
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            Ok(_) => bail!("{from} must hold a JSON object"),
+            Err(e) => bail!("{from} is not JSON: {e}"),
+        }
+    }
+}
+
+/// The object or patch from `--json|--file|--stdin`, with `--field`s over it.
+fn input(json: &JsonInput, fields: &[String], patch: bool) -> anyhow::Result<Map<String, Value>> {
+    let mut map = json.read()?.unwrap_or_default();
+    let given = if patch { fields::patch(fields)? } else { fields::object(fields)? };
+    map.extend(given);
+    Ok(map)
+}
+
 pub(super) enum Work {
-    Get { object: Kind, id: String },
-    Create { target: Target, fields: Vec<String> },
+    Get { object: Kind, id: String, as_of: Option<String> },
+    Create { target: Target, fields: Vec<String>, json: JsonInput },
     Query { object: Kind, filters: Vec<String>, limit: Option<u64> },
-    Update { object: Kind, id: String, fields: Vec<String> },
-    Delete { object: Kind, ids: Vec<String> },
+    Update { object: Kind, id: String, fields: Vec<String>, json: JsonInput },
+    Delete { object: Kind, ids: Vec<String>, confirm: super::confirm::Confirm },
 }
 
 pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Result<()> {
     match work {
-        Work::Get { object, id } => {
-            let id = resolve(client, object, &id).await?;
-            let found = get(client, object, std::slice::from_ref(&id)).await?;
-            let item = found.into_iter().next().ok_or_else(|| anyhow!("{} {id} not found", object.jmap()))?;
+        Work::Get { object, id, as_of } => {
+            let Some(as_of) = as_of else {
+                let id = resolve(client, object, &id).await?;
+                let found = get(client, object, std::slice::from_ref(&id)).await?;
+                let item = found.into_iter().next().ok_or_else(|| anyhow!("{} {id} not found", object.jmap()))?;
+                out.object(&item);
+                return Ok(());
+            };
+            // A position is a number; anything else is a time.
+            let at = match as_of.parse::<u64>() {
+                Ok(position) => json!(position),
+                Err(_) => json!(as_of),
+            };
+            let id = match resolve(client, object, &id).await {
+                Ok(id) => id,
+                Err(_) => resolve_as_of(client, object, &id, &at).await?,
+            };
+            let answer =
+                client.call(&format!("{}/get", object.jmap()), json!({"ids": [id.clone()], "asOf": at})).await?;
+            let Some(item) = answer["list"].get(0) else {
+                bail!("{} {id} did not exist at {as_of}", object.jmap());
+            };
+            let mut item = item.clone();
+            item["asOf"] = answer["asOf"].clone();
             out.object(&item);
         }
-        Work::Create { target, fields } => {
-            let mut object = fields::object(&fields)?;
+        Work::Create { target, fields, json } => {
+            let mut object = input(&json, &fields, false)?;
             if let Some(t) = target.account_type {
                 object.entry("@type").or_insert(json!(t));
             }
@@ -98,31 +164,57 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
             }
             out.list(object, &items, total);
         }
-        Work::Update { object, id, fields } => {
+        Work::Update { object, id, fields, json } => {
             let id = resolve(client, object, &id).await?;
-            let mut patch = fields::patch(&fields)?;
+            let mut patch = input(&json, &fields, true)?;
+            if patch.is_empty() {
+                bail!("nothing to change: give --field path=value, --data JSON, --file or --stdin");
+            }
             resolve_references(client, object, &mut patch).await?;
             let answer =
                 client.call(&format!("{}/set", object.jmap()), json!({"update": {(id.clone()): patch}})).await?;
             let updated = set_result(&answer, "updated", "notUpdated", &id, "update")?;
             out.updated(object.jmap(), &id, &updated);
         }
-        Work::Delete { object, ids } => {
-            let mut resolved = Vec::new();
-            for id in &ids {
-                resolved.push(resolve(client, object, id).await?);
+        Work::Delete { object, ids, confirm } => {
+            // Each id on its own: one that does not resolve is reported, the
+            // others still go.
+            let mut failed: Vec<(String, String)> = Vec::new();
+            let mut targets: Vec<(String, String)> = Vec::new();
+            for given in &ids {
+                match resolve(client, object, given).await {
+                    Ok(id) => targets.push((given.clone(), id)),
+                    Err(e) => failed.push((given.clone(), format!("{e:#}"))),
+                }
             }
-            let answer = client.call(&format!("{}/set", object.jmap()), json!({"destroy": resolved})).await?;
-            let failures = answer["notDestroyed"].as_object().cloned().unwrap_or_default();
-            for id in answer["destroyed"].as_array().into_iter().flatten() {
-                out.message(
-                    &format!("deleted {} {}", object.jmap(), id.as_str().unwrap_or_default()),
-                    json!({"destroyed": id}),
-                );
+            let plan: Vec<String> =
+                targets.iter().map(|(given, id)| format!("delete {} {given} (id {id})", object.jmap())).collect();
+            if !targets.is_empty() && !confirm.approve(&plan, targets.len() > 1)? {
+                return Ok(());
             }
-            if !failures.is_empty() {
-                let reasons: Vec<String> = failures.iter().map(|(id, e)| format!("{id}: {}", describe(e))).collect();
-                bail!("could not delete {}", reasons.join("; "));
+            let mut destroyed = Vec::new();
+            if !targets.is_empty() {
+                let ids: Vec<&String> = targets.iter().map(|(_, id)| id).collect();
+                let answer = client.call(&format!("{}/set", object.jmap()), json!({"destroy": ids})).await?;
+                for (given, id) in &targets {
+                    if answer["destroyed"].as_array().is_some_and(|d| d.iter().any(|x| x == id)) {
+                        destroyed.push(id.clone());
+                        if !out.is_json() {
+                            out.message(&format!("deleted {} {given} (id {id})", object.jmap()), json!(null));
+                        }
+                    } else {
+                        let why = answer["notDestroyed"].get(id).map(describe).unwrap_or("not destroyed".into());
+                        failed.push((given.clone(), why));
+                    }
+                }
+            }
+            if out.is_json() {
+                let not: Map<String, Value> = failed.iter().map(|(g, e)| (g.clone(), json!(e))).collect();
+                out.message("", json!({"destroyed": destroyed, "notDestroyed": not}));
+            }
+            if !failed.is_empty() {
+                let reasons: Vec<String> = failed.iter().map(|(given, e)| format!("{given}: {e}")).collect();
+                bail!("{} of {} not deleted: {}", failed.len(), ids.len(), reasons.join("; "));
             }
         }
     }
@@ -136,9 +228,26 @@ async fn resolve_references(client: &Client, object: Kind, map: &mut Map<String,
         return Ok(());
     }
     for (key, value) in map.iter_mut() {
+        if key == "roles" {
+            if let Some(Value::Array(roles)) = value.get_mut("roleIds") {
+                for r in roles.iter_mut() {
+                    if let Value::String(name) = r {
+                        *name = resolve(client, Kind::Role, name).await?;
+                    }
+                }
+            }
+            continue;
+        }
         let last = key.rsplit('/').next().unwrap_or(key);
         match (last, value) {
             ("domainId", Value::String(d)) => *d = resolve(client, Kind::Domain, d).await?,
+            ("roleIds", Value::Array(roles)) => {
+                for r in roles.iter_mut() {
+                    if let Value::String(name) = r {
+                        *name = resolve(client, Kind::Role, name).await?;
+                    }
+                }
+            }
             ("memberGroupIds", Value::Array(groups)) => {
                 for g in groups.iter_mut() {
                     if let Value::String(name) = g {
@@ -162,4 +271,23 @@ async fn resolve_references(client: &Client, object: Kind, map: &mut Map<String,
         }
     }
     Ok(())
+}
+
+/// The id of the object `given` names at `at` (a position or time): for an
+/// object destroyed or renamed since, which no longer answers to the name.
+async fn resolve_as_of(client: &Client, object: Kind, given: &str, at: &Value) -> anyhow::Result<String> {
+    if object != Kind::Account {
+        bail!("no {} with id or name {given:?}", object.jmap());
+    }
+    let (name, domain) = given.split_once('@').unwrap_or((given, ""));
+    let mut filter = json!({"name": name.to_lowercase()});
+    if !domain.is_empty() {
+        filter["domainId"] = json!(resolve(client, Kind::Domain, domain).await?);
+    }
+    let answer = client.call("x:Account/query", json!({"filter": filter, "asOf": at})).await?;
+    match answer["ids"].as_array().map(Vec::as_slice) {
+        Some([one]) => one.as_str().map(str::to_owned).context("an id that is not a string"),
+        Some([]) | None => bail!("no account {given:?} at {at}"),
+        Some(several) => bail!("{given:?} named {} accounts at {at}; give the id or name@domain", several.len()),
+    }
 }

@@ -8,6 +8,31 @@ use super::client::Kind;
 
 pub(super) struct Output {
     json: bool,
+    /// `--fields`: only these properties (and `id`) are printed.
+    fields: Option<Vec<String>>,
+}
+
+/// Writes `text` and a newline to standard output. A reader that went away
+/// (`ledger query account | head -1`) ends the command quietly with status 0,
+/// as it does for `cat`; any other write error ends it with status 1.
+pub(super) fn emit(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    exit_if_unwritable(written);
+}
+
+/// Ends the process when standard output cannot be written: quietly with 0
+/// for a closed pipe, else with the error and 1.
+pub(super) fn exit_if_unwritable(written: std::io::Result<()>) {
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A value as a table or key/value cell, made safe for a terminal.
@@ -50,8 +75,21 @@ pub(super) fn printable(text: &str) -> String {
 }
 
 impl Output {
-    pub(super) fn new(json: bool, table: bool) -> Self {
-        Output { json: json || (!table && !std::io::stdout().is_terminal()) }
+    pub(super) fn new(json: bool, table: bool, fields: Option<Vec<String>>) -> Self {
+        Output { json: json || (!table && !std::io::stdout().is_terminal()), fields }
+    }
+
+    /// `v` with only the `--fields` properties (and `id`), when given.
+    fn selected(&self, v: &Value) -> Value {
+        match (&self.fields, v) {
+            (Some(fields), Value::Object(map)) => Value::Object(
+                map.iter()
+                    .filter(|(k, _)| *k == "id" || fields.iter().any(|f| f == *k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        }
     }
 
     pub(super) fn is_json(&self) -> bool {
@@ -59,24 +97,30 @@ impl Output {
     }
 
     fn print_json(&self, v: &Value) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        emit(serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
     /// One object as `key: value` lines.
     pub(super) fn object(&self, v: &Value) {
+        let v = &self.selected(v);
         if self.json {
             return self.print_json(v);
         }
-        println!("{}", key_values(v));
+        emit(key_values(v));
     }
 
     pub(super) fn list(&self, kind: Kind, items: &[Value], total: Option<u64>) {
+        let items: Vec<Value> = items.iter().map(|v| self.selected(v)).collect();
         if self.json {
-            return self.print_json(&Value::Array(items.to_vec()));
+            return self.print_json(&Value::Array(items));
         }
-        println!("{}", table(kind, items));
+        let columns: Vec<&str> = match &self.fields {
+            Some(fields) => std::iter::once("id").chain(fields.iter().map(String::as_str)).collect(),
+            None => default_columns(kind).to_vec(),
+        };
+        emit(table(&columns, &items));
         if let Some(total) = total {
-            println!("({} of {total})", items.len());
+            emit(format_args!("({} of {total})", items.len()));
         }
     }
 
@@ -91,9 +135,9 @@ impl Output {
         if self.json {
             self.print_json(v);
         } else {
-            println!("created {what} {}", scalar(&v["id"]));
+            emit(format_args!("created {what} {}", scalar(&v["id"])));
             for (kind, secret) in &secrets {
-                println!("{} secret: {}", printable(kind), printable(secret));
+                emit(format_args!("{} secret: {}", printable(kind), printable(secret)));
             }
         }
         if !secrets.is_empty() {
@@ -105,10 +149,10 @@ impl Output {
         if self.json {
             return self.print_json(&json!({"updated": id, "result": result}));
         }
-        println!("updated {what} {}", printable(id));
+        emit(format_args!("updated {what} {}", printable(id)));
         for c in result["credentials"].as_array().into_iter().flatten() {
             if let Some(secret) = c["secret"].as_str() {
-                println!("{} secret: {}", scalar(&c["@type"]), printable(secret));
+                emit(format_args!("{} secret: {}", scalar(&c["@type"]), printable(secret)));
                 eprintln!(
                     "warning: the generated secret above is shown once and will not be shown again; store it now"
                 );
@@ -117,8 +161,24 @@ impl Output {
     }
 
     pub(super) fn message(&self, text: &str, v: Value) {
-        if self.json { self.print_json(&v) } else { println!("{}", printable(text)) }
+        if self.json { self.print_json(&v) } else { emit(printable(text)) }
     }
+}
+
+/// One log event as a terminal line (`ledger feed`, `ledger audit history`):
+/// position, time, event type, actor and auth method, then its fields as
+/// compact JSON (`(erased)` when null); all of it escaped.
+pub(super) fn event_line(position: &Value, at: &Value, event: &Value, actor: &Value, details: &Value) -> String {
+    let text = |v: &Value| printable(v.as_str().unwrap_or_default());
+    let details = if details.is_null() { "(erased)".to_owned() } else { printable(&details.to_string()) };
+    format!(
+        "{:>6}  {}  {:<24} {} ({})  {details}",
+        position,
+        text(at),
+        text(event),
+        text(&actor["name"]),
+        text(&actor["authMethod"])
+    )
 }
 
 /// `key  value` lines (`id` first, then the keys in order), nested values as
@@ -146,14 +206,18 @@ fn render(mut table: comfy_table::Table) -> String {
     table.lines().map(|line| line.trim_end().to_owned()).collect::<Vec<_>>().join("\n")
 }
 
-/// A table with the columns that identify each kind of object: left-aligned,
-/// two spaces between columns, no borders, no trailing spaces.
-pub(super) fn table(kind: Kind, items: &[Value]) -> String {
-    let columns: &[&str] = match kind {
+/// The columns that identify each kind of object.
+fn default_columns(kind: Kind) -> &'static [&'static str] {
+    match kind {
         Kind::Account => &["id", "@type", "emailAddress", "description"],
         Kind::Domain => &["id", "name", "description"],
         Kind::Role => &["id", "name", "permissions"],
-    };
+    }
+}
+
+/// A table of `columns`: left-aligned, two spaces between columns, no
+/// borders, no trailing spaces.
+pub(super) fn table(columns: &[&str], items: &[Value]) -> String {
     let mut table = plain_table();
     table.set_header(columns.iter().copied());
     table.add_rows(items.iter().map(|item| columns.iter().map(|c| scalar(&item[*c])).collect::<Vec<_>>()));
@@ -175,7 +239,7 @@ mod tests {
             assert!(shown.starts_with("x\\u{") && shown.ends_with('y'), "{bad:?} -> {shown}");
         }
         let rows = table(
-            Kind::Account,
+            default_columns(Kind::Account),
             &[json!({"id": "b", "@type": "User", "emailAddress": "a@b", "description": "d\r\nc  User  forged@x"})],
         );
         assert_eq!(rows.lines().count(), 2, "one header and one row: {rows}");

@@ -3,7 +3,10 @@
 //! modules produce.
 
 mod audit;
+mod backup;
 mod feed;
+pub mod health;
+mod metrics;
 mod push;
 mod serve;
 mod streams;
@@ -48,6 +51,13 @@ pub struct AppState {
     pub open_connections: tokio::sync::watch::Sender<usize>,
     /// Event streams open per principal.
     pub(crate) streams: Arc<streams::OpenStreams>,
+    /// TLS on every connection, when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The URL clients reach the service at (`https://ledger.example.org`),
+    /// when it is not the scheme and Host of the request (behind a proxy).
+    pub public_url: Option<String>,
+    /// Readiness and the counters `/metrics` shows.
+    pub health: Arc<health::Health>,
 }
 
 impl AppState {
@@ -60,8 +70,10 @@ impl AppState {
         auth: &AuthConfig,
         services: ServicesConfig,
     ) -> std::io::Result<(Self, Option<Plaintext>)> {
-        let admin = admin::load_or_create(data_dir, auth.admin_password.as_deref())?;
+        // The admin password is generated last: nothing after it can fail
+        // before the caller shows it.
         let sealing = Arc::new(SealingKey::load_or_create(data_dir)?);
+        let admin = admin::load_or_create(data_dir, auth.admin_password.as_deref())?;
         let authenticator = Arc::new(Authenticator::new(auth, admin.hash, Arc::clone(&sealing)));
         let state = AppState {
             services: Services::new(ledger.clone(), sealing, services),
@@ -71,6 +83,9 @@ impl AppState {
             connections: ConnectionLimits::default(),
             open_connections: tokio::sync::watch::Sender::new(0),
             streams: Arc::default(),
+            tls: None,
+            public_url: None,
+            health: Arc::default(),
         };
         Ok((state, admin.generated))
     }
@@ -84,12 +99,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/export", get(audit::export))
         .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route("/api/feed", get(feed::feed))
+        .route("/api/backup", get(backup::backup))
         .route("/eventsource/", get(push::event_source))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(middleware::from_fn(refuse_cross_site));
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::ready))
+        .route("/healthz/live", get(health::live))
+        .route("/healthz/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
         .merge(authenticated)
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -156,12 +176,16 @@ async fn authenticate(
         tokio::task::spawn_blocking(move || auth.authenticate(&ledger, authorization.as_deref(), ip, now)).await;
     match outcome {
         Ok(Ok(principal)) => {
+            if let Some(cell) = request.extensions().get::<PrincipalCell>() {
+                *cell.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal.name.clone());
+            }
             request.extensions_mut().insert(Arc::new(principal));
             request.extensions_mut().insert(ClientIp(ip));
             request.extensions_mut().insert(AuthenticatedAt(std::time::Instant::now()));
             next.run(request).await
         }
         Ok(Err(AuthError::RateLimited(retry))) => {
+            app.health.login_blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(%ip, "login attempts from this address are rate-limited");
             let mut response =
                 problem(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later".to_owned());
@@ -226,11 +250,34 @@ fn same_origin(origin: &str, host: &str) -> bool {
     authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host))
 }
 
-/// Liveness plus the log position readers currently see.
-async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    let read = state.ledger.read();
-    Json(json!({ "status": "ok", "lastSeq": read.last_seq }))
+/// One access log line per request (target `access`): method, path,
+/// status, principal, duration. The query string is left out (it may name
+/// an account).
+async fn access_log(State(_app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let principal = PrincipalCell::default();
+    let mut request = request;
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    let who = principal.0.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| "-".to_owned());
+    tracing::info!(
+        target: "access",
+        %method,
+        // Escaped: a path or name cannot break or colour the line.
+        path = %path.escape_debug(),
+        status = response.status().as_u16(),
+        principal = %who.escape_debug(),
+        millis = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
+
+/// Where authentication leaves the principal's name for the access log.
+#[derive(Clone, Default)]
+struct PrincipalCell(Arc<std::sync::Mutex<Option<String>>>);
 
 /// The JMAP Session object, with URLs on the host the client used.
 async fn session(
@@ -238,8 +285,14 @@ async fn session(
     Extension(principal): Extension<Arc<Principal>>,
     headers: HeaderMap,
 ) -> Json<Value> {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base = format!("http://{host}");
+    let base = match &state.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            let scheme = if state.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{host}")
+        }
+    };
     Json(jmap::session::session(&state.services.limits(), &base, &principal.name))
 }
 
@@ -335,6 +388,7 @@ pub async fn serve(
         stopping.send_replace(true);
     });
     let (limits, auth, open) = (state.connections, Arc::clone(&state.auth), state.open_connections.clone());
+    let tls = state.tls.clone();
     let exempt = move |ip| auth.is_trusted_proxy(ip);
-    serve::serve_connections(listener, router(state), serve::Settings { limits, exempt, open }, watched).await
+    serve::serve_connections(listener, router(state), serve::Settings { limits, exempt, open, tls }, watched).await
 }

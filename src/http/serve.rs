@@ -113,6 +113,9 @@ pub(super) struct Settings<E> {
     pub(super) exempt: E,
     /// Kept at the number of open connections.
     pub(super) open: tokio::sync::watch::Sender<usize>,
+    /// When set, every connection is TLS (the handshake must finish within
+    /// the header read timeout).
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// One open connection, counted in [`Settings::open`] while it lives.
@@ -139,7 +142,7 @@ pub(super) async fn serve_connections(
     settings: Settings<impl Fn(IpAddr) -> bool>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
-    let Settings { limits, exempt, open } = settings;
+    let Settings { limits, exempt, open, tls } = settings;
     let max = effective_max_connections(limits.max_connections);
     tracing::info!(
         max_connections = max,
@@ -182,10 +185,28 @@ pub(super) async fn serve_connections(
         let app = app.clone();
         let mut stop = stopping.clone();
         let counted = Counted::new(&open);
+        let tls = tls.clone();
         tracker.spawn(async move {
             let _held = (permit, address, counted);
             let _ = stream.set_nodelay(true);
-            let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
+            let stream = SendTimeout::new(stream, limits.send_timeout);
+            let stream = match tls {
+                None => tokio_util::either::Either::Left(stream),
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tokio_util::either::Either::Right(tls),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            let io = TokioIo::new(stream);
             let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));

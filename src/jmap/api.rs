@@ -85,7 +85,18 @@ pub async fn api(
                     passwords_left: &mut passwords_left,
                     response_left: budget,
                 };
-                call(&mut ctx, &request.using, &name, arguments).await
+                let started = std::time::Instant::now();
+                let result = call(&mut ctx, &request.using, &name, arguments).await;
+                let method = if matches!(result, Err(MethodError::UnknownMethod(_))) {
+                    "unknown".to_owned()
+                } else {
+                    name.clone()
+                };
+                services
+                    .method_seconds
+                    .get_or_create(&crate::jmap::context::MethodLabel { method })
+                    .observe(started.elapsed().as_secs_f64());
+                result
             }
             Err(e) => Err(e),
         };

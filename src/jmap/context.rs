@@ -5,6 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use std::time::Duration;
 
 use ledger_events::values::ObjectId;
@@ -48,6 +51,20 @@ pub struct Services {
     pub(crate) purge_policy: PurgePolicy,
     /// argon2id password hashes computed by `/set` since the start.
     pub(crate) passwords_hashed: Arc<std::sync::atomic::AtomicU64>,
+    /// Seconds per method call, by method (for `/metrics`).
+    pub(crate) method_seconds: Family<MethodLabel, Histogram>,
+}
+
+/// The label of a method's latency: its name when the server knows it, else
+/// `unknown` (so that clients cannot grow the label set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(crate) struct MethodLabel {
+    pub(crate) method: String,
+}
+
+/// Latency buckets: 100 µs to about 6.5 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 17))
 }
 
 impl Services {
@@ -60,6 +77,7 @@ impl Services {
             sealing,
             purge_policy: config.purge_policy,
             passwords_hashed: Arc::default(),
+            method_seconds: Family::new_with_constructor(latency_histogram),
         }
     }
 

@@ -122,7 +122,8 @@ pub fn generate(kind: CredentialKind) -> (Plaintext, SecretHash) {
 /// an exported log reveals nothing even to someone holding the whole export.
 pub(crate) struct SealingKey([u8; 32]);
 
-const SEALING_KEY_FILE: &str = "sealing.key";
+/// The sealing key's file in the data directory (32 bytes, mode 0600).
+pub const SEALING_KEY_FILE: &str = "sealing.key";
 const SEALED_PREFIX: &str = "xc1:";
 
 impl SealingKey {

@@ -5,11 +5,21 @@
 pub enum StoreError {
     #[error("cannot use data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
+    /// An offline tool was pointed at a path that holds no ledger store.
+    #[error("{path} is not a ledger store: {reason}; check the path (a store is the --data-dir of a `ledger serve`)")]
+    NotAStore { path: String, reason: String },
+    /// A running process (a `ledger serve`) has the store open.
+    #[error(
+        "{path} is held by a running `ledger serve`{}; stop it first, or work online: `ledger backup --url URL \
+         FILE` for a copy, `ledger audit export` and `ledger audit verify FILE` for a check",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Held { path: String, pid: Option<u32> },
     #[error(transparent)]
     Log(#[from] ledger_events::Error),
     #[error(transparent)]
     Projections(#[from] ledger_projections::Error),
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", fjall_text(.0))]
     Storage(#[from] fjall::Error),
     /// The commit was not made durable; nothing of it was acknowledged.
     #[error("write failed, nothing was committed: {0}")]
@@ -26,7 +36,23 @@ pub enum StoreError {
          they end"
     )]
     ErasurePending { held: String, waited: std::time::Duration },
+    /// A backup file that cannot be used (its path is in the message).
+    #[error("the backup {0}")]
+    Backup(String),
     /// Stored bytes are not what the ledger writes (a damaged store).
     #[error("damaged store: {0}")]
     Damaged(String),
+}
+
+/// A fjall error as an operator reads it: the operating system's words for
+/// an I/O error ("No space left on device"), not fjall's debug form.
+pub(crate) fn fjall_text(e: &fjall::Error) -> String {
+    match e {
+        fjall::Error::Io(io) => io.to_string(),
+        fjall::Error::Locked => "another process has the store open".to_owned(),
+        fjall::Error::Poisoned => {
+            "the store refuses writes after a failed write; free disk space, then restart the service".to_owned()
+        }
+        other => other.to_string(),
+    }
 }

@@ -2,6 +2,7 @@
 //! a single writer thread, and published read snapshots.
 
 mod error;
+pub mod location;
 mod tx;
 mod writer;
 
@@ -97,14 +98,48 @@ pub struct ReadState {
     pub(crate) generation: u64,
 }
 
-/// Counters a test or benchmark can read.
-#[derive(Debug, Default)]
+/// Counters a test, a benchmark or `/metrics` can read.
+#[derive(Debug)]
 pub struct Metrics {
     /// Commits that recorded at least one event.
     pub commits: AtomicU64,
+    /// Events (records) appended.
+    pub events: AtomicU64,
     /// Batches written (one per group).
     pub groups: AtomicU64,
     pub fsyncs: AtomicU64,
+    /// Groups whose write failed.
+    pub write_failures: AtomicU64,
+    /// Commits per group.
+    pub group_sizes: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds per group fsync.
+    pub fsync_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        Metrics {
+            commits: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            // 1 to 1024 commits.
+            group_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            // 50 µs to about 3.3 s.
+            fsync_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 17)),
+        }
+    }
+}
+
+/// The last write failure: why, when, and whether the store now refuses
+/// every write until restarted (fjall after a failed journal write).
+#[derive(Debug, Clone)]
+pub(crate) struct WriteRefusal {
+    pub(crate) reason: String,
+    pub(crate) at: std::time::Instant,
+    pub(crate) until_restart: bool,
 }
 
 pub(crate) struct Inner {
@@ -120,6 +155,8 @@ pub(crate) struct Inner {
     durable: tokio::sync::watch::Sender<u64>,
     write_gate: Mutex<()>,
     metrics: Metrics,
+    /// Set by the writer when a group fails; cleared when one succeeds.
+    pub(crate) refusal: Mutex<Option<WriteRefusal>>,
 }
 
 impl Inner {
@@ -163,13 +200,14 @@ fn stop_writer(jobs: &Mutex<Option<mpsc::UnboundedSender<Job>>>, writer: &Mutex<
 
 /// Opens the fjall database and its log and projection keyspaces, without checks.
 pub(crate) fn open_parts(data_dir: &Path) -> Result<(Database, EventLog, Projections), StoreError> {
-    std::fs::create_dir_all(data_dir)
+    location::check_not_held(data_dir)?;
+    location::create_private_dir(data_dir)
         .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
     let db = Database::builder(data_dir)
         .max_journaling_size(JOURNAL_LIMIT)
         .cache_size(CACHE_BYTES)
         .open()
-        .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
+        .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: error::fjall_text(&e) })?;
     // A scratch keyspace left by a crash during an erasure holds filler whose
     // memtable nothing would flush, which keeps fjall from ever deleting the
     // journal it is in (and the erased data that journal may hold).
@@ -209,6 +247,7 @@ impl Ledger {
             durable: tokio::sync::watch::Sender::new(tail.next_seq - 1),
             write_gate: Mutex::new(()),
             metrics: Metrics::default(),
+            refusal: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         let writer = writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at };
@@ -442,6 +481,19 @@ impl Ledger {
         }
     }
 
+    /// Why the store does not take writes now, if it does not: it refuses
+    /// every write until restarted, or a write failed less than `recent` ago.
+    pub fn write_refusal(&self, recent: std::time::Duration) -> Option<String> {
+        let refusal = self.inner.refusal.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        if refusal.until_restart {
+            Some(format!("the store refuses writes until the service restarts: {}", refusal.reason))
+        } else if refusal.at.elapsed() < recent {
+            Some(format!("a write failed {:?} ago: {}", refusal.at.elapsed(), refusal.reason))
+        } else {
+            None
+        }
+    }
+
     pub fn durable_commits(&self) -> u64 {
         self.inner.metrics.commits.load(Ordering::Relaxed)
     }
@@ -550,9 +602,44 @@ fn all_keyspaces<'a>(log: &'a EventLog, projections: &'a Projections) -> Vec<&'a
     keyspaces
 }
 
+/// A stopped store opened for reading only: through a private copy (see
+/// [`location`]), which lives as long as this.
+pub(crate) struct ReadOnlyStore {
+    pub(crate) db: Database,
+    pub(crate) log: EventLog,
+    source: std::path::PathBuf,
+    // Dropped after the database that reads it.
+    _copy: tempfile::TempDir,
+}
+
+impl ReadOnlyStore {
+    /// Opens the existing, stopped store in `data_dir` without writing to it.
+    /// Errors: [`StoreError::NotAStore`], [`StoreError::Held`], and those of opening.
+    pub(crate) fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        location::check_existing(data_dir)?;
+        let copy = location::private_copy(data_dir)?;
+        let (db, log, _) = open_parts(copy.path())?;
+        Ok(ReadOnlyStore { db, log, source: data_dir.to_path_buf(), _copy: copy })
+    }
+
+    /// The store's own directory (not the copy).
+    pub(crate) fn path(&self) -> &Path {
+        &self.source
+    }
+}
+
+/// Verifies the whole chain of the stopped store in `data_dir`, reading it
+/// only (`ledger verify`). Returns where the chain ends and how many records
+/// were checked.
+pub fn verify_offline(data_dir: &Path) -> Result<(ChainTail, u64), StoreError> {
+    let store = ReadOnlyStore::open(data_dir)?;
+    Ok(store.log.verify_all(&store.db.snapshot())?)
+}
+
 /// Drops the projections of the ledger in `data_dir` and replays its log.
 /// Returns the number of events replayed. The ledger must not be open elsewhere.
 pub fn rebuild(data_dir: &Path) -> Result<u64, StoreError> {
+    location::check_existing(data_dir)?;
     let (db, log, projections) = open_parts(data_dir)?;
     log.check_tail(&db.snapshot(), TAIL_CHECK_DEPTH)?;
     let replayed = replay::rebuild(&db, &log, &projections)?;

@@ -99,13 +99,28 @@ impl Writer {
                 if !records.is_empty() {
                     let committed = answers.iter().filter(|(_, i)| i.last_seq != 0).count() as u64;
                     inner.metrics.commits.fetch_add(committed, Ordering::Relaxed);
+                    inner.metrics.events.fetch_add(records.len() as u64, Ordering::Relaxed);
                     inner.metrics.groups.fetch_add(1, Ordering::Relaxed);
+                    inner.metrics.group_sizes.observe(committed as f64);
+                    let mut refusal = inner.refusal.lock().unwrap_or_else(|p| p.into_inner());
+                    if refusal.as_ref().is_some_and(|r| !r.until_restart) {
+                        *refusal = None;
+                    }
                     inner.publish(inner.projections.view(inner.db.snapshot()), self.tail.next_seq - 1);
                     inner.durable.send_replace(self.tail.next_seq - 1);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; {} commits answered with an error", answers.len());
+                inner.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
+                *inner.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(super::WriteRefusal {
+                    reason: super::error::fjall_text(e),
+                    at: std::time::Instant::now(),
+                    // fjall poisons itself after a failed journal write and
+                    // then refuses every write; the probe says whether it did.
+                    until_restart: matches!(e, fjall::Error::Poisoned)
+                        || matches!(inner.db.persist(PersistMode::Buffer), Err(fjall::Error::Poisoned)),
+                });
                 if matches!(e, fjall::Error::Poisoned) {
                     // fjall refuses every write after a failed journal write, to keep
                     // the store consistent; reads go on.
@@ -121,7 +136,7 @@ impl Writer {
         for (reply, info) in answers {
             let result = match &outcome {
                 Ok(()) => Ok(info),
-                Err(e) => Err(StoreError::WriteFailed(e.to_string())),
+                Err(e) => Err(StoreError::WriteFailed(super::error::fjall_text(e))),
             };
             reply(result);
         }
@@ -144,7 +159,9 @@ impl Writer {
         inner.projections.stage(&mut batch, overlay.take_mutations());
         batch.commit()?;
         if inner.durability == Durability::Fsync {
+            let started = std::time::Instant::now();
             inner.db.persist(PersistMode::SyncAll)?;
+            inner.metrics.fsync_seconds.observe(started.elapsed().as_secs_f64());
             inner.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -257,7 +257,13 @@ async fn restore_at_a_position_or_time_equals_what_get_returned_then() {
     // By time: the state of the last commit at or before that instant.
     let (_, at, _) = &moments[0];
     let by_time = dir.path().join("by-time");
-    ledger::audit::restore::restore(&source, &by_time, at.parse().unwrap()).unwrap();
+    ledger::audit::restore::restore(
+        ledger::audit::restore::Source::Store(&source),
+        &by_time,
+        Some(at.parse().unwrap()),
+        |_, _| {},
+    )
+    .unwrap();
     let restored = TestServer::start(&by_time).await;
     let (_, got) = restored.call("x:Account/get", json!({"ids": [id]})).await;
     let expected = moments.iter().rfind(|(_, t, _)| t <= at).unwrap();
@@ -265,7 +271,12 @@ async fn restore_at_a_position_or_time_equals_what_get_returned_then() {
     restored.stop().await;
 
     // A target that is not empty is refused; the source is untouched.
-    let again = ledger::audit::restore::restore(&source, &by_seq, ledger::audit::export::Bound::Seq(1));
+    let again = ledger::audit::restore::restore(
+        ledger::audit::restore::Source::Store(&source),
+        &by_seq,
+        Some(ledger::audit::export::Bound::Seq(1)),
+        |_, _| {},
+    );
     assert!(again.unwrap_err().to_string().contains("must be empty"));
     let server = TestServer::start(&source).await;
     assert_eq!(server.ledger.read().last_seq, moments[2].0);
@@ -316,7 +327,13 @@ async fn as_of_reads_agree_with_what_get_said_then_and_with_restore() {
 
     // A restore to the same position answers the same /get.
     let target = dir.path().join("restored");
-    ledger::audit::restore::restore(&source, &target, ledger::audit::export::Bound::Seq(first)).unwrap();
+    ledger::audit::restore::restore(
+        ledger::audit::restore::Source::Store(&source),
+        &target,
+        Some(ledger::audit::export::Bound::Seq(first)),
+        |_, _| {},
+    )
+    .unwrap();
     let restored = TestServer::start(&target).await;
     let (_, got) = restored.call("x:Account/get", json!({"ids": [id]})).await;
     assert_eq!(got["list"][0], moments[0].2);

@@ -41,7 +41,8 @@ const POOL: &[&str] = &[
     "sysAccountSettingsGet",
     "sysAuditExport",
 ];
-const UNLISTED: &str = "sysUnlistedPermission";
+/// A permission no generated role, account or key holds.
+const UNLISTED: &str = "sysQueuedMessageGet";
 const TENANTS: &[Option<&str>] = &[None, Some("t1"), Some("t2")];
 const RANGES: &[&[&str]] = &[&[], &["127.0.0.1/32"], &["10.0.0.0/8"], &["10.1.0.0/16"]];
 /// Far enough that nothing expires during a case.

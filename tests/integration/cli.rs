@@ -106,9 +106,10 @@ async fn reference_examples_run_verbatim() {
     ok(&server, &["delete", "account", "--ids", &id]);
     assert!(account_by_name(&server, "alice").await.is_none());
 
-    // stalwart-cli -u https://jmap.example.org database delete john (a local URL here)
+    // stalwart-cli -u https://jmap.example.org database delete john (a local URL here;
+    // the ledger confirms an erasure: `--yes` off a terminal)
     ok(&server, &["create", "account/user", "--field", "name=john", "--field", "domainId=example.org"]);
-    ok(&server, &["-u", &server.url, "database", "delete", "john"]);
+    ok(&server, &["-u", &server.url, "database", "delete", "john", "--yes"]);
     assert!(account_by_name(&server, "john").await.is_none());
 
     // database rename john john.doe: same id, new name and address.
@@ -135,7 +136,7 @@ async fn reference_examples_run_verbatim() {
     // The older spellings.
     ok(&server, &["account", "update", "john.doe", "jdoe"]);
     assert_eq!(account_by_name(&server, "jdoe").await.unwrap()["id"], john["id"]);
-    ok(&server, &["account", "delete", "jdoe@example.org"]);
+    ok(&server, &["account", "delete", "jdoe@example.org", "--yes"]);
     assert!(account_by_name(&server, "jdoe").await.is_none());
     server.stop().await;
 }

@@ -38,6 +38,7 @@ async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
             "database",
             "delete",
             "erin7731@example.org",
+            "--yes",
         ])
         .output()
         .unwrap();
@@ -93,7 +94,13 @@ async fn erasure_leaves_no_personal_bytes_and_the_chain_verifies() {
     // A restore of the erased log works too, and never reuses erin's id.
     let restored_dir = tempfile::tempdir().unwrap();
     let target = restored_dir.path().join("r");
-    ledger::audit::restore::restore(dir.path(), &target, ledger::audit::export::Bound::Seq(last_seq)).unwrap();
+    ledger::audit::restore::restore(
+        ledger::audit::restore::Source::Store(dir.path()),
+        &target,
+        Some(ledger::audit::export::Bound::Seq(last_seq)),
+        |_, _| {},
+    )
+    .unwrap();
     let restored = TestServer::start(&target).await;
     let again = restored.account(json!({"@type": "User", "name": "gina", "domainId": d})).await;
     assert!(ledger_events::values::ObjectId::from_jmap(&again) > ledger_events::values::ObjectId::from_jmap(&erin));

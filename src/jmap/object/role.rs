@@ -46,9 +46,9 @@ fn parse(mut object: Map<String, Value>) -> Result<Fields, SetError> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                    SetError::invalid(&format!("permissions/{i}"), format!("{v} is not a permission name"))
-                })
+                v.as_str().filter(|s| crate::auth::catalogue::is_known(s)).and_then(|s| s.parse().ok()).ok_or_else(
+                    || SetError::invalid(&format!("permissions/{i}"), format!("{v} is not a known permission")),
+                )
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(SetError::invalid("permissions", "permissions must be an array")),

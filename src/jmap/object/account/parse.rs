@@ -35,6 +35,14 @@ fn within(property: &str, count: usize, max: usize) -> Result<(), SetError> {
     if count <= max { Ok(()) } else { Err(SetError::too_large(property, max)) }
 }
 
+/// Refuses a permission name neither Stalwart nor the ledger knows.
+fn known_permissions(property: &str, list: &[ledger_events::values::Permission]) -> Result<(), SetError> {
+    match crate::auth::catalogue::first_unknown(list.iter().map(|p| p.as_str())) {
+        None => Ok(()),
+        Some((i, name)) => Err(invalid(&format!("{property}/{i}"), format!("{name:?} is not a known permission"))),
+    }
+}
+
 fn invalid(property: &str, description: impl Into<String>) -> SetError {
     SetError::invalid(property, description)
 }
@@ -127,6 +135,8 @@ fn parse_fields(
     if let Permissions::Merge(list) | Permissions::Replace(list) = &permissions {
         within("permissions/enabledPermissions", list.enabled_permissions.len(), MAX_PERMISSIONS)?;
         within("permissions/disabledPermissions", list.disabled_permissions.len(), MAX_PERMISSIONS)?;
+        known_permissions("permissions/enabledPermissions", &list.enabled_permissions)?;
+        known_permissions("permissions/disabledPermissions", &list.disabled_permissions)?;
     }
     let quotas = match f.take("quotas") {
         Some(Value::Object(map)) => {
@@ -284,6 +294,7 @@ fn parse_credential(
         let permissions = f.typed_at::<CredentialPermissions>("permissions", &at("permissions"))?;
         if let Some(CredentialPermissions::Disable(list) | CredentialPermissions::Replace(list)) = &permissions {
             within(&at("permissions"), list.permissions.len(), MAX_PERMISSIONS)?;
+            known_permissions(&format!("{}/permissions", at("permissions")), &list.permissions)?;
         }
         (description, permissions, created_at)
     };

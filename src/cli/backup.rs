@@ -1,0 +1,180 @@
+//! `ledger backup FILE` (from a running server, or `--data-dir` from a
+//! stopped store) and `ledger restore`: a verified, restorable copy written
+//! beside its destination and renamed over it only once checked.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use tokio_stream::StreamExt;
+
+use super::client::Client;
+use crate::audit::export::Bound;
+use crate::audit::restore::{Source, restore};
+use crate::backup::{Summary, verify_file, write_from_log};
+use crate::store::ReadOnlyStore;
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The backup file to write (replaced only once the new copy is verified).
+    pub file: PathBuf,
+    /// Copy this stopped store instead of asking the server at --url.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// A backup file (`ledger backup`) to restore from.
+    #[arg(long, conflicts_with = "data_dir", required_unless_present = "data_dir")]
+    pub from: Option<PathBuf>,
+    /// A stopped store to restore from (it is only read).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The new store; it must be empty or not exist.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Keep the log up to this RFC 3339 UTC time.
+    #[arg(long, conflicts_with = "seq")]
+    pub at: Option<ledger_events::values::UtcDateTime>,
+    /// Keep the log up to this position (default: all of it).
+    #[arg(long)]
+    pub seq: Option<u64>,
+}
+
+/// A progress bar on a terminal's standard error; nothing elsewhere.
+fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} positions ({eta})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn note(summary: &Summary, file: &Path) -> String {
+    format!(
+        "backup {} verified: {} records, positions 1..={}, head hash {}. It holds the log only: keep the \
+         store's sealing.key with it (separately, like a password) — without that key, TOTP and other sealed \
+         secrets cannot be used after a restore",
+        file.display(),
+        summary.records,
+        summary.last_seq,
+        summary.last_hash
+    )
+}
+
+/// The temporary file beside `file` that becomes it.
+fn beside(file: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("{} does not exist: create it first", dir.display());
+    }
+    tempfile::Builder::new()
+        .prefix(".ledger-backup-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))
+}
+
+/// Checks the written copy, syncs it and puts it in place.
+fn verify_and_keep(partial: tempfile::NamedTempFile, file: &Path) -> anyhow::Result<Summary> {
+    partial.as_file().sync_all().context("syncing the backup")?;
+    let check = bar(0, "verifying");
+    let summary = verify_file(partial.path(), |seq, total| {
+        check.set_length(total);
+        check.set_position(seq);
+    })
+    .context("the copy did not verify; nothing was kept")?;
+    check.finish_and_clear();
+    partial.persist(file).with_context(|| format!("putting the backup in place at {}", file.display()))?;
+    Ok(summary)
+}
+
+/// `ledger backup --data-dir DIR FILE`.
+pub(super) fn offline(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let store = ReadOnlyStore::open(data_dir)?;
+    let snap = store.db.snapshot();
+    let last = store.log.last_seq(&snap)?;
+    let partial = beside(file)?;
+    let progress = bar(last, "copying");
+    let out = std::io::BufWriter::new(partial.as_file());
+    let (_, out) = write_from_log(&store.log, &snap, last, out, |seq| {
+        progress.set_position(seq);
+        true
+    })?;
+    drop(out);
+    progress.finish_and_clear();
+    let summary = verify_and_keep(partial, file)?;
+    eprintln!("{}", note(&summary, file));
+    Ok(())
+}
+
+/// `ledger backup FILE` from the server.
+pub(super) async fn online(client: &Client, file: &Path) -> anyhow::Result<()> {
+    let response = client.get_with_accept("/api/backup", "application/octet-stream").await?;
+    let last: u64 = response
+        .headers()
+        .get("x-ledger-last-seq")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let partial = beside(file)?;
+    let progress = bar(0, "copying");
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bytes} ({bytes_per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    progress.set_message(format!("copying positions 1..={last}"));
+    let mut out = std::io::BufWriter::new(partial.as_file());
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("the server stopped sending the backup; nothing was kept")?;
+        out.write_all(&chunk).context("writing the backup")?;
+        progress.inc(chunk.len() as u64);
+    }
+    out.flush().context("writing the backup")?;
+    drop(out);
+    progress.finish_and_clear();
+    let summary = verify_and_keep(partial, file)?;
+    eprintln!("{}", note(&summary, file));
+    Ok(())
+}
+
+/// `ledger restore`.
+pub(super) fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let to = match (args.seq, args.at) {
+        (Some(seq), _) => Some(Bound::Seq(seq)),
+        (None, Some(at)) => Some(Bound::Time(at)),
+        (None, None) => None,
+    };
+    let (source, shown) = match (&args.from, &args.data_dir) {
+        (Some(file), _) => (Source::Backup(file), file.display().to_string()),
+        (None, Some(dir)) => (Source::Store(dir), dir.display().to_string()),
+        (None, None) => bail!("give --from BACKUP_FILE or --data-dir STORE"),
+    };
+    let progress = bar(0, "restoring");
+    let restored = restore(source, &args.to, to, |seq, total| {
+        progress.set_length(total);
+        progress.set_position(seq);
+    })
+    .with_context(|| format!("restoring {shown} into {}", args.to.display()))?;
+    progress.finish_and_clear();
+    super::output::emit(format_args!(
+        "restored positions 1..={} into {} (head hash {})",
+        restored.last_seq,
+        args.to.display(),
+        restored.last_hash
+    ));
+    if matches!(source, Source::Backup(_)) {
+        eprintln!(
+            "copy the sealing.key kept with the backup into {} before `ledger serve` (without it, TOTP and other \
+             sealed secrets cannot be used)",
+            args.to.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! `ledger serve`: opens the store (answering health probes meanwhile),
+//! sets up authentication, TLS and the limits, notifies systemd, serves until
+//! SIGTERM or Ctrl-C, then finishes in-flight commits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::DataDirArgs;
+use super::version;
+use crate::auth::AuthConfig;
+use crate::auth::limiter::Budget;
+use crate::http::{self, AppState};
+use crate::store::{self, Durability, Ledger};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file of settings, keyed by these flags' long names
+    /// (`max-connections = 2048`); flags and environment variables win over it.
+    #[arg(long, env = "LEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+    /// Address to listen on.
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `fsync`: acknowledge after fsync. `buffered`: faster, may lose the last
+    /// commits on power loss.
+    #[arg(long, env = "LEDGER_DURABILITY", value_enum, default_value = "fsync")]
+    pub durability: Durability,
+    /// Name of the fallback administrator, who exists outside the log.
+    #[arg(long, env = "LEDGER_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    /// Its password. When unset, a generated one is printed on first start and only
+    /// its hash is kept (DATA_DIR/admin.hash).
+    #[arg(long, env = "LEDGER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Proxies (CIDR) whose X-Forwarded-For header names the client; repeat or
+    /// separate with commas.
+    #[arg(long, env = "LEDGER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// Days of change tracking (`/changes`) to keep; 0 keeps it forever.
+    #[arg(long, env = "LEDGER_CHANGES_RETENTION_DAYS", default_value_t = 90)]
+    pub changes_retention_days: u64,
+    /// Minutes between scheduled purges; 0 turns them off.
+    #[arg(long, env = "LEDGER_PURGE_INTERVAL_MINUTES", default_value_t = 60)]
+    pub purge_interval_minutes: u64,
+    /// Usage commits start at most once per this many milliseconds; reports that
+    /// arrive meanwhile become one QuotaUsageChanged per account and quota kind.
+    /// Longer: fewer events, coarser usage history, slower answers under load
+    /// (see docs/operations.md).
+    #[arg(long, env = "LEDGER_USAGE_WINDOW_MS", default_value_t = 100)]
+    pub usage_window_ms: u64,
+    /// Failed logins one source (an IPv4 address, all of 127.0.0.0/8, an IPv6
+    /// /64) may have per window before it is answered 429.
+    #[arg(long, env = "LEDGER_LOGIN_SOURCE_FAILURES", default_value_t = 10)]
+    pub login_source_failures: u32,
+    /// That window, in seconds.
+    #[arg(long, env = "LEDGER_LOGIN_SOURCE_WINDOW_SECS", default_value_t = 60)]
+    pub login_source_window_secs: u64,
+    /// Failed logins at one account, from all sources, per window before new
+    /// logins to it are answered 429 (logins verified earlier go on).
+    #[arg(long, env = "LEDGER_LOGIN_ACCOUNT_FAILURES", default_value_t = 100)]
+    pub login_account_failures: u32,
+    /// That window, in seconds.
+    #[arg(long, env = "LEDGER_LOGIN_ACCOUNT_WINDOW_SECS", default_value_t = 900)]
+    pub login_account_window_secs: u64,
+    /// Open connections at most (held below half the open-file limit); at
+    /// the cap new clients wait in the listen backlog.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) at most; trusted
+    /// proxies are exempt.
+    #[arg(long, env = "LEDGER_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+    /// Seconds for a request's headers to arrive; also how long a kept-alive
+    /// connection may idle.
+    #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds in which a client that an answer waits for must take 64 KiB of
+    /// it, else its connection is closed.
+    #[arg(long, env = "LEDGER_SEND_TIMEOUT_SECS", default_value_t = 30)]
+    pub send_timeout_secs: u64,
+    /// Event streams (feed, push) one principal may hold open at once.
+    #[arg(long, env = "LEDGER_MAX_STREAMS_PER_PRINCIPAL", default_value_t = 16)]
+    pub max_streams_per_principal: usize,
+    /// JMAP `maxSizeRequest`: bytes of one request body at most.
+    #[arg(long, env = "LEDGER_MAX_SIZE_REQUEST", default_value_t = 10_000_000)]
+    pub max_size_request: usize,
+    /// JMAP `maxConcurrentRequests`: requests one principal may have answered at
+    /// once; more are refused with the `limit` error
+    #[arg(long, env = "LEDGER_MAX_CONCURRENT_REQUESTS", default_value_t = 64)]
+    pub max_concurrent_requests: usize,
+    /// JMAP `maxCallsInRequest`: method calls in one request at most.
+    #[arg(long, env = "LEDGER_MAX_CALLS_IN_REQUEST", default_value_t = 32)]
+    pub max_calls_in_request: usize,
+    /// JMAP `maxObjectsInGet`: ids one /get asks for at most.
+    #[arg(long, env = "LEDGER_MAX_OBJECTS_IN_GET", default_value_t = 500)]
+    pub max_objects_in_get: usize,
+    /// JMAP `maxObjectsInSet`: creates, updates and destroys in one /set at most.
+    #[arg(long, env = "LEDGER_MAX_OBJECTS_IN_SET", default_value_t = 500)]
+    pub max_objects_in_set: usize,
+    /// Ids one /query answers at most; clients page on.
+    #[arg(long, env = "LEDGER_MAX_QUERY_LIMIT", default_value_t = 10_000)]
+    pub max_query_limit: usize,
+    /// `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// PEM certificate chain; with --tls-key, every connection is TLS.
+    #[arg(long, env = "LEDGER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The URL clients reach the service at, when a proxy stands in front
+    /// (`https://ledger.example.org`): the Session's apiUrl and other URLs use it.
+    #[arg(long, env = "LEDGER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(survive_file_size_limit());
+    let data_dir = args.data.data_dir.clone();
+    tracing::info!(version = version::VERSION, revision = version::REVISION, "ledger starting");
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    // The port first: a start that cannot listen fails before it creates or
+    // changes anything (a generated password is never kept unshown).
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("listening on {} (is another server running there?)", args.listen))?;
+    let local = listener.local_addr()?;
+    // While the store opens (replaying the log can take a while), health
+    // probes are answered: live, not ready.
+    let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability))?;
+    let pid_file = data_dir.join(store::location::PID_FILE);
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    let served = serve_opened(&runtime, &args, listener, local, ledger.clone(), tls);
+    ledger.shutdown();
+    let _ = std::fs::remove_file(&pid_file);
+    served
+}
+
+fn serve_opened(
+    runtime: &tokio::runtime::Runtime,
+    args: &ServeArgs,
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    ledger: Ledger,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<()> {
+    let data_dir = &args.data.data_dir;
+    let config = AuthConfig {
+        admin_user: args.admin_user.to_lowercase(),
+        admin_password: args.admin_password.clone(),
+        trusted_proxies: args.trusted_proxy.clone(),
+        per_source: Budget {
+            max_failures: args.login_source_failures,
+            window: std::time::Duration::from_secs(args.login_source_window_secs),
+        },
+        per_account: Budget {
+            max_failures: args.login_account_failures,
+            window: std::time::Duration::from_secs(args.login_account_window_secs),
+        },
+    };
+    let services = crate::jmap::ServicesConfig {
+        purge_policy: crate::maintenance::PurgePolicy {
+            changes_retention: (args.changes_retention_days > 0)
+                .then(|| std::time::Duration::from_secs(args.changes_retention_days * 86_400)),
+        },
+        usage_window: std::time::Duration::from_millis(args.usage_window_ms),
+        limits: crate::jmap::Limits {
+            max_size_request: args.max_size_request.max(1),
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
+            max_calls_in_request: args.max_calls_in_request.max(1),
+            max_objects_in_get: args.max_objects_in_get.max(1),
+            max_objects_in_set: args.max_objects_in_set.max(1),
+            max_query_limit: args.max_query_limit.max(1),
+        },
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shown = std::fs::canonicalize(data_dir).unwrap_or(data_dir.clone());
+    println!("ledger listening on {scheme}://{local}");
+    println!("data directory: {} (durability: {:?}); version {}", shown.display(), args.durability, version::LONG);
+    let (mut app, generated) = AppState::open(ledger.clone(), data_dir, &config, services)
+        .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
+    if let Some(password) = &generated {
+        // Shown once, on the terminal only, before anything else can fail;
+        // the data directory keeps its hash.
+        println!(
+            "generated the fallback administrator password for {:?}: {} (shown once; set LEDGER_ADMIN_PASSWORD to choose one)",
+            config.admin_user,
+            password.expose()
+        );
+    }
+    http::raise_open_file_limit();
+    app.connections = http::ConnectionLimits {
+        max_connections: args.max_connections.max(1),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        send_timeout: std::time::Duration::from_secs(args.send_timeout_secs.max(1)),
+        max_streams_per_principal: args.max_streams_per_principal,
+    };
+    app.tls = tls;
+    app.public_url = args.public_url.clone();
+    runtime.block_on(async {
+        if args.purge_interval_minutes > 0 {
+            let every = std::time::Duration::from_secs(args.purge_interval_minutes * 60);
+            crate::maintenance::schedule(ledger.clone(), app.services.purge_policy(), every);
+        }
+        let shown = std::fs::canonicalize(data_dir).unwrap_or(data_dir.clone());
+        tracing::info!(
+            %local,
+            data_dir = %shown.display(),
+            version = version::VERSION,
+            revision = version::REVISION,
+            "serving"
+        );
+        let signalled = shutdown_signal();
+        // systemd (Type=notify): ready now. Without NOTIFY_SOCKET this does nothing.
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let stopping = async {
+            signalled.await;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        };
+        http::serve(listener, app, stopping).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Opens the store on a blocking thread while a stand-in server on a clone
+/// of `listener` answers health probes (live, not ready); then stops it and
+/// hands the listener back.
+async fn open_while_answering(
+    listener: tokio::net::TcpListener,
+    data_dir: &std::path::Path,
+    durability: Durability,
+) -> anyhow::Result<(tokio::net::TcpListener, Ledger)> {
+    let std_listener = listener.into_std()?;
+    let stand_in = tokio::net::TcpListener::from_std(std_listener.try_clone()?)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let answering = tokio::spawn(async move {
+        let app = http::health::opening_router();
+        axum::serve(stand_in, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let dir = data_dir.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, durability)).await;
+    let _ = stop.send(());
+    let _ = answering.await;
+    let ledger = opened
+        .context("opening the ledger")?
+        .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
+    Ok((tokio::net::TcpListener::from_std(std_listener)?, ledger))
+}
+
+/// The TLS acceptor for a PEM certificate chain and key.
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading the certificate {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("{} holds no certificate (expected PEM `BEGIN CERTIFICATE`)", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the TLS key does not match the certificate, or is not supported")?;
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A file-size limit (RLIMIT_FSIZE) reached by a write raises SIGXFSZ, which
+/// kills the process by default. Handling it instead makes that write fail like a
+/// full disk: the commit is answered with serverFail, reads go on.
+async fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
+            Ok(mut signals) => {
+                tokio::spawn(async move {
+                    while signals.recv().await.is_some() {
+                        tracing::error!("a write reached the file-size limit (SIGXFSZ); it fails like a full disk");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGXFSZ"),
+        }
+    }
+}
+
+/// Resolves at SIGTERM or SIGINT (Ctrl-C). The handlers are installed when
+/// this is called (inside the runtime), not when first polled, so a signal
+/// that comes right after systemd hears READY=1 is not the default (fatal) one.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let mut handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok())
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let (term, int) = (handlers.0.take(), handlers.1.take());
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight commits");
+    }
+}

@@ -1,0 +1,113 @@
+//! Where a store lives, seen from outside the store: whether a directory holds
+//! a ledger store at all, whether a running `ledger serve` holds it, the
+//! server's pid file, and private copies through which offline tools read a
+//! store without writing to it.
+//!
+//! fjall has no read-only open: opening a database takes its lock and may
+//! recover its journal, write a new version and delete tables. So a tool that
+//! must only read (verify, restore's source, an offline backup) opens a
+//! private copy: every table file hard-linked (tables are immutable once
+//! written; the copy's fjall may unlink its links, never write into them),
+//! everything else copied.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// The file fjall writes first in a database directory.
+const FJALL_MARKER: &str = "version";
+/// fjall's lock file (an exclusive `flock` while a process has the store open).
+const FJALL_LOCK: &str = "lock";
+/// `ledger serve` writes its process id here while it runs.
+pub const PID_FILE: &str = "serve.pid";
+
+/// Fails with [`StoreError::NotAStore`] unless `path` is a directory holding
+/// a ledger store (fjall's marker and keyspaces are there), and with
+/// [`StoreError::Held`] while a process (a running `ledger serve`) has it open.
+pub fn check_existing(path: &Path) -> Result<(), StoreError> {
+    let not = |reason: &str| StoreError::NotAStore { path: path.display().to_string(), reason: reason.to_owned() };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(not("it is not a directory")),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not("it does not exist")),
+        Err(e) => return Err(not(&e.to_string())),
+    }
+    if !path.join(FJALL_MARKER).is_file() || !path.join("keyspaces").is_dir() {
+        return Err(not("it holds no ledger store (no fjall database)"));
+    }
+    check_not_held(path)
+}
+
+/// Fails with [`StoreError::Held`] while another process holds the store's lock.
+/// Like fjall, it tries three times 100 ms apart: a store closed a moment ago
+/// may still be held while fjall's background threads end.
+pub fn check_not_held(path: &Path) -> Result<(), StoreError> {
+    let Ok(file) = std::fs::File::open(path.join(FJALL_LOCK)) else { return Ok(()) };
+    for attempt in 1..=3 {
+        match file.try_lock_shared() {
+            // Dropping the file releases the shared lock.
+            Ok(()) | Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 3 => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
+    }
+    Err(StoreError::Held { path: path.display().to_string(), pid: server_pid(path) })
+}
+
+/// The pid `ledger serve` wrote in `data_dir`, if any.
+pub fn server_pid(data_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(data_dir.join(PID_FILE)).ok()?.trim().parse().ok()
+}
+
+/// Creates `path` (and missing parents) readable by the owner only (0700).
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// A private copy of the store in `source`, removed when dropped; see the
+/// module docs. The caller checked that no process holds `source`.
+pub fn private_copy(source: &Path) -> Result<tempfile::TempDir, StoreError> {
+    let parent = std::env::temp_dir();
+    let copy = tempfile::Builder::new().prefix("ledger-read-").tempdir_in(&parent).map_err(|e| {
+        StoreError::DataDir { path: parent.display().to_string(), reason: format!("cannot make a private copy: {e}") }
+    })?;
+    copy_tree(source, copy.path(), false).map_err(|e| StoreError::DataDir {
+        path: source.display().to_string(),
+        reason: format!("cannot make a private copy to read: {e}"),
+    })?;
+    Ok(copy)
+}
+
+fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target): (PathBuf, PathBuf) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&source, &target, entry.file_name() == "tables")?;
+        } else if kind.is_file() {
+            if entry.file_name() == PID_FILE {
+                continue;
+            }
+            if entry.file_name() == FJALL_LOCK {
+                // The copy's own lock: fjall needs the file, not the source's lock.
+                std::fs::File::create(&target)?;
+                continue;
+            }
+            // A table is immutable; a link costs no space. Elsewhere (another
+            // file system) it is copied.
+            if !(in_tables && std::fs::hard_link(&source, &target).is_ok()) {
+                std::fs::copy(&source, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
