@@ -9,11 +9,20 @@ use ledger::cli::{self, Cli, Command, LogFormat};
 const DEFAULT_FILTER: &str = "info,fjall=warn,lsm_tree=warn";
 
 fn main() {
-    let args = match cli::config::args_with_config(std::env::args_os().collect()) {
+    let (args, injected) = match cli::config::args_with_config(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => fail(&e),
     };
-    let parsed = Cli::parse_from(args);
+    let parsed = match Cli::try_parse_from(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            if let Some(note) = injected.note_for(&e.to_string()) {
+                eprintln!("{note}");
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     let format = match &parsed.command {
         Command::Serve(args) => args.log_format,
         _ => LogFormat::Text,
@@ -42,11 +51,7 @@ fn fail(e: &anyhow::Error) -> ! {
 /// An invalid `LEDGER_LOG` is an error, not silently the default.
 fn init_logging(format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("LEDGER_LOG") {
-        Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).map_err(|e| {
-            anyhow::anyhow!(
-                "LEDGER_LOG={spec:?} is not a log filter ({e}); e.g. LEDGER_LOG=info or LEDGER_LOG=debug,fjall=warn"
-            )
-        })?,
+        Ok(spec) => log_filter(&spec)?,
         Err(_) => tracing_subscriber::EnvFilter::new(DEFAULT_FILTER),
     };
     let builder = tracing_subscriber::fmt()
@@ -61,4 +66,29 @@ fn init_logging(format: LogFormat) -> anyhow::Result<()> {
         LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
     Ok(())
+}
+
+/// `LEDGER_LOG` as a filter. A bare word is a target to the filter syntax,
+/// so a misspelt level (`debg`) would silently log nothing: only levels and
+/// module paths (`a::b`) stand alone; anything else is `target=level`.
+fn log_filter(spec: &str) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let bare = spec.split(',').map(str::trim).find(|d| {
+        !d.is_empty()
+            && !d.contains('=')
+            && !d.contains("::")
+            && !d.contains('[')
+            && !LEVELS.contains(&d.to_lowercase().as_str())
+    });
+    if let Some(word) = bare {
+        anyhow::bail!(
+            "LEDGER_LOG={spec:?}: {word:?} is not a level (trace, debug, info, warn, error, off); for one module \
+             write module=level, e.g. LEDGER_LOG=info,ledger=debug"
+        );
+    }
+    tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| {
+        anyhow::anyhow!(
+            "LEDGER_LOG={spec:?} is not a log filter ({e}); e.g. LEDGER_LOG=info or LEDGER_LOG=debug,fjall=warn"
+        )
+    })
 }

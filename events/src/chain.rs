@@ -61,6 +61,45 @@ pub enum ChainFault {
     PayloadMismatch,
     #[error("payload layout does not match the record format: {0}")]
     BadPayload(CodecError),
+    /// A payload is gone but no AccountErased record lists its position: it
+    /// was removed outside an erasure (the chain cannot show it, since a
+    /// record's hash covers only its payload's hash).
+    #[error("the payload is missing and no AccountErased record lists this position (removed outside an erasure)")]
+    PayloadMissing,
+}
+
+/// Checks, over a whole log, that every record without a payload is listed
+/// by an AccountErased record: the hash chain alone accepts a payload
+/// dropped by anyone (that is what makes erasure possible), so a copy with
+/// payloads stripped (a password change, a key's removal) would otherwise
+/// verify and replay to an older state.
+#[derive(Debug, Default)]
+pub struct ErasureCoverage {
+    missing: Vec<u64>,
+    erased: std::collections::HashSet<u64>,
+}
+
+impl ErasureCoverage {
+    /// Takes note of one record (in any order).
+    pub fn observe(&mut self, record: &crate::Record) {
+        match &record.payload {
+            None => self.missing.push(record.seq()),
+            Some(_) if record.header.event_type == "AccountErased" => {
+                if let Some(Ok(crate::Event::AccountErased(e))) = record.event() {
+                    self.erased.extend(e.erased.iter().map(|r| r.position));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The first payload-less record no erasure lists, as an error.
+    pub fn finish(&self) -> Result<(), ChainError> {
+        match self.missing.iter().find(|seq| !self.erased.contains(seq)) {
+            Some(&seq) => Err(ChainError { seq, fault: ChainFault::PayloadMissing }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A fault and where it is.

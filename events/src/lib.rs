@@ -13,7 +13,7 @@ mod record;
 pub mod values;
 
 pub use crate::{
-    chain::{ChainError, ChainFault, ChainTail, ChainVerifier},
+    chain::{ChainError, ChainFault, ChainTail, ChainVerifier, ErasureCoverage},
     codec::CodecError,
     event::*,
     log::{Error, EventLog, HEADERS_KEYSPACE, PAYLOADS_KEYSPACE, Result},

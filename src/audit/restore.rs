@@ -12,7 +12,7 @@ use ledger_projections::replay;
 use super::export::{Bound, resolve_range};
 use crate::StoreError;
 use crate::backup::BackupReader;
-use crate::store::open_parts;
+use crate::store::{location, open_parts};
 
 /// Records copied per write batch.
 const BATCH: usize = 8192;
@@ -54,30 +54,49 @@ pub fn restore(
     let source_path = match source {
         Source::Store(p) | Source::Backup(p) => p,
     };
-    if source_path.canonicalize().ok() == target.canonicalize().ok() && target.exists() {
+    if let Some(why) = overlap(source_path, target) {
+        return Err(StoreError::DataDir { path: target.display().to_string(), reason: why.into() });
+    }
+    if let Some(Bound::Seq(0)) = to {
         return Err(StoreError::DataDir {
-            path: target.display().to_string(),
-            reason: "the target is the source".into(),
+            path: source_path.display().to_string(),
+            reason: "positions start at 1; --seq 0 would restore nothing".into(),
         });
     }
-    let created = !target.exists();
-    let result = match source {
-        Source::Store(path) => from_store(path, target, to, &mut progress),
-        Source::Backup(path) => from_backup(path, target, to, &mut progress),
+    // The store is built beside the target and renamed into place once
+    // whole: an interrupted restore (Ctrl-C, a crash) leaves no target that
+    // looks like a store.
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    location::create_private_dir(parent)
+        .map_err(|e| StoreError::DataDir { path: parent.display().to_string(), reason: e.to_string() })?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".ledger-restore-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    let building = builder
+        .tempdir_in(parent)
+        .map_err(|e| StoreError::DataDir { path: parent.display().to_string(), reason: e.to_string() })?;
+    let restored = match source {
+        Source::Store(path) => from_store(path, building.path(), to, &mut progress)?,
+        Source::Backup(path) => from_backup(path, building.path(), to, &mut progress)?,
     };
-    if result.is_err() {
-        // Nothing half-restored is left to be mistaken for a store.
-        let _ = if created { std::fs::remove_dir_all(target) } else { clear(target) };
+    if to.is_some() && restored.last_seq == 0 {
+        return Err(StoreError::DataDir {
+            path: source_path.display().to_string(),
+            reason: "no commit is at or before that point: the restored store would be empty".into(),
+        });
     }
-    result
-}
-
-fn clear(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() { std::fs::remove_dir_all(&path)? } else { std::fs::remove_file(&path)? }
+    if target.exists() {
+        // Empty, as checked above.
+        std::fs::remove_dir(target)
+            .map_err(|e| StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() })?;
     }
-    Ok(())
+    let built = building.keep();
+    std::fs::rename(&built, target).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&built);
+        StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() }
+    })?;
+    Ok(restored)
 }
 
 fn from_store(
@@ -91,6 +110,7 @@ fn from_store(
     let snap = src_db.snapshot();
     src_log.check_tail(&snap, 1024)?;
     let (_, end) = resolve_range(src_log, &snap, None, to)?;
+    past_the_end(to, src_log.last_seq(&snap)?, source.path())?;
     let records = src_log.scan(&snap, 1).map(|r| r.map_err(StoreError::from));
     let restored = copy(records, target, |r| r.seq() <= end, end, progress)?;
     // The sealed secrets in the log need the key they were sealed with.
@@ -109,7 +129,7 @@ fn from_backup(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Restored, StoreError> {
     let file = std::fs::File::open(source)
-        .map_err(|e| StoreError::DataDir { path: source.display().to_string(), reason: e.to_string() })?;
+        .map_err(|e| StoreError::Backup(format!("{} cannot be read: {e}", source.display())))?;
     let named = |e: StoreError| match e {
         StoreError::Backup(why) => StoreError::Backup(format!("{} {why}", source.display())),
         other => other,
@@ -125,8 +145,58 @@ fn from_backup(
     };
     let restored = copy(records, target, keep, total, progress).map_err(named)?;
     // The rest is read too: a backup that is not whole is refused.
-    reader.finish().map_err(named)?;
+    let whole = reader.finish().map_err(named)?;
+    past_the_end(to, whole.last_seq, source)?;
     Ok(restored)
+}
+
+/// Why `target` may not be written for `source`: it is the source, inside
+/// it (the restore would write into the store it only reads), or holds it.
+fn overlap(source: &Path, target: &Path) -> Option<&'static str> {
+    let source = source.canonicalize().ok()?;
+    // The target may not exist yet: its nearest existing ancestor decides.
+    let mut probe = target.to_path_buf();
+    let mut rest = Vec::new();
+    while !probe.exists() {
+        rest.push(probe.file_name()?.to_owned());
+        probe = probe.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    }
+    let mut target = probe.canonicalize().ok()?;
+    target.extend(rest.iter().rev());
+    if target == source {
+        return Some("the target is the source");
+    }
+    if source.starts_with(&target) {
+        return Some("the source store is inside the target");
+    }
+    // Every folder of the source, links followed (a keyspace on another disk).
+    let mut folders = vec![source];
+    let mut i = 0;
+    while i < folders.len() {
+        let entries = std::fs::read_dir(&folders[i]).ok().into_iter().flatten().flatten();
+        for entry in entries {
+            if let Ok(real) = entry.path().canonicalize()
+                && real.is_dir()
+                && !folders.contains(&real)
+            {
+                folders.push(real);
+            }
+        }
+        i += 1;
+    }
+    folders.iter().any(|f| target.starts_with(f)).then_some("the target is inside the source store")
+}
+
+/// Refuses `--seq N` past the last position `last` of the source: the
+/// operator asked for a point the source never reached.
+fn past_the_end(to: Option<Bound>, last: u64, source: &Path) -> Result<(), StoreError> {
+    match to {
+        Some(Bound::Seq(n)) if n > last => Err(StoreError::DataDir {
+            path: source.display().to_string(),
+            reason: format!("its log ends at position {last}; position {n} is past it"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Copies the leading `records` that `keep` accepts into the new store in

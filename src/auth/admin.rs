@@ -6,7 +6,8 @@ use ledger_events::values::SecretHash;
 
 use crate::secrets::{self, Plaintext};
 
-const ADMIN_HASH_FILE: &str = "admin.hash";
+/// The administrator's hash in the data directory.
+pub(crate) const ADMIN_HASH_FILE: &str = "admin.hash";
 
 /// The administrator's password hash, and the password itself when it was just
 /// generated (to be shown once).

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::{Client, Kind, resolve};
+use super::client::{Client, Kind, find};
 use super::output::{Output, emit, event_line, printable};
 use crate::audit::export::Bound;
 use crate::audit::verify::verify_export;
@@ -31,7 +31,7 @@ pub enum AuditCommand {
         #[arg(long)]
         account: Option<String>,
     },
-    /// Verify an export file offline, or a whole stopped store with --data-dir.
+    /// Verify an export or backup file offline, or a whole stopped store with --data-dir.
     Verify {
         /// The export to check.
         file: Option<PathBuf>,
@@ -54,15 +54,15 @@ pub(super) fn needs_server(c: &AuditCommand) -> bool {
 pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::History { account } => {
-            let id = match resolve(client, Kind::Account, &account).await {
-                Ok(id) => id,
+            let id = match find(client, Kind::Account, &account, client.lookup).await? {
+                Some(id) => id,
                 // Destroyed (or renamed) since: the log still knows the address.
-                Err(live) if account.contains('@') => match ever_addressed(client, &account).await? {
+                None if account.contains('@') => match ever_addressed(client, &account).await? {
                     Some(id) => id,
-                    None => return Err(live),
+                    None => bail!("no account has or had the address {account:?}"),
                 },
                 // An id no live account has: a destroyed account's.
-                Err(_) => account.clone(),
+                None => account.clone(),
             };
             let answer = client.call("x:AccountHistory/get", json!({"ids": [id]})).await?;
             let Some(entry) = answer["list"].get(0) else { bail!("no history for {account:?}") };
@@ -87,7 +87,9 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 query.push(format!("to={}", bound(t)));
             }
             if let Some(a) = account {
-                let id = resolve(client, Kind::Account, &a).await.unwrap_or(a);
+                // Ambiguity is an error; a value nothing live matches is
+                // passed on (a destroyed account's id or address).
+                let id = find(client, Kind::Account, &a, client.lookup).await?.unwrap_or(a);
                 query.push(format!("account={id}"));
             }
             let mut response = client.get(&format!("/api/audit/export?{}", query.join("&"))).await?;
@@ -112,7 +114,21 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
         return super::verify_store(&dir);
     }
     let Some(file) = file else { bail!("give an export file, or --data-dir") };
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.starts_with(crate::backup::MAGIC) {
+        // A backup file (`ledger backup`): its chain and digest.
+        if checkpoint.is_some() {
+            bail!("--checkpoint applies to exports; a backup is checked whole");
+        }
+        let summary = crate::backup::verify_file(&file, |_, _| {})?;
+        emit(format_args!(
+            "ok: backup of positions 1..={}, {} records, head hash {}",
+            summary.last_seq, summary.records, summary.last_hash
+        ));
+        return Ok(());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is neither an audit export (NDJSON) nor a ledger backup", file.display()))?;
     let checkpoint = match checkpoint {
         None => None,
         Some(c) => {

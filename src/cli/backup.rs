@@ -69,7 +69,21 @@ fn note(summary: &Summary, file: &Path) -> String {
 }
 
 /// The temporary file beside `file` that becomes it.
+/// Refuses a destination that is a directory, or a file that is not a
+/// ledger backup (replacing an older backup is what rotation does).
 fn beside(file: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    if file.is_dir() {
+        bail!("{} is a directory: give the backup file's name (e.g. {}/ledger.bak)", file.display(), file.display());
+    }
+    if file.exists() {
+        let mut head = [0u8; 8];
+        let is_backup = std::fs::File::open(file)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok_and(|()| &head == crate::backup::MAGIC);
+        if !is_backup {
+            bail!("{} exists and is not a ledger backup: choose another name, or remove it first", file.display());
+        }
+    }
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
         bail!("{} does not exist: create it first", dir.display());
@@ -90,7 +104,9 @@ fn verify_and_keep(partial: tempfile::NamedTempFile, file: &Path) -> anyhow::Res
     })
     .context("the copy did not verify; nothing was kept")?;
     check.finish_and_clear();
-    partial.persist(file).with_context(|| format!("putting the backup in place at {}", file.display()))?;
+    partial
+        .persist(file)
+        .map_err(|e| anyhow::anyhow!("putting the backup in place at {}: {}", file.display(), e.error))?;
     Ok(summary)
 }
 
@@ -131,7 +147,15 @@ pub(super) async fn online(client: &Client, file: &Path) -> anyhow::Result<()> {
     progress.set_message(format!("copying positions 1..={last}"));
     let mut out = std::io::BufWriter::new(partial.as_file());
     let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
+    // Ctrl-C ends the copy here, so that the partial file is removed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let chunk = tokio::select! {
+            chunk = body.next() => chunk,
+            _ = &mut interrupted => bail!("interrupted; nothing was kept"),
+        };
+        let Some(chunk) = chunk else { break };
         let chunk = chunk.context("the server stopped sending the backup; nothing was kept")?;
         out.write_all(&chunk).context("writing the backup")?;
         progress.inc(chunk.len() as u64);

@@ -44,13 +44,13 @@ impl Kind {
 #[derive(Debug, clap::Args)]
 pub struct Connection {
     /// Server URL.
-    #[arg(short = 'u', long, env = "LEDGER_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(short = 'u', long, env = "LEDGER_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
     /// `user:secret` (or just `user`, to be asked for the password).
-    #[arg(short = 'c', long, env = "LEDGER_CREDENTIALS", hide_env_values = true)]
+    #[arg(short = 'c', long, env = "LEDGER_CREDENTIALS", hide_env_values = true, global = true)]
     pub credentials: Option<String>,
-    /// An API key, sent as a Bearer token.
-    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true, conflicts_with = "credentials")]
+    /// An API key, sent as a Bearer token (used instead of --credentials when both are set).
+    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// A PEM certificate (a private CA's, a self-signed server's) to trust
     /// besides the system's roots.
@@ -107,6 +107,13 @@ impl Client {
                 bail!("no credentials: use --credentials user[:secret], --token, LEDGER_CREDENTIALS or LEDGER_TOKEN")
             }
         };
+        let url = connection.url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--url {url:?} is not an http:// or https:// URL (e.g. http://127.0.0.1:8080)");
+        }
+        if url.ends_with("/api") || url.ends_with("/jmap") {
+            bail!("--url {url:?} names the API path; give the server's base URL (without /api)");
+        }
         let lookup = match (connection.by_id, connection.by_name) {
             (true, _) => Lookup::Id,
             (_, true) => Lookup::Name,
@@ -161,7 +168,7 @@ impl Client {
             let text = response.text().await.unwrap_or_default();
             let detail =
                 serde_json::from_str::<Value>(&text).ok().and_then(|v| v["detail"].as_str().map(str::to_owned));
-            bail!("{url}: {status}: {}", detail.unwrap_or(text));
+            return Err(ServerAnswered { url, status: status.as_u16(), detail: detail.unwrap_or(text) }.into());
         }
         Ok(response)
     }
@@ -242,6 +249,14 @@ pub(super) fn http_client(
     let mut builder = reqwest::Client::builder();
     if let Some(path) = &connection.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("reading the CA certificate {}", path.display()))?;
+        use rustls_pki_types::pem::PemObject;
+        let certificates = rustls_pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
+        if certificates == 0 {
+            bail!(
+                "{} holds no PEM certificate (BEGIN CERTIFICATE); --ca-cert takes the server's certificate or its CA's",
+                path.display()
+            );
+        }
         let certificate = reqwest::Certificate::from_pem(&pem)
             .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
         builder = builder.add_root_certificate(certificate);
@@ -254,10 +269,43 @@ pub(super) fn http_client(
 
 /// Why the server could not be reached, and what to check.
 fn unreachable(url: &str, e: reqwest::Error) -> anyhow::Error {
-    anyhow!(
-        "cannot reach the ledger at {url}: {} (is `ledger serve` running there? check --url or LEDGER_URL)",
-        causes(&e)
-    )
+    let causes = causes(&e);
+    let hint = if causes.contains("certificate") {
+        "the server's TLS certificate is not trusted: pass --ca-cert FILE with the certificate (or its CA)"
+    } else {
+        "is `ledger serve` running there? check --url or LEDGER_URL"
+    };
+    anyhow!("cannot reach the ledger at {url}: {causes} ({hint})")
+}
+
+/// A server's answer that is not a success, for callers that tell a
+/// refusal (4xx: wrong credentials, a bad argument; retrying does not help)
+/// from a failure that may pass.
+#[derive(Debug)]
+pub(super) struct ServerAnswered {
+    pub(super) url: String,
+    pub(super) status: u16,
+    pub(super) detail: String,
+}
+
+impl std::fmt::Display for ServerAnswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hint = match self.status {
+            401 => " (check the credentials: --credentials user:secret, or --token)",
+            403 => " (the principal lacks the permission named)",
+            _ => "",
+        };
+        write!(f, "{}: {}: {}{hint}", self.url, self.status, self.detail)
+    }
+}
+
+impl std::error::Error for ServerAnswered {}
+
+impl ServerAnswered {
+    /// Whether asking again cannot help (a 4xx other than 408 and 429).
+    pub(super) fn is_permanent(&self) -> bool {
+        (400..500).contains(&self.status) && !matches!(self.status, 408 | 429)
+    }
 }
 
 /// An HTTP client error and its causes, `a: b: c` (reqwest's own text says
@@ -285,15 +333,48 @@ pub(super) fn label(object: &Value) -> String {
 }
 
 /// The id of the object `given` stands for: an id, or a name (an address or
-/// a bare name for accounts, a domain name, a role name). A value that is the
-/// id of one object and the name of another, or the name of several, is
-/// refused with every candidate shown, unless `--id` or `--name` says which.
+/// a bare name for accounts, a domain name, a role name), looked up as
+/// `--id`/`--name` say (both when neither is given). A value that is the id
+/// of one object and the name of another, or the name of several, is refused
+/// with every candidate shown. Errors: none found, several found, or the
+/// server's error.
 pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
-    let by_id = match client.lookup {
+    resolve_as(client, object, given, client.lookup).await
+}
+
+/// [`resolve`] where a bare value is a name unless `--id` says otherwise:
+/// for the commands whose argument is a name (`database delete NAME`).
+pub(super) async fn resolve_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<String> {
+    let lookup = if client.lookup == Lookup::Either { Lookup::Name } else { client.lookup };
+    resolve_as(client, object, given, lookup).await
+}
+
+async fn resolve_as(client: &Client, object: Kind, given: &str, lookup: Lookup) -> anyhow::Result<String> {
+    match find(client, object, given, lookup).await? {
+        Some(id) => Ok(id),
+        None => {
+            let what = match lookup {
+                Lookup::Id => "id",
+                Lookup::Name => "name",
+                Lookup::Either => "id or name",
+            };
+            let hint = if lookup == Lookup::Name && object == Kind::Account { "; give --id for an id" } else { "" };
+            bail!("no {} with {what} {given:?} (`ledger query {}` lists them{hint})", object.jmap(), object.cli_name())
+        }
+    }
+}
+
+/// The id `given` stands for under `lookup`, `None` when nothing matches;
+/// an error when several do.
+pub(super) async fn find(client: &Client, object: Kind, given: &str, lookup: Lookup) -> anyhow::Result<Option<String>> {
+    if given.trim().is_empty() {
+        return Ok(None);
+    }
+    let by_id = match lookup {
         Lookup::Name => Vec::new(),
         _ => get(client, object, &[given.to_owned()]).await?,
     };
-    let by_name = match client.lookup {
+    let by_name = match lookup {
         Lookup::Id => Vec::new(),
         Lookup::Name => by_name(client, object, given).await?,
         // A principal that may read an object by id but not query names
@@ -311,27 +392,26 @@ pub(super) async fn resolve(client: &Client, object: Kind, given: &str) -> anyho
         }
     }
     match candidates.as_slice() {
-        [(_, one)] => one["id"].as_str().map(str::to_owned).context("an object without an id"),
-        [] => {
-            let what = match client.lookup {
-                Lookup::Id => "id",
-                Lookup::Name => "name",
-                Lookup::Either => "id or name",
-            };
-            bail!("no {} with {what} {given:?} (`ledger query {}` lists them)", object.jmap(), object.cli_name())
-        }
+        [] => Ok(None),
+        [(_, one)] => one["id"].as_str().map(|id| Some(id.to_owned())).context("an object without an id"),
         several => {
-            let shown: Vec<String> = several.iter().map(|(how, o)| format!("{how} {}", label(o))).collect();
-            bail!("{given:?} is {}; say which with --id or --name, or give the id or name@domain", shown.join(" and "))
+            let shown: Vec<String> = several.iter().take(10).map(|(how, o)| format!("{how} {}", label(o))).collect();
+            let more = if several.len() > 10 { format!(" and {} more", several.len() - 10) } else { String::new() };
+            bail!(
+                "{given:?} is {}{more}; say which with --id or --name, or give the id or name@domain",
+                shown.join(" and ")
+            )
         }
     }
 }
 
-/// The objects whose name is `given` (for accounts: `name@domain`, or a bare
-/// name in any domain).
+/// The objects whose name is exactly `given` (for accounts: `name@domain`, or
+/// a bare name in any domain). The server's `name` filter also matches longer
+/// names, so every page of its answer is read and the candidates fetched in
+/// chunks, then compared.
 async fn by_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<Vec<Value>> {
     let lowered = given.to_lowercase();
-    let matches: Vec<Value> = match object {
+    let (name, filter) = match object {
         Kind::Account => {
             let (name, domain) = match lowered.split_once('@') {
                 Some((n, d)) => (n.to_owned(), Some(d.to_owned())),
@@ -343,19 +423,35 @@ async fn by_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<V
                 let Some(id) = domains.first().and_then(|d| d["id"].as_str()) else { return Ok(Vec::new()) };
                 filter["domainId"] = json!(id);
             }
-            let ids = client.call("x:Account/query", json!({"filter": filter})).await?;
-            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
-            get(client, object, &ids).await?.into_iter().filter(|a| a["name"] == name).collect()
+            (name, filter)
         }
-        Kind::Domain | Kind::Role => {
-            let ids = client.call(&format!("{}/query", object.jmap()), json!({"filter": {"name": given}})).await?;
-            let ids: Vec<String> = serde_json::from_value(ids["ids"].clone()).unwrap_or_default();
-            get(client, object, &ids)
+        Kind::Domain | Kind::Role => (lowered.clone(), json!({"name": given})),
+    };
+    if name.is_empty() {
+        return Ok(Vec::new());
+    }
+    let method = format!("{}/query", object.jmap());
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let page = client.call(&method, json!({"filter": filter, "position": ids.len()})).await?;
+        let found: Vec<String> = serde_json::from_value(page["ids"].clone()).unwrap_or_default();
+        let done = found.is_empty() || page.get("limit").is_none();
+        ids.extend(found);
+        if done {
+            break;
+        }
+    }
+    let mut matches = Vec::new();
+    for chunk in ids.chunks(GET_CHUNK) {
+        matches.extend(
+            get(client, object, chunk)
                 .await?
                 .into_iter()
-                .filter(|o| o["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(given)))
-                .collect()
-        }
-    };
+                .filter(|o| o["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&name))),
+        );
+    }
     Ok(matches)
 }
+
+/// Ids per `/get` the CLI sends (the default `maxObjectsInGet`).
+pub(super) const GET_CHUNK: usize = 500;

@@ -12,11 +12,46 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::CommandFactory;
 
+/// Where the subcommand stands: the first argument that is neither an
+/// option nor the value of a global option that takes one (so that `ledger
+/// get domain serve` is not `serve`).
+fn command_position(args: &[OsString]) -> Option<usize> {
+    const TAKES_VALUE: [&str; 7] = ["-u", "--url", "-c", "--credentials", "--token", "--ca-cert", "--fields"];
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].to_string_lossy();
+        if !arg.starts_with('-') {
+            return Some(i);
+        }
+        i += if TAKES_VALUE.contains(&arg.as_ref()) { 2 } else { 1 };
+    }
+    None
+}
+
+/// What the config file added to the arguments: its path and the keys.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub path: PathBuf,
+    pub keys: Vec<String>,
+}
+
+impl Injected {
+    /// For an error about arguments: which of them came from the file.
+    pub fn note_for(&self, error: &str) -> Option<String> {
+        let keys: Vec<&str> =
+            self.keys.iter().map(String::as_str).filter(|k| error.contains(&format!("--{k}"))).collect();
+        (!keys.is_empty()).then(|| format!("note: {} set in the config file {}", keys.join(", "), self.path.display()))
+    }
+}
+
 /// `args` (the process's arguments) with the config file's settings added as
 /// flags after `serve`, where neither the command line nor the environment
-/// already sets them. Other commands' arguments are returned unchanged.
-pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
-    let Some(serve_at) = args.iter().position(|a| a == "serve") else { return Ok(args) };
+/// already sets them, and what was added. Other commands' arguments are
+/// returned unchanged.
+pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<(Vec<OsString>, Injected)> {
+    let Some(serve_at) = command_position(&args).filter(|&i| args[i] == "serve") else {
+        return Ok((args, Injected::default()));
+    };
     let after: Vec<String> = args[serve_at + 1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let given = |long: &str| after.iter().any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")));
     let from_flag = after.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--config") {
@@ -25,13 +60,17 @@ pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         None => None,
     });
     let Some(path) = from_flag.or_else(|| std::env::var("LEDGER_CONFIG").ok()).map(PathBuf::from) else {
-        return Ok(args);
+        return Ok((args, Injected::default()));
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading the config file {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].lines().count().max(1));
+        anyhow::anyhow!("{} is not valid TOML: line {line}: {}", path.display(), e.message().trim())
+    })?;
     let cli = super::Cli::command();
     let serve = cli.find_subcommand("serve").context("the serve command")?;
     let mut injected: Vec<OsString> = Vec::new();
+    let mut keys = Vec::new();
     for (key, value) in &table {
         let Some(arg) = serve.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
             let mut keys: Vec<&str> = serve.get_arguments().filter_map(|a| a.get_long()).collect();
@@ -45,6 +84,7 @@ pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         if given(key) || in_env {
             continue;
         }
+        keys.push(key.clone());
         let takes_value = arg.get_num_args().is_none_or(|n| n.takes_values());
         let scalar = |v: &toml::Value| -> anyhow::Result<String> {
             Ok(match v {
@@ -72,5 +112,5 @@ pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     let mut out = args[..=serve_at].to_vec();
     out.extend(injected);
     out.extend_from_slice(&args[serve_at + 1..]);
-    Ok(out)
+    Ok((out, Injected { path, keys }))
 }

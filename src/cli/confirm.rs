@@ -29,6 +29,12 @@ impl Confirm {
             }
             return Ok(false);
         }
+        if self.yes && plan.iter().any(|s| s.starts_with("skip ")) {
+            // With --yes the plan is not shown before; say what is skipped.
+            for step in plan.iter().filter(|s| s.starts_with("skip ")) {
+                eprintln!("will {}", super::output::printable(step));
+            }
+        }
         if !ask || self.yes {
             return Ok(true);
         }

@@ -4,7 +4,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::client::{Client, Kind, describe, get, label, resolve, set_result};
+use super::client::{Client, Kind, describe, get, label, resolve, resolve_name, set_result};
 use super::confirm::Confirm;
 use super::output::Output;
 
@@ -62,7 +62,7 @@ impl From<AccountCommand> for Maintenance {
 pub(super) async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow::Result<()> {
     match m {
         Maintenance::Delete(name, confirm) => {
-            let id = resolve(client, Kind::Account, &name).await?;
+            let id = resolve_name(client, Kind::Account, &name).await?;
             let account = get(client, Kind::Account, std::slice::from_ref(&id)).await?;
             let shown = account.first().map(label).unwrap_or_else(|| format!("id {id}"));
             let plan =
@@ -77,7 +77,7 @@ pub(super) async fn run(client: &Client, out: &Output, m: Maintenance) -> anyhow
             out.message(&format!("deleted account {name} (id {id}) and erased its personal data"), answer);
         }
         Maintenance::Rename(old, new) => {
-            let id = resolve(client, Kind::Account, &old).await?;
+            let id = resolve_name(client, Kind::Account, &old).await?;
             let mut patch = json!({});
             match new.split_once('@') {
                 Some((name, domain)) => {

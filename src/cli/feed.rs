@@ -23,7 +23,7 @@ pub struct FeedArgs {
     /// Only these event types (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub types: Vec<String>,
-    /// Only this account's records (id).
+    /// Only this account's records (id or address).
     #[arg(long)]
     pub account: Option<String>,
     /// A file holding the last position printed; read to resume, updated after each record.
@@ -66,14 +66,36 @@ pub(super) async fn run(client: &Client, out: &Output, args: FeedArgs) -> anyhow
         _ => None,
     };
     let mut after = args.after.or(from_cursor).unwrap_or(0);
+    if let Some(dir) = args.cursor.as_deref().and_then(Path::parent).filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        anyhow::bail!("the cursor's directory {} does not exist: create it first", dir.display());
+    }
+    // Names stand for accounts here too (a destroyed account by its id).
+    let account = match &args.account {
+        Some(a) => Some(
+            super::client::find(client, super::client::Kind::Account, a, client.lookup).await?.unwrap_or(a.clone()),
+        ),
+        None => None,
+    };
     let mut backoff = std::time::Duration::from_millis(500);
+    let mut lost = false;
     loop {
-        match stream(client, out, &args, &mut after).await {
+        let mut progressed = false;
+        match stream(client, out, &args, account.as_deref(), &mut after, &mut progressed, &mut lost).await {
             Ok(()) if !args.follow => return Ok(()),
             // A following stream ends when the server shuts down.
             Ok(()) => eprintln!("the feed ended (server stopping?); reconnecting after position {after}"),
             Err(e) if !args.follow => return Err(e),
+            // A refusal (credentials, permission, a bad filter) does not pass by itself.
+            Err(e) if e.downcast_ref::<super::client::ServerAnswered>().is_some_and(|a| a.is_permanent()) => {
+                return Err(e);
+            }
             Err(e) => eprintln!("feed: {}; reconnecting after position {after} in {backoff:?}", super::error_text(&e)),
+        }
+        lost = true;
+        if progressed {
+            backoff = std::time::Duration::from_millis(500);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -81,15 +103,26 @@ pub(super) async fn run(client: &Client, out: &Output, args: FeedArgs) -> anyhow
 }
 
 /// One connection of the feed from `after`, which follows what was printed.
-async fn stream(client: &Client, out: &Output, args: &FeedArgs, after: &mut u64) -> anyhow::Result<()> {
+async fn stream(
+    client: &Client,
+    out: &Output,
+    args: &FeedArgs,
+    account: Option<&str>,
+    after: &mut u64,
+    progressed: &mut bool,
+    lost: &mut bool,
+) -> anyhow::Result<()> {
     let mut query = vec![format!("after={after}"), format!("follow={}", args.follow)];
     if !args.types.is_empty() {
         query.push(format!("types={}", args.types.join(",")));
     }
-    if let Some(a) = &args.account {
+    if let Some(a) = account {
         query.push(format!("account={a}"));
     }
     let response = client.get_with_accept(&format!("/api/feed?{}", query.join("&")), "application/x-ndjson").await?;
+    if std::mem::take(lost) {
+        eprintln!("feed: connected again; resuming after position {after}");
+    }
     let body = StreamReader::new(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)));
     let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_LINE));
     while let Some(line) = lines.next().await {
@@ -103,6 +136,7 @@ async fn stream(client: &Client, out: &Output, args: &FeedArgs, after: &mut u64)
             emit(readable(&line))
         }
         *after = seq;
+        *progressed = true;
         if let Some(path) = &args.cursor {
             save_cursor(path, seq)?;
         }

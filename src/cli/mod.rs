@@ -34,7 +34,7 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with = "json")]
     pub table: bool,
     /// Only these properties (and `id`), comma-separated: `--fields name,description`.
-    #[arg(long, global = true, value_delimiter = ',')]
+    #[arg(long = "fields", id = "only_fields", value_name = "FIELDS", global = true, value_delimiter = ',')]
     pub fields: Option<Vec<String>>,
     #[command(subcommand)]
     pub command: Command,

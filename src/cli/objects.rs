@@ -159,7 +159,7 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
                 }
             };
             let mut items = Vec::new();
-            for chunk in ids.chunks(500) {
+            for chunk in ids.chunks(super::client::GET_CHUNK) {
                 items.extend(get(client, object, chunk).await?);
             }
             out.list(object, &items, total);
@@ -181,15 +181,25 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
             // others still go.
             let mut failed: Vec<(String, String)> = Vec::new();
             let mut targets: Vec<(String, String)> = Vec::new();
-            for given in &ids {
+            let mut seen = std::collections::BTreeSet::new();
+            for given in ids.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
+                if !seen.insert(given.to_owned()) {
+                    continue;
+                }
                 match resolve(client, object, given).await {
-                    Ok(id) => targets.push((given.clone(), id)),
-                    Err(e) => failed.push((given.clone(), format!("{e:#}"))),
+                    Ok(id) if targets.iter().any(|(_, t)| *t == id) => {}
+                    Ok(id) => targets.push((given.to_owned(), id)),
+                    Err(e) => failed.push((given.to_owned(), format!("{e:#}"))),
                 }
             }
-            let plan: Vec<String> =
+            let mut plan: Vec<String> =
                 targets.iter().map(|(given, id)| format!("delete {} {given} (id {id})", object.jmap())).collect();
-            if !targets.is_empty() && !confirm.approve(&plan, targets.len() > 1)? {
+            plan.extend(failed.iter().map(|(given, why)| format!("skip {given}: {why}")));
+            if targets.is_empty() {
+                let reasons: Vec<String> = failed.iter().map(|(given, e)| format!("{given}: {e}")).collect();
+                bail!("nothing to delete: {}", reasons.join("; "));
+            }
+            if !confirm.approve(&plan, targets.len() > 1 || !failed.is_empty())? {
                 return Ok(());
             }
             let mut destroyed = Vec::new();
@@ -214,7 +224,7 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
             }
             if !failed.is_empty() {
                 let reasons: Vec<String> = failed.iter().map(|(given, e)| format!("{given}: {e}")).collect();
-                bail!("{} of {} not deleted: {}", failed.len(), ids.len(), reasons.join("; "));
+                bail!("{} of {} not deleted: {}", failed.len(), failed.len() + destroyed.len(), reasons.join("; "));
             }
         }
     }

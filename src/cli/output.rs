@@ -173,7 +173,7 @@ pub(super) fn event_line(position: &Value, at: &Value, event: &Value, actor: &Va
     let details = if details.is_null() { "(erased)".to_owned() } else { printable(&details.to_string()) };
     format!(
         "{:>6}  {}  {:<24} {} ({})  {details}",
-        position,
+        position.to_string(),
         text(at),
         text(event),
         text(&actor["name"]),

@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Ids one /query answers at most; clients page on.
     #[arg(long, env = "LEDGER_MAX_QUERY_LIMIT", default_value_t = 10_000)]
     pub max_query_limit: usize,
+    /// Start a store whose log has records but whose sealing.key is missing
+    /// (restored from a backup without its key) with a new key: TOTP seeds
+    /// and other secrets sealed before become unusable.
+    #[arg(long, env = "LEDGER_NEW_SEALING_KEY")]
+    pub new_sealing_key: bool,
     /// `text` (colour only on a terminal) or `json` (one object per line).
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -140,15 +145,29 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // changes anything (a generated password is never kept unshown).
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| format!("listening on {} (is another server running there?)", args.listen))?;
+        .with_context(|| format!("listening on {} (another server there? an address of this machine?)", args.listen))?;
+    if let Some(reason) = not_for_a_store(&data_dir) {
+        anyhow::bail!("{} cannot hold the store: {reason}", data_dir.display());
+    }
     let local = listener.local_addr()?;
+    // SIGTERM and Ctrl-C are handled from here on: one that comes while the
+    // store opens ends the start cleanly once it is open.
+    let (stopped, stop) = tokio::sync::watch::channel(false);
+    {
+        let _entered = runtime.enter();
+        let signalled = shutdown_signal();
+        runtime.spawn(async move {
+            signalled.await;
+            stopped.send_replace(true);
+        });
+    }
     // While the store opens (replaying the log can take a while), health
     // probes are answered: live, not ready.
     let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability))?;
     let pid_file = data_dir.join(store::location::PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_file.display()))?;
-    let served = serve_opened(&runtime, &args, listener, local, ledger.clone(), tls);
+    let served = serve_opened(&runtime, &args, listener, local, ledger.clone(), tls, stop);
     ledger.shutdown();
     let _ = std::fs::remove_file(&pid_file);
     served
@@ -161,6 +180,7 @@ fn serve_opened(
     local: SocketAddr,
     ledger: Ledger,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let data_dir = &args.data.data_dir;
     let config = AuthConfig {
@@ -193,18 +213,38 @@ fn serve_opened(
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = std::fs::canonicalize(data_dir).unwrap_or(data_dir.clone());
-    println!("ledger listening on {scheme}://{local}");
-    println!("data directory: {} (durability: {:?}); version {}", shown.display(), args.durability, version::LONG);
+    // Standard output may be gone (`ledger serve | true`): these lines are
+    // then dropped; the generated password's line is not (below).
+    let durability = format!("{:?}", args.durability).to_lowercase();
+    let _ = say(format_args!("ledger listening on {scheme}://{local}"));
+    let _ =
+        say(format_args!("data directory: {} (durability: {durability}); version {}", shown.display(), version::LONG));
+    let key = data_dir.join(crate::secrets::SEALING_KEY_FILE);
+    if ledger.read().last_seq > 0 && !key.exists() && !args.new_sealing_key {
+        anyhow::bail!(
+            "{} is missing, but the log has records whose secrets (TOTP seeds) were sealed with it: copy the \
+             store's sealing.key there (a restore from a backup does not hold it), or start with \
+             --new-sealing-key to accept that those secrets are lost",
+            key.display()
+        );
+    }
     let (mut app, generated) = AppState::open(ledger.clone(), data_dir, &config, services)
         .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
     if let Some(password) = &generated {
         // Shown once, on the terminal only, before anything else can fail;
-        // the data directory keeps its hash.
-        println!(
+        // the data directory keeps its hash, but only once it was shown.
+        let shown = say(format_args!(
             "generated the fallback administrator password for {:?}: {} (shown once; set LEDGER_ADMIN_PASSWORD to choose one)",
             config.admin_user,
             password.expose()
-        );
+        ));
+        if let Err(e) = shown {
+            let _ = std::fs::remove_file(data_dir.join(crate::auth::admin::ADMIN_HASH_FILE));
+            anyhow::bail!(
+                "the generated administrator password could not be shown ({e}), so it was not kept: start with a \
+                 standard output, or set LEDGER_ADMIN_PASSWORD"
+            );
+        }
     }
     http::raise_open_file_limit();
     app.connections = http::ConnectionLimits {
@@ -229,11 +269,15 @@ fn serve_opened(
             revision = version::REVISION,
             "serving"
         );
-        let signalled = shutdown_signal();
+        let mut stop = stop;
+        if *stop.borrow() {
+            // Stopped while the store was opening: nothing was served.
+            return anyhow::Ok(());
+        }
         // systemd (Type=notify): ready now. Without NOTIFY_SOCKET this does nothing.
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        let stopping = async {
-            signalled.await;
+        let stopping = async move {
+            let _ = stop.wait_for(|s| *s).await;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         };
         http::serve(listener, app, stopping).await?;
@@ -262,7 +306,10 @@ async fn open_while_answering(
     });
     let dir = data_dir.to_path_buf();
     let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, durability)).await;
-    let _ = stop.send(());
+    // Its connections are dropped, not waited for: a client that holds one
+    // open (half a request) cannot keep the service from starting.
+    drop(stop);
+    answering.abort();
     let _ = answering.await;
     let ledger = opened
         .context("opening the ledger")?
@@ -270,26 +317,46 @@ async fn open_while_answering(
     Ok((tokio::net::TcpListener::from_std(std_listener)?, ledger))
 }
 
+/// Writes a line to standard output, reporting failure (a closed pipe).
+fn say(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush())
+}
+
+/// Why `dir` cannot hold a store, if it cannot: it is a file, or a directory
+/// that has other things in it and no store (a mistyped path).
+fn not_for_a_store(dir: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(dir).ok()?;
+    if !meta.is_dir() {
+        return Some("it is a file".to_owned());
+    }
+    let is_store = dir.join("version").is_file() && dir.join("keyspaces").is_dir();
+    let empty = std::fs::read_dir(dir).ok()?.next().is_none();
+    (!is_store && !empty).then(|| "it is not empty and holds no ledger store; give a new or empty directory".to_owned())
+}
+
 /// The TLS acceptor for a PEM certificate chain and key.
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading the certificate {}", cert.display()))?
+    let cert_bytes = std::fs::read(cert).with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+        .map_err(|_| anyhow::anyhow!("{} is not a PEM certificate chain", cert.display()))?;
     if chain.is_empty() {
         anyhow::bail!("{} holds no certificate (expected PEM `BEGIN CERTIFICATE`)", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
+    let key_bytes = std::fs::read(key).with_context(|| format!("reading the TLS key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|_| anyhow::anyhow!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", key.display()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .context("the TLS key does not match the certificate, or is not supported")?;
+        .map_err(|e| anyhow::anyhow!("the TLS key does not match the certificate, or is not supported ({e})"))?;
     let mut config = config;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))

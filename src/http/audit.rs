@@ -57,12 +57,32 @@ pub(super) async fn export(
             }
         }
     };
-    let (lines, stream) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(256);
     let log = app.ledger.log().clone();
+    // The range first, so that one outside the log is a 400, not an empty export.
+    let range = {
+        let (log, read) = (log.clone(), Arc::clone(&read));
+        tokio::task::spawn_blocking(move || {
+            let snap = read.view.snapshot();
+            Ok::<_, crate::StoreError>((resolve_range(&log, snap, from, to)?, log.last_seq(snap)?))
+        })
+        .await
+    };
+    let (start, end) = match range {
+        Ok(Ok(((start, end), last))) => {
+            if from.is_some() && start > last.max(1) {
+                return problem(StatusCode::BAD_REQUEST, format!("from is past the end of the log (position {last})"));
+            }
+            if from.is_some() && to.is_some() && start > end {
+                return problem(StatusCode::BAD_REQUEST, "from is after to".to_owned());
+            }
+            (start, end)
+        }
+        _ => return problem(StatusCode::INTERNAL_SERVER_ERROR, "the log could not be read".into()),
+    };
+    let (lines, stream) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(256);
     tokio::task::spawn_blocking(move || {
         let snap = read.view.snapshot();
         let result = (|| {
-            let (start, end) = resolve_range(&log, snap, from, to)?;
             let only: Option<HashSet<u64>> = match account {
                 Some(id) => Some(state::history_positions(&read.view, id)?.into_iter().collect()),
                 None => None,

@@ -16,6 +16,9 @@ use super::{AppState, problem};
 use crate::auth::Principal;
 use crate::auth::permissions::ledger_wide::DATABASE_BACKUP;
 
+/// Why a backup stream stopped when its client left.
+const CLIENT_GONE: &str = "stream: the client went away";
+
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 256 * 1024;
 
@@ -39,7 +42,7 @@ impl std::io::Write for ChunkSender {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.buffer);
-        self.sink.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+        self.sink.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other(CLIENT_GONE))
     }
 }
 
@@ -55,6 +58,10 @@ pub(super) async fn backup(State(app): State<AppState>, Extension(principal): Ex
         let out = ChunkSender { buffer: Vec::new(), sink: sink.clone() };
         let written = crate::backup::write_from_log(&log, read.view.snapshot(), last_seq, out, |_| true);
         if let Err(e) = written {
+            if e.to_string().contains(CLIENT_GONE) {
+                tracing::info!("a backup ended early: its client went away");
+                return;
+            }
             tracing::error!(error = %e, "backup failed");
             // The client sees a broken body, and its check of the file fails.
             let _ = sink.blocking_send(Err(std::io::Error::other("backup failed")));

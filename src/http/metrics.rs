@@ -24,14 +24,27 @@ fn gauge(value: u64) -> Gauge {
     g
 }
 
-/// The bytes of every file under `dir`.
+/// Bytes a file takes on disk (its allocated blocks: fjall preallocates its
+/// journal, whose length is not what it uses).
+fn on_disk(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::blocks(meta) * 512
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
+}
+
+/// The bytes every file under `dir` takes on disk.
 fn size_of(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
         .map(|e| match e.file_type() {
             Ok(t) if t.is_dir() => size_of(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Ok(_) => e.metadata().map(|m| on_disk(&m)).unwrap_or(0),
             Err(_) => 0,
         })
         .sum()

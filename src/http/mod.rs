@@ -269,7 +269,7 @@ async fn access_log(State(_app): State<AppState>, request: Request, next: Next) 
         path = %path.escape_debug(),
         status = response.status().as_u16(),
         principal = %who.escape_debug(),
-        millis = started.elapsed().as_secs_f64() * 1000.0,
+        millis = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         "request"
     );
     response

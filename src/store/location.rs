@@ -73,11 +73,29 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
 
 /// A private copy of the store in `source`, removed when dropped; see the
 /// module docs. The caller checked that no process holds `source`.
+/// The copy is made beside the store when its parent directory takes it
+/// (the same file system, so table files are linked, not copied), else in
+/// the system's temporary directory.
 pub fn private_copy(source: &Path) -> Result<tempfile::TempDir, StoreError> {
-    let parent = std::env::temp_dir();
-    let copy = tempfile::Builder::new().prefix("ledger-read-").tempdir_in(&parent).map_err(|e| {
-        StoreError::DataDir { path: parent.display().to_string(), reason: format!("cannot make a private copy: {e}") }
-    })?;
+    let builder = || {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".ledger-read-");
+        // The copy holds what the store holds: the owner's only, from the start.
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        b
+    };
+    let beside = source.canonicalize().ok().and_then(|s| s.parent().map(Path::to_path_buf));
+    let copy = match beside.and_then(|parent| builder().tempdir_in(parent).ok()) {
+        Some(copy) => copy,
+        None => {
+            let parent = std::env::temp_dir();
+            builder().tempdir_in(&parent).map_err(|e| StoreError::DataDir {
+                path: parent.display().to_string(),
+                reason: format!("cannot make a private copy: {e}"),
+            })?
+        }
+    };
     copy_tree(source, copy.path(), false).map_err(|e| StoreError::DataDir {
         path: source.display().to_string(),
         reason: format!("cannot make a private copy to read: {e}"),
@@ -90,10 +108,15 @@ fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (source, target): (PathBuf, PathBuf) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
+        // Links are followed (a keyspace on another disk is part of the
+        // store); anything else that is not a file or a directory is an error,
+        // never silently left out of what is read.
+        let kind = std::fs::metadata(&source)?.file_type();
         if kind.is_dir() {
             copy_tree(&source, &target, entry.file_name() == "tables")?;
-        } else if kind.is_file() {
+        } else if !kind.is_file() {
+            return Err(std::io::Error::other(format!("{} is neither a file nor a directory", source.display())));
+        } else {
             if entry.file_name() == PID_FILE {
                 continue;
             }
@@ -103,9 +126,11 @@ fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
                 continue;
             }
             // A table is immutable; a link costs no space. Elsewhere (another
-            // file system) it is copied.
-            if !(in_tables && std::fs::hard_link(&source, &target).is_ok()) {
-                std::fs::copy(&source, &target)?;
+            // file system) it is copied. A symbolic link is resolved first, so
+            // the copy never links to the link.
+            let real = std::fs::canonicalize(&source)?;
+            if !(in_tables && std::fs::hard_link(&real, &target).is_ok()) {
+                std::fs::copy(&real, &target)?;
             }
         }
     }

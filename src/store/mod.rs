@@ -631,9 +631,18 @@ impl ReadOnlyStore {
 /// Verifies the whole chain of the stopped store in `data_dir`, reading it
 /// only (`ledger verify`). Returns where the chain ends and how many records
 /// were checked.
+/// Also checks that every payload-less record is listed by an erasure
+/// ([`ledger_events::ErasureCoverage`]).
 pub fn verify_offline(data_dir: &Path) -> Result<(ChainTail, u64), StoreError> {
     let store = ReadOnlyStore::open(data_dir)?;
-    Ok(store.log.verify_all(&store.db.snapshot())?)
+    let snapshot = store.db.snapshot();
+    let verified = store.log.verify_all(&snapshot)?;
+    let mut coverage = ledger_events::ErasureCoverage::default();
+    for record in store.log.scan(&snapshot, 1) {
+        coverage.observe(&record?);
+    }
+    coverage.finish().map_err(|e| store.log.corrupt(e))?;
+    Ok(verified)
 }
 
 /// Drops the projections of the ledger in `data_dir` and replays its log.

@@ -182,20 +182,33 @@ async fn a_name_that_is_also_an_id_is_refused_until_the_operator_says_which() {
     // A user whose name is the bystander's id.
     ok(ledger(&url, &["create", "account/user", "--field", &format!("name={id}"), "--field", "domainId=example.org"]));
 
-    let refused = failed(ledger(&url, &["database", "delete", &id, "--yes"]));
-    assert!(refused.contains("bystander@example.org") && refused.contains(&format!("{id}@example.org")), "{refused}");
-    assert!(refused.contains("--id or --name"), "{refused}");
-
-    let asked = failed(ledger(&url, &["--name", "database", "delete", &id]));
+    // Where a value may be an id or a name, both candidates are shown and nothing is done.
+    for args in
+        [vec!["get", "account", &id], vec!["delete", "account", "--ids", &id, "--yes"], vec!["audit", "history", &id]]
+    {
+        let refused = failed(ledger(&url, &args));
+        assert!(
+            refused.contains("bystander@example.org") && refused.contains(&format!("{id}@example.org")),
+            "{args:?}: {refused}"
+        );
+        assert!(refused.contains("--id or --name"), "{refused}");
+    }
+    // `database delete` takes a name (as stalwart-cli's does); an id only with --id.
+    let asked = failed(ledger(&url, &["database", "delete", &id]));
     assert!(asked.contains("--yes"), "off a terminal the erasure needs --yes: {asked}");
-    let plan = ok(ledger(&url, &["--name", "database", "delete", &id, "--dry-run"]));
+    let plan = ok(ledger(&url, &["database", "delete", &id, "--dry-run"]));
     assert!(plan.contains(&format!("would delete account {id}@example.org")), "{plan}");
+    let by_id = ok(ledger(&url, &["--id", "database", "delete", &id, "--dry-run"]));
+    assert!(by_id.contains("bystander@example.org"), "{by_id}");
     let listed = call(&url, "x:Account/query", json!({})).await;
-    assert_eq!(listed["ids"].as_array().unwrap().len(), 2, "neither refusal nor dry run deleted: {listed}");
+    assert_eq!(listed["ids"].as_array().unwrap().len(), 2, "neither refusals nor dry runs deleted: {listed}");
 
-    ok(ledger(&url, &["--name", "database", "delete", &id, "--yes"]));
+    ok(ledger(&url, &["database", "delete", &id, "--yes"]));
     let left = call(&url, "x:Account/get", json!({"ids": null, "properties": ["name"]})).await;
     assert_eq!(left["list"], json!([{"id": id, "name": "bystander"}]), "the named one went, the bystander stayed");
+    // Now the value names nothing: it is not taken as the bystander's id.
+    let not_a_name = failed(ledger(&url, &["database", "delete", &id, "--dry-run"]));
+    assert!(not_a_name.contains("no x:Account with name") && not_a_name.contains("--id"), "{not_a_name}");
     served.stop();
 }
 
@@ -215,6 +228,11 @@ async fn a_delete_of_several_ids_reports_each_and_keeps_the_successes() {
     }
     let asked = failed(ledger(&url, &["delete", "account", "--ids", "ann@example.org,ben@example.org"]));
     assert!(asked.contains("--yes"), "{asked}");
+    let plan = ok(ledger(&url, &["delete", "account", "--ids", "ann@example.org, nobody@example.org", "--dry-run"]));
+    assert!(
+        plan.contains("would delete x:Account ann@example.org") && plan.contains("would skip nobody@example.org"),
+        "{plan}"
+    );
     let output =
         ledger(&url, &["delete", "account", "--ids", "ann@example.org,nobody@example.org,ben@example.org", "--yes"]);
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -336,6 +354,15 @@ async fn an_online_backup_taken_under_writes_restores_to_a_verified_store() {
     let said = ok(ledger(&url, &["restore", "--from", file.to_str().unwrap(), "--to", restored.to_str().unwrap()]));
     assert!(said.starts_with("restored positions 1..="), "{said}");
     ok(ledger(&url, &["verify", "--data-dir", restored.to_str().unwrap()]));
+    // Without the sealing key the restored store does not start silently with a new one.
+    let keyless = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", restored.to_str().unwrap()])
+        .env("LEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let refused = failed(keyless);
+    assert!(refused.contains("sealing.key is missing") && refused.contains("--new-sealing-key"), "{refused}");
+    std::fs::copy(dir.path().join("data/sealing.key"), restored.join("sealing.key")).unwrap();
     let copy = Served::start(&restored, &[]);
     let names = call(&copy.url, "x:Account/get", json!({"ids": null, "properties": ["name"]})).await;
     let names: Vec<&str> = names["list"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
@@ -349,9 +376,37 @@ async fn an_online_backup_taken_under_writes_restores_to_a_verified_store() {
     let cut = dir.path().join("cut.bak");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
     let again = dir.path().join("again");
+    let verified = ok(ledger(&url, &["audit", "verify", file.to_str().unwrap()]));
+    assert!(verified.starts_with("ok: backup of positions 1..="), "{verified}");
+    let refused = failed(ledger(&url, &["audit", "verify", cut.to_str().unwrap()]));
+    assert!(refused.contains("truncated") || refused.contains("digest"), "{refused}");
+    let into_dir = failed(ledger(&url, &["backup", dir.path().to_str().unwrap()]));
+    assert!(into_dir.contains("is a directory"), "{into_dir}");
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "keep me").unwrap();
+    let over = failed(ledger(&url, &["backup", other.to_str().unwrap()]));
+    assert!(over.contains("not a ledger backup"), "{over}");
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "keep me");
     let stderr = failed(ledger(&url, &["restore", "--from", cut.to_str().unwrap(), "--to", again.to_str().unwrap()]));
     assert!(stderr.contains("cut.bak"), "{stderr}");
     assert!(!again.exists(), "a failed restore removes its target");
+    let past = failed(ledger(
+        &url,
+        &["restore", "--from", file.to_str().unwrap(), "--to", again.to_str().unwrap(), "--seq", "999999"],
+    ));
+    assert!(past.contains("past it"), "{past}");
+    let before = failed(ledger(
+        &url,
+        &["restore", "--from", file.to_str().unwrap(), "--to", again.to_str().unwrap(), "--at", "2000-01-01T00:00:00Z"],
+    ));
+    assert!(before.contains("no commit is at or before"), "{before}");
+    assert!(!again.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".ledger"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary directories left: {leftovers:?}");
     served.stop();
 }
 
@@ -456,6 +511,15 @@ async fn a_following_feed_reconnects_after_a_restart_and_resumes_from_its_cursor
     assert_eq!(next["seq"], 2, "resumed after position 1, nothing repeated: {next}");
     feed.kill().unwrap();
     feed.wait().unwrap();
+    // A refusal is not retried: wrong credentials end a following feed.
+    let refused = Command::new(BIN)
+        .args(["feed", "--follow"])
+        .env("LEDGER_URL", &served.url)
+        .env("LEDGER_CREDENTIALS", "admin:wrong")
+        .output()
+        .unwrap();
+    let stderr = failed(refused);
+    assert!(stderr.contains("401"), "{stderr}");
     served.stop();
 }
 
@@ -585,10 +649,22 @@ async fn json_logs_carry_an_access_line_per_request_and_a_bad_filter_is_an_error
     assert_eq!(access["principal"], "admin", "{access}");
     assert!(access["millis"].as_f64().is_some(), "{access}");
 
-    let output =
-        Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0"]).env("LEDGER_LOG", "info,[").output().unwrap();
+    for bad in ["info,[", "debg"] {
+        let output =
+            Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0"]).env("LEDGER_LOG", bad).output().unwrap();
+        let stderr = failed(output);
+        assert!(stderr.contains("LEDGER_LOG"), "{bad}: {stderr}");
+    }
+    // A directory that holds other things and no store is not taken over.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("notes.txt"), "x").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", junk.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stderr = failed(output);
-    assert!(stderr.contains("LEDGER_LOG"), "{stderr}");
+    assert!(stderr.contains("not empty and holds no ledger store"), "{stderr}");
 }
 
 /// The config file: its settings apply, the environment and flags win over
@@ -690,4 +766,105 @@ fn version_completions_and_man_page_are_generated() {
     }
     let man = ok(ledger("http://127.0.0.1:9", &["man"]));
     assert!(man.contains(".TH ledger") && man.contains("backup"), "{man}");
+}
+
+/// The backup frames of `bytes` (`src/backup.rs`): the 17-byte head, then
+/// each record frame's body, then the trailer without its digest.
+fn frames(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+    let head = bytes[..17].to_vec();
+    let mut at = 17;
+    let mut records = Vec::new();
+    loop {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 4;
+        if len == 0 {
+            break;
+        }
+        records.push(bytes[at..at + len].to_vec());
+        at += len;
+    }
+    (head, records, bytes[at..at + 48].to_vec())
+}
+
+/// Reassembles a backup with a fresh digest (which has no key: anyone can).
+fn assemble(head: &[u8], records: &[Vec<u8>], trailer: &[u8]) -> Vec<u8> {
+    let mut out = head.to_vec();
+    for r in records {
+        out.extend_from_slice(&(r.len() as u32).to_be_bytes());
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(trailer);
+    let digest = blake3::hash(&out);
+    out.extend_from_slice(digest.as_bytes());
+    out
+}
+
+/// Review finding: payloads stripped from a backup (a password change, a key's
+/// removal) keep every hash, so the chain alone would accept the copy and
+/// replay it to the older state; a payload-less record no AccountErased lists
+/// is refused by `audit verify`, `restore` and `verify`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_with_payloads_stripped_outside_an_erasure_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&dir.path().join("data"), &[]);
+    let url = served.url.clone();
+    ok(ledger(&url, &["create", "domain", "--field", "name=example.org"]));
+    ok(ledger(&url, &["create", "account/user", "--field", "name=alice", "--field", "domainId=example.org"]));
+    ok(ledger(&url, &["update", "account", "alice@example.org", "--field", "description=changed"]));
+    let file = dir.path().join("good.bak");
+    ok(ledger(&url, &["backup", file.to_str().unwrap()]));
+    served.stop();
+
+    let (head, mut records, trailer) = frames(&std::fs::read(&file).unwrap());
+    let last = records.last_mut().unwrap();
+    let header_len = u32::from_be_bytes(last[..4].try_into().unwrap()) as usize;
+    last.truncate(4 + header_len);
+    last.push(0); // "erased"
+    let stripped = dir.path().join("stripped.bak");
+    std::fs::write(&stripped, assemble(&head, &records, &trailer)).unwrap();
+
+    let refused = failed(ledger(&url, &["audit", "verify", stripped.to_str().unwrap()]));
+    assert!(refused.contains("no AccountErased record lists"), "{refused}");
+    let target = dir.path().join("restored");
+    let refused =
+        failed(ledger(&url, &["restore", "--from", stripped.to_str().unwrap(), "--to", target.to_str().unwrap()]));
+    assert!(refused.contains("no AccountErased record lists"), "{refused}");
+    assert!(!target.exists());
+    // The untouched copy, re-assembled the same way, still passes.
+    let (head, records, trailer) = frames(&std::fs::read(&file).unwrap());
+    let same = dir.path().join("same.bak");
+    std::fs::write(&same, assemble(&head, &records, &trailer)).unwrap();
+    ok(ledger(&url, &["audit", "verify", same.to_str().unwrap()]));
+}
+
+/// Review findings: a keyspace folder reached through a symbolic link is
+/// read, not skipped (no "ok: 0 records"); a restore may not write inside its
+/// source; the private copy is the owner's only.
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_tools_follow_links_and_never_restore_into_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(&data, &[]);
+    ok(ledger(&served.url, &["create", "domain", "--field", "name=example.org"]));
+    served.stop();
+    let elsewhere = dir.path().join("other-disk");
+    std::fs::rename(data.join("keyspaces"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, data.join("keyspaces")).unwrap();
+    let verified = ok(ledger("http://127.0.0.1:9", &["verify", "--data-dir", data.to_str().unwrap()]));
+    assert!(verified.starts_with("ok: 1 records"), "{verified}");
+
+    let inside = data.join("keyspaces").join("inner");
+    let refused = failed(ledger(
+        "http://127.0.0.1:9",
+        &["restore", "--data-dir", data.to_str().unwrap(), "--to", inside.to_str().unwrap()],
+    ));
+    assert!(refused.contains("inside the source"), "{refused}");
+    assert!(!elsewhere.join("inner").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ledger"))
+        .collect();
+    assert!(leftovers.is_empty(), "private copies are removed: {leftovers:?}");
 }
