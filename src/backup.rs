@@ -33,8 +33,9 @@ pub const MAGIC: &[u8; 8] = b"LEDGERBK";
 /// The layout this build writes and reads.
 pub const FORMAT: u8 = 1;
 /// Longest record frame accepted (a record is far smaller).
-/// (A record is bounded by the request size, 10 MB by default.)
-const MAX_FRAME: usize = 32 * 1024 * 1024;
+/// (A record is bounded by the request size, 10 MB by default; the writer
+/// refuses a larger one, so every backup it writes reads back.)
+const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// What a complete backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,13 @@ impl<W: Write> BackupWriter<W> {
             .check(&record.header, record.payload.as_ref())
             .map_err(|e| fault(format!("the store's chain is broken: {e}")))?;
         let frame = encode_record(record);
+        if frame.len() > MAX_FRAME {
+            return Err(fault(format!(
+                "cannot hold position {}: its record is {} bytes, more than {MAX_FRAME}",
+                record.seq(),
+                frame.len()
+            )));
+        }
         let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
         bytes.extend_from_slice(&frame);
         self.out.write_all(&bytes).map_err(fault)?;
@@ -165,7 +173,12 @@ impl<R: Read> BackupReader<R> {
     }
 
     /// Reads the rest (checking it) and the trailer; what the backup holds.
-    pub fn finish(mut self) -> Result<Summary, StoreError> {
+    pub fn finish(self) -> Result<Summary, StoreError> {
+        self.finish_with_coverage().map(|(summary, _)| summary)
+    }
+
+    /// [`BackupReader::finish`], also giving the erasures it saw.
+    pub fn finish_with_coverage(mut self) -> Result<(Summary, ErasureCoverage), StoreError> {
         while self.next_record()?.is_some() {}
         let mut trailer = [0u8; 48];
         self.exact(&mut trailer)?;
@@ -192,7 +205,7 @@ impl<R: Read> BackupReader<R> {
         // The digest has no key: it shows damage, not intent. Payloads
         // dropped outside an erasure are caught here.
         self.coverage.finish().map_err(|e| fault(format!("was altered: {e}")))?;
-        Ok(summary)
+        Ok((summary, self.coverage))
     }
 }
 

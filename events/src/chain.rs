@@ -66,6 +66,9 @@ pub enum ChainFault {
     /// record's hash covers only its payload's hash).
     #[error("the payload is missing and no AccountErased record lists this position (removed outside an erasure)")]
     PayloadMissing,
+    /// An AccountErased record lists this position, yet its payload is there.
+    #[error("an AccountErased record lists this position, yet its payload is present (erased data put back)")]
+    ErasedPayloadPresent,
 }
 
 /// Checks, over a whole log, that every record without a payload is listed
@@ -76,7 +79,9 @@ pub enum ChainFault {
 #[derive(Debug, Default)]
 pub struct ErasureCoverage {
     missing: Vec<u64>,
-    erased: std::collections::HashSet<u64>,
+    present: std::collections::HashSet<u64>,
+    /// Each erased position, and the position of the AccountErased that lists it.
+    erased: std::collections::HashMap<u64, u64>,
 }
 
 impl ErasureCoverage {
@@ -84,21 +89,39 @@ impl ErasureCoverage {
     pub fn observe(&mut self, record: &crate::Record) {
         match &record.payload {
             None => self.missing.push(record.seq()),
-            Some(_) if record.header.event_type == "AccountErased" => {
-                if let Some(Ok(crate::Event::AccountErased(e))) = record.event() {
-                    self.erased.extend(e.erased.iter().map(|r| r.position));
+            Some(_) => {
+                self.present.insert(record.seq());
+                if record.header.event_type == "AccountErased"
+                    && let Some(Ok(crate::Event::AccountErased(e))) = record.event()
+                {
+                    for r in &e.erased {
+                        self.erased.entry(r.position).or_insert(record.seq());
+                    }
                 }
             }
-            Some(_) => {}
         }
     }
 
-    /// The first payload-less record no erasure lists, as an error.
+    /// The first payload-less record no erasure lists, or the first listed
+    /// record whose payload is still there (erased data put back), as an error.
     pub fn finish(&self) -> Result<(), ChainError> {
-        match self.missing.iter().find(|seq| !self.erased.contains(seq)) {
-            Some(&seq) => Err(ChainError { seq, fault: ChainFault::PayloadMissing }),
+        if let Some(&seq) = self.missing.iter().find(|seq| !self.erased.contains_key(seq)) {
+            return Err(ChainError { seq, fault: ChainFault::PayloadMissing });
+        }
+        match self.erased.keys().filter(|p| self.present.contains(p)).min() {
+            Some(&seq) => Err(ChainError { seq, fault: ChainFault::ErasedPayloadPresent }),
             None => Ok(()),
         }
+    }
+
+    /// For a log cut after position `end`: the first payload-less record up
+    /// to `end` whose erasure comes after `end`, with that erasure's position.
+    pub fn erased_after(&self, end: u64) -> Option<(u64, u64)> {
+        self.missing
+            .iter()
+            .filter(|&&seq| seq <= end)
+            .filter_map(|seq| self.erased.get(seq).filter(|&&by| by > end).map(|&by| (*seq, by)))
+            .min()
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use fjall::PersistMode;
-use ledger_events::{ChainTail, ChainVerifier, Record};
+use ledger_events::{ChainTail, ChainVerifier, ErasureCoverage, Record};
 use ledger_projections::replay;
 
 use super::export::{Bound, resolve_range};
@@ -63,10 +63,13 @@ pub fn restore(
             reason: "positions start at 1; --seq 0 would restore nothing".into(),
         });
     }
-    // The store is built beside the target and renamed into place once
-    // whole: an interrupted restore (Ctrl-C, a crash) leaves no target that
-    // looks like a store.
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // The store is built in a hidden folder and moved into place once whole:
+    // an interrupted restore (Ctrl-C, a crash) leaves no target that looks
+    // like a store. An existing (empty) target keeps its owner and mode, and
+    // may be a mount point: the folder is then inside it; else beside it.
+    let existing = target.is_dir();
+    let parent =
+        if existing { target } else { target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
     location::create_private_dir(parent)
         .map_err(|e| StoreError::DataDir { path: parent.display().to_string(), reason: e.to_string() })?;
     let mut builder = tempfile::Builder::new();
@@ -86,16 +89,24 @@ pub fn restore(
             reason: "no commit is at or before that point: the restored store would be empty".into(),
         });
     }
-    if target.exists() {
-        // Empty, as checked above.
-        std::fs::remove_dir(target)
-            .map_err(|e| StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() })?;
+    let failed = |e: std::io::Error| StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() };
+    if existing {
+        // Renames inside the target; fjall's `version` marker goes last, so
+        // a store is only recognised once every other part is there.
+        let mut entries: Vec<_> =
+            std::fs::read_dir(building.path()).map_err(failed)?.collect::<Result<_, _>>().map_err(failed)?;
+        entries.sort_by_key(|e| e.file_name() == "version");
+        for entry in entries {
+            std::fs::rename(entry.path(), target.join(entry.file_name())).map_err(failed)?;
+        }
+        drop(building);
+    } else {
+        let built = building.keep();
+        std::fs::rename(&built, target).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&built);
+            failed(e)
+        })?;
     }
-    let built = building.keep();
-    std::fs::rename(&built, target).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&built);
-        StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() }
-    })?;
     Ok(restored)
 }
 
@@ -111,13 +122,22 @@ fn from_store(
     src_log.check_tail(&snap, 1024)?;
     let (_, end) = resolve_range(src_log, &snap, None, to)?;
     past_the_end(to, src_log.last_seq(&snap)?, source.path())?;
+    // Payloads stripped outside an erasure would replay to an older state.
+    let mut coverage = ErasureCoverage::default();
+    for record in src_log.scan(&snap, 1) {
+        coverage.observe(&record?);
+    }
+    coverage.finish().map_err(|e| src_log.corrupt(e))?;
+    cut_before_erasure(&coverage, end)?;
     let records = src_log.scan(&snap, 1).map(|r| r.map_err(StoreError::from));
     let restored = copy(records, target, |r| r.seq() <= end, end, progress)?;
     // The sealed secrets in the log need the key they were sealed with.
     let key = source.path().join(crate::secrets::SEALING_KEY_FILE);
-    if let Ok(bytes) = std::fs::read(&key) {
-        crate::secrets::write_private(&target.join(crate::secrets::SEALING_KEY_FILE), &bytes)
-            .map_err(|e| StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() })?;
+    match std::fs::read(&key) {
+        Ok(bytes) => crate::secrets::write_private(&target.join(crate::secrets::SEALING_KEY_FILE), &bytes)
+            .map_err(|e| StoreError::DataDir { path: target.display().to_string(), reason: e.to_string() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::DataDir { path: key.display().to_string(), reason: e.to_string() }),
     }
     Ok(restored)
 }
@@ -145,23 +165,32 @@ fn from_backup(
     };
     let restored = copy(records, target, keep, total, progress).map_err(named)?;
     // The rest is read too: a backup that is not whole is refused.
-    let whole = reader.finish().map_err(named)?;
+    let (whole, coverage) = reader.finish_with_coverage().map_err(named)?;
     past_the_end(to, whole.last_seq, source)?;
+    cut_before_erasure(&coverage, restored.last_seq)?;
     Ok(restored)
 }
 
 /// Why `target` may not be written for `source`: it is the source, inside
 /// it (the restore would write into the store it only reads), or holds it.
 fn overlap(source: &Path, target: &Path) -> Option<&'static str> {
-    let source = source.canonicalize().ok()?;
+    if target.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Some("the target path may not contain `..`");
+    }
+    let Ok(source) = source.canonicalize() else { return Some("the source cannot be resolved") };
+    overlap_resolved(source, target)
+}
+
+fn overlap_resolved(source: std::path::PathBuf, target: &Path) -> Option<&'static str> {
     // The target may not exist yet: its nearest existing ancestor decides.
     let mut probe = target.to_path_buf();
     let mut rest = Vec::new();
     while !probe.exists() {
-        rest.push(probe.file_name()?.to_owned());
+        let Some(name) = probe.file_name() else { return Some("the target cannot be resolved") };
+        rest.push(name.to_owned());
         probe = probe.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     }
-    let mut target = probe.canonicalize().ok()?;
+    let Ok(mut target) = probe.canonicalize() else { return Some("the target cannot be resolved") };
     target.extend(rest.iter().rev());
     if target == source {
         return Some("the target is the source");
@@ -172,7 +201,8 @@ fn overlap(source: &Path, target: &Path) -> Option<&'static str> {
     // Every folder of the source, links followed (a keyspace on another disk).
     let mut folders = vec![source];
     let mut i = 0;
-    while i < folders.len() {
+    // A store has a few dozen folders; a link to `/` is not walked whole.
+    while i < folders.len() && folders.len() < 10_000 {
         let entries = std::fs::read_dir(&folders[i]).ok().into_iter().flatten().flatten();
         for entry in entries {
             if let Ok(real) = entry.path().canonicalize()
@@ -185,6 +215,22 @@ fn overlap(source: &Path, target: &Path) -> Option<&'static str> {
         i += 1;
     }
     folders.iter().any(|f| target.starts_with(f)).then_some("the target is inside the source store")
+}
+
+/// Refuses a restore point that keeps records whose payloads an erasure
+/// after it removed: the restored log would hold payload-less records and not
+/// the erasure that explains them (and so would not verify).
+fn cut_before_erasure(coverage: &ErasureCoverage, end: u64) -> Result<(), StoreError> {
+    match coverage.erased_after(end) {
+        None => Ok(()),
+        Some((seq, by)) => Err(StoreError::DataDir {
+            path: format!("position {end}"),
+            reason: format!(
+                "the erasure at position {by} removed the payload of position {seq}, which this point keeps: restore \
+                 to position {by} or later (erased data cannot come back)"
+            ),
+        }),
+    }
 }
 
 /// Refuses `--seq N` past the last position `last` of the source: the

@@ -114,8 +114,11 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
         return super::verify_store(&dir);
     }
     let Some(file) = file else { bail!("give an export file, or --data-dir") };
-    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-    if bytes.starts_with(crate::backup::MAGIC) {
+    let mut head = [0u8; 8];
+    let is_backup = std::fs::File::open(&file)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == crate::backup::MAGIC);
+    if is_backup {
         // A backup file (`ledger backup`): its chain and digest.
         if checkpoint.is_some() {
             bail!("--checkpoint applies to exports; a backup is checked whole");
@@ -127,6 +130,7 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
         ));
         return Ok(());
     }
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{} is neither an audit export (NDJSON) nor a ledger backup", file.display()))?;
     let checkpoint = match checkpoint {
@@ -139,8 +143,12 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     };
     match verify_export(&text, checkpoint) {
         Ok(v) => {
+            let grew = match checkpoint {
+                Some((position, _)) => format!("; the checkpoint at position {position} is in it: the log only grew"),
+                None => String::new(),
+            };
             emit(format_args!(
-                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
+                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}{grew}",
                 v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
             ));
             Ok(())

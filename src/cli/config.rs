@@ -64,7 +64,7 @@ pub fn args_with_config(args: Vec<OsString>) -> anyhow::Result<(Vec<OsString>, I
     };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading the config file {}", path.display()))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map_or(0, |span| text.get(..span.start).map_or(0, |t| t.matches('\n').count()) + 1);
         anyhow::anyhow!("{} is not valid TOML: line {line}: {}", path.display(), e.message().trim())
     })?;
     let cli = super::Cli::command();

@@ -141,6 +141,7 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
     };
+    http::raise_open_file_limit();
     // The port first: a start that cannot listen fails before it creates or
     // changes anything (a generated password is never kept unshown).
     let listener = runtime
@@ -159,10 +160,15 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn(async move {
             signalled.await;
             stopped.send_replace(true);
+            // A second signal while commits finish (or the store still
+            // opens) ends the process at once; nothing unacknowledged is lost.
+            shutdown_signal().await;
+            std::process::exit(130);
         });
     }
     // While the store opens (replaying the log can take a while), health
     // probes are answered: live, not ready.
+    store::location::sweep_private_copies(&data_dir);
     let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability))?;
     let pid_file = data_dir.join(store::location::PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
@@ -211,14 +217,6 @@ fn serve_opened(
             max_query_limit: args.max_query_limit.max(1),
         },
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let shown = std::fs::canonicalize(data_dir).unwrap_or(data_dir.clone());
-    // Standard output may be gone (`ledger serve | true`): these lines are
-    // then dropped; the generated password's line is not (below).
-    let durability = format!("{:?}", args.durability).to_lowercase();
-    let _ = say(format_args!("ledger listening on {scheme}://{local}"));
-    let _ =
-        say(format_args!("data directory: {} (durability: {durability}); version {}", shown.display(), version::LONG));
     let key = data_dir.join(crate::secrets::SEALING_KEY_FILE);
     if ledger.read().last_seq > 0 && !key.exists() && !args.new_sealing_key {
         anyhow::bail!(
@@ -230,6 +228,16 @@ fn serve_opened(
     }
     let (mut app, generated) = AppState::open(ledger.clone(), data_dir, &config, services)
         .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
+    // Where the service is, once everything that writes to the data
+    // directory has (the keys), then the generated password.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shown = std::fs::canonicalize(data_dir).unwrap_or(data_dir.clone());
+    // Standard output may be gone (`ledger serve | true`): these lines are
+    // then dropped; the generated password's line is not (below).
+    let durability = format!("{:?}", args.durability).to_lowercase();
+    let _ = say(format_args!("ledger listening on {scheme}://{local}"));
+    let _ =
+        say(format_args!("data directory: {} (durability: {durability}); version {}", shown.display(), version::LONG));
     if let Some(password) = &generated {
         // Shown once, on the terminal only, before anything else can fail;
         // the data directory keeps its hash, but only once it was shown.
@@ -246,7 +254,6 @@ fn serve_opened(
             );
         }
     }
-    http::raise_open_file_limit();
     app.connections = http::ConnectionLimits {
         max_connections: args.max_connections.max(1),
         max_connections_per_ip: args.max_connections_per_ip.max(1),

@@ -77,9 +77,10 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
 /// (the same file system, so table files are linked, not copied), else in
 /// the system's temporary directory.
 pub fn private_copy(source: &Path) -> Result<tempfile::TempDir, StoreError> {
+    let prefix = copy_prefix(source);
     let builder = || {
         let mut b = tempfile::Builder::new();
-        b.prefix(".ledger-read-");
+        b.prefix(&prefix);
         // The copy holds what the store holds: the owner's only, from the start.
         #[cfg(unix)]
         b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
@@ -96,14 +97,21 @@ pub fn private_copy(source: &Path) -> Result<tempfile::TempDir, StoreError> {
             })?
         }
     };
-    copy_tree(source, copy.path(), false).map_err(|e| StoreError::DataDir {
+    copy_tree(source, copy.path(), false, &mut Vec::new()).map_err(|e| StoreError::DataDir {
         path: source.display().to_string(),
         reason: format!("cannot make a private copy to read: {e}"),
     })?;
     Ok(copy)
 }
 
-fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
+/// `visited`: the real folders on the way here, so that a link back up (a
+/// cycle) is an error, not an endless copy.
+fn copy_tree(from: &Path, to: &Path, in_tables: bool, visited: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let real = std::fs::canonicalize(from)?;
+    if visited.contains(&real) {
+        return Err(std::io::Error::other(format!("{} links back to a folder above it", from.display())));
+    }
+    visited.push(real);
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -113,7 +121,7 @@ fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
         // never silently left out of what is read.
         let kind = std::fs::metadata(&source)?.file_type();
         if kind.is_dir() {
-            copy_tree(&source, &target, entry.file_name() == "tables")?;
+            copy_tree(&source, &target, entry.file_name() == "tables", visited)?;
         } else if !kind.is_file() {
             return Err(std::io::Error::other(format!("{} is neither a file nor a directory", source.display())));
         } else {
@@ -134,5 +142,39 @@ fn copy_tree(from: &Path, to: &Path, in_tables: bool) -> std::io::Result<()> {
             }
         }
     }
+    visited.pop();
     Ok(())
+}
+
+/// The name private copies of the store in `data_dir` start with:
+/// `.ledger-read-NAME-` (NAME the store folder's), so that stores that share
+/// a parent folder never touch each other's.
+fn copy_prefix(data_dir: &Path) -> String {
+    let name = data_dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    format!(".ledger-read-{name}-")
+}
+
+/// Removes private copies (`.ledger-read-NAME-*`) that tools killed before they
+/// could clean up left beside the store in `data_dir`: their table files are
+/// hard links, which would keep erased data on disk after a compaction.
+/// Run while the store is held (at `ledger serve` start, before compacting),
+/// so no tool is reading one.
+pub fn sweep_private_copies(data_dir: &Path) {
+    let Some(parent) = data_dir.canonicalize().ok().and_then(|d| d.parent().map(Path::to_path_buf)) else { return };
+    let prefix = copy_prefix(data_dir);
+    let Ok(entries) = std::fs::read_dir(&parent) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!(path = %entry.path().display(), "removed a private copy a killed tool left"),
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a left private copy")
+                }
+            }
+        }
+    }
 }

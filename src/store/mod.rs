@@ -351,6 +351,8 @@ impl Ledger {
     pub(crate) fn compact(&self, through: u64) -> Result<(), StoreError> {
         self.wait_for_readers(|r| r.last_seq < through, "readers that began before it (a long export?)")?;
         let inner = &self.inner;
+        // A private copy left by a killed tool links tables this would replace.
+        location::sweep_private_copies(inner.log.path());
         let journals = journal_files(inner.log.path())?;
         let mut replaced = Vec::new();
         let compacted_at = {

@@ -868,3 +868,39 @@ async fn offline_tools_follow_links_and_never_restore_into_their_source() {
         .collect();
     assert!(leftovers.is_empty(), "private copies are removed: {leftovers:?}");
 }
+
+/// A restore point before an erasure is refused (the restored log would keep
+/// payload-less records without the erasure that explains them); after it,
+/// the restore verifies. An existing empty target (a mount point) keeps its
+/// mode.
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_keep_erasures_and_an_existing_targets_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(&data, &[]);
+    let url = served.url.clone();
+    ok(ledger(&url, &["create", "domain", "--field", "name=example.org"]));
+    ok(ledger(&url, &["create", "account/user", "--field", "name=erin", "--field", "domainId=example.org"]));
+    ok(ledger(&url, &["database", "delete", "erin@example.org", "--yes"]));
+    let file = dir.path().join("erased.bak");
+    ok(ledger(&url, &["backup", file.to_str().unwrap()]));
+    served.stop();
+
+    let target = dir.path().join("mount");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o750)).unwrap();
+    for source in [vec!["--from", file.to_str().unwrap()], vec!["--data-dir", data.to_str().unwrap()]] {
+        let mut args = vec!["restore"];
+        args.extend(&source);
+        args.extend(["--to", target.to_str().unwrap(), "--seq", "2"]);
+        let refused = failed(ledger("http://127.0.0.1:9", &args));
+        assert!(refused.contains("erasure at position") && refused.contains("or later"), "{refused}");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "nothing is left in the target");
+    }
+    ok(ledger("http://127.0.0.1:9", &["restore", "--from", file.to_str().unwrap(), "--to", target.to_str().unwrap()]));
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750, "the existing target keeps its mode");
+    let verified = ok(ledger("http://127.0.0.1:9", &["verify", "--data-dir", target.to_str().unwrap()]));
+    assert!(verified.starts_with("ok: "), "{verified}");
+}
