@@ -94,8 +94,12 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .route("/.well-known/jmap", get(session))
+        // stalwart-cli asks the session at this fixed path, then posts to the
+        // path of `apiUrl` (Stalwart's is `/jmap/`, its client trims the slash).
+        .route("/jmap/session", get(session))
         .route("/api", post(api))
         .route("/jmap", post(api))
+        .route("/jmap/", post(api))
         .route("/api/audit/export", get(audit::export))
         .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route("/api/feed", get(feed::feed))

@@ -318,3 +318,36 @@ async fn once_the_response_is_full_later_calls_get_nothing_more() {
     }
     server.stop().await;
 }
+
+/// Issue 17 (first part): stalwart-cli asks the session at the fixed path
+/// `/jmap/session` and posts to the path of `apiUrl`, which Stalwart spells
+/// `/jmap/`; both answer here as `/.well-known/jmap` and `/api` do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_session_and_api_answer_at_stalwart_clis_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let well_known: Value = server.get("/.well-known/jmap").await.json().await.unwrap();
+    let fixed = server.get("/jmap/session").await;
+    assert_eq!(fixed.status(), 200);
+    let fixed: Value = fixed.json().await.unwrap();
+    assert_eq!(fixed["apiUrl"], well_known["apiUrl"]);
+    assert!(fixed["capabilities"]["urn:ietf:params:jmap:core"].is_object(), "{fixed}");
+    let anonymous = reqwest::get(format!("{}/jmap/session", server.url)).await.unwrap();
+    assert_eq!(anonymous.status(), 401, "authenticated like every API route");
+    for path in ["/jmap", "/jmap/"] {
+        let body = json!({"using": USING, "methodCalls": [["x:Domain/get", {"ids": []}, "c"]]});
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}{path}", server.url))
+            .header("authorization", admin_auth())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["methodResponses"][0][0], "x:Domain/get", "{path}: {answer}");
+    }
+    server.stop().await;
+}
