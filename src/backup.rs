@@ -37,6 +37,12 @@ pub const FORMAT: u8 = 1;
 /// refuses a larger one, so every backup it writes reads back.)
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// Whether the file at `path` starts as a backup does (only its head is read).
+pub fn is_backup_file(path: &std::path::Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok_and(|()| &head == MAGIC)
+}
+
 /// What a complete backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {

@@ -122,15 +122,25 @@ fn from_store(
     src_log.check_tail(&snap, 1024)?;
     let (_, end) = resolve_range(src_log, &snap, None, to)?;
     past_the_end(to, src_log.last_seq(&snap)?, source.path())?;
-    // Payloads stripped outside an erasure would replay to an older state.
+    // Payloads stripped outside an erasure would replay to an older state:
+    // what erasures cover is noted while copying, then over the rest of the
+    // log, in one pass.
     let mut coverage = ErasureCoverage::default();
-    for record in src_log.scan(&snap, 1) {
+    let records = src_log
+        .scan(&snap, 1)
+        .map(|r| r.map_err(StoreError::from))
+        .take_while(|r| r.as_ref().map_or(true, |r| r.seq() <= end))
+        .inspect(|r| {
+            if let Ok(r) = r {
+                coverage.observe(r);
+            }
+        });
+    let restored = copy(records, target, |_| true, end, progress)?;
+    for record in src_log.scan(&snap, end + 1) {
         coverage.observe(&record?);
     }
     coverage.finish().map_err(|e| src_log.corrupt(e))?;
     cut_before_erasure(&coverage, end)?;
-    let records = src_log.scan(&snap, 1).map(|r| r.map_err(StoreError::from));
-    let restored = copy(records, target, |r| r.seq() <= end, end, progress)?;
     // The sealed secrets in the log need the key they were sealed with.
     let key = source.path().join(crate::secrets::SEALING_KEY_FILE);
     match std::fs::read(&key) {

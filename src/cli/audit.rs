@@ -114,11 +114,7 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
         return super::verify_store(&dir);
     }
     let Some(file) = file else { bail!("give an export file, or --data-dir") };
-    let mut head = [0u8; 8];
-    let is_backup = std::fs::File::open(&file)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok_and(|()| &head == crate::backup::MAGIC);
-    if is_backup {
+    if crate::backup::is_backup_file(&file) {
         // A backup file (`ledger backup`): its chain and digest.
         if checkpoint.is_some() {
             bail!("--checkpoint applies to exports; a backup is checked whole");

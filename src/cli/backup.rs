@@ -75,14 +75,8 @@ fn beside(file: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     if file.is_dir() {
         bail!("{} is a directory: give the backup file's name (e.g. {}/ledger.bak)", file.display(), file.display());
     }
-    if file.exists() {
-        let mut head = [0u8; 8];
-        let is_backup = std::fs::File::open(file)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .is_ok_and(|()| &head == crate::backup::MAGIC);
-        if !is_backup {
-            bail!("{} exists and is not a ledger backup: choose another name, or remove it first", file.display());
-        }
+    if file.exists() && !crate::backup::is_backup_file(file) {
+        bail!("{} exists and is not a ledger backup: choose another name, or remove it first", file.display());
     }
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {

@@ -338,7 +338,7 @@ fn not_for_a_store(dir: &std::path::Path) -> Option<String> {
     if !meta.is_dir() {
         return Some("it is a file".to_owned());
     }
-    let is_store = dir.join("version").is_file() && dir.join("keyspaces").is_dir();
+    let is_store = store::location::holds_store(dir);
     let empty = std::fs::read_dir(dir).ok()?.next().is_none();
     (!is_store && !empty).then(|| "it is not empty and holds no ledger store; give a new or empty directory".to_owned())
 }

@@ -13,7 +13,10 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use fjall::Database;
+use ledger_events::{ChainTail, ChainVerifier, ErasureCoverage, EventLog};
+
+use super::{StoreError, open_parts};
 
 /// The file fjall writes first in a database directory.
 const FJALL_MARKER: &str = "version";
@@ -33,10 +36,15 @@ pub fn check_existing(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(not("it does not exist")),
         Err(e) => return Err(not(&e.to_string())),
     }
-    if !path.join(FJALL_MARKER).is_file() || !path.join("keyspaces").is_dir() {
+    if !holds_store(path) {
         return Err(not("it holds no ledger store (no fjall database)"));
     }
     check_not_held(path)
+}
+
+/// Whether the directory `path` holds a store: fjall's marker and keyspaces.
+pub fn holds_store(path: &Path) -> bool {
+    path.join(FJALL_MARKER).is_file() && path.join("keyspaces").is_dir()
 }
 
 /// Fails with [`StoreError::Held`] while another process holds the store's lock.
@@ -177,4 +185,50 @@ pub fn sweep_private_copies(data_dir: &Path) {
             }
         }
     }
+}
+
+/// A stopped store opened for reading only: through a private copy (see
+/// the module docs), which lives as long as this.
+pub(crate) struct ReadOnlyStore {
+    pub(crate) db: Database,
+    pub(crate) log: EventLog,
+    source: std::path::PathBuf,
+    // Dropped after the database that reads it.
+    _copy: tempfile::TempDir,
+}
+
+impl ReadOnlyStore {
+    /// Opens the existing, stopped store in `data_dir` without writing to it.
+    /// Errors: [`StoreError::NotAStore`], [`StoreError::Held`], and those of opening.
+    pub(crate) fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        check_existing(data_dir)?;
+        let copy = private_copy(data_dir)?;
+        let (db, log, _) = open_parts(copy.path())?;
+        Ok(ReadOnlyStore { db, log, source: data_dir.to_path_buf(), _copy: copy })
+    }
+
+    /// The store's own directory (not the copy).
+    pub(crate) fn path(&self) -> &Path {
+        &self.source
+    }
+}
+
+/// Verifies the whole chain of the stopped store in `data_dir`, reading it
+/// only (`ledger verify`). Returns where the chain ends and how many records
+/// were checked.
+/// Also checks that every payload-less record is listed by an erasure
+/// ([`ErasureCoverage`]).
+pub fn verify_offline(data_dir: &Path) -> Result<(ChainTail, u64), StoreError> {
+    let store = ReadOnlyStore::open(data_dir)?;
+    let snapshot = store.db.snapshot();
+    // One pass: each record's links and hashes, and what erasures cover.
+    let mut verifier = ChainVerifier::from_genesis();
+    let mut coverage = ErasureCoverage::default();
+    for record in store.log.scan(&snapshot, 1) {
+        let record = record?;
+        verifier.check(&record.header, record.payload.as_ref()).map_err(|e| store.log.corrupt(e))?;
+        coverage.observe(&record);
+    }
+    coverage.finish().map_err(|e| store.log.corrupt(e))?;
+    Ok((verifier.tail(), verifier.checked()))
 }
