@@ -10,6 +10,8 @@ mod integration {
     mod auth;
     mod authority;
     mod authority_property;
+    #[cfg(target_os = "linux")]
+    mod backup_restore;
     mod bad_input;
     mod cli;
     mod crash;
@@ -25,6 +27,8 @@ mod integration {
     #[cfg(target_os = "linux")]
     mod operator;
     mod privacy;
+    #[cfg(target_os = "linux")]
+    mod process;
     mod push;
     mod replay;
     mod retention;
@@ -32,6 +36,8 @@ mod integration {
     #[cfg(target_os = "linux")]
     mod serve_process;
     mod server;
+    #[cfg(target_os = "linux")]
+    mod service;
     mod snapshots;
     mod store;
     mod stream_access;

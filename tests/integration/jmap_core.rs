@@ -336,17 +336,8 @@ async fn the_session_and_api_answer_at_stalwart_clis_paths() {
     assert_eq!(anonymous.status(), 401, "authenticated like every API route");
     for path in ["/jmap", "/jmap/"] {
         let body = json!({"using": USING, "methodCalls": [["x:Domain/get", {"ids": []}, "c"]]});
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}{path}", server.url))
-            .header("authorization", admin_auth())
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (status, answer) = server.post_to(path, Some(&admin_auth()), None, body.to_string()).await;
+        assert_eq!(status, 200, "{path}: {answer}");
         assert_eq!(answer["methodResponses"][0][0], "x:Domain/get", "{path}: {answer}");
     }
     server.stop().await;

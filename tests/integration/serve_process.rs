@@ -3,9 +3,8 @@
 //! its projections equal a rebuild; stopped with SIGTERM it finishes the writes in
 //! flight and exits cleanly. `LEDGER_CRASH_ROUNDS` runs more kill rounds.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,46 +12,19 @@ use ledger::{Durability, Ledger};
 use ledger_projections::state;
 use serde_json::{Value, json};
 
+use super::process::Served;
 use super::support::{ADMIN_PASSWORD, USING, admin_auth};
 use ledger::seed::SeedRng;
 
 const DOMAIN: &str = "crash.example";
 const WRITERS: usize = 4;
 
-struct Served {
-    child: Child,
-    url: String,
-}
+/// The administrator's password, as every server here is started with.
+const ADMIN: &[(&str, &str)] = &[("LEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)];
 
-impl Served {
-    fn start(dir: &Path) -> Served {
-        Self::start_logging(dir, Stdio::null())
-    }
-
-    fn start_logging(dir: &Path, log: impl Into<Stdio>) -> Served {
-        Self::start_command(Command::new(env!("CARGO_BIN_EXE_ledger")), dir, log, &[])
-    }
-
-    /// Starts `ledger serve` through `command` (the binary itself, or a shell
-    /// that sets a limit first and then runs it) with `extra` arguments.
-    fn start_command(mut command: Command, dir: &Path, log: impl Into<Stdio>, extra: &[&str]) -> Served {
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--purge-interval-minutes", "0", "--data-dir"])
-            .arg(dir)
-            .args(extra)
-            .env("LEDGER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let url = first.trim().strip_prefix("ledger listening on ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
-        // Keep reading, so the server's later lines never meet a closed pipe.
-        std::thread::spawn(move || stdout.lines().for_each(drop));
-        Served { child, url }
-    }
+/// `ledger serve` on port 0 with its log going to `log`.
+fn logging(dir: &Path, log: impl Into<Stdio>) -> Served {
+    Served::start_with(dir, &[], ADMIN, log)
 }
 
 async fn call(client: &reqwest::Client, url: &str, method: &str, args: Value) -> Result<Value, reqwest::Error> {
@@ -158,7 +130,7 @@ async fn a_served_ledger_killed_with_sigkill_loses_no_acknowledged_write() {
     let started = Instant::now();
     let mut round = 0;
     while round < rounds && started.elapsed() < budget {
-        let mut served = Served::start(dir.path());
+        let mut served = Served::start(dir.path(), &[]);
         let client = reqwest::Client::new();
         let d = domain(&client, &served.url).await;
         let before = acked.len();
@@ -181,7 +153,7 @@ async fn a_served_ledger_killed_with_sigkill_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_writes_in_flight_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = Served::start(dir.path());
+    let mut served = Served::start(dir.path(), &[]);
     let client = reqwest::Client::new();
     let d = domain(&client, &served.url).await;
     let acked = Arc::new(Acked::default());
@@ -203,7 +175,7 @@ async fn sigterm_finishes_writes_in_flight_then_exits_cleanly() {
 fn limit_file_size(served: &Served, bytes: Option<u64>) {
     use rustix::process::{Resource, Rlimit, prlimit};
     // Only the soft limit: lowering the hard one could not be undone.
-    prlimit(Some(pid(served)), Resource::Fsize, Rlimit { current: bytes, maximum: None }).expect("prlimit");
+    prlimit(Some(served.pid()), Resource::Fsize, Rlimit { current: bytes, maximum: None }).expect("prlimit");
 }
 
 /// Reads the server's log (its stderr) to the end, on a thread.
@@ -216,12 +188,7 @@ fn read_all(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<St
 }
 
 fn terminate(served: &Served) {
-    rustix::process::kill_process(pid(served), rustix::process::Signal::TERM).expect("kill");
-}
-
-fn pid(served: &Served) -> rustix::process::Pid {
-    let raw = i32::try_from(served.child.id()).expect("a process id fits an i32");
-    rustix::process::Pid::from_raw(raw).expect("a child's process id is not 0")
+    rustix::process::kill_process(served.pid(), rustix::process::Signal::TERM).expect("kill");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,7 +196,7 @@ async fn writes_on_a_full_disk_fail_with_server_fail_while_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // The log goes through a pipe: the file-size limit also stops a log file growing.
-    let mut served = Served::start_logging(&data, Stdio::piped());
+    let mut served = logging(&data, Stdio::piped());
     let log_reader = read_all(served.child.stderr.take().unwrap());
     let client = reqwest::Client::new();
     let url = served.url.clone();
@@ -271,7 +238,7 @@ async fn writes_on_a_full_disk_fail_with_server_fail_while_reads_go_on() {
 async fn a_log_file_on_the_full_disk_does_not_break_answers() {
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let mut served = Served::start_logging(&dir.path().join("data"), log);
+    let mut served = logging(&dir.path().join("data"), log);
     let client = reqwest::Client::new();
     limit_file_size(&served, Some(0));
     let r = call(&client, &served.url, "x:Domain/set", json!({"create": {"d": {"name": DOMAIN}}})).await;
@@ -293,7 +260,7 @@ async fn half_sent_headers_under_a_256_descriptor_limit_keep_nobody_out() {
     let data = dir.path().join("data");
     let mut shell = Command::new("sh");
     shell.args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_ledger")]);
-    let mut served = Served::start_command(shell, &data, Stdio::piped(), &["--header-read-timeout-secs", "1"]);
+    let mut served = Served::start_command(shell, &data, &["--header-read-timeout-secs", "1"], ADMIN, Stdio::piped());
     let log_reader = read_all(served.child.stderr.take().unwrap());
     let addr: std::net::SocketAddr = served.url.strip_prefix("http://").unwrap().parse().unwrap();
     let mut held = Vec::new();
@@ -329,7 +296,7 @@ async fn client_text_cannot_forge_or_colour_log_lines() {
     let data = dir.path().join("data");
     let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
     command.env("LEDGER_LOG", "debug,fjall=warn,lsm_tree=warn");
-    let mut served = Served::start_command(command, &data, Stdio::piped(), &[]);
+    let mut served = Served::start_command(command, &data, &[], ADMIN, Stdio::piped());
     let log_reader = read_all(served.child.stderr.take().unwrap());
     let client = reqwest::Client::new();
     let url = served.url.clone();
@@ -380,7 +347,7 @@ async fn a_flood_of_wrong_logins_is_turned_away_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let command = Command::new(env!("CARGO_BIN_EXE_ledger"));
-    let mut served = Served::start_command(command, &data, Stdio::null(), &["--trusted-proxy", "127.0.0.1/32"]);
+    let mut served = Served::start_command(command, &data, &["--trusted-proxy", "127.0.0.1/32"], ADMIN, Stdio::null());
     let client = reqwest::Client::new();
     let mut flood = tokio::task::JoinSet::new();
     for i in 0..300u32 {

@@ -263,8 +263,19 @@ impl TestServer {
         client_ip: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
+        self.post_to("/api", authorization, client_ip, body).await
+    }
+
+    /// [`TestServer::post_as`] to another API path (`/jmap/`).
+    pub(super) async fn post_to(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        client_ip: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
         let mut request =
-            self.client.post(format!("{}/api", self.url)).header("content-type", "application/json").body(body);
+            self.client.post(format!("{}{path}", self.url)).header("content-type", "application/json").body(body);
         if let Some(a) = authorization {
             request = request.header("authorization", a);
         }
