@@ -39,6 +39,7 @@ mod integration {
     #[cfg(target_os = "linux")]
     mod service;
     mod snapshots;
+    mod stalwart_cli;
     mod store;
     mod stream_access;
     mod support;

@@ -25,6 +25,11 @@ const LEDGER: [&str; 6] = [
 static KNOWN: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
     std::sync::LazyLock::new(|| STALWART.lines().filter(|l| !l.is_empty()).chain(LEDGER).collect());
 
+/// Every known name: Stalwart's in its order, then the ledger's.
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+    STALWART.lines().filter(|l| !l.is_empty()).chain(LEDGER)
+}
+
 /// Whether `name` is a permission Stalwart or the ledger knows.
 pub(crate) fn is_known(name: &str) -> bool {
     KNOWN.contains(name)

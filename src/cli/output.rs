@@ -124,14 +124,10 @@ impl Output {
         }
     }
 
-    /// A created object; generated secrets are called out, since they are shown once.
+    /// A created object: its id and what the server added; generated
+    /// secrets are called out, since they are shown once.
     pub(super) fn created(&self, what: &str, v: &Value) {
-        let secrets: Vec<(String, String)> = v["credentials"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| Some((c["@type"].as_str()?.to_owned(), c["secret"].as_str()?.to_owned())))
-            .collect();
+        let secrets: Vec<(String, String)> = revealed(&v["credentials"]).collect();
         if self.json {
             self.print_json(v);
         } else {
@@ -150,13 +146,9 @@ impl Output {
             return self.print_json(&json!({"updated": id, "result": result}));
         }
         emit(format_args!("updated {what} {}", printable(id)));
-        for c in result["credentials"].as_array().into_iter().flatten() {
-            if let Some(secret) = c["secret"].as_str() {
-                emit(format_args!("{} secret: {}", scalar(&c["@type"]), printable(secret)));
-                eprintln!(
-                    "warning: the generated secret above is shown once and will not be shown again; store it now"
-                );
-            }
+        for (kind, secret) in revealed(&result["credentials"]) {
+            emit(format_args!("{} secret: {}", printable(&kind), printable(&secret)));
+            eprintln!("warning: the generated secret above is shown once and will not be shown again; store it now");
         }
     }
 
@@ -222,6 +214,21 @@ pub(super) fn table(columns: &[&str], items: &[Value]) -> String {
     table.set_header(columns.iter().copied());
     table.add_rows(items.iter().map(|item| columns.iter().map(|c| scalar(&item[*c])).collect::<Vec<_>>()));
     render(table)
+}
+
+/// The `(@type, secret)` of each credential whose secret is shown (a
+/// generated one, the one time it is): `credentials` as the map the server
+/// answers with, or an array; masked secrets (`"****"`) are not shown.
+fn revealed(credentials: &Value) -> impl Iterator<Item = (String, String)> + '_ {
+    let entries: Box<dyn Iterator<Item = &Value>> = match credentials {
+        Value::Object(map) => Box::new(map.values()),
+        Value::Array(items) => Box::new(items.iter()),
+        _ => Box::new(std::iter::empty()),
+    };
+    entries.filter_map(|c| {
+        let secret = c["secret"].as_str().filter(|s| *s != "****")?;
+        Some((c["@type"].as_str()?.to_owned(), secret.to_owned()))
+    })
 }
 
 #[cfg(test)]

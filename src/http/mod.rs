@@ -8,6 +8,7 @@ mod feed;
 pub mod health;
 mod metrics;
 mod push;
+mod schema;
 mod serve;
 mod streams;
 
@@ -104,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit/checkpoint", get(audit::checkpoint))
         .route("/api/feed", get(feed::feed))
         .route("/api/backup", get(backup::backup))
+        .route("/api/schema", get(schema::latest))
+        .route("/api/schema/{hash}", get(schema::by_hash))
         .route("/eventsource/", get(push::event_source))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(middleware::from_fn(refuse_cross_site));

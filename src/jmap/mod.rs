@@ -15,12 +15,14 @@ mod method;
 mod object;
 mod patch;
 mod request;
+pub(crate) mod schema;
 pub mod session;
 mod state;
 
 pub use api::api;
 pub use context::{Services, ServicesConfig};
 pub use error::RequestError;
+pub(crate) use schema::document::document as schema_document;
 pub use session::Limits;
 pub use state::state_string;
 

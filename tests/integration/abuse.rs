@@ -38,7 +38,8 @@ async fn a_patch_with_too_many_paths_is_refused_and_others_write_meanwhile() {
     let server = TestServer::start(dir.path()).await;
     let (id, pat) = plain_user(&server).await;
     let patch = |n: usize| -> Value {
-        let map: serde_json::Map<String, Value> = (0..n).map(|i| (format!("credentials/x{i}"), json!(null))).collect();
+        let map: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("credentials/x{i}/description"), json!(null))).collect();
         json!([["x:Account/set", {"update": {(id.clone()): map}}, "c"]])
     };
     let (huge, other) = tokio::join!(

@@ -25,7 +25,8 @@ async fn user_with_credentials(server: &TestServer, extra: Value) -> (String, St
     }
     let (_, r) = server.call("x:Account/set", json!({"create": {"a": object}})).await;
     let a = &r["created"]["a"];
-    let secret = |i: usize| a["credentials"][i]["secret"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let secret =
+        |i: usize| a["credentials"][&i.to_string()]["secret"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     (a["id"].as_str().unwrap().to_owned(), secret(1), secret(2))
 }
 
@@ -100,8 +101,8 @@ async fn expired_credentials_and_disallowed_addresses_are_refused() {
             ]}}}),
         )
         .await;
-    let expired = r["created"]["u"]["credentials"][1]["secret"].as_str().unwrap().to_owned();
-    let current = r["created"]["u"]["credentials"][2]["secret"].as_str().unwrap().to_owned();
+    let expired = r["created"]["u"]["credentials"]["1"]["secret"].as_str().unwrap().to_owned();
+    let current = r["created"]["u"]["credentials"]["2"]["secret"].as_str().unwrap().to_owned();
     let password = basic("bob@example.org", "bob-password");
     assert_eq!(status(&server, Some(&password), Some("10.1.2.3")).await.0, 200);
     assert_eq!(status(&server, Some(&password), Some("2001:db8::7")).await.0, 200);
@@ -178,8 +179,8 @@ async fn api_keys_only_narrow_what_the_account_may_do() {
         )
         .await;
     let id = r["created"]["u"]["id"].as_str().unwrap().to_owned();
-    let reader = format!("Bearer {}", r["created"]["u"]["credentials"][0]["secret"].as_str().unwrap());
-    let no_destroy = format!("Bearer {}", r["created"]["u"]["credentials"][1]["secret"].as_str().unwrap());
+    let reader = format!("Bearer {}", r["created"]["u"]["credentials"]["0"]["secret"].as_str().unwrap());
+    let no_destroy = format!("Bearer {}", r["created"]["u"]["credentials"]["1"]["secret"].as_str().unwrap());
     let (_, name, _) = server.call_as(&reader, "x:Account/get", json!({"ids": [id]})).await;
     assert_eq!(name, "x:Account/get");
     let (_, name, err) = server.call_as(&reader, "x:Account/query", json!({})).await;
@@ -378,7 +379,7 @@ async fn a_user_changes_its_own_password_but_not_its_quota() {
             "credentials/3": {"@type": "AppPassword", "description": "tablet", "permissions": {"@type": "Inherit"}}}}}),
         )
         .await;
-    assert!(s["updated"][&id]["credentials"][3]["secret"].as_str().is_some_and(|x| x.starts_with("lap_")), "{s}");
+    assert!(s["updated"][&id]["credentials"]["3"]["secret"].as_str().is_some_and(|x| x.starts_with("lap_")), "{s}");
     assert_eq!(
         status(&server, Some(&basic("alice@example.org", "alice-new-password")), Some("192.0.2.10")).await.0,
         200

@@ -24,7 +24,7 @@ async fn user_with_key(server: &TestServer, name: &str, domain: &str, extra: Val
     }
     let (_, r) = server.call("x:Account/set", json!({"create": {"a": object}})).await;
     let a = &r["created"]["a"];
-    let secret = a["credentials"][0]["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let secret = a["credentials"]["0"]["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
     (a["id"].as_str().unwrap().to_owned(), format!("Bearer {secret}"))
 }
 
@@ -150,7 +150,8 @@ async fn a_narrowed_key_cannot_mint_a_wider_one_or_set_the_password() {
         )
         .await;
     let dave = r["created"]["u"]["id"].as_str().unwrap().to_owned();
-    let key = |i: usize| format!("Bearer {}", r["created"]["u"]["credentials"][i]["secret"].as_str().unwrap());
+    let key =
+        |i: usize| format!("Bearer {}", r["created"]["u"]["credentials"][&i.to_string()]["secret"].as_str().unwrap());
     for k in [key(1), key(2)] {
         let (_, _, answer) = server
             .call_as(
@@ -175,7 +176,7 @@ async fn a_narrowed_key_cannot_mint_a_wider_one_or_set_the_password() {
             json!({"update": {&dave: {"credentials/3": {"@type": "ApiKey", "description": "x", "permissions": {"@type": "Replace", "permissions": ["sysAccountGet"]}}}}}),
         )
         .await;
-    assert!(answer["updated"][&dave]["credentials"].is_array(), "{answer}");
+    assert!(answer["updated"][&dave]["credentials"].is_object(), "{answer}");
     server.stop().await;
 }
 
@@ -195,7 +196,7 @@ async fn an_app_password_cannot_mint_a_credential_beyond_its_addresses_or_lifeti
         )
         .await;
     let uma = r["created"]["u"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
-    let app = basic("uma@example.org", r["created"]["u"]["credentials"][0]["secret"].as_str().unwrap());
+    let app = basic("uma@example.org", r["created"]["u"]["credentials"]["0"]["secret"].as_str().unwrap());
     let mint = |bounds: Value| {
         let mut key = json!({"@type": "ApiKey", "description": "minted", "permissions": {"@type": "Inherit"}});
         for (k, v) in bounds.as_object().unwrap() {
@@ -215,7 +216,7 @@ async fn an_app_password_cannot_mint_a_credential_beyond_its_addresses_or_lifeti
     let (_, _, answer) = server
         .call_as(&app, "x:Account/set", mint(json!({"allowedIps": ["127.0.0.1/32"], "expiresAt": expires})))
         .await;
-    assert!(answer["updated"][&uma]["credentials"].is_array(), "within its bounds: {answer}");
+    assert!(answer["updated"][&uma]["credentials"].is_object(), "within its bounds: {answer}");
     server.stop().await;
 }
 
@@ -234,7 +235,7 @@ async fn the_second_factor_guards_the_password() {
         )
         .await;
     let u = r["created"]["u"]["id"].as_str().unwrap().to_owned();
-    let app = basic("ursula@example.org", r["created"]["u"]["credentials"][1]["secret"].as_str().unwrap());
+    let app = basic("ursula@example.org", r["created"]["u"]["credentials"]["1"]["secret"].as_str().unwrap());
     for patch in [
         json!({"credentials/0/otpAuth": "", "credentials/0/secret": "chosen"}),
         json!({"credentials/0/otpAuth": ""}),
@@ -344,7 +345,7 @@ async fn a_limited_credential_cannot_grant_lasting_rights_to_an_unlimited_one() 
                 "permissions": {"@type": "Inherit"}, "allowedIps": ["127.0.0.1/32"], "expiresAt": hour}}}}),
         )
         .await;
-    let temporary = format!("Bearer {}", r["updated"][&root]["credentials"][1]["secret"].as_str().unwrap());
+    let temporary = format!("Bearer {}", r["updated"][&root]["credentials"]["1"]["secret"].as_str().unwrap());
     let (plain, _) = user_with_key(&server, "plain", &d, json!({}), inherit()).await;
     let (_, _, answer) =
         server.call_as(&temporary, "x:Account/set", json!({"update": {&plain: {"roles": {"@type": "Admin"}}}})).await;

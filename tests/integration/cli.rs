@@ -87,11 +87,12 @@ async fn reference_examples_run_verbatim() {
     ));
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["emailAddress"], "alice@example.org");
-    assert_eq!(created["timeZone"], "Africa/Abidjan");
+    assert!(created.get("timeZone").is_none(), "created holds what the server added: {created}");
 
     // stalwart-cli get account id1
     let got = json_of(&ok(&server, &["get", "account", &id]));
     assert_eq!(got["name"], "alice");
+    assert_eq!(got["timeZone"], "Africa/Abidjan");
     assert_eq!(json_of(&ok(&server, &["get", "account", "alice@example.org"]))["id"], id, "names stand for ids");
 
     // stalwart-cli query account
@@ -128,7 +129,7 @@ async fn reference_examples_run_verbatim() {
     ok(&server, &["create", "role", "--field", "name=helpdesk", "--field", r#"permissions=["sysAccountGet"]"#]);
     ok(&server, &["update", "role", "helpdesk", "--field", r#"permissions=["sysAccountGet","sysAccountQuery"]"#]);
     let role = json_of(&ok(&server, &["get", "role", "helpdesk"]));
-    assert_eq!(role["permissions"], json!(["sysAccountGet", "sysAccountQuery"]));
+    assert_eq!(role["permissions"], json!({"sysAccountGet": true, "sysAccountQuery": true}));
     ok(&server, &["delete", "role", "--ids", "helpdesk"]);
     ok(&server, &["update", "domain", "example.org", "--field", "description=Primary"]);
     assert_eq!(json_of(&ok(&server, &["get", "domain", "example.org"]))["description"], "Primary");

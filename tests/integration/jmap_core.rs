@@ -216,8 +216,8 @@ async fn result_references_and_creation_ids_chain_calls() {
                         "bob": {"@type": "User", "name": "bob", "domainId": "#dom", "memberGroupIds": ["#team"]}
                     }}, "c1"],
                     ["x:Account/query", {"filter": {"memberGroupIds": "#team"}}, "c2"],
-                    ["x:Account/get", {"#ids": {"resultOf": "c2", "name": "x:Account/query", "path": "/ids"}, "properties": ["name", "memberGroupIds"]}, "c3"],
-                    ["x:Account/get", {"#ids": {"resultOf": "c3", "name": "x:Account/get", "path": "/list/*/memberGroupIds"}, "properties": ["emailAddress"]}, "c4"],
+                    ["x:Account/get", {"#ids": {"resultOf": "c2", "name": "x:Account/query", "path": "/ids"}, "properties": ["name", "memberGroupIds", "domainId"]}, "c3"],
+                    ["x:Domain/get", {"#ids": {"resultOf": "c3", "name": "x:Account/get", "path": "/list/*/domainId"}, "properties": ["name"]}, "c4"],
                     ["x:Account/set", {"update": {"#bob": {"description": "updated by creation id"}}, "destroy": ["#team"]}, "c5"]
                 ]
             })
@@ -229,14 +229,15 @@ async fn result_references_and_creation_ids_chain_calls() {
     let team = r[1][1]["created"]["team"]["id"].as_str().unwrap().to_owned();
     let bob = r[1][1]["created"]["bob"]["id"].as_str().unwrap().to_owned();
     assert_eq!(r[2][1]["ids"], json!([bob]));
-    assert_eq!(r[3][1]["list"][0]["memberGroupIds"], json!([team]));
-    assert_eq!(r[4][1]["list"], json!([{"id": team, "emailAddress": "team@example.org"}]), "`*` flattens");
+    assert_eq!(r[3][1]["list"][0]["memberGroupIds"], json!({(team.clone()): true}));
+    let dom = r[0][1]["created"]["dom"]["id"].as_str().unwrap();
+    assert_eq!(r[4][1]["list"], json!([{"id": dom, "name": "example.org"}]), "`*` flattens");
     assert_eq!(r[5][1]["updated"], json!({ bob.clone(): null }));
     assert_eq!(r[5][1]["destroyed"], json!([team]));
     assert_eq!(body["createdIds"]["bob"], bob);
     assert_eq!(body["createdIds"]["earlier"], "zz", "request createdIds are echoed");
     let (_, get) = server.call("x:Account/get", json!({"ids": [bob], "properties": ["memberGroupIds"]})).await;
-    assert_eq!(get["list"][0]["memberGroupIds"], json!([]), "destroying the group removed the membership");
+    assert_eq!(get["list"][0]["memberGroupIds"], json!({}), "destroying the group removed the membership");
     let mut shown = body.clone();
     redact(&mut shown);
     snapshot_settings().bind(|| insta::assert_json_snapshot!("jmap_references", shown));

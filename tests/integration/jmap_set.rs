@@ -1,7 +1,7 @@
 //! `/set` over HTTP: per-item SetErrors beside successes in one atomic commit,
 //! patches, defaults and server-set fields, and secrets that never leak.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::support::{TestServer, redact, snapshot_settings};
 
@@ -117,11 +117,13 @@ async fn patches_change_exactly_what_they_name() {
             }}}),
         )
         .await;
-    assert_eq!(r["updated"], json!({ (id.clone()): null }), "{r}");
+    // `locale: null` reset it to its default: a value the client did not
+    // name, so the server reports it (RFC 8620 §5.3).
+    assert_eq!(r["updated"], json!({ (id.clone()): {"locale": "en_US"} }), "{r}");
     let (_, after) = server.call("x:Account/get", json!({"ids": [id]})).await;
     let (b, a) = (&before["list"][0], &after["list"][0]);
-    assert_eq!(a["aliases"][0]["name"], "franky");
-    assert_eq!(a["aliases"][0]["enabled"], true);
+    assert_eq!(a["aliases"]["0"]["name"], "franky");
+    assert_eq!(a["aliases"]["0"]["enabled"], true);
     assert_eq!(a["quotas"], json!({"maxEmails": 10, "maxDiskQuota": 1000000}));
     assert_eq!(a["locale"], "en_US", "null resets to the default");
     assert_eq!(a["timeZone"], b["timeZone"], "untouched fields stay");
@@ -136,7 +138,7 @@ async fn patches_change_exactly_what_they_name() {
 
     // A rename by patch keeps the id and moves the address.
     let (_, r) = server.call("x:Account/set", json!({"update": {(id.clone()): {"name": "franklin"}}})).await;
-    assert_eq!(r["updated"], json!({ (id.clone()): null }));
+    assert_eq!(r["updated"], json!({ (id.clone()): {"emailAddress": "franklin@example.org"} }), "the new address");
     let (_, q) = server.call("x:Account/query", json!({"filter": {"name": "frank"}})).await;
     assert_eq!(q["ids"], json!([id]));
     let (_, g) = server.call("x:Account/get", json!({"ids": [id], "properties": ["emailAddress"]})).await;
@@ -161,12 +163,15 @@ async fn secrets_are_hashed_returned_once_and_never_stored() {
         .await;
     let account = &r["created"]["u"];
     let id = account["id"].as_str().unwrap().to_owned();
-    assert!(account["credentials"][0].get("secret").is_none(), "a password is never echoed");
-    let app_secret = account["credentials"][1]["secret"].as_str().expect("generated secret shown once").to_owned();
+    assert_eq!(account["credentials"]["0"]["secret"], "****", "a password is never echoed, only masked");
+    let app_secret = account["credentials"]["1"]["secret"].as_str().expect("generated secret shown once").to_owned();
     assert!(app_secret.starts_with("lap_"));
-    assert!(account["credentials"][1]["createdAt"].is_string());
+    assert!(account["credentials"]["1"]["createdAt"].is_string());
     let (_, got) = server.call("x:Account/get", json!({"ids": [id]})).await;
-    assert!(!got.to_string().contains("secret"), "{got}");
+    let masked: Vec<&Value> =
+        got["list"][0]["credentials"].as_object().unwrap().values().map(|c| &c["secret"]).collect();
+    assert_eq!(masked, [&json!("****"), &json!("****")], "{got}");
+    assert!(!got.to_string().contains(password) && !got.to_string().contains(&app_secret), "{got}");
 
     // The stored password hash is argon2id and verifies.
     let stored = ledger_projections::state::account(
@@ -192,9 +197,9 @@ async fn secrets_are_hashed_returned_once_and_never_stored() {
             }}}),
         )
         .await;
-    let key = r["updated"][&id]["credentials"][2]["secret"].as_str().expect("new key shown once").to_owned();
+    let key = r["updated"][&id]["credentials"]["2"]["secret"].as_str().expect("new key shown once").to_owned();
     assert!(key.starts_with("lak_"));
-    assert!(r["updated"][&id]["credentials"][1].get("secret").is_none(), "old secrets are not shown again");
+    assert_eq!(r["updated"][&id]["credentials"]["1"]["secret"], "****", "old secrets are not shown again");
     server.stop().await;
     for secret in [password, new_password, &app_secret, &key] {
         let hits = super::support::files_containing(dir.path(), secret.as_bytes());
@@ -230,9 +235,9 @@ async fn creation_ids_resolve_in_keys_and_in_every_id_value() {
     let accounts = &r[2][1];
     let (group, user) =
         (accounts["created"]["g1"]["id"].as_str().unwrap(), accounts["created"]["u1"]["id"].as_str().unwrap());
-    assert_eq!(accounts["created"]["u1"]["roles"], json!({"@type": "Custom", "roleIds": [role]}), "{accounts}");
-    assert_eq!(accounts["created"]["u1"]["memberGroupIds"], json!([group]));
-    assert_eq!(accounts["created"]["u1"]["aliases"][0]["domainId"], json!(domain));
+    assert_eq!(accounts["created"]["u1"]["roles"], json!({"@type": "Custom", "roleIds": {role: true}}), "{accounts}");
+    assert_eq!(accounts["created"]["u1"]["memberGroupIds"], json!({group: true}));
+    assert_eq!(accounts["created"]["u1"]["aliases"]["0"]["domainId"], json!(domain));
     let bad = &accounts["notCreated"]["bad"];
     assert_eq!(
         (bad["type"].as_str(), &bad["properties"]),
@@ -242,7 +247,7 @@ async fn creation_ids_resolve_in_keys_and_in_every_id_value() {
     assert_eq!(bad["description"], "creation id #nope was not created in this request");
     let got = &r[3][1];
     assert_eq!(got["list"][0]["id"], json!(user), "{got}");
-    assert_eq!(got["list"][0]["roles"]["roleIds"], json!([role]));
+    assert_eq!(got["list"][0]["roles"]["roleIds"], json!({role: true}));
     assert_eq!(got["notFound"], json!(["#nope"]));
     assert_eq!(r[4][1]["ids"], json!([user]), "{}", r[4][1]);
     let updated = &r[5][1];

@@ -180,7 +180,7 @@ async fn no_secret_material_leaves_through_feed_export_or_history() {
         .await;
     let account = &r["created"]["a"];
     let id = account["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
-    let key = format!("Bearer {}", account["credentials"][2]["secret"].as_str().unwrap());
+    let key = format!("Bearer {}", account["credentials"]["2"]["secret"].as_str().unwrap());
     server.call("x:Account/set", json!({"update": {&id: {"credentials/0/secret": "another long password"}}})).await;
 
     let leaks =

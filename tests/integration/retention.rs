@@ -68,8 +68,8 @@ async fn the_retention_policy_and_expired_credentials() {
     let (_, r) = server.call("x:Database/purge", json!({})).await;
     assert_eq!(r["expiredCredentialsRemoved"], 1, "{r}");
     let (_, got) = server.call("x:Account/get", json!({"ids": [id], "properties": ["credentials"]})).await;
-    assert_eq!(got["list"][0]["credentials"].as_array().unwrap().len(), 1);
-    assert_eq!(got["list"][0]["credentials"][0]["description"], "kept");
+    assert_eq!(got["list"][0]["credentials"].as_object().unwrap().len(), 1);
+    assert_eq!(got["list"][0]["credentials"]["0"]["description"], "kept");
     let (_, h) = server.call("x:AccountHistory/get", json!({"ids": [id]})).await;
     let removed =
         h["list"][0]["events"].as_array().unwrap().iter().find(|e| e["event"] == "CredentialRemoved").cloned().unwrap();

@@ -110,8 +110,8 @@ async fn no_secret_reaches_logs_store_or_later_responses() {
     .await;
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     let creds = &created["methodResponses"][1][1]["created"]["u"]["credentials"];
-    let app = creds[1]["secret"].as_str().unwrap().to_owned();
-    let key = creds[2]["secret"].as_str().unwrap().to_owned();
+    let app = creds["1"]["secret"].as_str().unwrap().to_owned();
+    let key = creds["2"]["secret"].as_str().unwrap().to_owned();
     assert!(!created.to_string().contains(password) && !created.to_string().contains(seed));
 
     let mut later = Vec::new();

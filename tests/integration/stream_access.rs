@@ -23,7 +23,7 @@ async fn keyed_admin(server: &TestServer, name: &str, domain: &str, key: Value) 
         )
         .await;
     let a = &r["created"]["a"];
-    let secret = a["credentials"][0]["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let secret = a["credentials"]["0"]["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
     (a["id"].as_str().unwrap().to_owned(), format!("Bearer {secret}"))
 }
 
@@ -121,7 +121,7 @@ async fn push_needs_a_read_permission_and_ends_when_its_key_goes() {
                 "credentials": [{"@type": "AppPassword", "description": "p", "permissions": {"@type": "Inherit"}}]}}}),
         )
         .await;
-    let plain = basic("plain@example.org", r["created"]["u"]["credentials"][0]["secret"].as_str().unwrap());
+    let plain = basic("plain@example.org", r["created"]["u"]["credentials"]["0"]["secret"].as_str().unwrap());
     for query in ["?types=x:Domain,x:Role", "?types=x:Domain", ""] {
         let response = open(&server, &format!("/eventsource/{query}"), &plain).await;
         assert_eq!(response.status(), 403, "a plain user may read no type: {query}");

@@ -37,7 +37,7 @@ async fn world(dir: &std::path::Path) -> World {
                 "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
         )
         .await;
-    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"][0]["secret"].as_str().unwrap());
+    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"]["0"]["secret"].as_str().unwrap());
     let g2 = server.account(json!({"@type": "Group", "name": "staff", "domainId": d2, "memberTenantId": "t2"})).await;
     let u2 = server
         .account(json!({"@type": "User", "name": "postmaster", "domainId": d2, "memberTenantId": "t2",
@@ -307,7 +307,7 @@ async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
                 "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
         )
         .await;
-    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"][0]["secret"].as_str().unwrap());
+    let t1 = format!("Bearer {}", r["created"]["a"]["credentials"]["0"]["secret"].as_str().unwrap());
     for i in 0..5 {
         server
             .account(json!({"@type": "User", "name": format!("other{i}"), "domainId": d2, "memberTenantId": "t2"}))

@@ -10,7 +10,7 @@ use super::query::{resolve_as_of, take_as_of};
 use crate::auth::permissions::self_service;
 use crate::jmap::context::{CallContext, ResponseBudget, blocking};
 use crate::jmap::error::MethodError;
-use crate::jmap::object::{JmapObject, Verb, has_property, in_scope};
+use crate::jmap::object::{JmapObject, Verb, has_property, in_scope, wire_render};
 use crate::jmap::request::Args;
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::{state_string, type_state};
@@ -87,7 +87,7 @@ pub(crate) async fn get<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
             };
             match found.filter(|state| in_scope::<O>(&principal, state)) {
                 Some(state) => {
-                    let mut object = O::render(&state);
+                    let mut object = wire_render::<O>(&state);
                     if let Some(props) = &properties {
                         object.retain(|k, _| k == "id" || props.iter().any(|p| p == k));
                     }

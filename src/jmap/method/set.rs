@@ -15,9 +15,12 @@ use crate::auth::Principal;
 use crate::command::Writer;
 use crate::jmap::context::{CallContext, CreatedIds, MAX_PASSWORDS_IN_REQUEST, Services, blocking};
 use crate::jmap::error::{MethodError, SetError};
-use crate::jmap::object::{JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope};
+use crate::jmap::object::{
+    JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope, wire_render,
+};
 use crate::jmap::patch::{MAX_PATCH_PATHS, apply_patch, check_paths};
 use crate::jmap::request::Args;
+use crate::jmap::schema::wire::{from_wire, to_wire};
 use crate::jmap::session::ACCOUNT_ID;
 use crate::jmap::state::{parse_state, state_string, type_state};
 use crate::secrets;
@@ -343,9 +346,12 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
     let access = Access::<O> { principal: &principal, object: PhantomData };
     let mut ids = request.created_ids;
     for (creation_id, object) in request.create {
+        // What the client sent, in the wire form, to tell what the server added.
+        let mut sent = object.as_object().cloned().unwrap_or_default();
+        to_wire(O::PROPERTIES, &mut sent);
         match access
             .creation(object)
-            .and_then(|object| create_one::<O>(tx, object, &ids, &request.secrets, &request.writer))
+            .and_then(|object| create_one::<O>(tx, object, &sent, &ids, &request.secrets, &request.writer))
         {
             Ok((id, rendered)) => {
                 ids.insert(creation_id.clone(), id);
@@ -402,30 +408,43 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
 fn create_one<O: JmapObject>(
     tx: &mut Tx<'_>,
     object: Value,
+    sent: &Map<String, Value>,
     ids: &CreatedIds,
     secrets: &PreparedSecrets,
     writer: &Writer,
 ) -> Result<(ObjectId, Map<String, Value>), SetError> {
-    let Value::Object(object) = object else {
+    let Value::Object(mut object) = object else {
         return Err(SetError::invalid_properties(vec![], "a create must be an object"));
     };
+    from_wire(O::PROPERTIES, &mut object, "")?;
     let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
     let command = O::parse_create(object, &mut ctx)?;
     let events = tx.execute_as(&command, writer)?;
     let id =
         created_id::<O>(&events).ok_or_else(|| SetError::forbidden(format!("the {} was not created", O::SINGULAR)))?;
-    let mut rendered = rendered::<O>(tx, id);
-    O::reveal(&mut rendered, &events, &ctx.generated);
-    Ok((id, rendered))
+    let mut created = revealed::<O>(tx, id, &events, &ctx.generated);
+    created.retain(|k, v| k == "id" || sent.get(k) != Some(v));
+    Ok((id, created))
 }
 
-/// The object as it is now in the commit (empty if it could not be read).
-fn rendered<O: JmapObject>(tx: &Tx<'_>, id: ObjectId) -> Map<String, Value> {
-    O::fetch(tx.state(), id).ok().flatten().map(|state| O::render(&state)).unwrap_or_default()
+/// The object as it is now in the commit, in its wire form, with the secrets
+/// generated for it shown (the one time they are); empty if it could not be read.
+fn revealed<O: JmapObject>(
+    tx: &Tx<'_>,
+    id: ObjectId,
+    events: &[ledger_events::Event],
+    generated: &[(usize, crate::secrets::Plaintext)],
+) -> Map<String, Value> {
+    let Some(state) = O::fetch(tx.state(), id).ok().flatten() else { return Map::new() };
+    let mut object = O::render(&state);
+    O::reveal(&mut object, events, generated);
+    to_wire(O::PROPERTIES, &mut object);
+    object
 }
 
 /// Applies one patch. The result is `null`, or the properties the server
-/// changed beyond the patch (RFC 8620 §5.3): generated secrets, shown once.
+/// changed beyond the patch (RFC 8620 §5.3: a rename's new `emailAddress`,
+/// generated secrets shown once, ids of added credentials).
 fn update_one<O: JmapObject>(
     tx: &mut Tx<'_>,
     id: ObjectId,
@@ -438,20 +457,19 @@ fn update_one<O: JmapObject>(
     let current = O::fetch(tx.state(), id)
         .map_err(|_| SetError::forbidden("the object could not be read"))?
         .ok_or_else(|| SetError::not_found(format!("no such {}", O::SINGULAR)))?;
-    let mut object = Value::Object(O::render(&current));
+    // The patch applies to the wire form: set members and list entries are
+    // addressed by their keys (`memberGroupIds/<id>`, `aliases/1/name`).
+    let mut object = Value::Object(wire_render::<O>(&current));
     apply_patch(&mut object, patch)?;
-    let Value::Object(object) = object else { return Err(SetError::invalid_patch("not an object")) };
+    let Value::Object(mut object) = object else { return Err(SetError::invalid_patch("not an object")) };
+    let expected = object.clone();
+    from_wire(O::PROPERTIES, &mut object, "")?;
     let mut ctx = ParseContext { ids, secrets, generated: Vec::new() };
     let command = O::parse_update(&current, object, &mut ctx)?;
     let events = tx.execute_as(&command, writer)?;
-    if ctx.generated.is_empty() {
-        return Ok(Value::Null);
-    }
-    let before = rendered::<O>(tx, id);
-    let mut after = before.clone();
-    O::reveal(&mut after, &events, &ctx.generated);
-    after.retain(|k, v| before.get(k) != Some(v));
-    Ok(Value::Object(after))
+    let mut after = revealed::<O>(tx, id, &events, &ctx.generated);
+    after.retain(|k, v| expected.get(k) != Some(v));
+    Ok(if after.is_empty() { Value::Null } else { Value::Object(after) })
 }
 
 #[cfg(test)]

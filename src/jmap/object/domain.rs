@@ -49,6 +49,9 @@ impl JmapObject for Domain {
     type State = DomainState;
     const TYPE: ObjectType = ObjectType::Domain;
     const SINGULAR: &'static str = "domain";
+    const PLURAL: &'static str = "domains";
+    const LABEL_PROPERTY: Option<&'static str> = Some("name");
+    const COLUMNS: &'static [&'static str] = &["name", "description"];
     const DESCRIPTION: &'static str = "Defines an email domain that accounts and aliases belong to.";
     const PROPERTIES: &'static [Property] = &[
         Property::id(),

@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::command::Command;
 use crate::secrets::Plaintext;
 use ledger_events::values::SecretHash;
-use property::{Property, Update};
+use property::{Property, Update, Variant};
 
 /// What a method does with objects, each with its own permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,17 @@ macro_rules! with_object {
     };
 }
 pub(crate) use with_object;
+
+/// Runs `$body` once for each object type JMAP serves, with `$object` the
+/// [`JmapObject`]: the types of [`with_object!`] and the views onto accounts.
+macro_rules! for_each_served {
+    (|$object:ident| $body:expr) => {{
+        for t in ledger_events::ObjectType::ALL {
+            $crate::jmap::object::with_object!(t, |$object| $body);
+        }
+    }};
+}
+pub(crate) use for_each_served;
 
 /// The permissions of a type, named as Stalwart names them: the schema's
 /// `permissionPrefix` followed by the verb (`sysAccountGet`, …).
@@ -117,13 +128,21 @@ pub(crate) trait JmapObject: 'static {
     /// The noun in messages and in the schema's `singularName`, `account`.
     const SINGULAR: &'static str;
     /// What the type is for (schema `objects.<name>.description`).
-    #[allow(dead_code, reason = "schema data: the served schema document is generated from it")]
     const DESCRIPTION: &'static str;
     /// Every property, once per variant that types it differently.
     const PROPERTIES: &'static [Property];
-    /// The `@type` values of a multi-variant object; empty when it has none.
-    #[allow(dead_code, reason = "schema data: the served schema document is generated from it")]
-    const VARIANTS: &'static [&'static str] = &[];
+    /// The `@type`s of a multi-variant object (`User` → `x:UserAccount`);
+    /// empty when it has none.
+    const VARIANTS: &'static [Variant] = &[];
+    /// The plural noun (schema `lists.<name>.pluralName`).
+    const PLURAL: &'static str;
+    /// The property that labels an id of the type in a client's output
+    /// (schema `lists.<name>.labelProperty`).
+    const LABEL_PROPERTY: Option<&'static str> = None;
+    /// `query`'s default columns in Stalwart's client (schema `lists.<name>.columns`).
+    const COLUMNS: &'static [&'static str] = &[];
+    /// A singleton (one per account, id `singleton`), as `x:AccountPassword`.
+    const SINGLETON: bool = false;
     /// Whether objects belong to tenants: a tenant-scoped principal sees and
     /// changes only its tenant's (by `memberTenantId`). Other types are global:
     /// such a principal may not change them.
@@ -200,6 +219,14 @@ pub(crate) trait JmapObject: 'static {
     fn self_service(_patch: &Map<String, Value>) -> bool {
         false
     }
+}
+
+/// The object in its wire form: every property, sets and object lists as maps
+/// (see [`crate::jmap::schema::wire`]).
+pub(crate) fn wire_render<O: JmapObject>(state: &O::State) -> Map<String, Value> {
+    let mut object = O::render(state);
+    crate::jmap::schema::wire::to_wire(O::PROPERTIES, &mut object);
+    object
 }
 
 fn as_of_unsupported() -> MethodError {

@@ -22,8 +22,27 @@ pub(crate) enum Update {
 pub(crate) enum StringFormat {
     String,
     EmailAddress,
+    /// Served as Stalwart's `string`; the ledger checks it as a local part.
     EmailLocalPart,
+    /// Served as Stalwart's `string`; the ledger checks it as a domain name.
     DomainName,
+    /// A password or key: masked as `"****"` on `/get`.
+    Secret,
+    Uri,
+    IpNetwork,
+}
+
+impl StringFormat {
+    /// The format's name in Stalwart's schema (one of the client's closed set).
+    pub(crate) fn wire_name(self) -> &'static str {
+        match self {
+            StringFormat::String | StringFormat::EmailLocalPart | StringFormat::DomainName => "string",
+            StringFormat::EmailAddress => "emailAddress",
+            StringFormat::Secret => "secret",
+            StringFormat::Uri => "uri",
+            StringFormat::IpNetwork => "ipNetwork",
+        }
+    }
 }
 
 /// The `format` of a number.
@@ -34,6 +53,16 @@ pub(crate) enum NumberFormat {
     Size,
 }
 
+impl NumberFormat {
+    /// The format's name in Stalwart's schema.
+    pub(crate) fn wire_name(self) -> &'static str {
+        match self {
+            NumberFormat::UnsignedInteger => "unsignedInteger",
+            NumberFormat::Size => "size",
+        }
+    }
+}
+
 /// A property's wire type (schema `type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WireType {
@@ -41,6 +70,8 @@ pub(crate) enum WireType {
     Id,
     String(StringFormat),
     Number(NumberFormat),
+    /// `{"type": "boolean"}`.
+    Boolean,
     /// `{"type": "utcDateTime"}`: RFC 3339 with `Z` (JMAP `UTCDate`).
     UtcDateTime,
     /// `{"type": "enum", "enumName": …}`.
@@ -55,6 +86,23 @@ pub(crate) enum WireType {
     Set(&'static WireType),
     /// `{"type": "map", "keyClass": …, "valueClass": …}`.
     Map(&'static WireType, &'static WireType),
+}
+
+/// One `@type` of a multi-variant object (schema `schemas.<name>.variants`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Variant {
+    /// The `@type` value, `User`.
+    pub(crate) name: &'static str,
+    pub(crate) label: &'static str,
+    /// The field set of the variant, `x:UserAccount`; `None` for a marker
+    /// variant without fields (`{"@type": "Inherit"}`).
+    pub(crate) schema: Option<&'static str>,
+}
+
+impl Variant {
+    pub(crate) const fn new(name: &'static str, label: &'static str, schema: Option<&'static str>) -> Self {
+        Variant { name, label, schema }
+    }
 }
 
 /// One property of an object.

@@ -63,6 +63,9 @@ impl JmapObject for Role {
     type State = RoleState;
     const TYPE: ObjectType = ObjectType::Role;
     const SINGULAR: &'static str = "role";
+    const PLURAL: &'static str = "roles";
+    const LABEL_PROPERTY: Option<&'static str> = Some("description");
+    const COLUMNS: &'static [&'static str] = &["description"];
     const DESCRIPTION: &'static str = "Defines a named set of permissions that can be assigned to accounts.";
     const PROPERTIES: &'static [Property] = &[
         Property::id(),

@@ -15,7 +15,7 @@ use ledger_projections::query::{Filter, Sort, SortKey, account_matches, query_ac
 use ledger_projections::{AccountState, SnapshotView, StateRead, state};
 use serde_json::{Map, Value};
 
-use super::property::{NumberFormat, Property, StringFormat, WireType};
+use super::property::{NumberFormat, Property, StringFormat, Variant, WireType};
 use super::{JmapObject, ParseContext, SecretRequests, filter_id, filter_text, permissions};
 use crate::auth::Principal;
 use crate::command::{Command, DestroyAccount};
@@ -34,7 +34,13 @@ impl JmapObject for Account {
     const TYPE: ObjectType = ObjectType::Account;
     const SINGULAR: &'static str = "account";
     const DESCRIPTION: &'static str = "Defines a user or group account for authentication and email access.";
-    const VARIANTS: &'static [&'static str] = &["User", "Group"];
+    const PLURAL: &'static str = "accounts";
+    const VARIANTS: &'static [Variant] = &[
+        Variant::new("User", "User account", Some("x:UserAccount")),
+        Variant::new("Group", "Group account", Some("x:GroupAccount")),
+    ];
+    const LABEL_PROPERTY: Option<&'static str> = Some("emailAddress");
+    const COLUMNS: &'static [&'static str] = &["emailAddress", "description", "createdAt"];
     const TENANT_SCOPED: bool = true;
     const TENANT_WRITABLE: bool = true;
     const TIME_TRAVEL: bool = true;
@@ -213,7 +219,7 @@ impl JmapObject for Account {
         let Some(Value::Array(credentials)) = rendered.get_mut("credentials") else { return };
         for (ordinal, secret) in generated {
             let Some(id) = added.get(*ordinal) else { continue };
-            for c in credentials.iter_mut().filter(|c| c.get("id").and_then(Value::as_str) == Some(id)) {
+            for c in credentials.iter_mut().filter(|c| c.get("credentialId").and_then(Value::as_str) == Some(id)) {
                 c["secret"] = Value::String(secret.expose().to_owned());
             }
         }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::Account;
-use super::render::render;
+use super::render::{MASKED, render};
 use crate::command::{AliasSpec, CreateAccount, CredentialChange, CredentialSpec, NewCredential, UpdateAccount};
 use crate::jmap::error::SetError;
 use crate::jmap::object::JmapObject;
@@ -257,14 +257,27 @@ fn parse_credential(
         Some(v) => typed(&at("@type"), v)?,
         None => return Err(invalid(&at("@type"), "@type is required (Password, AppPassword or ApiKey)")),
     };
-    let existing = match f.take("id") {
+    // `credentialId` as Stalwart names it; `id` as earlier ledger versions did.
+    let given_id = match (f.take("credentialId"), f.take("id")) {
+        (Some(_), Some(_)) => return Err(invalid(&at("credentialId"), "give credentialId, not also id")),
+        (a, b) => a.or(b),
+    };
+    // `"****"` is the masked secret `/get` shows: sent back, it changes nothing.
+    let masked = |v: &Value| v.as_str() == Some(MASKED);
+    if f.map.get("secret").is_some_and(masked) {
+        f.map.remove("secret");
+    }
+    if f.map.get("otpAuth").is_some_and(masked) {
+        f.map.remove("otpAuth");
+    }
+    let existing = match given_id {
         Some(v) => {
             let id = v.as_str().and_then(ObjectId::from_jmap);
             let found = current.and_then(|a| a.credentials.iter().find(|c| Some(c.id) == id));
             match found {
                 Some(c) if c.kind == kind => Some(c),
                 Some(_) => return Err(invalid(&at("@type"), "a credential's @type cannot change")),
-                None => return Err(invalid(&at("id"), "no such credential on this account")),
+                None => return Err(invalid(&at("credentialId"), "no such credential on this account")),
             }
         }
         None => None,
@@ -457,7 +470,7 @@ pub(super) fn collect_secrets(value: &Value, top: bool, out: &mut SecretRequests
         Value::Object(map) => {
             let is_password = map.get("@type").and_then(Value::as_str) == Some("Password");
             for (k, v) in map {
-                let text = v.as_str().filter(|s| !s.is_empty()).map(|s| Plaintext::new(s.to_owned()));
+                let text = v.as_str().filter(|s| !s.is_empty() && *s != MASKED).map(|s| Plaintext::new(s.to_owned()));
                 if (k == "secret" && is_password) || (top && k.ends_with("/secret")) {
                     out.passwords.extend(text);
                 } else if k == "otpAuth" || (top && k.ends_with("/otpAuth")) {

@@ -1,5 +1,6 @@
 //! Accounts as JMAP objects: the wire form of the Account reference page.
-//! Credentials are rendered without their secrets.
+//! Secrets are masked, as Stalwart masks them (`MASKED_PASSWORD`): every
+//! credential's `secret` is `"****"`, and so is `otpAuth` when set.
 
 use ledger_events::model::{AccountKind, CredentialKind};
 use ledger_projections::{AccountState, CredentialState};
@@ -9,11 +10,19 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// A credential without its secret. `id` lets clients keep it across updates.
+/// What a secret reads as on `/get`; sent back in an update it means "unchanged".
+pub(crate) const MASKED: &str = "****";
+
+/// A credential with its secret masked. `credentialId` lets clients keep it
+/// across updates.
 pub(super) fn render_credential(c: &CredentialState) -> Value {
     let mut out = Map::new();
     out.insert("@type".into(), to_value(&c.kind));
-    out.insert("id".into(), json!(c.id.to_jmap()));
+    out.insert("credentialId".into(), json!(c.id.to_jmap()));
+    out.insert("secret".into(), json!(MASKED));
+    if c.otp_enabled {
+        out.insert("otpAuth".into(), json!(MASKED));
+    }
     if c.kind != CredentialKind::Password {
         out.insert("description".into(), to_value(&c.description));
         out.insert("createdAt".into(), to_value(&c.created_at));
