@@ -293,6 +293,14 @@ pub fn domain_in_use(view: &impl StateRead, domain_id: ObjectId) -> Result<bool>
     Ok(!view.scan(Space::Index, &keys::domain_refs_prefix(domain_id), None, 1)?.is_empty())
 }
 
+/// Up to `limit` accounts that use the domain (for their address or an alias), in id order.
+pub fn domain_users(view: &impl StateRead, domain_id: ObjectId, limit: usize) -> Result<Vec<ObjectId>> {
+    let mut ids = ids_under(view, &keys::domain_refs_prefix(domain_id), usize::MAX)?;
+    ids.dedup();
+    ids.truncate(limit);
+    Ok(ids)
+}
+
 /// Whether any account is a member of the group.
 pub fn group_has_members(view: &impl StateRead, group_id: ObjectId) -> Result<bool> {
     Ok(!view.scan(Space::Index, &keys::group_members_prefix(group_id), None, 1)?.is_empty())

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use ledger_events::model::{AccountKind, AllowedIps, CredentialKind, CredentialPermissions, QuotaKind, Quotas, Roles};
 use ledger_events::values::{EmailLocalPart, ExternalId, ObjectId, SecretHash, UtcDateTime, email_address};
-use ledger_events::{CredentialAdded, Event};
+use ledger_events::{CredentialAdded, Event, ObjectType};
 use ledger_projections::{AccountState, DomainState, StateRead, state};
 
 use super::{IdAllocator, Rejection, check_description};
@@ -73,7 +73,7 @@ pub(crate) fn resolve_aliases(
         if !seen.insert(address.clone()) {
             return Err(Rejection::invalid(&property, format!("{address} is listed twice")));
         }
-        check_address_free(view, owner, &address)?;
+        check_address_free(view, owner, &address, &property)?;
         out.push(address);
     }
     Ok(out)
@@ -104,12 +104,22 @@ fn shared_or_of(owner: Option<&ExternalId>, tenant: Option<&ExternalId>) -> bool
 
 /// The one answer for a domain an account may not use, whatever the reason.
 pub(crate) fn no_such_domain(property: &str, id: ObjectId) -> Rejection {
-    Rejection::invalid(property, format!("domain {id} does not exist in the account's tenant"))
+    Rejection::foreign_key(
+        property,
+        ObjectType::Domain,
+        id.to_jmap(),
+        format!("domain {id} does not exist in the account's tenant"),
+    )
 }
 
 /// The one answer for a group an account may not join, whatever the reason.
 pub(crate) fn no_such_group(property: &str, id: ObjectId) -> Rejection {
-    Rejection::invalid(property, format!("{id} is not a group of the account's tenant"))
+    Rejection::foreign_key(
+        property,
+        ObjectType::Account,
+        id.to_jmap(),
+        format!("{id} is not a group of the account's tenant"),
+    )
 }
 
 /// An address is free when nobody holds it, or `owner` does. The holder is
@@ -119,11 +129,15 @@ pub(crate) fn check_address_free(
     view: &impl StateRead,
     owner: Option<ObjectId>,
     address: &str,
+    property: &str,
 ) -> Result<(), Rejection> {
     match state::address_owner(view, address)? {
-        Some((holder, _)) if Some(holder) != owner => {
-            Err(Rejection::AlreadyExists { existing_id: holder, description: format!("{address} is already in use") })
-        }
+        Some((holder, _)) if Some(holder) != owner => Err(Rejection::AlreadyExists {
+            existing: ObjectType::Account,
+            existing_id: holder,
+            property: property.to_owned(),
+            description: format!("{address} is already in use"),
+        }),
         _ => Ok(()),
     }
 }
@@ -238,7 +252,12 @@ pub(crate) fn check_roles(view: &impl StateRead, roles: &Roles) -> Result<(), Re
                 None => false,
             };
             if !exists {
-                return Err(Rejection::invalid(&format!("roles/roleIds/{i}"), format!("role {role} does not exist")));
+                return Err(Rejection::foreign_key(
+                    &format!("roles/roleIds/{i}"),
+                    ObjectType::Role,
+                    role,
+                    format!("role {role} does not exist"),
+                ));
             }
         }
     }

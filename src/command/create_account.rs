@@ -89,7 +89,7 @@ impl CreateAccount {
         let tenant = self.member_tenant_id.as_ref();
         let domain = tenant_domain(view, "domainId", self.domain_id, tenant)?;
         let address = email_address(&self.name, &domain.name);
-        check_address_free(view, None, &address)?;
+        check_address_free(view, None, &address, "name")?;
         let alias_addresses = resolve_aliases(view, None, tenant, &address, &self.aliases)?;
         check_groups(view, None, tenant, &self.member_group_ids)?;
         check_credential_counts(&self.credentials.iter().map(|c| c.kind).collect::<Vec<_>>(), &self.quotas)?;

@@ -1,7 +1,7 @@
 //! CreateDomain: a new mail domain with a unique name.
 
 use ledger_events::values::{DomainName, ExternalId, ObjectId};
-use ledger_events::{DomainCreated, Event};
+use ledger_events::{DomainCreated, Event, ObjectType};
 use ledger_projections::{StateRead, state};
 
 use super::{DecideContext, Decision, IdAllocator, Rejection, check_description};
@@ -19,7 +19,9 @@ impl CreateDomain {
         check_description("description", &self.description)?;
         if let Some(existing) = state::domain_by_name(view, &self.name)? {
             return Err(Rejection::AlreadyExists {
+                existing: ObjectType::Domain,
                 existing_id: existing,
+                property: "name".into(),
                 description: format!("domain {} already exists", self.name),
             });
         }

@@ -1,10 +1,10 @@
 //! DestroyDomain: remove a domain no account or alias uses any more.
 
 use ledger_events::values::ObjectId;
-use ledger_events::{DomainDestroyed, Event};
+use ledger_events::{DomainDestroyed, Event, ObjectType};
 use ledger_projections::{StateRead, state};
 
-use super::{Decision, Rejection};
+use super::{Decision, LINKED_SHOWN, Rejection};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestroyDomain {
@@ -14,8 +14,10 @@ pub struct DestroyDomain {
 impl DestroyDomain {
     pub(crate) fn decide(&self, view: &impl StateRead) -> Decision {
         let domain = state::domain(view, self.id)?.ok_or(Rejection::NotFound { what: "domain", id: self.id })?;
-        if state::domain_in_use(view, self.id)? {
-            return Err(Rejection::StillReferenced {
+        let users = state::domain_users(view, self.id, LINKED_SHOWN)?;
+        if !users.is_empty() {
+            return Err(Rejection::Linked {
+                linked: users.into_iter().map(|id| (ObjectType::Account, id)).collect(),
                 description: format!("domain {} still has accounts or aliases", domain.name),
             });
         }

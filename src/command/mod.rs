@@ -18,8 +18,8 @@ mod trim_changes;
 mod update_account;
 mod update_domain;
 
-use ledger_events::Event;
 use ledger_events::values::{ObjectId, UtcDateTime};
+use ledger_events::{Event, ObjectType};
 use ledger_projections::{StateRead, state};
 
 pub use account_spec::{AliasSpec, CredentialChange, CredentialSpec, NewCredential};
@@ -64,13 +64,26 @@ pub(crate) struct DecideContext {
 pub enum Rejection {
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: ObjectId },
+    /// A name or address another object holds (Stalwart's `primaryKeyViolation`).
     #[error("{description}")]
-    AlreadyExists { existing_id: ObjectId, description: String },
+    AlreadyExists { existing: ObjectType, existing_id: ObjectId, property: String, description: String },
+    /// A reference to an object that does not exist (or that the writer's
+    /// tenant may not use): Stalwart's `invalidForeignKey`.
+    #[error("{description}")]
+    InvalidForeignKey { property: String, object: ObjectType, id: String, description: String },
+    /// A value of a field is not valid for it (Stalwart's `validationFailed`).
+    #[error("{description}")]
+    ValidationFailed { property: String, failure: Validation, description: String },
     #[error("{description}")]
     InvalidProperties { properties: Vec<String>, description: String },
-    /// The object is still referenced and cannot go (a domain with accounts).
+    /// The object is still referenced and cannot change so (a domain with
+    /// accounts moving tenant).
     #[error("{description}")]
     StillReferenced { description: String },
+    /// A destroy of an object others still refer to (Stalwart's
+    /// `objectIsLinked`): `linked` names some of them.
+    #[error("{description}")]
+    Linked { linked: Vec<(ObjectType, ObjectId)>, description: String },
     #[error("{description}")]
     OverQuota { description: String },
     /// The writer may not make this change ([`authority`]).
@@ -81,9 +94,38 @@ pub enum Rejection {
     Internal(String),
 }
 
+/// How a field failed validation (the `type` of Stalwart's `validationErrors` entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// The value is not one the field takes.
+    Invalid,
+    /// A create lacks the field.
+    Required,
+    /// Longer than `required` characters.
+    MaxLength(usize),
+}
+
 impl Rejection {
     pub(crate) fn invalid(property: &str, description: impl Into<String>) -> Self {
         Rejection::InvalidProperties { properties: vec![property.to_owned()], description: description.into() }
+    }
+
+    pub(crate) fn validation(property: &str, failure: Validation, description: impl Into<String>) -> Self {
+        Rejection::ValidationFailed { property: property.to_owned(), failure, description: description.into() }
+    }
+
+    pub(crate) fn foreign_key(
+        property: &str,
+        object: ObjectType,
+        id: impl ToString,
+        description: impl Into<String>,
+    ) -> Self {
+        Rejection::InvalidForeignKey {
+            property: property.to_owned(),
+            object,
+            id: id.to_string(),
+            description: description.into(),
+        }
     }
 }
 
@@ -130,14 +172,19 @@ impl IdAllocator {
     }
 }
 
+/// Objects an `objectIsLinked` refusal names at most.
+pub(crate) const LINKED_SHOWN: usize = 10;
+
 /// Longest description the ledger stores.
 pub(crate) const MAX_DESCRIPTION: usize = 1024;
 
 pub(crate) fn check_description(property: &str, d: &Option<String>) -> Result<(), Rejection> {
     match d {
-        Some(text) if text.chars().count() > MAX_DESCRIPTION => {
-            Err(Rejection::invalid(property, format!("{property} is longer than {MAX_DESCRIPTION} characters")))
-        }
+        Some(text) if text.chars().count() > MAX_DESCRIPTION => Err(Rejection::validation(
+            property,
+            Validation::MaxLength(MAX_DESCRIPTION),
+            format!("{property} is longer than {MAX_DESCRIPTION} characters"),
+        )),
         _ => Ok(()),
     }
 }

@@ -2,10 +2,10 @@
 
 use ledger_events::model::Change;
 use ledger_events::values::{ObjectId, Permission};
-use ledger_events::{Event, RoleCreated, RoleDestroyed, RoleUpdated};
+use ledger_events::{Event, ObjectType, RoleCreated, RoleDestroyed, RoleUpdated};
 use ledger_projections::{StateRead, state};
 
-use super::{Decision, IdAllocator, Rejection, check_description};
+use super::{Decision, IdAllocator, LINKED_SHOWN, Rejection, check_description};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRole {
@@ -33,7 +33,9 @@ fn check_name(view: &impl StateRead, name: &str, this: Option<ObjectId>) -> Resu
     }
     match state::role_by_name(view, name)? {
         Some(existing) if Some(existing) != this => Err(Rejection::AlreadyExists {
+            existing: ObjectType::Role,
             existing_id: existing,
+            property: "name".into(),
             description: format!("role {name:?} already exists"),
         }),
         _ => Ok(()),
@@ -85,8 +87,12 @@ impl UpdateRole {
 impl DestroyRole {
     pub(crate) fn decide(&self, view: &impl StateRead) -> Decision {
         let role = state::role(view, self.id)?.ok_or(Rejection::NotFound { what: "role", id: self.id })?;
-        if state::role_in_use(view, self.id)? {
-            return Err(Rejection::StillReferenced { description: format!("role {:?} is still assigned", role.name) });
+        let holders = state::role_holders(view, self.id)?;
+        if !holders.is_empty() {
+            return Err(Rejection::Linked {
+                linked: holders.into_iter().take(LINKED_SHOWN).map(|id| (ObjectType::Account, id)).collect(),
+                description: format!("role {:?} is still assigned", role.name),
+            });
         }
         Ok(vec![Event::RoleDestroyed(RoleDestroyed { role_id: self.id, name: role.name })])
     }

@@ -143,14 +143,15 @@ fn references_must_exist_and_have_the_right_type() {
     let carol = w.account(user("carol", d)).unwrap();
     let missing = ObjectId(999);
     let err = w.account(user("x", missing)).unwrap_err();
-    assert!(matches!(&err, Rejection::InvalidProperties { properties, .. } if properties == &["domainId"]), "{err:?}");
+    assert!(
+        matches!(&err, Rejection::InvalidForeignKey { property, object: ObjectType::Domain, id, .. }
+            if property == "domainId" && id == &missing.to_jmap()),
+        "{err:?}"
+    );
     let mut dave = user("dave", d);
     dave.member_group_ids = vec![carol];
     let err = w.account(dave).unwrap_err();
-    assert!(
-        matches!(&err, Rejection::InvalidProperties { properties, .. } if properties == &["memberGroupIds/0"]),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Rejection::InvalidForeignKey { property, .. } if property == "memberGroupIds/0"), "{err:?}");
     let mut admin_group = group("admins", d);
     admin_group.roles = Roles::Admin;
     assert!(matches!(w.account(admin_group), Err(Rejection::InvalidProperties { .. })));
@@ -167,7 +168,7 @@ fn domain_with_accounts_cannot_be_destroyed() {
     for domain in [d, other] {
         assert!(matches!(
             w.run(Command::DestroyDomain(DestroyDomain { id: domain })),
-            Err(Rejection::StillReferenced { .. })
+            Err(Rejection::Linked { linked, .. }) if linked == vec![(ObjectType::Account, erin_id)]
         ));
     }
     w.run(Command::DestroyAccount(DestroyAccount { id: erin_id })).unwrap();

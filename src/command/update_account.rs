@@ -122,7 +122,7 @@ impl UpdateAccount {
         }
         let domain = tenant_domain(view, "domainId", new_domain_id, self.tenant(old))?;
         let new_address = email_address(&new_name, &domain.name);
-        check_address_free(view, Some(self.id), &new_address)?;
+        check_address_free(view, Some(self.id), &new_address, "name")?;
         let kept_aliases = self.aliases.is_none() && old.aliases.iter().any(|a| a.email_address == new_address);
         if kept_aliases {
             return Err(Rejection::invalid("name", format!("{new_address} is one of this account's aliases")));

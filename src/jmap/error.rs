@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::command::Rejection;
+use crate::command::{Rejection, Validation};
 use crate::store::StoreError;
 
 /// A request-level error: the whole request is refused with problem details
@@ -125,19 +125,28 @@ impl From<ledger_projections::Error> for MethodError {
     }
 }
 
-/// The SetError types the ledger returns (RFC 8620 §5.3; `overQuota` is
-/// Stalwart's name for a refused usage report).
+/// The SetError types the ledger returns: RFC 8620 §5.3's and Stalwart's
+/// registry types (stalwart-cli-wire.md §2.4; `stalwart-cli` parses only its
+/// closed list, so no other type is ever sent). The mapping from refusals is
+/// in docs/api.md, "Errors".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SetErrorType {
     Forbidden,
     NotFound,
     InvalidPatch,
     InvalidProperties,
-    AlreadyExists,
     OverQuota,
     /// RFC 8620 §5.3: the object would exceed a server limit on the number or
     /// size of items in a property.
     TooLarge,
+    /// Stalwart: a name or address another object holds (`properties`, `objectId`).
+    PrimaryKeyViolation,
+    /// Stalwart: a reference to an object that does not exist (`objectId`).
+    InvalidForeignKey,
+    /// Stalwart: a destroy of an object others refer to (`linkedObjects`).
+    ObjectIsLinked,
+    /// Stalwart: a field's value failed validation (`validationErrors`).
+    ValidationFailed,
 }
 
 impl SetErrorType {
@@ -147,9 +156,12 @@ impl SetErrorType {
             SetErrorType::NotFound => "notFound",
             SetErrorType::InvalidPatch => "invalidPatch",
             SetErrorType::InvalidProperties => "invalidProperties",
-            SetErrorType::AlreadyExists => "alreadyExists",
             SetErrorType::OverQuota => "overQuota",
             SetErrorType::TooLarge => "tooLarge",
+            SetErrorType::PrimaryKeyViolation => "primaryKeyViolation",
+            SetErrorType::InvalidForeignKey => "invalidForeignKey",
+            SetErrorType::ObjectIsLinked => "objectIsLinked",
+            SetErrorType::ValidationFailed => "validationFailed",
         }
     }
 }
@@ -161,11 +173,29 @@ pub(crate) struct SetError {
     pub(crate) description: Option<String>,
     pub(crate) properties: Option<Vec<String>>,
     pub(crate) existing_id: Option<String>,
+    /// Stalwart's fields, boxed: most errors have none.
+    pub(crate) detail: Option<Box<Detail>>,
+}
+
+/// The fields of Stalwart's SetErrors beyond RFC 8620's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Detail {
+    /// `objectId`: `{"object": "Account", "id": "b"}`.
+    pub(crate) object_id: Option<Value>,
+    /// `linkedObjects`, in the `objectId` shape.
+    pub(crate) linked_objects: Option<Vec<Value>>,
+    /// `validationErrors`: `{"type": "Invalid|Required|MaxLength", "property", …}`.
+    pub(crate) validation_errors: Option<Vec<Value>>,
+}
+
+/// An object reference as Stalwart's SetErrors write it: the type without `x:`.
+pub(crate) fn object_ref(object: ledger_events::ObjectType, id: &str) -> Value {
+    json!({"object": object.jmap_name().trim_start_matches("x:"), "id": id})
 }
 
 impl SetError {
     pub(crate) fn new(kind: SetErrorType, description: impl Into<String>) -> Self {
-        SetError { kind, description: Some(description.into()), properties: None, existing_id: None }
+        SetError { kind, description: Some(description.into()), properties: None, existing_id: None, detail: None }
     }
 
     pub(crate) fn forbidden(description: impl Into<String>) -> Self {
@@ -192,6 +222,16 @@ impl SetError {
         e
     }
 
+    /// `validationFailed` (Stalwart): a create lacks a required property.
+    pub(crate) fn required(property: &str) -> Self {
+        SetError::from(Rejection::validation(property, Validation::Required, format!("{property} is required")))
+    }
+
+    /// `validationFailed` (Stalwart): the value is not one the property takes.
+    pub(crate) fn invalid_value(property: &str, description: impl Into<String>) -> Self {
+        SetError::from(Rejection::validation(property, Validation::Invalid, description))
+    }
+
     pub(crate) fn invalid_patch(description: impl Into<String>) -> Self {
         SetError::new(SetErrorType::InvalidPatch, description)
     }
@@ -208,6 +248,16 @@ impl SetError {
         if let Some(id) = &self.existing_id {
             out.insert("existingId".into(), json!(id));
         }
+        let detail = self.detail.as_deref().cloned().unwrap_or_default();
+        if let Some(id) = detail.object_id {
+            out.insert("objectId".into(), id);
+        }
+        if let Some(linked) = detail.linked_objects {
+            out.insert("linkedObjects".into(), json!(linked));
+        }
+        if let Some(errors) = detail.validation_errors {
+            out.insert("validationErrors".into(), json!(errors));
+        }
         Value::Object(out)
     }
 }
@@ -216,9 +266,38 @@ impl From<Rejection> for SetError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::NotFound { what, id } => SetError::not_found(format!("{what} {id} does not exist")),
-            Rejection::AlreadyExists { existing_id, description } => SetError {
+            Rejection::AlreadyExists { existing, existing_id, property, description } => SetError {
+                properties: Some(vec![property]),
                 existing_id: Some(existing_id.to_jmap()),
-                ..SetError::new(SetErrorType::AlreadyExists, description)
+                detail: Some(Box::new(Detail {
+                    object_id: Some(object_ref(existing, &existing_id.to_jmap())),
+                    ..Detail::default()
+                })),
+                ..SetError::new(SetErrorType::PrimaryKeyViolation, description)
+            },
+            Rejection::InvalidForeignKey { property, object, id, description } => SetError {
+                properties: Some(vec![property]),
+                detail: Some(Box::new(Detail { object_id: Some(object_ref(object, &id)), ..Detail::default() })),
+                ..SetError::new(SetErrorType::InvalidForeignKey, description)
+            },
+            Rejection::ValidationFailed { property, failure, description } => {
+                let entry = match failure {
+                    Validation::Invalid => json!({"type": "Invalid", "property": property}),
+                    Validation::Required => json!({"type": "Required", "property": property}),
+                    Validation::MaxLength(n) => json!({"type": "MaxLength", "property": property, "required": n}),
+                };
+                SetError {
+                    properties: Some(vec![property]),
+                    detail: Some(Box::new(Detail { validation_errors: Some(vec![entry]), ..Detail::default() })),
+                    ..SetError::new(SetErrorType::ValidationFailed, description)
+                }
+            }
+            Rejection::Linked { linked, description } => SetError {
+                detail: Some(Box::new(Detail {
+                    linked_objects: Some(linked.into_iter().map(|(t, id)| object_ref(t, &id.to_jmap())).collect()),
+                    ..Detail::default()
+                })),
+                ..SetError::new(SetErrorType::ObjectIsLinked, description)
             },
             Rejection::InvalidProperties { properties, description } => {
                 SetError::invalid_properties(properties, description)

@@ -281,7 +281,7 @@ async fn roles_modes_groups_and_precedence() {
     assert!(!allowed(&server.call_as(&login("plain"), "x:Account/query", query.clone()).await));
     // A role in use cannot be destroyed; unknown role ids are refused.
     let (_, r) = server.call("x:Role/set", json!({"destroy": [reader]})).await;
-    assert_eq!(r["notDestroyed"][&reader]["type"], "forbidden");
+    assert_eq!(r["notDestroyed"][&reader]["type"], "objectIsLinked");
     let (_, r) = server
         .call(
             "x:Account/set",
@@ -289,6 +289,7 @@ async fn roles_modes_groups_and_precedence() {
         )
         .await;
     assert_eq!(r["notCreated"]["x"]["properties"], json!(["roles/roleIds/0"]));
+    assert_eq!(r["notCreated"]["x"]["type"], "invalidForeignKey");
     server.stop().await;
 }
 

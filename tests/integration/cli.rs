@@ -245,10 +245,14 @@ async fn errors_name_the_jmap_error_and_exit_non_zero() {
     }
     ok(&server, &["create", "account/user", "--field", "name=dup", "--field", "domainId=example.org"]);
     let dup = ledger(&server, &["create", "account/user", "--field", "name=dup", "--field", "domainId=example.org"]);
-    assert!(dup.stderr.contains("alreadyExists") && dup.stderr.contains("existing id"), "{}", dup.stderr);
+    assert!(dup.stderr.contains("primaryKeyViolation") && dup.stderr.contains("existing id"), "{}", dup.stderr);
     let in_use = ledger(&server, &["delete", "domain", "--ids", "example.org"]);
     assert_eq!(in_use.code, 1);
-    assert!(in_use.stderr.contains("forbidden") && in_use.stderr.contains("still has accounts"), "{}", in_use.stderr);
+    assert!(
+        in_use.stderr.contains("objectIsLinked") && in_use.stderr.contains("still has accounts"),
+        "{}",
+        in_use.stderr
+    );
     let denied = Command::new(env!("CARGO_BIN_EXE_ledger"))
         .args(["-c", "admin:wrong", "query", "account"])
         .env("LEDGER_URL", &server.url)

@@ -52,10 +52,10 @@ async fn one_call_mixes_successes_and_every_set_error_in_one_commit() {
         ("serverSet", "invalidProperties", Some("emailAddress")),
         ("unknownProp", "invalidProperties", Some("shoeSize")),
         ("noType", "invalidProperties", Some("@type")),
-        ("badName", "invalidProperties", Some("name")),
-        ("taken", "alreadyExists", None),
-        ("noDomain", "invalidProperties", Some("domainId")),
-        ("notAGroup", "invalidProperties", Some("memberGroupIds/0")),
+        ("badName", "validationFailed", Some("name")),
+        ("taken", "primaryKeyViolation", Some("name")),
+        ("noDomain", "invalidForeignKey", Some("domainId")),
+        ("notAGroup", "invalidForeignKey", Some("memberGroupIds/0")),
         ("badIp", "invalidProperties", Some("credentials/0/allowedIps")),
         ("overQuota", "overQuota", None),
         ("groupWithPassword", "invalidProperties", Some("credentials")),
@@ -67,6 +67,9 @@ async fn one_call_mixes_successes_and_every_set_error_in_one_commit() {
         }
     }
     assert_eq!(not_created["taken"]["existingId"], taken);
+    assert_eq!(not_created["taken"]["objectId"], json!({"object": "Account", "id": taken}));
+    assert_eq!(not_created["badName"]["validationErrors"], json!([{"type": "Invalid", "property": "name"}]));
+    assert_eq!(not_created["noDomain"]["objectId"]["object"], "Domain");
     assert_eq!(r["notUpdated"]["zzzz"]["type"], "notFound");
     assert_eq!(r["notUpdated"][&plain_user]["type"], "invalidPatch");
     assert_eq!(r["notUpdated"][&taken]["type"], "invalidProperties");
@@ -85,7 +88,13 @@ async fn one_call_mixes_successes_and_every_set_error_in_one_commit() {
 
     // Destroying a domain that accounts still use is refused.
     let (_, r2) = server.call("x:Domain/set", json!({"destroy": [d]})).await;
-    assert_eq!(r2["notDestroyed"][&d]["type"], "forbidden");
+    let linked = &r2["notDestroyed"][&d];
+    assert_eq!(linked["type"], "objectIsLinked", "{linked}");
+    assert_eq!(linked["objectId"], json!({"object": "Domain", "id": d}));
+    assert!(
+        linked["linkedObjects"].as_array().is_some_and(|l| !l.is_empty() && l.iter().all(|o| o["object"] == "Account")),
+        "{linked}"
+    );
 
     let mut shown = r.clone();
     redact(&mut shown);

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Principal;
 use crate::command::Writer;
 use crate::jmap::context::{CallContext, CreatedIds, MAX_PASSWORDS_IN_REQUEST, Services, blocking};
-use crate::jmap::error::{MethodError, SetError};
+use crate::jmap::error::{MethodError, SetError, SetErrorType, object_ref};
 use crate::jmap::object::{
     JmapObject, ParseContext, PreparedSecrets, SecretRequests, Verb, created_id, in_scope, wire_render,
 };
@@ -241,10 +241,14 @@ impl<O: JmapObject> Access<'_, O> {
         if self.may(Verb::Destroy) { Ok(()) } else { Err(self.forbidden(Verb::Destroy)) }
     }
 
-    /// A SetError as this principal may see it: `alreadyExists` names the
-    /// existing object only when it is within the principal's tenant (names
-    /// and addresses are unique across tenants; who holds one is not shared).
+    /// A SetError as this principal may see it: `primaryKeyViolation` names
+    /// the existing object only when it is within the principal's tenant
+    /// (names and addresses are unique across tenants; who holds one is not
+    /// shared), and a tenant principal is not told which objects link to one.
     fn scrub(&self, tx: &Tx<'_>, mut error: SetError) -> SetError {
+        if let (Some(_), Some(detail)) = (&self.principal.tenant, error.detail.as_mut()) {
+            detail.linked_objects = None;
+        }
         if let Some(existing) = error.existing_id.as_deref()
             && O::TENANT_SCOPED
             && self.principal.tenant.is_some()
@@ -254,6 +258,9 @@ impl<O: JmapObject> Access<'_, O> {
                 .is_some_and(|state| in_scope::<O>(self.principal, &state));
             if !visible {
                 error.existing_id = None;
+                if let Some(detail) = error.detail.as_mut() {
+                    detail.object_id = None;
+                }
             }
         }
         error
@@ -396,8 +403,11 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
         };
         match result {
             Ok(_) => out.destroyed.push(Value::String(key)),
-            Err(e) => {
-                out.not_destroyed.insert(key, e.to_json());
+            Err(mut e) => {
+                if e.kind == SetErrorType::ObjectIsLinked {
+                    e.detail.get_or_insert_default().object_id = Some(object_ref(O::TYPE, &key));
+                }
+                out.not_destroyed.insert(key, access.scrub(tx, e).to_json());
             }
         }
     }

@@ -94,8 +94,9 @@ impl JmapObject for Domain {
     fn parse_create(mut object: Map<String, Value>, _: &mut ParseContext<'_>) -> Result<Command, SetError> {
         refuse_server_set::<Self>(&object)?;
         let name = match object.remove("name") {
-            Some(Value::String(s)) => s.parse().map_err(|e| SetError::invalid("name", format!("{e}")))?,
-            _ => return Err(SetError::invalid("name", "name is required (a domain name)")),
+            Some(Value::String(s)) => s.parse().map_err(|e| SetError::invalid_value("name", format!("{e}")))?,
+            None | Some(Value::Null) => return Err(SetError::required("name")),
+            _ => return Err(SetError::invalid("name", "name must be a domain name (a string)")),
         };
         let description = description(object.remove("description"))?;
         let member_tenant_id = tenant(object.remove("memberTenantId"))?;

@@ -113,12 +113,14 @@ fn parse_fields(
 ) -> Result<AccountFields, SetError> {
     let mut f = Fields { map: object };
     let name = match f.take("name") {
-        Some(v) => typed::<String>("name", v)?.parse().map_err(|e| invalid("name", format!("name: {e}")))?,
-        None => return Err(invalid("name", "name is required")),
+        Some(v) => {
+            typed::<String>("name", v)?.parse().map_err(|e| SetError::invalid_value("name", format!("name: {e}")))?
+        }
+        None => return Err(SetError::required("name")),
     };
     let domain_id = match f.take("domainId") {
         Some(v) => resolve_id("domainId", &v, ctx.ids)?,
-        None => return Err(invalid("domainId", "domainId is required")),
+        None => return Err(SetError::required("domainId")),
     };
     let description = f.string("description")?;
     let locale = f.typed("locale")?.unwrap_or_default();
