@@ -71,12 +71,15 @@ const SECRET_BEARING: [&str; 2] = ["CredentialAdded", "CredentialUpdated"];
 /// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; version 3
 /// moved their secrets out of the body (record format 2 only: `secretHash`
 /// becomes `secretCommitment`, and so on, see [`SECRET_FIELDS`]). Version 2 of
-/// DomainCreated and DomainUpdated added `memberTenantId`. Older payloads
-/// upcast by leaving the added field absent.
+/// DomainCreated and DomainUpdated added `memberTenantId`. Version 2 of
+/// RoleCreated and RoleUpdated took Stalwart's shape: `name` became optional
+/// (absent in version 2) and `disabledPermissions`, `roleIds` and
+/// `memberTenantId` were added. Older payloads upcast by leaving the added
+/// fields absent.
 pub fn schema_version(event_type: &str) -> u16 {
     match event_type {
         "CredentialAdded" | "CredentialUpdated" => 3,
-        "DomainCreated" | "DomainUpdated" => 2,
+        "DomainCreated" | "DomainUpdated" | "RoleCreated" | "RoleUpdated" => 2,
         _ => 1,
     }
 }

@@ -314,32 +314,60 @@ pub struct ChangesTrimmed {
     pub before: u64,
 }
 
-/// A role (`x:Role`): a named list of permissions that `Custom` roles refer to.
+/// A role (`x:Role`): permissions that `Custom` roles refer to, in
+/// Stalwart's shape since schema version 2 (labelled by `description`;
+/// `disabledPermissions`, `roleIds` it extends, `memberTenantId`). Version 1
+/// roles had a unique `name` and no other fields: they read with the new
+/// fields empty, and the name labels them while they have no description.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleCreated {
     pub role_id: ObjectId,
-    pub name: String,
+    /// Version 1 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub description: Option<String>,
+    /// The enabled permissions (`enabledPermissions` on the wire).
     pub permissions: Vec<Permission>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_permissions: Vec<Permission>,
+    /// Version 2: the roles this role extends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_ids: Vec<ObjectId>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<ExternalId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleUpdated {
     pub role_id: ObjectId,
+    /// Version 1 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Change<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Change<Option<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Change<Vec<Permission>>>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_permissions: Option<Change<Vec<Permission>>>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_ids: Option<Change<Vec<ObjectId>>>,
+    /// Version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_tenant_id: Option<Change<Option<ExternalId>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleDestroyed {
     pub role_id: ObjectId,
+    /// The role's label when it went (its name, or since version 2 of
+    /// RoleCreated its description).
     pub name: String,
 }
 

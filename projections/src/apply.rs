@@ -44,7 +44,6 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             let old = state::role(view, id)?;
             let new = fold_role(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Roles, id, new.as_ref().map(to_json));
-            diff_index(&mut out, role_index(old.as_ref()), role_index(new.as_ref()));
         }
         ObjectType::Domain => {
             let old = state::domain(view, id)?;
@@ -227,14 +226,6 @@ fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     idx
 }
 
-fn role_index(role: Option<&RoleState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut idx = BTreeMap::new();
-    if let Some(r) = role {
-        idx.insert(keys::role_name(&r.name), r.id.to_be_bytes().to_vec());
-    }
-    idx
-}
-
 fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>, &'static str> {
     match (old, event) {
         (None, Event::RoleCreated(e)) => Ok(Some(RoleState {
@@ -242,17 +233,29 @@ fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>,
             name: e.name.clone(),
             description: e.description.clone(),
             permissions: e.permissions.clone(),
+            disabled_permissions: e.disabled_permissions.clone(),
+            role_ids: e.role_ids.clone(),
+            member_tenant_id: e.member_tenant_id.clone(),
         })),
         (Some(_), Event::RoleCreated(_)) => Err("role already exists"),
         (Some(mut r), Event::RoleUpdated(e)) => {
             if let Some(c) = &e.name {
-                r.name = c.new.clone();
+                r.name = Some(c.new.clone());
             }
             if let Some(c) = &e.description {
                 r.description = c.new.clone();
             }
             if let Some(c) = &e.permissions {
                 r.permissions = c.new.clone();
+            }
+            if let Some(c) = &e.disabled_permissions {
+                r.disabled_permissions = c.new.clone();
+            }
+            if let Some(c) = &e.role_ids {
+                r.role_ids = c.new.clone();
+            }
+            if let Some(c) = &e.member_tenant_id {
+                r.member_tenant_id = c.new.clone();
             }
             Ok(Some(r))
         }

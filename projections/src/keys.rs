@@ -10,7 +10,7 @@
 //! | `r` domain id, account id             | –                       | domain still referenced  |
 //! | `m` domain id, account id             | –                       | `domainId` filter        |
 //! | `k` @type (0 User, 1 Group), id       | –                       | `@type` filter           |
-//! | `l` role name                         | role id                 | role name uniqueness     |
+//! | `l` (layout 2: role name, no more)   | –                       | –                        |
 //! | `o` role id, account id               | –                       | role still in use        |
 //! | `h` generated-secret digest           | account id, credential  | Bearer / app password    |
 //! | `v` account id, position              | –                       | audit history (kept after the account is destroyed) |
@@ -36,9 +36,10 @@ pub(crate) const META_REBUILDING: &[u8] = b"rebuilding";
 /// The layout the projections were built with; another one is rebuilt from
 /// the log on open.
 pub(crate) const META_FORMAT: &[u8] = b"format";
-/// Projection layout 2: change entries carry the tenants of their object.
-/// (Layout 1, with no `format` key, had none.)
-pub(crate) const PROJECTION_FORMAT: u16 = 2;
+/// Projection layout 3: roles in Stalwart's shape, without the name index
+/// (layout 2: change entries carry the tenants of their object; layout 1,
+/// with no `format` key, had none). Another layout is rebuilt on open.
+pub(crate) const PROJECTION_FORMAT: u16 = 3;
 /// The first position change tracking still covers (retention).
 pub(crate) const META_CHANGES_FROM: &[u8] = b"changes_from";
 
@@ -51,7 +52,6 @@ pub(crate) const TAG_WORD: u8 = b'w';
 pub(crate) const TAG_NAME: u8 = b'n';
 pub(crate) const TAG_PRIMARY_DOMAIN: u8 = b'm';
 pub(crate) const TAG_KIND: u8 = b'k';
-pub(crate) const TAG_ROLE_NAME: u8 = b'l';
 pub(crate) const TAG_ROLE_HOLDER: u8 = b'o';
 pub(crate) const TAG_SECRET: u8 = b'h';
 pub(crate) const TAG_HISTORY: u8 = b'v';
@@ -182,10 +182,6 @@ fn kind_byte(kind: AccountKind) -> u8 {
 /// All address index entries (to walk in address order).
 pub(crate) fn address_prefix() -> Vec<u8> {
     vec![TAG_ADDRESS]
-}
-
-pub(crate) fn role_name(name: &str) -> Vec<u8> {
-    tagged(TAG_ROLE_NAME, &[name.to_lowercase().as_bytes()])
 }
 
 pub(crate) fn role_holders_prefix(role: ObjectId) -> Vec<u8> {

@@ -121,9 +121,22 @@ pub struct DomainState {
 #[serde(rename_all = "camelCase")]
 pub struct RoleState {
     pub id: ObjectId,
-    pub name: String,
+    /// A version-1 role's name (see `RoleCreated`).
+    pub name: Option<String>,
     pub description: Option<String>,
+    /// The enabled permissions.
     pub permissions: Vec<Permission>,
+    pub disabled_permissions: Vec<Permission>,
+    /// The roles this role extends.
+    pub role_ids: Vec<ObjectId>,
+    pub member_tenant_id: Option<ExternalId>,
+}
+
+impl RoleState {
+    /// What labels the role: its description, or a version-1 role's name.
+    pub fn label(&self) -> String {
+        self.description.clone().or_else(|| self.name.clone()).unwrap_or_default()
+    }
 }
 
 /// Whether an address belongs to an account as its primary address or as an alias.
@@ -209,11 +222,6 @@ pub fn roles(view: &impl StateRead) -> Result<Vec<RoleState>> {
 /// Up to `limit` role ids, in id order.
 pub fn role_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
     object_ids(view, Space::Roles, limit)
-}
-
-/// The role named `name` (case-insensitive).
-pub fn role_by_name(view: &impl StateRead, name: &str) -> Result<Option<ObjectId>> {
-    Ok(view.get(Space::Index, &keys::role_name(name))?.and_then(|raw| keys::decode_id(&raw)))
 }
 
 /// Whether any account has the role.

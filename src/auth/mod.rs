@@ -520,13 +520,30 @@ pub(crate) fn effective_permissions(
     for a in std::iter::once(account).chain(groups.iter()) {
         if let Roles::Custom { role_ids } = &a.roles {
             for id in role_ids.iter().filter_map(|r| ObjectId::from_jmap(r.as_str())) {
-                if let Some(role) = state::role(view, id)? {
-                    roles.insert(id, role.permissions);
-                }
+                roles.insert(id, role_grant(view, id)?);
             }
         }
     }
     Ok(permissions::effective(account, &groups, &|id| roles.get(&id).cloned()))
+}
+
+/// What role `id` grants with every role it extends, transitively (each
+/// role once, so a cycle an old log might hold ends).
+fn role_grant(view: &impl StateRead, id: ObjectId) -> Result<permissions::RoleGrant, ledger_projections::Error> {
+    let mut grant = permissions::RoleGrant::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = vec![id];
+    while let Some(next) = stack.pop() {
+        if !seen.insert(next) {
+            continue;
+        }
+        if let Some(role) = state::role(view, next)? {
+            grant.enabled.extend(role.permissions);
+            grant.disabled.extend(role.disabled_permissions);
+            stack.extend(role.role_ids);
+        }
+    }
+    Ok(grant)
 }
 
 fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {

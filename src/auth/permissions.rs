@@ -159,12 +159,18 @@ impl Bounds {
     }
 }
 
-/// What roles grant: Admin everything, Custom the union of its roles, User
-/// self-service ([`self_service::USER_ROLE`]), a group's Default nothing.
-pub(crate) fn role_permissions(
-    roles: &Roles,
-    role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,
-) -> PermissionSet {
+/// What one `x:Role` grants, with the roles it extends folded in: every
+/// enabled permission, and every disabled one (disabled always wins).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RoleGrant {
+    pub(crate) enabled: Vec<Permission>,
+    pub(crate) disabled: Vec<Permission>,
+}
+
+/// What roles grant: Admin everything, Custom the union of its roles (minus
+/// what any of them disables), User self-service
+/// ([`self_service::USER_ROLE`]), a group's Default nothing.
+pub(crate) fn role_permissions(roles: &Roles, role_lookup: &dyn Fn(ObjectId) -> Option<RoleGrant>) -> PermissionSet {
     match roles {
         Roles::Admin => PermissionSet::everything(),
         Roles::User => PermissionSet {
@@ -173,13 +179,13 @@ pub(crate) fn role_permissions(
         },
         Roles::Default => PermissionSet::default(),
         Roles::Custom { role_ids } => {
-            let granted = role_ids
-                .iter()
-                .filter_map(|id| ObjectId::from_jmap(id.as_str()))
-                .filter_map(role_lookup)
-                .flat_map(|perms| PermissionSet::of(&perms))
-                .collect();
-            PermissionSet { granted, ..Default::default() }
+            let grants: Vec<RoleGrant> =
+                role_ids.iter().filter_map(|id| ObjectId::from_jmap(id.as_str())).filter_map(role_lookup).collect();
+            PermissionSet {
+                granted: grants.iter().flat_map(|g| PermissionSet::of(&g.enabled)).collect(),
+                denied: grants.iter().flat_map(|g| PermissionSet::of(&g.disabled)).collect(),
+                ..Default::default()
+            }
         }
     }
 }
@@ -208,7 +214,7 @@ fn apply_mode(mode: &Permissions, inherited: PermissionSet) -> PermissionSet {
 pub(crate) fn effective(
     account: &AccountState,
     groups: &[AccountState],
-    role_lookup: &dyn Fn(ObjectId) -> Option<Vec<Permission>>,
+    role_lookup: &dyn Fn(ObjectId) -> Option<RoleGrant>,
 ) -> PermissionSet {
     let mut inherited = role_permissions(&account.roles, role_lookup);
     for group in groups {

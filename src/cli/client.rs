@@ -323,10 +323,16 @@ pub(super) fn causes(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
+/// The name of an object: an account's or domain's `name`, a role's
+/// `description` (Stalwart's roles are labelled by it).
+fn named(object: &Value) -> Option<&str> {
+    object["name"].as_str().or_else(|| object["description"].as_str())
+}
+
 /// How an object is shown in a message: its address or name, and its id.
 pub(super) fn label(object: &Value) -> String {
     let id = object["id"].as_str().unwrap_or_default();
-    match object["emailAddress"].as_str().or_else(|| object["name"].as_str()) {
+    match object["emailAddress"].as_str().or_else(|| named(object)) {
         Some(name) => format!("{name} (id {id})"),
         None => format!("id {id}"),
     }
@@ -447,7 +453,7 @@ async fn by_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<V
             get(client, object, chunk)
                 .await?
                 .into_iter()
-                .filter(|o| o["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&name))),
+                .filter(|o| named(o).is_some_and(|n| n.eq_ignore_ascii_case(&name))),
         );
     }
     Ok(matches)

@@ -134,7 +134,18 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
             accounts.extend(state::group_members(view, id)?);
         }
     }
-    for role in roles {
+    // A change to a role reaches the holders of every role that extends it.
+    let all_roles = state::roles(view)?;
+    let mut reached = roles.clone();
+    let mut stack: Vec<ObjectId> = roles.into_iter().collect();
+    while let Some(changed) = stack.pop() {
+        for r in all_roles.iter().filter(|r| r.role_ids.contains(&changed)) {
+            if reached.insert(r.id) {
+                stack.push(r.id);
+            }
+        }
+    }
+    for role in reached {
         for holder in state::role_holders(view, role)? {
             accounts.insert(holder);
             if state::account(view, holder)?.is_some_and(|a| a.kind == AccountKind::Group) {

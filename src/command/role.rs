@@ -1,25 +1,37 @@
-//! CreateRole, UpdateRole, DestroyRole: named permission lists for `Custom` roles.
+//! CreateRole, UpdateRole, DestroyRole: `x:Role`, permission sets that
+//! `Custom` roles refer to, in Stalwart 0.16's shape: labelled by
+//! `description`, enabled and disabled permissions, roles it extends
+//! (`roleIds`, no cycles) and a tenant.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use ledger_events::model::Change;
-use ledger_events::values::{ObjectId, Permission};
+use ledger_events::values::{ExternalId, ObjectId, Permission};
 use ledger_events::{Event, ObjectType, RoleCreated, RoleDestroyed, RoleUpdated};
-use ledger_projections::{StateRead, state};
+use ledger_projections::{RoleState, StateRead, state};
 
-use super::{Decision, IdAllocator, LINKED_SHOWN, Rejection, check_description};
+use super::{Decision, IdAllocator, LINKED_SHOWN, Rejection, Validation, check_description, check_tenant};
 
+/// The fields of a role, as a create gives them or an update leaves them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateRole {
-    pub name: String,
-    pub description: Option<String>,
-    pub permissions: Vec<Permission>,
+pub struct RoleFields {
+    pub description: String,
+    pub enabled_permissions: Vec<Permission>,
+    pub disabled_permissions: Vec<Permission>,
+    pub role_ids: Vec<ObjectId>,
+    pub member_tenant_id: Option<ExternalId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct CreateRole {
+    pub fields: RoleFields,
+}
+
+/// The whole role after a patch.
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpdateRole {
     pub id: ObjectId,
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
-    pub permissions: Option<Vec<Permission>>,
+    pub fields: RoleFields,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,37 +39,62 @@ pub struct DestroyRole {
     pub id: ObjectId,
 }
 
-fn check_name(view: &impl StateRead, name: &str, this: Option<ObjectId>) -> Result<(), Rejection> {
-    if name.trim().is_empty() || name.chars().count() > 128 {
-        return Err(Rejection::invalid("name", "a role name is 1 to 128 characters"));
-    }
-    match state::role_by_name(view, name)? {
-        Some(existing) if Some(existing) != this => Err(Rejection::AlreadyExists {
-            existing: ObjectType::Role,
-            existing_id: existing,
-            property: "name".into(),
-            description: format!("role {name:?} already exists"),
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn normalized(permissions: &[Permission]) -> Vec<Permission> {
-    let mut p = permissions.to_vec();
+fn normalized<T: Ord + Clone>(items: &[T]) -> Vec<T> {
+    let mut p = items.to_vec();
     p.sort();
     p.dedup();
     p
 }
 
+/// Checks the fields of role `this` (`None`: a new one): a label, roles it
+/// extends that exist, no cycle through them, an existing tenant.
+fn check(view: &impl StateRead, f: &RoleFields, this: Option<ObjectId>) -> Result<(), Rejection> {
+    if f.description.trim().is_empty() {
+        return Err(Rejection::validation("description", Validation::Required, "a role needs a description"));
+    }
+    check_description("description", &Some(f.description.clone()))?;
+    check_tenant(view, "memberTenantId", f.member_tenant_id.as_ref())?;
+    let roles: BTreeMap<ObjectId, RoleState> = state::roles(view)?.into_iter().map(|r| (r.id, r)).collect();
+    for (i, id) in f.role_ids.iter().enumerate() {
+        if !roles.contains_key(id) {
+            return Err(Rejection::foreign_key(
+                &format!("roleIds/{i}"),
+                ObjectType::Role,
+                id.to_jmap(),
+                format!("role {id} does not exist"),
+            ));
+        }
+    }
+    // A cycle exists if `this` is reachable from the roles it would extend.
+    if let Some(this) = this {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<ObjectId> = f.role_ids.clone();
+        while let Some(id) = stack.pop() {
+            if id == this {
+                return Err(Rejection::validation("roleIds", Validation::Invalid, "a role cannot extend itself"));
+            }
+            if seen.insert(id)
+                && let Some(r) = roles.get(&id)
+            {
+                stack.extend(r.role_ids.iter().copied());
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CreateRole {
     pub(crate) fn decide(&self, view: &impl StateRead) -> Decision {
-        check_name(view, &self.name, None)?;
-        check_description("description", &self.description)?;
+        let f = &self.fields;
+        check(view, f, None)?;
         Ok(vec![Event::RoleCreated(RoleCreated {
             role_id: IdAllocator::new(view)?.allocate(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            permissions: normalized(&self.permissions),
+            name: None,
+            description: Some(f.description.clone()),
+            permissions: normalized(&f.enabled_permissions),
+            disabled_permissions: normalized(&f.disabled_permissions),
+            role_ids: normalized(&f.role_ids),
+            member_tenant_id: f.member_tenant_id.clone(),
         })])
     }
 }
@@ -65,19 +102,26 @@ impl CreateRole {
 impl UpdateRole {
     pub(crate) fn decide(&self, view: &impl StateRead) -> Decision {
         let role = state::role(view, self.id)?.ok_or(Rejection::NotFound { what: "role", id: self.id })?;
-        if let Some(name) = &self.name {
-            check_name(view, name, Some(self.id))?;
-        }
-        if let Some(d) = &self.description {
-            check_description("description", d)?;
-        }
+        let f = &self.fields;
+        check(view, f, Some(self.id))?;
         let update = RoleUpdated {
             role_id: self.id,
-            name: Change::requested(&self.name, &role.name),
-            description: Change::requested(&self.description, &role.description),
-            permissions: Change::requested(&self.permissions.as_deref().map(normalized), &role.permissions),
+            name: None,
+            description: Change::requested(&Some(Some(f.description.clone())), &role.description),
+            permissions: Change::requested(&Some(normalized(&f.enabled_permissions)), &role.permissions),
+            disabled_permissions: Change::requested(
+                &Some(normalized(&f.disabled_permissions)),
+                &role.disabled_permissions,
+            ),
+            role_ids: Change::requested(&Some(normalized(&f.role_ids)), &role.role_ids),
+            member_tenant_id: Change::requested(&Some(f.member_tenant_id.clone()), &role.member_tenant_id),
         };
-        if update.name.is_none() && update.description.is_none() && update.permissions.is_none() {
+        let unchanged = update.description.is_none()
+            && update.permissions.is_none()
+            && update.disabled_permissions.is_none()
+            && update.role_ids.is_none()
+            && update.member_tenant_id.is_none();
+        if unchanged {
             return Ok(vec![]);
         }
         Ok(vec![Event::RoleUpdated(update)])
@@ -87,13 +131,18 @@ impl UpdateRole {
 impl DestroyRole {
     pub(crate) fn decide(&self, view: &impl StateRead) -> Decision {
         let role = state::role(view, self.id)?.ok_or(Rejection::NotFound { what: "role", id: self.id })?;
-        let holders = state::role_holders(view, self.id)?;
-        if !holders.is_empty() {
+        let mut linked: Vec<(ObjectType, ObjectId)> =
+            state::role_holders(view, self.id)?.into_iter().map(|id| (ObjectType::Account, id)).collect();
+        linked.extend(
+            state::roles(view)?.into_iter().filter(|r| r.role_ids.contains(&self.id)).map(|r| (ObjectType::Role, r.id)),
+        );
+        if !linked.is_empty() {
+            linked.truncate(LINKED_SHOWN);
             return Err(Rejection::Linked {
-                linked: holders.into_iter().take(LINKED_SHOWN).map(|id| (ObjectType::Account, id)).collect(),
-                description: format!("role {:?} is still assigned", role.name),
+                linked,
+                description: format!("role {:?} is still assigned or extended", role.label()),
             });
         }
-        Ok(vec![Event::RoleDestroyed(RoleDestroyed { role_id: self.id, name: role.name })])
+        Ok(vec![Event::RoleDestroyed(RoleDestroyed { role_id: self.id, name: role.label() })])
     }
 }

@@ -208,7 +208,7 @@ async fn roles_modes_groups_and_precedence() {
     let (_, r) = server
         .call(
             "x:Role/set",
-            json!({"create": {"r": {"name": "reader", "permissions": ["sysAccountGet", "sysAccountQuery"]}}}),
+            json!({"create": {"r": {"description": "reader", "enabledPermissions": ["sysAccountGet", "sysAccountQuery"]}}}),
         )
         .await;
     let reader = r["created"]["r"]["id"].as_str().unwrap().to_owned();
@@ -575,5 +575,50 @@ async fn wrong_totp_codes_count_as_failures() {
     }
     let right = basic("carol@example.org", &format!("carol-password${}", totp.generate(now)));
     assert_eq!(status(&server, Some(&right), Some("203.0.113.70")).await.0, 429, "five wrong codes");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_extend_roles_their_disabled_permissions_win_and_cycles_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let d = server.domain("example.org").await;
+    let (_, r) = server
+        .call(
+            "x:Role/set",
+            json!({"create": {
+                "base": {"description": "base", "enabledPermissions": {"sysAccountGet": true, "sysAccountQuery": true}},
+                "wide": {"description": "wide", "roleIds": {"#base": true},
+                         "enabledPermissions": {"sysDomainGet": true}, "disabledPermissions": {"sysAccountQuery": true}}
+            }}),
+        )
+        .await;
+    let base = r["created"]["base"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let wide = r["created"]["wide"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    server
+        .account(json!({"@type": "User", "name": "nest", "domainId": d,
+            "credentials": [{"@type": "Password", "secret": "pw-for-nested-roles"}],
+            "roles": {"@type": "Custom", "roleIds": {(wide.clone()): true}}}))
+        .await;
+    let nest = basic("nest@example.org", "pw-for-nested-roles");
+    let (_, name, _) = server.call_as(&nest, "x:Account/get", json!({"ids": []})).await;
+    assert_eq!(name, "x:Account/get", "sysAccountGet comes from the role it extends");
+    let (_, name, _) = server.call_as(&nest, "x:Domain/get", json!({"ids": []})).await;
+    assert_eq!(name, "x:Domain/get");
+    let (_, name, _) = server.call_as(&nest, "x:Account/query", json!({})).await;
+    assert_eq!(name, "error", "the extending role disables what the base grants");
+
+    // base extending wide would be a cycle; destroying base, which wide extends, is linked.
+    let (_, r) =
+        server.call("x:Role/set", json!({"update": {(base.clone()): {"roleIds": {(wide.clone()): true}}}})).await;
+    assert_eq!(r["notUpdated"][&base]["type"], "validationFailed", "{r}");
+    let (_, r) = server.call("x:Role/set", json!({"destroy": [base]})).await;
+    assert_eq!(r["notDestroyed"][&base]["type"], "objectIsLinked", "{r}");
+    assert_eq!(r["notDestroyed"][&base]["linkedObjects"], json!([{"object": "Role", "id": wide}]));
+    let (_, r) = server.call("x:Role/set", json!({"create": {"x": {"roleIds": {"zz": true}}}})).await;
+    assert_eq!(r["notCreated"]["x"]["type"], "validationFailed", "a role needs its description: {r}");
+    let (_, r) =
+        server.call("x:Role/set", json!({"create": {"x": {"description": "x", "roleIds": {"zz": true}}}})).await;
+    assert_eq!(r["notCreated"]["x"]["type"], "invalidForeignKey", "{r}");
     server.stop().await;
 }

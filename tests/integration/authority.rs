@@ -10,7 +10,9 @@ use super::support::{TestServer, basic};
 
 /// Creates a role and returns its id.
 async fn role(server: &TestServer, name: &str, permissions: &[&str]) -> String {
-    let (_, r) = server.call("x:Role/set", json!({"create": {"r": {"name": name, "permissions": permissions}}})).await;
+    let (_, r) = server
+        .call("x:Role/set", json!({"create": {"r": {"description": name, "enabledPermissions": permissions}}}))
+        .await;
     r["created"]["r"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
 }
 
@@ -99,8 +101,7 @@ async fn a_role_editor_cannot_add_permissions_it_lacks_to_a_role_in_use() {
     let r = role(&server, "role-editor", &["sysRoleGet", "sysRoleUpdate"]).await;
     let (_, editor) =
         user_with_key(&server, "ed", &d, json!({"roles": {"@type": "Custom", "roleIds": [r]}}), inherit()).await;
-    let widened =
-        json!({"update": {&r: {"permissions": ["sysRoleGet", "sysRoleUpdate", "sysDomainCreate", "sysAuditExport"]}}});
+    let widened = json!({"update": {&r: {"enabledPermissions": ["sysRoleGet", "sysRoleUpdate", "sysDomainCreate", "sysAuditExport"]}}});
     let (_, _, answer) = server.call_as(&editor, "x:Role/set", widened).await;
     let error = refusal(&answer, "notUpdated", &r);
     assert_eq!(error["type"], "forbidden", "{answer}");
@@ -123,12 +124,14 @@ async fn a_role_editor_cannot_add_permissions_it_lacks_to_a_role_in_use() {
         )
         .await;
     server.account(json!({"@type": "User", "name": "member", "domainId": d, "memberGroupIds": [g]})).await;
-    let (_, _, answer) =
-        server.call_as(&editor, "x:Role/set", json!({"update": {&other: {"permissions": ["sysDomainCreate"]}}})).await;
+    let (_, _, answer) = server
+        .call_as(&editor, "x:Role/set", json!({"update": {&other: {"enabledPermissions": ["sysDomainCreate"]}}}))
+        .await;
     assert_eq!(refusal(&answer, "notUpdated", &other)["type"], "forbidden", "{answer}");
     // Narrowing a role is fine.
-    let (_, _, answer) =
-        server.call_as(&editor, "x:Role/set", json!({"update": {&other: {"permissions": ["sysRoleGet"]}}})).await;
+    let (_, _, answer) = server
+        .call_as(&editor, "x:Role/set", json!({"update": {&other: {"enabledPermissions": ["sysRoleGet"]}}}))
+        .await;
     assert!(answer["updated"].get(&other).is_some(), "{answer}");
     server.stop().await;
 }

@@ -289,7 +289,7 @@ async fn directory(dir: &std::path::Path, c: &mut Choices) -> Harness {
         let r = h
             .admin_call(
                 "x:Role/set",
-                json!({"create": {"r": {"name": format!("role{i}"), "permissions": c.subset(POOL)}}}),
+                json!({"create": {"r": {"description": format!("role{i}"), "enabledPermissions": c.subset(POOL)}}}),
             )
             .await;
         roles.push(r["created"]["r"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned());
@@ -417,7 +417,7 @@ async fn random_call(h: &Harness, c: &mut Choices) -> (&'static str, Value) {
             };
             ("x:Account/set", json!({"update": {user["id"].as_str().unwrap(): patch}}))
         }
-        4 => ("x:Role/set", json!({"update": {c.pick(&role_ids): {"permissions": c.subset(&universe())}}})),
+        4 => ("x:Role/set", json!({"update": {c.pick(&role_ids): {"enabledPermissions": c.subset(&universe())}}})),
         5 => {
             let n = c.below(1000);
             (

@@ -126,10 +126,16 @@ async fn reference_examples_run_verbatim() {
     assert_eq!(purged["expiredCredentialsRemoved"], 0);
 
     // Roles and domains through the same commands, by name.
-    ok(&server, &["create", "role", "--field", "name=helpdesk", "--field", r#"permissions=["sysAccountGet"]"#]);
-    ok(&server, &["update", "role", "helpdesk", "--field", r#"permissions=["sysAccountGet","sysAccountQuery"]"#]);
+    ok(
+        &server,
+        &["create", "role", "--field", "description=helpdesk", "--field", r#"enabledPermissions=["sysAccountGet"]"#],
+    );
+    ok(
+        &server,
+        &["update", "role", "helpdesk", "--field", r#"enabledPermissions=["sysAccountGet","sysAccountQuery"]"#],
+    );
     let role = json_of(&ok(&server, &["get", "role", "helpdesk"]));
-    assert_eq!(role["permissions"], json!({"sysAccountGet": true, "sysAccountQuery": true}));
+    assert_eq!(role["enabledPermissions"], json!({"sysAccountGet": true, "sysAccountQuery": true}));
     ok(&server, &["delete", "role", "--ids", "helpdesk"]);
     ok(&server, &["update", "domain", "example.org", "--field", "description=Primary"]);
     assert_eq!(json_of(&ok(&server, &["get", "domain", "example.org"]))["description"], "Primary");

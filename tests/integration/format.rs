@@ -64,15 +64,15 @@ async fn write_format_fixture() {
         .call(
             "x:Role/set",
             json!({"create": {
-                "helpdesk": {"name": "helpdesk", "description": "Front line",
-                             "permissions": ["sysAccountGet", "sysAccountQuery", "sysAccountUpdate"]},
-                "temp": {"name": "temp", "permissions": []}}}),
+                "helpdesk": {"description": "helpdesk",
+                             "enabledPermissions": ["sysAccountGet", "sysAccountQuery", "sysAccountUpdate"]},
+                "temp": {"description": "temp", "enabledPermissions": []}}}),
         )
         .await;
     let helpdesk = r["created"]["helpdesk"]["id"].as_str().unwrap().to_owned();
     let temp = r["created"]["temp"]["id"].as_str().unwrap().to_owned();
     let (_, r) = server
-        .call("x:Role/set", json!({"update": {(helpdesk.clone()): {"name": "help-desk"}}, "destroy": [temp]}))
+        .call("x:Role/set", json!({"update": {(helpdesk.clone()): {"description": "help-desk"}}, "destroy": [temp]}))
         .await;
     ok(&r, "updated");
 

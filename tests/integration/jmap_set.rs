@@ -225,7 +225,7 @@ async fn creation_ids_resolve_in_keys_and_in_every_id_value() {
     let body = server
         .request(json!([
             ["x:Domain/set", {"create": {"d1": {"name": "example.org"}}}, "c1"],
-            ["x:Role/set", {"create": {"r1": {"name": "helpdesk", "permissions": ["sysAccountGet"]}}}, "c2"],
+            ["x:Role/set", {"create": {"r1": {"description": "helpdesk", "enabledPermissions": ["sysAccountGet"]}}}, "c2"],
             ["x:Account/set", {"create": {
                 "g1": {"@type": "Group", "name": "staff", "domainId": "#d1"},
                 "u1": {"@type": "User", "name": "alice", "domainId": "#d1", "memberGroupIds": ["#g1"],

@@ -282,10 +282,13 @@ async fn history_outlives_the_account_and_names_resolve_everywhere() {
     ok(ledger(&url, &["create", "domain", "--field", "name=example.org"]));
     let refused = failed(ledger(
         &url,
-        &["create", "role", "--field", "name=typo", "--field", r#"permissions=["sysAccountGte"]"#],
+        &["create", "role", "--field", "description=typo", "--field", r#"enabledPermissions=["sysAccountGte"]"#],
     ));
     assert!(refused.contains("sysAccountGte") && refused.contains("not a known permission"), "{refused}");
-    ok(ledger(&url, &["create", "role", "--data", r#"{"name": "helpdesk", "permissions": ["sysAccountGet"]}"#]));
+    ok(ledger(
+        &url,
+        &["create", "role", "--data", r#"{"description": "helpdesk", "enabledPermissions": ["sysAccountGet"]}"#],
+    ));
     let bob: Value = serde_json::from_str(&ok(ledger(
         &url,
         &[

@@ -164,9 +164,12 @@ fn one_of_each() -> Vec<Event> {
         DomainDestroyed { domain_id: dom, name: "example.org".parse().unwrap() }.into(),
         RoleCreated {
             role_id: ObjectId(9),
-            name: "helpdesk".into(),
+            name: None,
             description: Some("Resets passwords".into()),
             permissions: vec!["sysAccountGet".parse().unwrap(), "sysAccountUpdate".parse().unwrap()],
+            disabled_permissions: vec!["sysAccountDestroy".parse().unwrap()],
+            role_ids: vec![ObjectId(8)],
+            member_tenant_id: Some("t1".parse().unwrap()),
         }
         .into(),
         RoleUpdated {
@@ -174,6 +177,9 @@ fn one_of_each() -> Vec<Event> {
             name: None,
             description: None,
             permissions: Change::between(vec![], vec!["sysAccountQuery".parse().unwrap()]),
+            disabled_permissions: Change::between(vec!["sysAccountDestroy".parse().unwrap()], vec![]),
+            role_ids: Change::between(vec![ObjectId(8)], vec![]),
+            member_tenant_id: Change::between(Some("t1".parse().unwrap()), None),
         }
         .into(),
         RoleDestroyed { role_id: ObjectId(9), name: "helpdesk".into() }.into(),

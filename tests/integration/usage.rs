@@ -12,7 +12,10 @@ const STORE_PASSWORD: &str = "mail-store-password";
 async fn setup(server: &TestServer) -> (String, String, String) {
     let d = server.domain("example.org").await;
     let (_, r) = server
-        .call("x:Role/set", json!({"create": {"r": {"name": "mailstore", "permissions": ["sysAccountReportUsage"]}}}))
+        .call(
+            "x:Role/set",
+            json!({"create": {"r": {"description": "mailstore", "enabledPermissions": ["sysAccountReportUsage"]}}}),
+        )
         .await;
     let role = r["created"]["r"]["id"].as_str().unwrap().to_owned();
     let store = server

@@ -1,62 +1,95 @@
-//! `x:Role`: a named permission list (`id`, `name`, `description`,
-//! `permissions`) that accounts with `{"@type": "Custom", "roleIds": [...]}`
-//! roles receive. This file is the whole of the type's JMAP side: its commands
-//! (`CreateRole`, `UpdateRole`, `DestroyRole`) and events (`RoleCreated`, …)
-//! are all else a new type needs.
+//! `x:Role` in Stalwart 0.16's shape: `description` (its label),
+//! `enabledPermissions`, `disabledPermissions`, `roleIds` (the roles it
+//! extends) and `memberTenantId`. Accounts with `{"@type": "Custom",
+//! "roleIds": {...}}` roles receive what it grants. This file is the whole of
+//! the type's JMAP side: its commands (`CreateRole`, `UpdateRole`,
+//! `DestroyRole`) and events (`RoleCreated`, …) are all else a type needs.
 
 use ledger_events::ObjectType;
-use ledger_events::values::{ObjectId, Permission};
+use ledger_events::values::{ExternalId, ObjectId, Permission};
 use ledger_projections::query::{Filter, Sort, SortKey};
 use ledger_projections::{RoleState, StateRead, state};
 use serde_json::{Map, Value, json};
 
 use super::property::{Property, StringFormat, WireType};
 use super::{
-    JmapObject, Named, ParseContext, filter_named, permissions, query_named, refuse_server_set, sort_named, take_fixed,
+    JmapObject, Named, ParseContext, filter_named, permissions, query_named, refuse_server_set, resolve_id, sort_named,
+    take_fixed,
 };
-use crate::command::{Command, CreateRole, DestroyRole, UpdateRole};
+use crate::command::{Command, CreateRole, DestroyRole, RoleFields, UpdateRole};
 use crate::jmap::context::CreatedIds;
 use crate::jmap::error::{MethodError, SetError};
 use crate::jmap::object::account::MAX_PERMISSIONS;
 
 pub(crate) struct Role;
 
-struct Fields {
-    name: String,
-    description: Option<String>,
-    permissions: Vec<Permission>,
-}
+/// Roles one role may extend.
+const MAX_ROLE_IDS: usize = 100;
 
-fn parse(mut object: Map<String, Value>) -> Result<Fields, SetError> {
-    let name = match object.remove("name") {
-        Some(Value::String(s)) => s,
-        _ => return Err(SetError::invalid("name", "name is required (a string)")),
-    };
-    let description = match object.remove("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(SetError::invalid("description", "description must be a string or null")),
-    };
-    let permissions = match object.remove("permissions") {
-        None | Some(Value::Null) => vec![],
+fn permission_list(property: &str, value: Option<Value>) -> Result<Vec<Permission>, SetError> {
+    match value {
+        None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(items)) if items.len() > MAX_PERMISSIONS => {
-            return Err(SetError::too_large("permissions", MAX_PERMISSIONS));
+            Err(SetError::too_large(property, MAX_PERMISSIONS))
         }
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
             .map(|(i, v)| {
                 v.as_str().filter(|s| crate::auth::catalogue::is_known(s)).and_then(|s| s.parse().ok()).ok_or_else(
-                    || SetError::invalid(&format!("permissions/{i}"), format!("{v} is not a known permission")),
+                    || SetError::invalid(&format!("{property}/{i}"), format!("{v} is not a known permission")),
                 )
             })
+            .collect(),
+        Some(_) => Err(SetError::invalid(property, format!("{property} must be a set of permissions"))),
+    }
+}
+
+fn parse(mut object: Map<String, Value>, ids: &CreatedIds) -> Result<RoleFields, SetError> {
+    let description = match object.remove("description") {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => return Err(SetError::required("description")),
+        Some(_) => return Err(SetError::invalid("description", "description must be a string")),
+    };
+    let enabled_permissions = permission_list("enabledPermissions", object.remove("enabledPermissions"))?;
+    let disabled_permissions = permission_list("disabledPermissions", object.remove("disabledPermissions"))?;
+    let role_ids = match object.remove("roleIds") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) if items.len() > MAX_ROLE_IDS => {
+            return Err(SetError::too_large("roleIds", MAX_ROLE_IDS));
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| resolve_id(&format!("roleIds/{i}"), v, ids))
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(SetError::invalid("permissions", "permissions must be an array")),
+        Some(_) => return Err(SetError::invalid("roleIds", "roleIds must be a set of role ids")),
+    };
+    let member_tenant_id = match object.remove("memberTenantId") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            resolve_tenant(&v, ids)
+                .ok_or_else(|| SetError::invalid("memberTenantId", "memberTenantId must be a tenant id"))?,
+        ),
     };
     if let Some(unknown) = object.keys().next() {
         return Err(SetError::invalid(unknown, format!("{unknown} is not a Role property")));
     }
-    Ok(Fields { name, description, permissions })
+    Ok(RoleFields { description, enabled_permissions, disabled_permissions, role_ids, member_tenant_id })
+}
+
+/// A `memberTenantId` value: a tenant id, or `#creationId` of one created earlier.
+pub(crate) fn resolve_tenant(value: &Value, ids: &CreatedIds) -> Option<ExternalId> {
+    let raw = value.as_str()?;
+    let resolved = match raw.strip_prefix('#') {
+        Some(_) => ids.resolve(raw).ok()?.to_jmap(),
+        None => raw.to_owned(),
+    };
+    resolved.parse().ok()
+}
+
+fn names(list: &[Permission]) -> Vec<&str> {
+    list.iter().map(Permission::as_str).collect()
 }
 
 impl JmapObject for Role {
@@ -66,17 +99,31 @@ impl JmapObject for Role {
     const PLURAL: &'static str = "roles";
     const LABEL_PROPERTY: Option<&'static str> = Some("description");
     const COLUMNS: &'static [&'static str] = &["description"];
-    const DESCRIPTION: &'static str = "Defines a named set of permissions that can be assigned to accounts.";
+    const DESCRIPTION: &'static str =
+        "Defines a named set of permissions that can be assigned to accounts, groups, or tenants.";
     const PROPERTIES: &'static [Property] = &[
         Property::id(),
-        Property::new("name", WireType::String(StringFormat::String), "Name of the role, unique").required(),
-        Property::new("description", WireType::String(StringFormat::String), "Description of the role").nullable(),
+        Property::new("description", WireType::String(StringFormat::String), "Description of the role").required(),
         Property::new(
-            "permissions",
+            "enabledPermissions",
             WireType::Set(&WireType::Enum("Permission")),
-            "Permissions that accounts with this role receive",
+            "List of permissions that are explicitly enabled.",
         )
         .default("[]"),
+        Property::new(
+            "disabledPermissions",
+            WireType::Set(&WireType::Enum("Permission")),
+            "List of permissions that are explicitly disabled, even if they would be granted otherwise.",
+        )
+        .default("[]"),
+        Property::new("roleIds", WireType::Set(&WireType::ObjectId("x:Role")), "List of roles this role extends")
+            .default("[]"),
+        Property::new(
+            "memberTenantId",
+            WireType::ObjectId("x:Tenant"),
+            "Identifier for the tenant this role belongs to",
+        )
+        .nullable(),
     ];
 
     permissions!("sysRole");
@@ -92,31 +139,30 @@ impl JmapObject for Role {
     fn render(r: &RoleState) -> Map<String, Value> {
         let mut out = Map::new();
         out.insert("id".into(), json!(r.id.to_jmap()));
-        out.insert("name".into(), json!(r.name));
-        out.insert("description".into(), json!(r.description));
-        out.insert("permissions".into(), json!(r.permissions.iter().map(Permission::as_str).collect::<Vec<_>>()));
+        out.insert("description".into(), json!(r.label()));
+        out.insert("enabledPermissions".into(), json!(names(&r.permissions)));
+        out.insert("disabledPermissions".into(), json!(names(&r.disabled_permissions)));
+        out.insert("roleIds".into(), json!(r.role_ids.iter().map(|id| id.to_jmap()).collect::<Vec<_>>()));
+        out.insert("memberTenantId".into(), json!(r.member_tenant_id.as_ref().map(ExternalId::as_str)));
         out
     }
 
-    fn parse_create(object: Map<String, Value>, _: &mut ParseContext<'_>) -> Result<Command, SetError> {
+    fn tenant(r: &RoleState) -> Option<&ExternalId> {
+        r.member_tenant_id.as_ref()
+    }
+
+    fn parse_create(object: Map<String, Value>, ctx: &mut ParseContext<'_>) -> Result<Command, SetError> {
         refuse_server_set::<Self>(&object)?;
-        let f = parse(object)?;
-        Ok(Command::CreateRole(CreateRole { name: f.name, description: f.description, permissions: f.permissions }))
+        Ok(Command::CreateRole(CreateRole { fields: parse(object, ctx.ids)? }))
     }
 
     fn parse_update(
         current: &RoleState,
         mut patched: Map<String, Value>,
-        _: &mut ParseContext<'_>,
+        ctx: &mut ParseContext<'_>,
     ) -> Result<Command, SetError> {
         take_fixed::<Self>(&mut patched, &Self::render(current), None)?;
-        let f = parse(patched)?;
-        Ok(Command::UpdateRole(UpdateRole {
-            id: current.id,
-            name: Some(f.name),
-            description: Some(f.description),
-            permissions: Some(f.permissions),
-        }))
+        Ok(Command::UpdateRole(UpdateRole { id: current.id, fields: parse(patched, ctx.ids)? }))
     }
 
     fn destroy(id: ObjectId) -> Command {
@@ -124,18 +170,27 @@ impl JmapObject for Role {
     }
 
     fn filter(key: &str, value: &Value, _: &CreatedIds) -> Result<Option<Filter>, MethodError> {
+        if key == "description" {
+            return filter_named("text", value);
+        }
+        if key == "memberTenantId" {
+            return Ok(Some(Filter::MemberTenantId(super::filter_text(key, value)?)));
+        }
         filter_named(key, value)
     }
 
     fn sort_key(property: &str) -> Option<SortKey> {
+        if property == "description" {
+            return Some(SortKey::Name);
+        }
         sort_named(property)
     }
 
-    /// Roles are few: filtered and sorted in memory.
+    /// Roles are few: filtered and sorted in memory (by their label).
     fn query(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> Result<Vec<ObjectId>, MethodError> {
         let named = state::roles(view)?
             .into_iter()
-            .map(|r| Named { id: r.id, name: r.name, description: r.description, tenant: None })
+            .map(|r| Named { id: r.id, name: r.label(), description: None, tenant: r.member_tenant_id.clone() })
             .collect();
         Ok(query_named(named, filter, sort))
     }
