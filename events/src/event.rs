@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AccountKind, AllowedIps, Change, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind,
-    Quotas, Roles,
+    Quotas, Roles, TenantQuotas,
 };
 use crate::values::{
     DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
@@ -371,6 +371,44 @@ pub struct RoleDestroyed {
     pub name: String,
 }
 
+/// A tenant (`x:Tenant`) came into existence: accounts, domains and roles
+/// name it by its id in `memberTenantId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantCreated {
+    pub tenant_id: ObjectId,
+    pub name: String,
+    pub logo: Option<String>,
+    pub roles: Roles,
+    pub permissions: Permissions,
+    pub quotas: TenantQuotas,
+    pub created_at: UtcDateTime,
+}
+
+/// Fields of a tenant changed; only the changed ones are present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantUpdated {
+    pub tenant_id: ObjectId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Change<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<Change<Option<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Change<Roles>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Change<Permissions>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Change<TenantQuotas>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantDestroyed {
+    pub tenant_id: ObjectId,
+    pub name: String,
+}
+
 macro_rules! catalogue {
     ($($variant:ident),* $(,)?) => {
         /// One fact in the log. The variant name is the event type stored in the header.
@@ -435,6 +473,9 @@ catalogue! {
     RoleCreated,
     RoleUpdated,
     RoleDestroyed,
+    TenantCreated,
+    TenantUpdated,
+    TenantDestroyed,
     AccountErased,
     ChangesTrimmed,
 }
@@ -445,10 +486,11 @@ pub enum ObjectType {
     Account,
     Domain,
     Role,
+    Tenant,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 3] = [ObjectType::Account, ObjectType::Domain, ObjectType::Role];
+    pub const ALL: [ObjectType; 4] = [ObjectType::Account, ObjectType::Domain, ObjectType::Role, ObjectType::Tenant];
 
     /// The JMAP object name (`x:Account`, …), as Stalwart's management API names it.
     pub const fn jmap_name(self) -> &'static str {
@@ -456,6 +498,7 @@ impl ObjectType {
             ObjectType::Account => "x:Account",
             ObjectType::Domain => "x:Domain",
             ObjectType::Role => "x:Role",
+            ObjectType::Tenant => "x:Tenant",
         }
     }
 
@@ -465,6 +508,7 @@ impl ObjectType {
             ObjectType::Account => b'A',
             ObjectType::Domain => b'D',
             ObjectType::Role => b'R',
+            ObjectType::Tenant => b'T',
         }
     }
 }
@@ -476,6 +520,7 @@ impl Event {
             Event::AccountCreated(e) => Some((ObjectType::Account, e.account_id)),
             Event::DomainCreated(e) => Some((ObjectType::Domain, e.domain_id)),
             Event::RoleCreated(e) => Some((ObjectType::Role, e.role_id)),
+            Event::TenantCreated(e) => Some((ObjectType::Tenant, e.tenant_id)),
             _ => None,
         }
     }
@@ -510,6 +555,9 @@ impl Event {
             RoleCreated(e) => (ObjectType::Role, e.role_id),
             RoleUpdated(e) => (ObjectType::Role, e.role_id),
             RoleDestroyed(e) => (ObjectType::Role, e.role_id),
+            TenantCreated(e) => (ObjectType::Tenant, e.tenant_id),
+            TenantUpdated(e) => (ObjectType::Tenant, e.tenant_id),
+            TenantDestroyed(e) => (ObjectType::Tenant, e.tenant_id),
         })
     }
 }

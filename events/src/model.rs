@@ -158,6 +158,51 @@ impl fmt::Display for QuotaKind {
 /// Limits per quota kind; an absent key means no limit.
 pub type Quotas = BTreeMap<QuotaKind, u64>;
 
+macro_rules! tenant_quota_kinds {
+    ($($variant:ident => $wire:literal),* $(,)?) => {
+        /// Stalwart's `TenantStorageQuota` enum: what a tenant may hold.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum TenantQuotaKind {
+            $(#[serde(rename = $wire)] $variant,)*
+        }
+
+        impl TenantQuotaKind {
+            pub const ALL: &'static [TenantQuotaKind] = &[$(TenantQuotaKind::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(TenantQuotaKind::$variant => $wire,)* }
+            }
+        }
+
+        impl FromStr for TenantQuotaKind {
+            type Err = InvalidValue;
+            fn from_str(s: &str) -> Result<Self, InvalidValue> {
+                match s {
+                    $($wire => Ok(TenantQuotaKind::$variant),)*
+                    _ => Err(InvalidValue(format!("{s:?} is not a TenantStorageQuota"))),
+                }
+            }
+        }
+    };
+}
+
+tenant_quota_kinds! {
+    MaxAccounts => "maxAccounts",
+    MaxGroups => "maxGroups",
+    MaxDomains => "maxDomains",
+    MaxMailingLists => "maxMailingLists",
+    MaxRoles => "maxRoles",
+    MaxOauthClients => "maxOauthClients",
+    MaxDkimKeys => "maxDkimKeys",
+    MaxDnsServers => "maxDnsServers",
+    MaxDirectories => "maxDirectories",
+    MaxAcmeProviders => "maxAcmeProviders",
+    MaxDiskQuota => "maxDiskQuota",
+}
+
+/// A tenant's limits per kind; an absent key means no limit.
+pub type TenantQuotas = BTreeMap<TenantQuotaKind, u64>;
+
 /// The `@type` of a Credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CredentialKind {

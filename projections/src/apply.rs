@@ -12,7 +12,7 @@ use ledger_events::{Event, ObjectType, RecordHeader};
 use crate::changes::{ChangeEntry, ChangeKind};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState};
+use crate::state::{self, AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState, TenantState};
 use crate::view::{Mutation, Space, StateRead};
 use ledger_events::model::{CredentialKind, Roles};
 
@@ -44,6 +44,15 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
             let old = state::role(view, id)?;
             let new = fold_role(old.clone(), event).map_err(fail)?;
             put_object(&mut out, Space::Roles, id, new.as_ref().map(to_json));
+        }
+        ObjectType::Tenant => {
+            let old = state::tenant(view, id)?;
+            let new = fold_tenant(old, event).map_err(fail)?;
+            // A tenant's principals see changes to their own tenant.
+            if let Ok(own) = id.to_jmap().parse::<ExternalId>() {
+                belongs(Some(&own));
+            }
+            put_object(&mut out, Space::Tenants, id, new.as_ref().map(to_json));
         }
         ObjectType::Domain => {
             let old = state::domain(view, id)?;
@@ -148,6 +157,7 @@ fn allocated_id(event: &Event) -> Option<ObjectId> {
         Event::DomainCreated(e) => Some(e.domain_id),
         Event::CredentialAdded(e) => Some(e.credential_id),
         Event::RoleCreated(e) => Some(e.role_id),
+        Event::TenantCreated(e) => Some(e.tenant_id),
         _ => None,
     }
 }
@@ -262,6 +272,42 @@ fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>,
         (Some(_), Event::RoleDestroyed(_)) => Ok(None),
         (None, _) => Err("role does not exist"),
         (Some(_), _) => Err("not a role event"),
+    }
+}
+
+fn fold_tenant(old: Option<TenantState>, event: &Event) -> Result<Option<TenantState>, &'static str> {
+    match (old, event) {
+        (None, Event::TenantCreated(e)) => Ok(Some(TenantState {
+            id: e.tenant_id,
+            name: e.name.clone(),
+            logo: e.logo.clone(),
+            roles: e.roles.clone(),
+            permissions: e.permissions.clone(),
+            quotas: e.quotas.clone(),
+            created_at: e.created_at,
+        })),
+        (Some(_), Event::TenantCreated(_)) => Err("tenant already exists"),
+        (Some(mut t), Event::TenantUpdated(e)) => {
+            if let Some(c) = &e.name {
+                t.name = c.new.clone();
+            }
+            if let Some(c) = &e.logo {
+                t.logo = c.new.clone();
+            }
+            if let Some(c) = &e.roles {
+                t.roles = c.new.clone();
+            }
+            if let Some(c) = &e.permissions {
+                t.permissions = c.new.clone();
+            }
+            if let Some(c) = &e.quotas {
+                t.quotas = c.new.clone();
+            }
+            Ok(Some(t))
+        }
+        (Some(_), Event::TenantDestroyed(_)) => Ok(None),
+        (None, _) => Err("tenant does not exist"),
+        (Some(_), _) => Err("not a tenant event"),
     }
 }
 

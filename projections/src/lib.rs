@@ -22,7 +22,7 @@ pub use crate::{
     apply::{apply, apply_erased, fold_account, search_words, words},
     changes::{ChangeEntry, ChangeKind},
     error::{Error, Result},
-    state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState},
+    state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState, TenantState},
     store::{KEYSPACES, Projections},
     view::{Empty, Entry, Mutation, Overlay, Savepoint, SnapshotView, StateRead},
 };

@@ -72,7 +72,7 @@ pub fn rebuild(db: &Database, log: &EventLog, projections: &Projections) -> Resu
     let meta = projections.keyspace(Space::Meta);
     meta.insert(keys::META_REBUILDING, seq_key(0))?;
     db.persist(PersistMode::SyncAll)?;
-    for space in [Space::Accounts, Space::Domains, Space::Roles, Space::Index, Space::Changes] {
+    for space in [Space::Accounts, Space::Domains, Space::Roles, Space::Tenants, Space::Index, Space::Changes] {
         projections.keyspace(space).clear()?;
     }
     let stale: Vec<_> = db.snapshot().iter(meta).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;

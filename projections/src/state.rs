@@ -8,7 +8,7 @@ use ledger_events::ObjectType;
 use ledger_events::codec::{self, from_json};
 use ledger_events::model::{
     AccountKind, AllowedIps, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Quotas,
-    Roles,
+    Roles, TenantQuotas,
 };
 use ledger_events::values::{
     DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
@@ -112,6 +112,20 @@ pub struct DomainState {
     pub member_tenant_id: Option<ExternalId>,
 }
 
+/// A tenant as it is now (`proj_tenants`): Stalwart's `x:Tenant`.
+#[allow(missing_docs, reason = "each field is the x:Tenant property of that name, camelCase on the wire")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantState {
+    pub id: ObjectId,
+    pub name: String,
+    pub logo: Option<String>,
+    pub roles: Roles,
+    pub permissions: Permissions,
+    pub quotas: TenantQuotas,
+    pub created_at: UtcDateTime,
+}
+
 /// A role as it is now (`proj_roles`): a named permission list.
 #[allow(
     missing_docs,
@@ -207,6 +221,26 @@ pub fn address_owner(view: &impl StateRead, address: &str) -> Result<Option<(Obj
         return Ok(None);
     };
     Ok(keys::decode_address_value(&raw))
+}
+
+/// The tenant with `id`, `None` if there is none.
+pub fn tenant(view: &impl StateRead, id: ObjectId) -> Result<Option<TenantState>> {
+    object(view, Space::Tenants, id)
+}
+
+/// Every tenant, in id order.
+pub fn tenants(view: &impl StateRead) -> Result<Vec<TenantState>> {
+    objects(view, Space::Tenants)
+}
+
+/// Up to `limit` tenant ids, in id order.
+pub fn tenant_ids(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>> {
+    object_ids(view, Space::Tenants, limit)
+}
+
+/// Up to `limit` accounts of tenant `tenant` (its `memberTenantId` value), in id order.
+pub fn tenant_accounts(view: &impl StateRead, tenant: &str, limit: usize) -> Result<Vec<ObjectId>> {
+    ids_under(view, &keys::tenant_prefix(tenant), limit)
 }
 
 /// The role with `id`, `None` if there is none.

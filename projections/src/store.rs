@@ -7,10 +7,11 @@ use crate::view::{Entry, Mutation, SnapshotView, Space};
 
 /// The names of the projection keyspaces in the fjall database (their layouts
 /// are this crate's own; docs/ARCHITECTURE.md lists them).
-pub const KEYSPACES: [&str; 6] = [
+pub const KEYSPACES: [&str; 7] = [
     Space::Accounts.keyspace_name(),
     Space::Domains.keyspace_name(),
     Space::Roles.keyspace_name(),
+    Space::Tenants.keyspace_name(),
     Space::Index.keyspace_name(),
     Space::Changes.keyspace_name(),
     Space::Meta.keyspace_name(),
@@ -22,6 +23,7 @@ pub struct Projections {
     accounts: Keyspace,
     domains: Keyspace,
     roles: Keyspace,
+    tenants: Keyspace,
     index: Keyspace,
     changes: Keyspace,
     meta: Keyspace,
@@ -35,6 +37,7 @@ impl Projections {
             accounts: open(Space::Accounts)?,
             domains: open(Space::Domains)?,
             roles: open(Space::Roles)?,
+            tenants: open(Space::Tenants)?,
             index: open(Space::Index)?,
             changes: open(Space::Changes)?,
             meta: open(Space::Meta)?,
@@ -46,6 +49,7 @@ impl Projections {
             Space::Accounts => &self.accounts,
             Space::Domains => &self.domains,
             Space::Roles => &self.roles,
+            Space::Tenants => &self.tenants,
             Space::Index => &self.index,
             Space::Changes => &self.changes,
             Space::Meta => &self.meta,
@@ -53,7 +57,7 @@ impl Projections {
     }
 
     /// Every projection keyspace, for flushing and compaction.
-    pub fn keyspaces(&self) -> [&Keyspace; 6] {
+    pub fn keyspaces(&self) -> [&Keyspace; 7] {
         Space::ALL.map(|space| self.keyspace(space))
     }
 

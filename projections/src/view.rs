@@ -24,20 +24,22 @@ pub enum Space {
     Accounts,
     Domains,
     Roles,
+    Tenants,
     Index,
     Changes,
     Meta,
 }
 
 impl Space {
-    pub(crate) const ALL: [Space; 6] =
-        [Space::Accounts, Space::Domains, Space::Roles, Space::Index, Space::Changes, Space::Meta];
+    pub(crate) const ALL: [Space; 7] =
+        [Space::Accounts, Space::Domains, Space::Roles, Space::Tenants, Space::Index, Space::Changes, Space::Meta];
 
     pub(crate) const fn keyspace_name(self) -> &'static str {
         match self {
             Space::Accounts => "proj_accounts",
             Space::Domains => "proj_domains",
             Space::Roles => "proj_roles",
+            Space::Tenants => "proj_tenants",
             Space::Index => "proj_index",
             Space::Changes => "proj_changes",
             Space::Meta => "proj_meta",

@@ -524,7 +524,17 @@ pub(crate) fn effective_permissions(
             }
         }
     }
-    Ok(permissions::effective(account, &groups, &|id| roles.get(&id).cloned()))
+    let mut set = permissions::effective(account, &groups, &|id| roles.get(&id).cloned());
+    // What the account's tenant disables is disabled for it (a tenant only
+    // ever takes rights away: see `command::tenant`).
+    if let Some(tenant) = account.member_tenant_id.as_ref().and_then(|t| ObjectId::from_jmap(t.as_str()))
+        && let Some(tenant) = state::tenant(view, tenant)?
+        && let ledger_events::model::Permissions::Merge(list) | ledger_events::model::Permissions::Replace(list) =
+            &tenant.permissions
+    {
+        set.denied.extend(permissions::PermissionSet::of(&list.disabled_permissions));
+    }
+    Ok(set)
 }
 
 /// What role `id` grants with every role it extends, transitively (each

@@ -99,7 +99,7 @@ impl PermissionSet {
         self
     }
 
-    fn of(list: &[Permission]) -> BTreeSet<String> {
+    pub(crate) fn of(list: &[Permission]) -> BTreeSet<String> {
         list.iter().map(|p| p.as_str().to_owned()).collect()
     }
 

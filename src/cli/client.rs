@@ -17,6 +17,7 @@ pub enum Kind {
     Account,
     Domain,
     Role,
+    Tenant,
 }
 
 impl Kind {
@@ -26,6 +27,7 @@ impl Kind {
             Kind::Account => "account",
             Kind::Domain => "domain",
             Kind::Role => "role",
+            Kind::Tenant => "tenant",
         }
     }
 
@@ -35,6 +37,7 @@ impl Kind {
             Kind::Account => ObjectType::Account,
             Kind::Domain => ObjectType::Domain,
             Kind::Role => ObjectType::Role,
+            Kind::Tenant => ObjectType::Tenant,
         };
         object.jmap_name()
     }
@@ -431,7 +434,7 @@ async fn by_name(client: &Client, object: Kind, given: &str) -> anyhow::Result<V
             }
             (name, filter)
         }
-        Kind::Domain | Kind::Role => (lowered.clone(), json!({"name": given})),
+        Kind::Domain | Kind::Role | Kind::Tenant => (lowered.clone(), json!({"name": given})),
     };
     if name.is_empty() {
         return Ok(Vec::new());

@@ -25,7 +25,8 @@ impl FromStr for Target {
             "account/group" => Target { kind: Kind::Account, account_type: Some("Group") },
             "domain" => Target { kind: Kind::Domain, account_type: None },
             "role" => Target { kind: Kind::Role, account_type: None },
-            _ => return Err(format!("{s:?}: expected account/user, account/group, domain or role")),
+            "tenant" => Target { kind: Kind::Tenant, account_type: None },
+            _ => return Err(format!("{s:?}: expected account/user, account/group, domain, role or tenant")),
         })
     }
 }
@@ -231,9 +232,12 @@ pub(super) async fn run(client: &Client, out: &Output, work: Work) -> anyhow::Re
     Ok(())
 }
 
-/// Lets names stand where ids are expected: `domainId`, `memberGroupIds`, and
-/// alias `domainId`s.
+/// Lets names stand where ids are expected: `domainId`, `memberGroupIds`,
+/// `roleIds`, alias `domainId`s and `memberTenantId` (a tenant's name).
 async fn resolve_references(client: &Client, object: Kind, map: &mut Map<String, Value>) -> anyhow::Result<()> {
+    if let Some(Value::String(t)) = map.get_mut("memberTenantId") {
+        *t = resolve(client, Kind::Tenant, t).await?;
+    }
     if object != Kind::Account {
         return Ok(());
     }

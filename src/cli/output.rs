@@ -203,7 +203,8 @@ fn default_columns(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Account => &["id", "@type", "emailAddress", "description"],
         Kind::Domain => &["id", "name", "description"],
-        Kind::Role => &["id", "name", "permissions"],
+        Kind::Role => &["id", "description", "enabledPermissions"],
+        Kind::Tenant => &["id", "name", "createdAt"],
     }
 }
 

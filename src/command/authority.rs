@@ -112,8 +112,9 @@ impl Held {
 }
 
 /// The accounts whose rights `events` may change: each account an event is
-/// about, the members of each group among them, and every holder (directly or
-/// through a group) of a role an event changes.
+/// about, the members of each group among them, every holder (directly or
+/// through a group) of a role an event changes or of a role extending it, and
+/// every account of a tenant an event changes.
 pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSet<ObjectId>, Rejection> {
     let mut subjects = BTreeSet::new();
     let mut roles = BTreeSet::new();
@@ -124,6 +125,11 @@ pub(crate) fn touched(view: &impl StateRead, events: &[Event]) -> Result<BTreeSe
             }
             Some((ObjectType::Role, id)) if !matches!(event, Event::RoleCreated(_)) => {
                 roles.insert(id);
+            }
+            // A tenant's disabled permissions bind its accounts: lifting one
+            // gives them back a right.
+            Some((ObjectType::Tenant, id)) if matches!(event, Event::TenantUpdated(_)) => {
+                subjects.extend(state::tenant_accounts(view, &id.to_jmap(), usize::MAX)?);
             }
             _ => {}
         }

@@ -1,6 +1,6 @@
 //! CreateAccount: a User or Group with its aliases, credentials and group memberships.
 
-use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, Quotas, Roles};
+use ledger_events::model::{AccountKind, EncryptionAtRest, Permissions, Quotas, Roles, TenantQuotaKind};
 use ledger_events::values::{EmailLocalPart, ExternalId, Locale, ObjectId, TimeZoneName, email_address};
 use ledger_events::{AccountCreated, AliasAdded, Event, GroupMembershipChanged};
 use ledger_projections::StateRead;
@@ -87,6 +87,10 @@ impl CreateAccount {
         }
         check_roles(view, &self.roles)?;
         let tenant = self.member_tenant_id.as_ref();
+        super::check_tenant(view, "memberTenantId", tenant)?;
+        let room =
+            if self.kind == AccountKind::Group { TenantQuotaKind::MaxGroups } else { TenantQuotaKind::MaxAccounts };
+        super::tenant::check_room(view, tenant, room)?;
         let domain = tenant_domain(view, "domainId", self.domain_id, tenant)?;
         let address = email_address(&self.name, &domain.name);
         check_address_free(view, None, &address, "name")?;

@@ -17,6 +17,12 @@ pub struct CreateDomain {
 impl CreateDomain {
     pub(crate) fn decide(&self, view: &impl StateRead, ctx: &DecideContext) -> Decision {
         check_description("description", &self.description)?;
+        super::check_tenant(view, "memberTenantId", self.member_tenant_id.as_ref())?;
+        super::tenant::check_room(
+            view,
+            self.member_tenant_id.as_ref(),
+            ledger_events::model::TenantQuotaKind::MaxDomains,
+        )?;
         if let Some(existing) = state::domain_by_name(view, &self.name)? {
             return Err(Rejection::AlreadyExists {
                 existing: ObjectType::Domain,

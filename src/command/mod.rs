@@ -14,6 +14,7 @@ mod erase_account;
 mod purge;
 mod report_usage;
 mod role;
+mod tenant;
 mod trim_changes;
 mod update_account;
 mod update_domain;
@@ -32,6 +33,7 @@ pub use erase_account::EraseAccount;
 pub use purge::PurgeExpiredCredentials;
 pub use report_usage::{ReportUsage, UsageAccepted, UsageChange, UsagePlan, UsageReport};
 pub use role::{CreateRole, DestroyRole, RoleFields, UpdateRole};
+pub use tenant::{CreateTenant, DestroyTenant, TenantFields, UpdateTenant};
 pub use trim_changes::TrimChanges;
 pub use update_account::UpdateAccount;
 pub use update_domain::UpdateDomain;
@@ -48,6 +50,9 @@ pub enum Command {
     CreateRole(CreateRole),
     UpdateRole(UpdateRole),
     DestroyRole(DestroyRole),
+    CreateTenant(CreateTenant),
+    UpdateTenant(UpdateTenant),
+    DestroyTenant(DestroyTenant),
     PurgeExpiredCredentials(PurgeExpiredCredentials),
     EraseAccount(EraseAccount),
     TrimChanges(TrimChanges),
@@ -149,6 +154,9 @@ pub(crate) fn decide(command: &Command, view: &impl StateRead, ctx: &DecideConte
         Command::CreateRole(c) => c.decide(view),
         Command::UpdateRole(c) => c.decide(view),
         Command::DestroyRole(c) => c.decide(view),
+        Command::CreateTenant(c) => c.decide(view, ctx),
+        Command::UpdateTenant(c) => c.decide(view),
+        Command::DestroyTenant(c) => c.decide(view),
         Command::PurgeExpiredCredentials(c) => c.decide(view, ctx),
         Command::EraseAccount(c) => c.decide(view),
         Command::TrimChanges(c) => c.decide(view),
@@ -172,14 +180,23 @@ impl IdAllocator {
     }
 }
 
-/// Checks that `memberTenantId` names a tenant that exists (issue 17: tenants
-/// are objects now). Replaced by the `x:Tenant` check below when tenants land.
+/// Checks that a `memberTenantId` names an `x:Tenant` that exists
+/// (`invalidForeignKey` otherwise).
 pub(crate) fn check_tenant(
-    _view: &impl StateRead,
-    _property: &str,
-    _tenant: Option<&ledger_events::values::ExternalId>,
+    view: &impl StateRead,
+    property: &str,
+    tenant: Option<&ledger_events::values::ExternalId>,
 ) -> Result<(), Rejection> {
-    Ok(())
+    let Some(tenant) = tenant else { return Ok(()) };
+    let exists = match ObjectId::from_jmap(tenant.as_str()) {
+        Some(id) => state::tenant(view, id)?.is_some(),
+        None => false,
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(Rejection::foreign_key(property, ObjectType::Tenant, tenant, format!("tenant {tenant} does not exist")))
+    }
 }
 
 /// Objects an `objectIsLinked` refusal names at most.

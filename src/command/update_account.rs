@@ -95,6 +95,7 @@ impl UpdateAccount {
         if tenant == old.member_tenant_id.as_ref() {
             return Ok(());
         }
+        super::check_tenant(view, "memberTenantId", tenant)?;
         if old.kind == AccountKind::Group && state::group_has_members(view, self.id)? {
             return Err(Rejection::StillReferenced {
                 description: "a group with members cannot change tenant".to_owned(),

@@ -27,6 +27,9 @@ impl UpdateDomain {
             description: Change::requested(&self.description, &domain.description),
             member_tenant_id: Change::requested(&self.member_tenant_id, &domain.member_tenant_id),
         };
+        if let Some(change) = &update.member_tenant_id {
+            super::check_tenant(view, "memberTenantId", change.new.as_ref())?;
+        }
         if update.member_tenant_id.is_some() && state::domain_in_use(view, self.id)? {
             return Err(Rejection::StillReferenced {
                 description: "a domain accounts or aliases use cannot change tenant".to_owned(),

@@ -297,19 +297,19 @@ async fn roles_modes_groups_and_precedence() {
 async fn tenant_admins_see_and_change_only_their_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
+    let (t1, t2) = (server.tenant("t1").await, server.tenant("t2").await);
     let d = server.domain("example.org").await;
     let tenant_domain = |name: &str, tenant: &str| json!({"create": {"d": {"name": name, "memberTenantId": tenant}}});
-    let (_, r) = server.call("x:Domain/set", tenant_domain("one.example", "t1")).await;
+    let (_, r) = server.call("x:Domain/set", tenant_domain("one.example", &t1)).await;
     let d1 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
-    let (_, r) = server.call("x:Domain/set", tenant_domain("two.example", "t2")).await;
+    let (_, r) = server.call("x:Domain/set", tenant_domain("two.example", &t2)).await;
     let d2 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
     server
-        .account(json!({"@type": "User", "name": "t1admin", "domainId": d1, "memberTenantId": "t1", "roles": {"@type": "Admin"},
+        .account(json!({"@type": "User", "name": "t1admin", "domainId": d1, "memberTenantId": t1, "roles": {"@type": "Admin"},
             "credentials": [{"@type": "Password", "secret": "tenant-pw"}]}))
         .await;
-    let mine = server.account(json!({"@type": "User", "name": "mine", "domainId": d1, "memberTenantId": "t1"})).await;
-    let theirs =
-        server.account(json!({"@type": "User", "name": "theirs", "domainId": d2, "memberTenantId": "t2"})).await;
+    let mine = server.account(json!({"@type": "User", "name": "mine", "domainId": d1, "memberTenantId": t1})).await;
+    let theirs = server.account(json!({"@type": "User", "name": "theirs", "domainId": d2, "memberTenantId": t2})).await;
     let global = server.account(json!({"@type": "User", "name": "global", "domainId": d})).await;
     let t = basic("t1admin@one.example", "tenant-pw");
     let (_, _, q) = server.call_as(&t, "x:Account/query", json!({})).await;
@@ -328,17 +328,17 @@ async fn tenant_admins_see_and_change_only_their_tenant() {
                 "update": {(theirs.clone()): {"description": "x"}, (mine.clone()): {"description": "ok"}},
                 "destroy": [global],
                 "create": {"n": {"@type": "User", "name": "newbie", "domainId": d1},
-                           "bad": {"@type": "User", "name": "sneaky", "domainId": d1, "memberTenantId": "t2"}}
+                           "bad": {"@type": "User", "name": "sneaky", "domainId": d1, "memberTenantId": t2}}
             }),
         )
         .await;
     assert_eq!(s["notUpdated"][&theirs]["type"], "notFound");
     assert_eq!(s["updated"], json!({ (mine.clone()): null }));
     assert_eq!(s["notDestroyed"][&global]["type"], "notFound");
-    assert_eq!(s["created"]["n"]["memberTenantId"], "t1", "new accounts land in the tenant");
+    assert_eq!(s["created"]["n"]["memberTenantId"], json!(t1), "new accounts land in the tenant");
     assert_eq!(s["notCreated"]["bad"]["type"], "forbidden");
     let (_, _, s) =
-        server.call_as(&t, "x:Account/set", json!({"update": {(mine.clone()): {"memberTenantId": "t2"}}})).await;
+        server.call_as(&t, "x:Account/set", json!({"update": {(mine.clone()): {"memberTenantId": t2}}})).await;
     assert_eq!(s["notUpdated"][&mine]["type"], "forbidden");
     // Domains are assigned to tenants by a global administrator: a tenant reads
     // its own, and creates or changes none.
@@ -439,13 +439,14 @@ async fn repeated_failures_from_one_address_are_rate_limited_alone() {
 async fn a_bare_name_logs_in_the_one_account_without_a_tenant_that_has_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
+    let t1 = server.tenant("t1").await;
     let (_, app_password, _) = user_with_credentials(&server, json!({})).await;
     let (_, r) =
-        server.call("x:Domain/set", json!({"create": {"d": {"name": "t1.example", "memberTenantId": "t1"}}})).await;
+        server.call("x:Domain/set", json!({"create": {"d": {"name": "t1.example", "memberTenantId": t1}}})).await;
     let d1 = r["created"]["d"]["id"].as_str().unwrap().to_owned();
     let bare = basic("alice", &app_password);
     assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200);
-    server.account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": "t1"})).await;
+    server.account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": t1})).await;
     assert_eq!(status(&server, Some(&bare), Some("192.0.2.30")).await.0, 200, "a tenant's alice changes nothing");
     server.stop().await;
 }

@@ -43,7 +43,8 @@ const POOL: &[&str] = &[
 ];
 /// A permission no generated role, account or key holds.
 const UNLISTED: &str = "sysQueuedMessageGet";
-const TENANTS: &[Option<&str>] = &[None, Some("t1"), Some("t2")];
+/// The tenants objects are placed in: none, and two `x:Tenant`s.
+const TENANTS: [Option<&str>; 3] = [None, Some("t1"), Some("t2")];
 const RANGES: &[&[&str]] = &[&[], &["127.0.0.1/32"], &["10.0.0.0/8"], &["10.1.0.0/16"]];
 /// Far enough that nothing expires during a case.
 const EXPIRIES: &[Option<&str>] = &[None, Some("2090-01-01T00:00:00Z"), Some("2080-01-01T00:00:00Z")];
@@ -96,6 +97,8 @@ struct Harness {
     /// Every id a tenant ever had an object under (objects may move).
     ever: BTreeMap<String, BTreeSet<Option<String>>>,
     log: Vec<String>,
+    /// [`TENANTS`] by id: `None`, then the two tenants' ids.
+    tenants: Vec<Option<String>>,
 }
 
 fn admin() -> Arc<Principal> {
@@ -273,16 +276,27 @@ async fn directory(dir: &std::path::Path, c: &mut Choices) -> Harness {
         ..Default::default()
     };
     let (app, _) = ledger::http::AppState::open(ledger, dir, &config, ledger::jmap::ServicesConfig::default()).unwrap();
-    let mut h = Harness { app, admin: admin(), keys: Vec::new(), ever: BTreeMap::new(), log: Vec::new() };
+    let mut h =
+        Harness { app, admin: admin(), keys: Vec::new(), ever: BTreeMap::new(), log: Vec::new(), tenants: Vec::new() };
+    for name in TENANTS {
+        let id = match name {
+            Some(name) => {
+                let r = h.admin_call("x:Tenant/set", json!({"create": {"t": {"name": name}}})).await;
+                Some(r["created"]["t"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned())
+            }
+            None => None,
+        };
+        h.tenants.push(id);
+    }
     let mut domains = Vec::new();
-    for (i, tenant) in TENANTS.iter().enumerate() {
+    for (i, tenant) in h.tenants.clone().iter().enumerate() {
         let r = h
             .admin_call(
                 "x:Domain/set",
                 json!({"create": {"d": {"name": format!("dom{i}.example"), "memberTenantId": tenant}}}),
             )
             .await;
-        domains.push((r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned(), *tenant));
+        domains.push((r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned(), tenant.clone()));
     }
     let mut roles = Vec::new();
     for i in 0..3 {
@@ -380,7 +394,7 @@ async fn random_call(h: &Harness, c: &mut Choices) -> (&'static str, Value) {
                 0 => json!({"roles": user_roles(c, &role_ids)}),
                 1 => json!({"permissions": mode(c)}),
                 2 => json!({"memberGroupIds": groups.iter().filter(|_| c.chance()).collect::<Vec<_>>()}),
-                3 => json!({"memberTenantId": c.pick(TENANTS)}),
+                3 => json!({"memberTenantId": c.pick(&h.tenants)}),
                 _ => json!({"description": "changed"}),
             };
             ("x:Account/set", json!({"update": {id: patch}}))
@@ -391,7 +405,7 @@ async fn random_call(h: &Harness, c: &mut Choices) -> (&'static str, Value) {
             (
                 "x:Account/set",
                 json!({"create": {"n": {"@type": "User", "name": format!("new{n}"),
-                "domainId": c.pick(&domain_ids), "memberTenantId": c.pick(TENANTS), "roles": user_roles(c, &role_ids),
+                "domainId": c.pick(&domain_ids), "memberTenantId": c.pick(&h.tenants), "roles": user_roles(c, &role_ids),
                 "permissions": mode(c), "memberGroupIds": member, "credentials": [api_key(c)]}}}),
             )
         }
@@ -422,7 +436,7 @@ async fn random_call(h: &Harness, c: &mut Choices) -> (&'static str, Value) {
             let n = c.below(1000);
             (
                 "x:Domain/set",
-                json!({"create": {"d": {"name": format!("new{n}.example"), "memberTenantId": c.pick(TENANTS)}}}),
+                json!({"create": {"d": {"name": format!("new{n}.example"), "memberTenantId": c.pick(&h.tenants)}}}),
             )
         }
         6 => ("x:Account/set", json!({"destroy": [c.pick(&ids)]})),

@@ -52,6 +52,7 @@ async fn reference_examples_run_verbatim() {
     ok(&server, &["create", "domain", "--field", "name=example.org"]);
 
     // stalwart-cli create account/user, with <Domain id> and <Tenant id> filled in.
+    ok(&server, &["create", "tenant", "--field", "name=t1"]);
     let created = json_of(&ok(
         &server,
         &[

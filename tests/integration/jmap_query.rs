@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 use super::support::{TestServer, redact, snapshot_settings};
 
 struct Directory {
+    /// The tenant alice is in.
+    t1: String,
     d1: String,
     d2: String,
     group: String,
@@ -15,11 +17,12 @@ struct Directory {
 }
 
 async fn directory(server: &TestServer) -> Directory {
+    let t1 = server.tenant("t1").await;
     let d1 = server.domain("example.org").await;
     let d2 = server.domain("example.net").await;
     let group = server.account(json!({"@type": "Group", "name": "sales-team", "domainId": d1})).await;
     let alice = server
-        .account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": "t1",
+        .account(json!({"@type": "User", "name": "alice", "domainId": d1, "memberTenantId": t1,
             "memberGroupIds": [group], "description": "Sales lead"}))
         .await;
     let bob = server.account(json!({"@type": "User", "name": "bob", "domainId": d2})).await;
@@ -30,7 +33,7 @@ async fn directory(server: &TestServer) -> Directory {
         .await;
     let dave =
         server.account(json!({"@type": "User", "name": "dave", "domainId": d2, "memberGroupIds": [group]})).await;
-    Directory { d1, d2, group, alice, bob, carol, dave }
+    Directory { t1, d1, d2, group, alice, bob, carol, dave }
 }
 
 async fn ids(server: &TestServer, args: Value) -> Vec<String> {
@@ -43,7 +46,7 @@ async fn ids(server: &TestServer, args: Value) -> Vec<String> {
 async fn query_filters_sorts_and_windows() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    let Directory { d1, d2, group, alice, bob, carol, dave } = directory(&server).await;
+    let Directory { t1, d1, d2, group, alice, bob, carol, dave } = directory(&server).await;
     let all = vec![group.clone(), alice.clone(), bob.clone(), carol.clone(), dave.clone()];
     assert_eq!(ids(&server, json!({})).await, all, "default order is creation order");
     assert_eq!(ids(&server, json!({"filter": {"text": "sales"}})).await, [group.clone(), alice.clone()]);
@@ -51,7 +54,7 @@ async fn query_filters_sorts_and_windows() {
     assert_eq!(ids(&server, json!({"filter": {"name": "CA"}})).await, vec![carol.clone()]);
     assert_eq!(ids(&server, json!({"filter": {"domainId": d1}})).await, [group.clone(), alice.clone(), carol.clone()]);
     assert_eq!(ids(&server, json!({"filter": {"domainId": d2}})).await, [bob.clone(), dave.clone()]);
-    assert_eq!(ids(&server, json!({"filter": {"memberTenantId": "t1"}})).await, vec![alice.clone()]);
+    assert_eq!(ids(&server, json!({"filter": {"memberTenantId": t1}})).await, vec![alice.clone()]);
     assert_eq!(ids(&server, json!({"filter": {"memberGroupIds": group}})).await, [alice.clone(), dave.clone()]);
     assert_eq!(ids(&server, json!({"filter": {"@type": "Group"}})).await, vec![group.clone()]);
     assert_eq!(

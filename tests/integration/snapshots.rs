@@ -183,6 +183,29 @@ fn one_of_each() -> Vec<Event> {
         }
         .into(),
         RoleDestroyed { role_id: ObjectId(9), name: "helpdesk".into() }.into(),
+        TenantCreated {
+            tenant_id: ObjectId(11),
+            name: "Acme".into(),
+            logo: None,
+            roles: Roles::Custom { role_ids: vec!["j".parse().unwrap()] },
+            permissions: Permissions::Merge(PermissionsList {
+                enabled_permissions: vec![],
+                disabled_permissions: vec!["sysDomainCreate".parse().unwrap()],
+            }),
+            quotas: [(TenantQuotaKind::MaxAccounts, 100)].into(),
+            created_at: "2026-11-30T12:00:00Z".parse().unwrap(),
+        }
+        .into(),
+        TenantUpdated {
+            tenant_id: ObjectId(11),
+            name: Change::between("Acme".to_owned(), "Acme Corp".to_owned()),
+            logo: Change::between(None, Some("https://acme.example/logo.png".into())),
+            roles: None,
+            permissions: None,
+            quotas: Change::between([(TenantQuotaKind::MaxAccounts, 100)].into(), [].into()),
+        }
+        .into(),
+        TenantDestroyed { tenant_id: ObjectId(11), name: "Acme Corp".into() }.into(),
         AccountErased {
             account_id: acct,
             erased: vec![ErasedRecord {

@@ -114,10 +114,11 @@ async fn push_needs_a_read_permission_and_ends_when_its_key_goes() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let d = server.domain("example.org").await;
+    let t1 = server.tenant("t1").await;
     let (_, r) = server
         .call(
             "x:Account/set",
-            json!({"create": {"u": {"@type": "User", "name": "plain", "domainId": d, "memberTenantId": "t1",
+            json!({"create": {"u": {"@type": "User", "name": "plain", "domainId": d, "memberTenantId": t1,
                 "credentials": [{"@type": "AppPassword", "description": "p", "permissions": {"@type": "Inherit"}}]}}}),
         )
         .await;

@@ -321,6 +321,12 @@ impl TestServer {
         (response[0].as_str().unwrap().to_owned(), response[1].clone())
     }
 
+    /// Creates an `x:Tenant` and returns its id (what `memberTenantId` names).
+    pub(super) async fn tenant(&self, name: &str) -> String {
+        let (_, r) = self.call("x:Tenant/set", serde_json::json!({"create": {"t": {"name": name}}})).await;
+        r["created"]["t"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+    }
+
     /// Creates a domain and returns its id.
     pub(super) async fn domain(&self, name: &str) -> String {
         let (_, r) = self.call("x:Domain/set", serde_json::json!({"create": {"d": {"name": name}}})).await;

@@ -10,6 +10,9 @@ struct World {
     server: TestServer,
     /// The Bearer header of t1's administrator.
     t1: String,
+    /// The ids of tenants t1 and t2.
+    tn1: String,
+    tn2: String,
     d1: String,
     d2: String,
     /// A group and a user of t2.
@@ -19,7 +22,9 @@ struct World {
 
 async fn world(dir: &std::path::Path) -> World {
     let server = TestServer::start(dir).await;
-    let domain = |name: &'static str, tenant: &'static str| {
+    let tn1 = server.tenant("t1").await;
+    let tn2 = server.tenant("t2").await;
+    let domain = |name: &'static str, tenant: String| {
         let server = &server;
         async move {
             let (_, r) =
@@ -27,23 +32,23 @@ async fn world(dir: &std::path::Path) -> World {
             r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
         }
     };
-    let d1 = domain("one.example", "t1").await;
-    let d2 = domain("two.example", "t2").await;
+    let d1 = domain("one.example", tn1.clone()).await;
+    let d2 = domain("two.example", tn2.clone()).await;
     let (_, r) = server
         .call(
             "x:Account/set",
-            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": "t1",
+            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": tn1,
                 "roles": {"@type": "Admin"},
                 "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
         )
         .await;
     let t1 = format!("Bearer {}", r["created"]["a"]["credentials"]["0"]["secret"].as_str().unwrap());
-    let g2 = server.account(json!({"@type": "Group", "name": "staff", "domainId": d2, "memberTenantId": "t2"})).await;
+    let g2 = server.account(json!({"@type": "Group", "name": "staff", "domainId": d2, "memberTenantId": tn2})).await;
     let u2 = server
-        .account(json!({"@type": "User", "name": "postmaster", "domainId": d2, "memberTenantId": "t2",
+        .account(json!({"@type": "User", "name": "postmaster", "domainId": d2, "memberTenantId": tn2,
             "aliases": [{"name": "billing", "domainId": d2}]}))
         .await;
-    World { server, t1, d1, d2, g2, u2 }
+    World { server, t1, tn1, tn2, d1, d2, g2, u2 }
 }
 
 /// The error of one `/set` item, with the id it names replaced, so the
@@ -163,12 +168,12 @@ async fn changes_and_query_changes_show_a_tenant_only_its_own() {
     let domain_state = dq["state"].as_str().unwrap().to_owned();
     // t2 creates, updates and destroys; t1 creates one account.
     let new2 =
-        w.server.account(json!({"@type": "User", "name": "new2", "domainId": w.d2, "memberTenantId": "t2"})).await;
+        w.server.account(json!({"@type": "User", "name": "new2", "domainId": w.d2, "memberTenantId": w.tn2})).await;
     w.server.call("x:Account/set", json!({"update": {&w.u2: {"description": "changed"}}})).await;
     w.server.call("x:Account/set", json!({"destroy": [&w.g2]})).await;
     w.server.call("x:Domain/set", json!({"update": {&w.d2: {"description": "t2's"}}})).await;
     let new1 =
-        w.server.account(json!({"@type": "User", "name": "new1", "domainId": w.d1, "memberTenantId": "t1"})).await;
+        w.server.account(json!({"@type": "User", "name": "new1", "domainId": w.d1, "memberTenantId": w.tn1})).await;
     let (_, _, c) = w.server.call_as(&w.t1, "x:Account/changes", json!({"sinceState": start})).await;
     assert_eq!((&c["created"], &c["updated"], &c["destroyed"]), (&json!([new1]), &json!([]), &json!([])), "{c}");
     let (_, _, qc) = w.server.call_as(&w.t1, "x:Account/queryChanges", json!({"sinceQueryState": query_state})).await;
@@ -212,7 +217,7 @@ async fn push_tells_a_tenant_only_of_its_own_changes() {
     // t2 changes first, then t1: the first StateChange t1 hears must be its
     // own, carrying the state after t1's change.
     w.server.call("x:Account/set", json!({"update": {&w.u2: {"description": "t2 only"}}})).await;
-    w.server.account(json!({"@type": "User", "name": "mine", "domainId": w.d1, "memberTenantId": "t1"})).await;
+    w.server.account(json!({"@type": "User", "name": "mine", "domainId": w.d1, "memberTenantId": w.tn1})).await;
     let (_, now) = w.server.call("x:Account/get", json!({"ids": []})).await;
     let state = now["state"].as_str().unwrap().to_owned();
     let seen = read_events(&mut push, |s| s.contains("StateChange")).await;
@@ -228,14 +233,14 @@ async fn history_shows_a_tenant_only_its_own_time_and_actors() {
     let w = world(dir.path()).await;
     let mover = w
         .server
-        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": "t2",
+        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": w.tn2,
             "description": "t2 internal", "aliases": [{"name": "ceo-private", "domainId": w.d2}], "memberGroupIds": [w.g2]}))
         .await;
     let (_, r) = w
         .server
         .call(
             "x:Account/set",
-            json!({"update": {&mover: {"memberTenantId": "t1", "domainId": w.d1, "aliases": [], "memberGroupIds": [],
+            json!({"update": {&mover: {"memberTenantId": w.tn1, "domainId": w.d1, "aliases": [], "memberGroupIds": [],
                 "description": null}}}),
         )
         .await;
@@ -266,14 +271,14 @@ async fn as_of_inside_a_commit_reads_the_state_after_it() {
     let w = world(dir.path()).await;
     let mover = w
         .server
-        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": "t2",
+        .account(json!({"@type": "User", "name": "mover", "domainId": w.d2, "memberTenantId": w.tn2,
             "aliases": [{"name": "secret-alias", "domainId": w.d2}], "memberGroupIds": [w.g2]}))
         .await;
     let before = w.server.ledger.read().last_seq;
     w.server
         .call(
             "x:Account/set",
-            json!({"update": {&mover: {"memberTenantId": "t1", "domainId": w.d1, "aliases": [], "memberGroupIds": []}}}),
+            json!({"update": {&mover: {"memberTenantId": w.tn1, "domainId": w.d1, "aliases": [], "memberGroupIds": []}}}),
         )
         .await;
     let end = w.server.ledger.read().last_seq;
@@ -290,11 +295,12 @@ async fn as_of_inside_a_commit_reads_the_state_after_it() {
 async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(dir.path(), |config| config.limits.max_objects_in_get = 3).await;
+    let (tn1, tn2) = (server.tenant("t1").await, server.tenant("t2").await);
     let (_, r) = server
         .call(
             "x:Domain/set",
-            json!({"create": {"a": {"name": "one.example", "memberTenantId": "t1"},
-        "b": {"name": "two.example", "memberTenantId": "t2"}}}),
+            json!({"create": {"a": {"name": "one.example", "memberTenantId": tn1},
+        "b": {"name": "two.example", "memberTenantId": tn2}}}),
         )
         .await;
     let (d1, d2) =
@@ -302,7 +308,7 @@ async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
     let (_, r) = server
         .call(
             "x:Account/set",
-            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": "t1",
+            json!({"create": {"a": {"@type": "User", "name": "admin", "domainId": d1, "memberTenantId": tn1,
                 "roles": {"@type": "Admin"},
                 "credentials": [{"@type": "ApiKey", "description": "t1", "permissions": {"@type": "Inherit"}}]}}}),
         )
@@ -310,7 +316,7 @@ async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
     let t1 = format!("Bearer {}", r["created"]["a"]["credentials"]["0"]["secret"].as_str().unwrap());
     for i in 0..5 {
         server
-            .account(json!({"@type": "User", "name": format!("other{i}"), "domainId": d2, "memberTenantId": "t2"}))
+            .account(json!({"@type": "User", "name": format!("other{i}"), "domainId": d2, "memberTenantId": tn2}))
             .await;
     }
     let (_, _, all) = server.call_as(&t1, "x:Account/get", json!({"ids": null})).await;
@@ -327,5 +333,72 @@ async fn get_without_ids_and_push_reconnects_count_only_the_tenants_own() {
         .unwrap();
     let first = read_events(&mut push, |s| s.contains("\n\n")).await;
     assert!(first.contains("event: ping") && !first.contains("StateChange"), "{first}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_are_objects_that_member_tenant_ids_must_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let (_, r) = server
+        .call(
+            "x:Tenant/set",
+            json!({"create": {"t": {"name": "Acme", "quotas": {"maxAccounts": 1, "maxDomains": 1},
+                "permissions": {"@type": "Merge", "disabledPermissions": {"sysDomainGet": true}}}}}),
+        )
+        .await;
+    let acme = r["created"]["t"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert_eq!(r["created"]["t"]["usedDiskQuota"], 0, "server-set properties come back: {r}");
+    let (_, r) = server.call("x:Tenant/set", json!({"create": {"t": {"name": "acme"}}})).await;
+    assert_eq!(r["notCreated"]["t"]["type"], "primaryKeyViolation", "{r}");
+    assert_eq!(r["notCreated"]["t"]["objectId"], json!({"object": "Tenant", "id": acme}));
+
+    // memberTenantId must name a tenant.
+    let (_, r) =
+        server.call("x:Domain/set", json!({"create": {"d": {"name": "x.example", "memberTenantId": "zz"}}})).await;
+    assert_eq!(r["notCreated"]["d"]["type"], "invalidForeignKey", "{r}");
+    assert_eq!(r["notCreated"]["d"]["objectId"], json!({"object": "Tenant", "id": "zz"}));
+    let (_, r) = server
+        .call(
+            "x:Domain/set",
+            json!({"create": {"d": {"name": "acme.example", "memberTenantId": acme},
+            "e": {"name": "more.example", "memberTenantId": acme}}}),
+        )
+        .await;
+    let d = r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert_eq!(r["notCreated"]["e"]["type"], "overQuota", "maxDomains 1: {r}");
+
+    // An account of the tenant: its maxAccounts, and what the tenant disables.
+    let (_, r) = server
+        .call(
+            "x:Account/set",
+            json!({"create": {
+                "a": {"@type": "User", "name": "ops", "domainId": d, "memberTenantId": acme, "roles": {"@type": "Admin"},
+                      "credentials": {"0": {"@type": "Password", "secret": "acme-ops-passphrase"}}},
+                "b": {"@type": "User", "name": "two", "domainId": d, "memberTenantId": acme}}}),
+        )
+        .await;
+    let ops = r["created"]["a"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert_eq!(r["notCreated"]["b"]["type"], "overQuota", "maxAccounts 1: {r}");
+    let login = super::support::basic("ops@acme.example", "acme-ops-passphrase");
+    let (_, name, answer) = server.call_as(&login, "x:Domain/get", json!({"ids": null})).await;
+    assert_eq!((name.as_str(), &answer["type"]), ("error", &json!("forbidden")), "the tenant disables it: {answer}");
+    let (_, name, _) = server.call_as(&login, "x:Account/get", json!({"ids": [ops]})).await;
+    assert_eq!(name, "x:Account/get");
+
+    // A tenant with members cannot go; its disk usage is its accounts'.
+    let (_, r) = server
+        .call("x:Account/reportUsage", json!({"reports": [{"id": ops, "quota": "maxDiskQuota", "used": 4096}]}))
+        .await;
+    assert!(r.get("type").is_none(), "{r}");
+    let (_, got) = server.call("x:Tenant/get", json!({"ids": [acme]})).await;
+    assert_eq!(got["list"][0]["usedDiskQuota"], 4096, "{got}");
+    assert_eq!(got["list"][0]["quotas"], json!({"maxAccounts": 1, "maxDomains": 1}));
+    let (_, r) = server.call("x:Tenant/set", json!({"destroy": [acme]})).await;
+    let linked = &r["notDestroyed"][&acme];
+    assert_eq!(linked["type"], "objectIsLinked", "{r}");
+    assert!(linked["linkedObjects"].as_array().unwrap().contains(&json!({"object": "Account", "id": ops})), "{r}");
+    let (_, q) = server.call("x:Tenant/query", json!({"filter": {"name": "ac"}})).await;
+    assert_eq!(q["ids"], json!([acme]));
     server.stop().await;
 }

@@ -279,7 +279,8 @@ impl<O: JmapObject> Access<'_, O> {
     }
 }
 
-/// The `#creation` ids an object refers to.
+/// The `#creation` ids an object refers to: in values, and in the keys of
+/// sets in map form (`{"#r1": true}`).
 fn references(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) => {
@@ -288,7 +289,10 @@ fn references(value: &Value, out: &mut Vec<String>) {
             }
         }
         Value::Array(items) => items.iter().for_each(|v| references(v, out)),
-        Value::Object(map) => map.values().for_each(|v| references(v, out)),
+        Value::Object(map) => {
+            out.extend(map.keys().filter_map(|k| k.strip_prefix('#')).map(str::to_owned));
+            map.values().for_each(|v| references(v, out));
+        }
         _ => {}
     }
 }
@@ -488,7 +492,7 @@ mod tests {
 
     #[test]
     fn creates_come_after_what_they_refer_to_and_cycles_keep_their_order() {
-        let create = json!({"a": {"x": "#b"}, "b": {"x": ["#c", "#c"]}, "c": {}, "d": {"x": "#e"}, "e": {"x": "#d"},
+        let create = json!({"a": {"x": "#b"}, "b": {"x": {"#c": true}}, "c": {}, "d": {"x": "#e"}, "e": {"x": "#d"},
             "f": {"x": "#f"}, "g": {"x": "#missing"}});
         let Value::Object(create) = create else { unreachable!() };
         let order: Vec<String> = creation_order(create).into_iter().map(|(k, _)| k).collect();

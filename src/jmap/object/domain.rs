@@ -28,13 +28,10 @@ fn description(value: Option<Value>) -> Result<Option<String>, SetError> {
     }
 }
 
-fn tenant(value: Option<Value>) -> Result<Option<ExternalId>, SetError> {
+fn tenant(value: Option<Value>, ids: &CreatedIds) -> Result<Option<ExternalId>, SetError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            s.parse().map(Some).map_err(|e| SetError::invalid("memberTenantId", format!("memberTenantId: {e}")))
-        }
-        Some(_) => Err(SetError::invalid("memberTenantId", "memberTenantId must be an id or null")),
+        Some(v) => super::resolve_tenant(&v, ids).map(Some),
     }
 }
 
@@ -91,7 +88,7 @@ impl JmapObject for Domain {
         d.member_tenant_id.as_ref()
     }
 
-    fn parse_create(mut object: Map<String, Value>, _: &mut ParseContext<'_>) -> Result<Command, SetError> {
+    fn parse_create(mut object: Map<String, Value>, ctx: &mut ParseContext<'_>) -> Result<Command, SetError> {
         refuse_server_set::<Self>(&object)?;
         let name = match object.remove("name") {
             Some(Value::String(s)) => s.parse().map_err(|e| SetError::invalid_value("name", format!("{e}")))?,
@@ -99,7 +96,7 @@ impl JmapObject for Domain {
             _ => return Err(SetError::invalid("name", "name must be a domain name (a string)")),
         };
         let description = description(object.remove("description"))?;
-        let member_tenant_id = tenant(object.remove("memberTenantId"))?;
+        let member_tenant_id = tenant(object.remove("memberTenantId"), ctx.ids)?;
         no_others(&object)?;
         Ok(Command::CreateDomain(CreateDomain { name, description, member_tenant_id }))
     }
@@ -107,11 +104,11 @@ impl JmapObject for Domain {
     fn parse_update(
         current: &DomainState,
         mut patched: Map<String, Value>,
-        _: &mut ParseContext<'_>,
+        ctx: &mut ParseContext<'_>,
     ) -> Result<Command, SetError> {
         take_fixed::<Self>(&mut patched, &Self::render(current), None)?;
         let description = description(patched.remove("description"))?;
-        let member_tenant_id = tenant(patched.remove("memberTenantId"))?;
+        let member_tenant_id = tenant(patched.remove("memberTenantId"), ctx.ids)?;
         no_others(&patched)?;
         Ok(Command::UpdateDomain(UpdateDomain {
             id: current.id,

@@ -9,6 +9,7 @@ pub(crate) mod account;
 pub(crate) mod domain;
 pub(crate) mod property;
 pub(crate) mod role;
+pub(crate) mod tenant;
 
 use std::collections::HashMap;
 
@@ -53,6 +54,10 @@ macro_rules! with_object {
             }
             ledger_events::ObjectType::Role => {
                 type $object = $crate::jmap::object::role::Role;
+                $body
+            }
+            ledger_events::ObjectType::Tenant => {
+                type $object = $crate::jmap::object::tenant::Tenant;
                 $body
             }
         }
@@ -302,6 +307,19 @@ pub(crate) fn filter_text(key: &str, value: &Value) -> Result<String, MethodErro
 pub(crate) fn resolve_id(property: &str, value: &Value, ids: &CreatedIds) -> Result<ObjectId, SetError> {
     let raw = value.as_str().ok_or_else(|| SetError::invalid(property, format!("{property} must be an id string")))?;
     ids.resolve(raw).map_err(|e: UnresolvedId| SetError::invalid(property, e.to_string()))
+}
+
+/// A `memberTenantId` value: a tenant id, or the `#creationId` of a tenant
+/// created earlier in the request (`invalidProperties` otherwise; whether the
+/// tenant exists is the decide layer's `invalidForeignKey`).
+pub(crate) fn resolve_tenant(value: &Value, ids: &CreatedIds) -> Result<ExternalId, SetError> {
+    let bad = |why: String| SetError::invalid("memberTenantId", why);
+    let raw = value.as_str().ok_or_else(|| bad("memberTenantId must be a tenant id or null".into()))?;
+    let resolved = match raw.strip_prefix('#') {
+        Some(_) => ids.resolve(raw).map_err(|e: UnresolvedId| bad(e.to_string()))?.to_jmap(),
+        None => raw.to_owned(),
+    };
+    resolved.parse().map_err(|e| bad(format!("memberTenantId: {e}")))
 }
 
 /// The filters of named objects: `name` (prefix) and `text`.

@@ -67,25 +67,12 @@ fn parse(mut object: Map<String, Value>, ids: &CreatedIds) -> Result<RoleFields,
     };
     let member_tenant_id = match object.remove("memberTenantId") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            resolve_tenant(&v, ids)
-                .ok_or_else(|| SetError::invalid("memberTenantId", "memberTenantId must be a tenant id"))?,
-        ),
+        Some(v) => Some(super::resolve_tenant(&v, ids)?),
     };
     if let Some(unknown) = object.keys().next() {
         return Err(SetError::invalid(unknown, format!("{unknown} is not a Role property")));
     }
     Ok(RoleFields { description, enabled_permissions, disabled_permissions, role_ids, member_tenant_id })
-}
-
-/// A `memberTenantId` value: a tenant id, or `#creationId` of one created earlier.
-pub(crate) fn resolve_tenant(value: &Value, ids: &CreatedIds) -> Option<ExternalId> {
-    let raw = value.as_str()?;
-    let resolved = match raw.strip_prefix('#') {
-        Some(_) => ids.resolve(raw).ok()?.to_jmap(),
-        None => raw.to_owned(),
-    };
-    resolved.parse().ok()
 }
 
 fn names(list: &[Permission]) -> Vec<&str> {

@@ -125,7 +125,8 @@ fn parse_fields(
     let description = f.string("description")?;
     let locale = f.typed("locale")?.unwrap_or_default();
     let time_zone = f.typed("timeZone")?;
-    let member_tenant_id: Option<ExternalId> = f.typed("memberTenantId")?;
+    let member_tenant_id: Option<ExternalId> =
+        f.take("memberTenantId").map(|v| crate::jmap::object::resolve_tenant(&v, ctx.ids)).transpose()?;
     let roles: Roles = match f.take("roles") {
         Some(v) => parse_roles(v, ctx)?,
         None => match kind {
