@@ -7,6 +7,7 @@ mod client;
 pub mod config;
 mod confirm;
 mod database;
+mod describe;
 mod feed;
 mod fields;
 mod objects;
@@ -119,6 +120,12 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         wait: u64,
     },
+    /// What the server's schema says: every object, or one object's fields
+    /// and variants, or an enum's values: `ledger describe account`.
+    Describe {
+        /// An object (`account`, `x:Domain`), a field set (`x:UserAccount`) or an enum (`Permission`).
+        what: Option<String>,
+    },
     /// Print the version and the git revision it was built from.
     Version,
     /// Print a shell completion script: `ledger completions bash > /etc/bash_completion.d/ledger`.
@@ -169,6 +176,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Restore(args) => backup::run_restore(args),
         Command::Health { wait } => health(connection, wait),
+        Command::Describe { what } => {
+            with_client(connection, |client| async move { describe::run(&client, out, what).await })
+        }
         Command::Version => {
             output::emit(format_args!("ledger {}", version::LONG));
             Ok(())

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::client::Kind;
 
 pub(super) struct Output {
-    json: bool,
+    pub(super) json: bool,
     /// `--fields`: only these properties (and `id`) are printed.
     fields: Option<Vec<String>>,
 }
@@ -96,7 +96,7 @@ impl Output {
         self.json
     }
 
-    fn print_json(&self, v: &Value) {
+    pub(super) fn print_json(&self, v: &Value) {
         emit(serde_json::to_string_pretty(v).unwrap_or_default());
     }
 

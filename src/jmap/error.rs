@@ -139,6 +139,8 @@ pub(crate) enum SetErrorType {
     /// RFC 8620 §5.3: the object would exceed a server limit on the number or
     /// size of items in a property.
     TooLarge,
+    /// RFC 8620: a create or destroy of a singleton.
+    Singleton,
     /// Stalwart: a name or address another object holds (`properties`, `objectId`).
     PrimaryKeyViolation,
     /// Stalwart: a reference to an object that does not exist (`objectId`).
@@ -158,6 +160,7 @@ impl SetErrorType {
             SetErrorType::InvalidProperties => "invalidProperties",
             SetErrorType::OverQuota => "overQuota",
             SetErrorType::TooLarge => "tooLarge",
+            SetErrorType::Singleton => "singleton",
             SetErrorType::PrimaryKeyViolation => "primaryKeyViolation",
             SetErrorType::InvalidForeignKey => "invalidForeignKey",
             SetErrorType::ObjectIsLinked => "objectIsLinked",

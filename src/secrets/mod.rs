@@ -294,3 +294,28 @@ mod sealing_tests {
         assert_eq!(totp_step(digits, "123456", 1_800_000_000), None, "nor checked, without a panic");
     }
 }
+
+/// The lowest zxcvbn score (0–4) a new password must reach: 2, "somewhat
+/// guessable", about 10^6 guesses or more. Online guessing is throttled by
+/// the login limiter and every stored password is an argon2id hash, so this
+/// refuses what a dictionary finds first (docs/auth.md, "Passwords").
+pub(crate) const MIN_PASSWORD_SCORE: u8 = 2;
+
+/// Refuses a weak password (`invalidProperties` on `secret`, as Stalwart's
+/// `is_secure_password` does), with the estimator's advice.
+pub(crate) fn check_strength(password: &str) -> Result<(), String> {
+    let estimate = zxcvbn::zxcvbn(password, &[]);
+    if u8::from(estimate.score()) >= MIN_PASSWORD_SCORE {
+        return Ok(());
+    }
+    let mut why = "the password is too weak".to_owned();
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            why.push_str(&format!(": {warning}"));
+        }
+        if let Some(tip) = feedback.suggestions().first() {
+            why.push_str(&format!(" ({tip})"));
+        }
+    }
+    Err(why)
+}

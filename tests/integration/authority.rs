@@ -240,9 +240,9 @@ async fn the_second_factor_guards_the_password() {
     let u = r["created"]["u"]["id"].as_str().unwrap().to_owned();
     let app = basic("ursula@example.org", r["created"]["u"]["credentials"]["1"]["secret"].as_str().unwrap());
     for patch in [
-        json!({"credentials/0/otpAuth": "", "credentials/0/secret": "chosen"}),
+        json!({"credentials/0/otpAuth": "", "credentials/0/secret": "chosen by ursula herself"}),
         json!({"credentials/0/otpAuth": ""}),
-        json!({"credentials/0/secret": "chosen"}),
+        json!({"credentials/0/secret": "chosen by ursula herself"}),
         json!({"credentials/0/allowedIps": ["10.0.0.0/8"]}),
     ] {
         let (_, _, answer) = server.call_as(&app, "x:Account/set", json!({"update": {&u: patch.clone()}})).await;
@@ -250,8 +250,13 @@ async fn the_second_factor_guards_the_password() {
         assert_eq!(error["type"], "forbidden", "{patch}: {answer}");
         assert!(error["description"].as_str().unwrap().contains("second factor"), "{error}");
     }
-    let (status, _) =
-        server.post_as(Some(&basic("ursula@example.org", "chosen")), None, r#"{"using":[],"methodCalls":[]}"#).await;
+    let (status, _) = server
+        .post_as(
+            Some(&basic("ursula@example.org", "chosen by ursula herself")),
+            None,
+            r#"{"using":[],"methodCalls":[]}"#,
+        )
+        .await;
     assert_eq!(status, 401);
     // With the Password and a current code the account may change it.
     let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();

@@ -349,3 +349,23 @@ async fn query_answers_are_capped_and_the_cli_pages_on() {
     assert_eq!(five.as_array().unwrap().len(), 5, "{five}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_reads_the_servers_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let all = ok(&server, &["describe", "--table"]);
+    for object in ["x:Account", "x:Domain", "x:Role", "x:Tenant", "x:ApiKey", "x:AppPassword", "x:AccountPassword"] {
+        assert!(all.lines().any(|l| l.starts_with(object)), "{object} in {all}");
+    }
+    let account = ok(&server, &["describe", "account", "--table"]);
+    assert!(account.contains("x:Account/User") && account.contains("x:Account/Group"), "{account}");
+    assert!(account.lines().any(|l| l.starts_with("memberGroupIds") && l.contains("set<objectId x:Account/Group>")));
+    assert!(account.lines().any(|l| l.starts_with("emailAddress") && l.contains("serverSet")), "{account}");
+    let permissions = ok(&server, &["describe", "Permission", "--table"]);
+    assert!(permissions.lines().any(|l| l.starts_with("sysAccountGet")), "{permissions}");
+    let unknown = ledger(&server, &["describe", "nothing-here"]);
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains("no object, type or enum"), "{}", unknown.stderr);
+    server.stop().await;
+}

@@ -165,7 +165,7 @@ async fn the_feed_carries_no_password_hash_and_ignores_an_impossible_position() 
     let d = server.domain("example.org").await;
     server
         .account(json!({"@type": "User", "name": "pw", "domainId": d,
-            "credentials": [{"@type": "Password", "secret": "a password"}]}))
+            "credentials": [{"@type": "Password", "secret": "a password of some length"}]}))
         .await;
     let (_, key) = keyed_admin(&server, "svc", &d, json!({})).await;
     let mut feed = open(&server, "/api/feed?after=0&follow=false&types=CredentialAdded", &key).await;

@@ -4,6 +4,7 @@
 //! over any `JmapObject`) or to the extensions (`history`, `usage`, `database`).
 
 mod changes;
+mod credential;
 mod database;
 mod get;
 mod history;
@@ -45,6 +46,10 @@ enum Method {
     DatabaseErase,
     /// `x:Database/purge` (extension).
     DatabasePurge,
+    /// `x:ApiKey/…` and `x:AppPassword/…`: the caller's own credentials.
+    Credential(Standard, ledger_events::model::CredentialKind),
+    /// `x:AccountPassword/get|set`: the caller's own password (a singleton).
+    AccountPassword(Standard),
 }
 
 impl Method {
@@ -68,7 +73,6 @@ impl Method {
             return extension;
         }
         let (object, verb) = name.split_once('/')?;
-        let object = ObjectType::ALL.into_iter().find(|t| t.jmap_name() == object)?;
         let verb = match verb {
             "get" => Standard::Get,
             "set" => Standard::Set,
@@ -77,6 +81,18 @@ impl Method {
             "queryChanges" => Standard::QueryChanges,
             _ => return None,
         };
+        use ledger_events::model::CredentialKind;
+        match (object, verb) {
+            ("x:ApiKey", Standard::Get | Standard::Set | Standard::Query) => {
+                return Some(Method::Credential(verb, CredentialKind::ApiKey));
+            }
+            ("x:AppPassword", Standard::Get | Standard::Set | Standard::Query) => {
+                return Some(Method::Credential(verb, CredentialKind::AppPassword));
+            }
+            ("x:AccountPassword", Standard::Get | Standard::Set) => return Some(Method::AccountPassword(verb)),
+            _ => {}
+        }
+        let object = ObjectType::ALL.into_iter().find(|t| t.jmap_name() == object)?;
         Some(Method::Standard(verb, object))
     }
 }
@@ -97,6 +113,11 @@ pub(crate) async fn call(
         Method::ReportUsage => usage::report_usage(ctx, arguments).await,
         Method::DatabaseErase => database::erase(ctx, arguments).await,
         Method::DatabasePurge => database::purge(ctx, arguments).await,
+        Method::Credential(Standard::Get, kind) => credential::get(ctx, kind, arguments).await,
+        Method::Credential(Standard::Set, kind) => credential::set(ctx, kind, arguments).await,
+        Method::Credential(_, kind) => credential::query(ctx, kind, arguments).await,
+        Method::AccountPassword(Standard::Get) => credential::password_get(ctx, arguments).await,
+        Method::AccountPassword(_) => credential::password_set(ctx, arguments).await,
         Method::Standard(verb, object) => with_object!(object, |O| match verb {
             Standard::Get => get::get::<O>(ctx, arguments).await,
             Standard::Set => set::set::<O>(ctx, arguments).await,

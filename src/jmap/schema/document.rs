@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::NESTED;
-use crate::jmap::object::property::{Property, Update, Variant, WireType};
+use crate::jmap::object::property::{Property, StringFormat, Update, Variant, WireType};
 use crate::jmap::object::{JmapObject, Verb, for_each_served};
 
 /// What the document needs of one served object type.
@@ -43,10 +43,82 @@ fn served<O: JmapObject>() -> Served {
     }
 }
 
+/// The fields of `x:ApiKey` and `x:AppPassword` (the caller's own
+/// credentials, `crate::jmap::method::credential`).
+const SECONDARY: &[Property] = &[
+    Property::new("description", WireType::String(StringFormat::String), "Description of the credential"),
+    Property::new("expiresAt", WireType::UtcDateTime, "Expiration date of the credential").nullable(),
+    Property::new(
+        "allowedIps",
+        WireType::Set(&WireType::String(StringFormat::IpNetwork)),
+        "List of allowed IP addresses or CIDR ranges for this credential",
+    )
+    .default("{}"),
+    Property::new(
+        "permissions",
+        WireType::Object("x:CredentialPermissions"),
+        "List of permissions assigned to this credential",
+    )
+    .default(r#"{"@type":"Inherit"}"#),
+    Property::new("createdAt", WireType::UtcDateTime, "Creation date of the credential").server_set(),
+    Property::new("secret", WireType::String(StringFormat::Secret), "Secret value of the credential, shown once")
+        .server_set(),
+];
+
+/// The fields of the `x:AccountPassword` singleton.
+const PASSWORD: &[Property] = &[
+    Property::new("secret", WireType::String(StringFormat::Secret), "Secret value of the account").nullable(),
+    Property::new(
+        "currentSecret",
+        WireType::String(StringFormat::Secret),
+        "The current secret value of the account, used for password verification",
+    )
+    .nullable(),
+];
+
+/// The credential objects, described by hand (they are not log object types).
+fn credential_objects() -> [Served; 3] {
+    let secondary = |name, description, prefix: &str, singular, plural| Served {
+        name,
+        description,
+        singleton: false,
+        permission_prefix: prefix.to_owned(),
+        variants: &[],
+        properties: SECONDARY,
+        singular,
+        plural,
+        label_property: Some("description"),
+        columns: &["description", "expiresAt"],
+    };
+    [
+        secondary("x:ApiKey", "API key credential for programmatic access.", "sysApiKey", "API key", "API keys"),
+        secondary(
+            "x:AppPassword",
+            "App password credential for programmatic access.",
+            "sysAppPassword",
+            "App password",
+            "App passwords",
+        ),
+        Served {
+            name: "x:AccountPassword",
+            description: "Password-based authentication credential.",
+            singleton: true,
+            permission_prefix: "sysAccountPassword".to_owned(),
+            variants: &[],
+            properties: PASSWORD,
+            singular: "password",
+            plural: "passwords",
+            label_property: None,
+            columns: &[],
+        },
+    ]
+}
+
 /// The whole document, as JSON.
 pub(crate) fn document() -> Value {
     let mut served_types = Vec::new();
     for_each_served!(|O| served_types.push(served::<O>()));
+    served_types.extend(credential_objects());
     let mut objects = Map::new();
     let mut schemas = Map::new();
     let mut fields = Map::new();

@@ -334,6 +334,7 @@ fn parse_credential(
     };
     let otp_enabled = otp_auth.as_deref().map(|uri| !uri.is_empty());
     let password_hash = |secret: &str| {
+        secrets::check_strength(secret).map_err(|why| invalid(&at("secret"), why))?;
         ctx.secrets
             .password_hashes
             .get(&Plaintext::new(secret.to_owned()))

@@ -1,0 +1,465 @@
+//! `x:ApiKey`, `x:AppPassword` and the `x:AccountPassword` singleton
+//! (Stalwart 0.16): the calling account's own credentials as objects of
+//! their own. Each write is the matching patch of the caller's `x:Account`
+//! (`credentials/<n>`), so it goes through the same parsing, secret handling,
+//! authority check and quotas (`maxApiKeys`, `maxAppPasswords`) as a patch
+//! sent directly; these methods add the per-type permission
+//! (`sysApiKeyCreate`, …) and Stalwart's shapes: a create answers
+//! `{"id", "secret"}` once, secrets read `"****"`, a secret cannot change
+//! (`forbidden`), and a password change needs `currentSecret`.
+
+use ledger_events::model::CredentialKind;
+use ledger_events::values::ObjectId;
+use ledger_projections::{AccountState, state};
+use serde_json::{Map, Value, json};
+
+use super::set;
+use crate::jmap::context::{CallContext, blocking};
+use crate::jmap::error::{MethodError, SetError};
+use crate::jmap::object::account::Account;
+use crate::jmap::object::account::render::MASKED;
+use crate::jmap::object::{JmapObject, Verb};
+use crate::jmap::request::Args;
+use crate::jmap::schema::{nested, wire};
+use crate::jmap::session::ACCOUNT_ID;
+use crate::jmap::state::{state_string, type_state};
+
+/// The JMAP name of a credential kind's object, and its permission prefix.
+pub(crate) fn names(kind: CredentialKind) -> (&'static str, &'static str) {
+    match kind {
+        CredentialKind::ApiKey => ("x:ApiKey", "sysApiKey"),
+        CredentialKind::AppPassword => ("x:AppPassword", "sysAppPassword"),
+        CredentialKind::Password => ("x:AccountPassword", "sysAccountPassword"),
+    }
+}
+
+/// The properties a client may set on an API key or app password.
+const SETTABLE: [&str; 4] = ["description", "expiresAt", "allowedIps", "permissions"];
+
+fn permission(kind: CredentialKind, verb: Verb) -> String {
+    let suffix = match verb {
+        Verb::Get => "Get",
+        Verb::Query => "Query",
+        Verb::Create => "Create",
+        Verb::Update => "Update",
+        Verb::Destroy => "Destroy",
+    };
+    format!("{}{suffix}", names(kind).1)
+}
+
+/// The caller's account id: the fallback administrator has none, so no
+/// credentials of its own.
+fn own_id(ctx: &CallContext<'_>) -> Result<ObjectId, MethodError> {
+    ctx.principal.account_id.ok_or_else(|| {
+        MethodError::Forbidden("the fallback administrator has no account, so no credentials of its own".into())
+    })
+}
+
+/// The caller's account now, and the `x:Account` state string.
+async fn own_account(ctx: &CallContext<'_>, id: ObjectId) -> Result<(AccountState, String), MethodError> {
+    let read = ctx.services.ledger.read();
+    blocking(move || {
+        let view = &read.view;
+        let account = state::account(view, id)?.ok_or(MethodError::AccountNotFound)?;
+        Ok((account, state_string(type_state(view, Account::TYPE)?)))
+    })
+    .await
+}
+
+/// One credential as its object: `id`, the settable fields, `createdAt`, the
+/// masked `secret`; sets in map form.
+fn render(account: &AccountState, index: usize) -> Map<String, Value> {
+    let mut rendered = Account::render(account);
+    let Some(Value::Array(list)) = rendered.remove("credentials") else { return Map::new() };
+    let Some(Value::Object(mut c)) = list.into_iter().nth(index) else { return Map::new() };
+    if let Some(n) = nested("x:Credential") {
+        wire::to_wire(n.properties, &mut c);
+    }
+    c.remove("@type");
+    if let Some(id) = c.remove("credentialId") {
+        c.insert("id".into(), id);
+    }
+    c
+}
+
+/// Positions in the account's credential list of the credentials of `kind`.
+fn of_kind(account: &AccountState, kind: CredentialKind) -> impl Iterator<Item = usize> + '_ {
+    account.credentials.iter().enumerate().filter(move |(_, c)| c.kind == kind).map(|(i, _)| i)
+}
+
+fn position(account: &AccountState, kind: CredentialKind, id: &str) -> Option<usize> {
+    of_kind(account, kind).find(|&i| account.credentials[i].id.to_jmap() == id)
+}
+
+/// `x:ApiKey/get`, `x:AppPassword/get`.
+pub(crate) async fn get(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    arguments: Value,
+) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let ids: Option<Vec<String>> = args.take("ids")?;
+    let properties: Option<Vec<String>> = args.take("properties")?;
+    args.finish()?;
+    if !ctx.principal.may(&permission(kind, Verb::Get)) {
+        return Err(MethodError::needs(&permission(kind, Verb::Get)));
+    }
+    let own = own_id(ctx)?;
+    let (account, state) = own_account(ctx, own).await?;
+    let wanted: Vec<String> = match ids {
+        Some(ids) => ids,
+        None => of_kind(&account, kind).map(|i| account.credentials[i].id.to_jmap()).collect(),
+    };
+    let mut list = Vec::new();
+    let mut not_found = Vec::new();
+    for id in wanted {
+        match position(&account, kind, &id) {
+            Some(i) => {
+                let mut object = render(&account, i);
+                if let Some(props) = &properties {
+                    object.retain(|k, _| k == "id" || props.iter().any(|p| p == k));
+                }
+                list.push(Value::Object(object));
+            }
+            None => not_found.push(Value::String(id)),
+        }
+    }
+    Ok(json!({"accountId": ACCOUNT_ID, "state": state, "list": list, "notFound": not_found}))
+}
+
+/// `x:ApiKey/query`, `x:AppPassword/query`: the caller's credentials of the
+/// kind in creation order (`position`, `anchor`/`anchorOffset`, `limit`).
+pub(crate) async fn query(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    arguments: Value,
+) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let _filter: Option<Value> = args.take("filter")?;
+    let _sort: Option<Value> = args.take("sort")?;
+    let position: Option<i64> = args.take("position")?;
+    let anchor: Option<String> = args.take("anchor")?;
+    let anchor_offset: i64 = args.take("anchorOffset")?.unwrap_or(0);
+    let limit: Option<usize> = args.take("limit")?;
+    let _total: Option<bool> = args.take("calculateTotal")?;
+    args.finish()?;
+    if !ctx.principal.may(&permission(kind, Verb::Query)) {
+        return Err(MethodError::needs(&permission(kind, Verb::Query)));
+    }
+    let own = own_id(ctx)?;
+    let (account, state) = own_account(ctx, own).await?;
+    let ids: Vec<String> = of_kind(&account, kind).map(|i| account.credentials[i].id.to_jmap()).collect();
+    let total = ids.len() as i64;
+    let start = match anchor {
+        Some(a) => {
+            let at = ids.iter().position(|id| *id == a).ok_or(MethodError::AnchorNotFound)? as i64;
+            at.saturating_add(anchor_offset).clamp(0, total)
+        }
+        None => {
+            let p = position.unwrap_or(0);
+            if p < 0 { (total + p).max(0) } else { p.min(total) }
+        }
+    } as usize;
+    let limit = limit.unwrap_or(ctx.services.limits.max_objects_in_get).min(ctx.services.limits.max_objects_in_get);
+    let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
+    Ok(json!({"accountId": ACCOUNT_ID, "queryState": state, "canCalculateChanges": false,
+        "position": start, "ids": page, "total": total, "limit": limit}))
+}
+
+/// Runs one patch of the caller's account through `x:Account/set`: the new
+/// account object's answer (`updated`), or the SetError.
+async fn patch_own(
+    ctx: &mut CallContext<'_>,
+    own: ObjectId,
+    patch: Map<String, Value>,
+) -> Result<Result<Value, Value>, MethodError> {
+    let key = own.to_jmap();
+    let answer = set::set::<Account>(ctx, json!({"update": {(key.clone()): patch}})).await?;
+    Ok(match answer["notUpdated"].get(&key) {
+        Some(error) => Err(error.clone()),
+        None => Ok(answer["updated"][&key].clone()),
+    })
+}
+
+/// A SetError from the account patch, with `credentials/N/` taken off its property paths.
+fn unprefixed(mut error: Value) -> Value {
+    if let Some(Value::Array(props)) = error.get_mut("properties") {
+        for p in props.iter_mut() {
+            if let Some(s) = p.as_str() {
+                let parts: Vec<&str> = s.splitn(3, '/').collect();
+                if parts.len() == 3 && parts[0] == "credentials" {
+                    *p = Value::String(parts[2].to_owned());
+                }
+            }
+        }
+    }
+    error
+}
+
+/// `x:ApiKey/set`, `x:AppPassword/set`: each item is its own patch (and commit).
+pub(crate) async fn set(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    arguments: Value,
+) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let if_in_state: Option<String> = args.take("ifInState")?;
+    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
+    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
+    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
+    args.finish()?;
+    let may = |verb| ctx.principal.may(&permission(kind, verb));
+    if !may(Verb::Create) && !may(Verb::Update) && !may(Verb::Destroy) {
+        return Err(MethodError::Forbidden(format!(
+            "You are not authorized to create, update or destroy objects of type {}",
+            names(kind).0
+        )));
+    }
+    let own = own_id(ctx)?;
+    let (_, old_state) = own_account(ctx, own).await?;
+    if if_in_state.is_some_and(|s| s != old_state) {
+        return Err(MethodError::StateMismatch);
+    }
+    let forbidden = |verb| SetError::forbidden(format!("{} is required", permission(kind, verb))).to_json();
+    let mut created = Map::new();
+    let mut not_created = Map::new();
+    for (cid, object) in create {
+        if !may(Verb::Create) {
+            not_created.insert(cid, forbidden(Verb::Create));
+            continue;
+        }
+        let Value::Object(mut object) = object else {
+            not_created.insert(cid, SetError::invalid_properties(vec![], "a create must be an object").to_json());
+            continue;
+        };
+        if object.get("secret").is_some_and(|s| s.as_str() != Some(MASKED)) {
+            not_created.insert(cid, SetError::invalid("secret", "the secret is generated by the server").to_json());
+            continue;
+        }
+        object.remove("secret");
+        object.insert("@type".into(), json!(if kind == CredentialKind::ApiKey { "ApiKey" } else { "AppPassword" }));
+        object.entry("permissions").or_insert(json!({"@type": "Inherit"}));
+        let (account, _) = own_account(ctx, own).await?;
+        let slot = account.credentials.len().to_string();
+        let mut patch = Map::new();
+        patch.insert(format!("credentials/{slot}"), Value::Object(object));
+        match patch_own(ctx, own, patch).await? {
+            Ok(answer) => {
+                let entry = &answer["credentials"][&slot];
+                let id = entry["credentialId"].clone();
+                if let Some(raw) = id.as_str().and_then(ObjectId::from_jmap) {
+                    ctx.created_ids.insert(cid.clone(), raw);
+                }
+                created.insert(cid, json!({"id": id, "secret": entry["secret"], "createdAt": entry["createdAt"]}));
+            }
+            Err(error) => {
+                not_created.insert(cid, unprefixed(error));
+            }
+        }
+    }
+    let mut updated = Map::new();
+    let mut not_updated = Map::new();
+    for (raw, patch) in update {
+        let id = ctx.created_ids.resolve(&raw).map(|id| id.to_jmap()).unwrap_or(raw);
+        if !may(Verb::Update) {
+            not_updated.insert(id, forbidden(Verb::Update));
+            continue;
+        }
+        let (account, _) = own_account(ctx, own).await?;
+        let Some(i) = position(&account, kind, &id) else {
+            not_updated.insert(id, SetError::not_found(format!("no such {}", names(kind).0)).to_json());
+            continue;
+        };
+        let Value::Object(patch) = patch else {
+            not_updated.insert(id, SetError::invalid_patch("a patch must be an object").to_json());
+            continue;
+        };
+        let mut prefixed = Map::new();
+        let mut refused = None;
+        for (path, value) in patch {
+            let top = path.split('/').next().unwrap_or_default();
+            if top == "secret" && value.as_str() != Some(MASKED) {
+                refused = Some(SetError::forbidden("the secret of an API key or app password cannot be changed"));
+            } else if top == "id" || top == "createdAt" || top == "secret" {
+                continue;
+            } else if !SETTABLE.contains(&top) {
+                refused = Some(SetError::invalid(top, format!("{top} is not a property of {}", names(kind).0)));
+            } else {
+                prefixed.insert(format!("credentials/{i}/{path}"), value);
+            }
+        }
+        if let Some(e) = refused {
+            not_updated.insert(id, e.to_json());
+            continue;
+        }
+        match patch_own(ctx, own, prefixed).await? {
+            Ok(_) => {
+                updated.insert(id, Value::Null);
+            }
+            Err(error) => {
+                not_updated.insert(id, unprefixed(error));
+            }
+        }
+    }
+    let mut destroyed = Vec::new();
+    let mut not_destroyed = Map::new();
+    for raw in destroy {
+        let id = ctx.created_ids.resolve(&raw).map(|id| id.to_jmap()).unwrap_or(raw);
+        if !may(Verb::Destroy) {
+            not_destroyed.insert(id, forbidden(Verb::Destroy));
+            continue;
+        }
+        let (account, _) = own_account(ctx, own).await?;
+        let Some(i) = position(&account, kind, &id) else {
+            not_destroyed.insert(id, SetError::not_found(format!("no such {}", names(kind).0)).to_json());
+            continue;
+        };
+        let mut patch = Map::new();
+        patch.insert(format!("credentials/{i}"), Value::Null);
+        match patch_own(ctx, own, patch).await? {
+            Ok(_) => destroyed.push(Value::String(id)),
+            Err(error) => {
+                not_destroyed.insert(id, unprefixed(error));
+            }
+        }
+    }
+    let (_, new_state) = own_account(ctx, own).await?;
+    let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    Ok(json!({
+        "accountId": ACCOUNT_ID, "oldState": old_state, "newState": new_state,
+        "created": or_null(created), "updated": or_null(updated),
+        "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
+        "notCreated": or_null(not_created), "notUpdated": or_null(not_updated), "notDestroyed": or_null(not_destroyed),
+    }))
+}
+
+/// The singleton's id (Stalwart: omitted or `singleton`).
+const SINGLETON: &str = "singleton";
+
+/// `x:AccountPassword/get`: `{"id": "singleton", "secret": "****"}` (no
+/// `secret` when the account has no password).
+pub(crate) async fn password_get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let ids: Option<Vec<String>> = args.take("ids")?;
+    let _properties: Option<Vec<String>> = args.take("properties")?;
+    args.finish()?;
+    let kind = CredentialKind::Password;
+    if !ctx.principal.may(&permission(kind, Verb::Get)) {
+        return Err(MethodError::needs(&permission(kind, Verb::Get)));
+    }
+    let own = own_id(ctx)?;
+    let (account, state) = own_account(ctx, own).await?;
+    let has = account.credentials.iter().any(|c| c.kind == kind);
+    let object =
+        json!({"id": SINGLETON, "secret": if has { json!(MASKED) } else { Value::Null }, "currentSecret": null});
+    let (list, not_found): (Vec<Value>, Vec<Value>) = match ids {
+        None => (vec![object], vec![]),
+        Some(ids) => {
+            let (found, missing): (Vec<String>, Vec<String>) = ids.into_iter().partition(|i| i == SINGLETON);
+            (found.iter().map(|_| object.clone()).take(1).collect(), missing.into_iter().map(Value::String).collect())
+        }
+    };
+    Ok(json!({"accountId": ACCOUNT_ID, "state": state, "list": list, "notFound": not_found}))
+}
+
+/// `x:AccountPassword/set`: `update: {"singleton": {"secret": NEW,
+/// "currentSecret": OLD}}` changes one's own password once `currentSecret`
+/// matches the current one (`forbidden` otherwise; each check is one of the
+/// request's password hashes). Create and destroy are `singleton` errors.
+pub(crate) async fn password_set(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let _if_in_state: Option<String> = args.take("ifInState")?;
+    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
+    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
+    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
+    args.finish()?;
+    let kind = CredentialKind::Password;
+    if !ctx.principal.may(&permission(kind, Verb::Update)) {
+        return Err(MethodError::needs(&permission(kind, Verb::Update)));
+    }
+    let own = own_id(ctx)?;
+    let (_, old_state) = own_account(ctx, own).await?;
+    let singleton = |what: &str| SetError::new(crate::jmap::error::SetErrorType::Singleton, what).to_json();
+    let not_created: Map<String, Value> =
+        create.keys().map(|k| (k.clone(), singleton("x:AccountPassword is a singleton: update it"))).collect();
+    let not_destroyed: Map<String, Value> =
+        destroy.iter().map(|k| (k.clone(), singleton("Singleton objects cannot be deleted"))).collect();
+    let mut updated = Map::new();
+    let mut not_updated = Map::new();
+    for (id, patch) in update {
+        if id != SINGLETON {
+            not_updated.insert(id, SetError::invalid_properties(vec![], "Invalid singleton id").to_json());
+            continue;
+        }
+        match change_password(ctx, own, patch).await? {
+            Ok(()) => {
+                updated.insert(id, Value::Null);
+            }
+            Err(error) => {
+                not_updated.insert(id, error);
+            }
+        }
+    }
+    let (_, new_state) = own_account(ctx, own).await?;
+    let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    Ok(json!({
+        "accountId": ACCOUNT_ID, "oldState": old_state, "newState": new_state,
+        "created": null, "updated": or_null(updated), "destroyed": null,
+        "notCreated": or_null(not_created), "notUpdated": or_null(not_updated), "notDestroyed": or_null(not_destroyed),
+    }))
+}
+
+async fn change_password(
+    ctx: &mut CallContext<'_>,
+    own: ObjectId,
+    patch: Value,
+) -> Result<Result<(), Value>, MethodError> {
+    let Value::Object(mut patch) = patch else {
+        return Ok(Err(SetError::invalid_patch("a patch must be an object").to_json()));
+    };
+    let new = match patch.remove("secret") {
+        Some(Value::String(s)) if s != MASKED => s,
+        None | Some(Value::String(_)) => return Ok(Ok(())),
+        Some(_) => return Ok(Err(SetError::invalid("secret", "secret must be a string").to_json())),
+    };
+    let current = match patch.remove("currentSecret") {
+        Some(Value::String(s)) => s,
+        _ => return Ok(Err(SetError::invalid("currentSecret", "currentSecret is required").to_json())),
+    };
+    if let Some(other) = patch.keys().next() {
+        return Ok(Err(SetError::invalid(other, format!("{other} is not an AccountPassword property")).to_json()));
+    }
+    let (account, _) = own_account(ctx, own).await?;
+    let slot = account.credentials.iter().position(|c| c.kind == CredentialKind::Password);
+    if let Some(i) = slot {
+        if *ctx.passwords_left == 0 {
+            return Err(MethodError::RequestTooLarge("no more password checks in this request".into()));
+        }
+        *ctx.passwords_left -= 1;
+        let hash = account.credentials[i].secret_hash.clone();
+        let checked = blocking(move || Ok(crate::secrets::verify_password(&current, &hash))).await?;
+        match checked {
+            crate::secrets::Checked::Match => {}
+            crate::secrets::Checked::Busy => {
+                return Err(MethodError::ServerUnavailable("the password check is busy; try again".into()));
+            }
+            _ => return Ok(Err(SetError::forbidden("currentSecret does not match the current password").to_json())),
+        }
+    }
+    let key = match slot {
+        Some(i) => format!("credentials/{i}/secret"),
+        None => format!("credentials/{}", account.credentials.len()),
+    };
+    let value = match slot {
+        Some(_) => json!(new),
+        None => json!({"@type": "Password", "secret": new}),
+    };
+    let mut patch = Map::new();
+    patch.insert(key, value);
+    Ok(patch_own(ctx, own, patch).await?.map(|_| ()).map_err(unprefixed))
+}
