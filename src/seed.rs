@@ -105,6 +105,7 @@ pub fn seed(ledger: &Ledger, spec: &SeedSpec) -> Result<Seeded, StoreError> {
     let commands: Vec<Command> = (0..spec.domains)
         .map(|d| {
             Command::CreateDomain(CreateDomain {
+                settings: Default::default(),
                 name: format!("d{d}.example").parse().expect("valid domain"),
                 description: None,
                 member_tenant_id: None,

@@ -30,6 +30,7 @@ pub(crate) fn create_domain(ledger: &ledger::Ledger) -> ledger_events::values::O
                 name: "bench.example".parse().expect("a valid domain name"),
                 description: None,
                 member_tenant_id: None,
+                settings: Default::default(),
             }))
         })
         .expect("the domain commits")

@@ -71,7 +71,8 @@ const SECRET_BEARING: [&str; 2] = ["CredentialAdded", "CredentialUpdated"];
 /// CredentialAdded and CredentialUpdated added the sealed `otpAuth`; version 3
 /// moved their secrets out of the body (record format 2 only: `secretHash`
 /// becomes `secretCommitment`, and so on, see [`SECRET_FIELDS`]). Version 2 of
-/// DomainCreated and DomainUpdated added `memberTenantId`. Version 2 of
+/// DomainCreated and DomainUpdated added `memberTenantId`, and version 3 their
+/// `settings` (Stalwart's other domain fields). Version 2 of
 /// RoleCreated and RoleUpdated took Stalwart's shape: `name` became optional
 /// (absent in version 2) and `disabledPermissions`, `roleIds` and
 /// `memberTenantId` were added. Older payloads upcast by leaving the added
@@ -79,7 +80,8 @@ const SECRET_BEARING: [&str; 2] = ["CredentialAdded", "CredentialUpdated"];
 pub fn schema_version(event_type: &str) -> u16 {
     match event_type {
         "CredentialAdded" | "CredentialUpdated" => 3,
-        "DomainCreated" | "DomainUpdated" | "RoleCreated" | "RoleUpdated" => 2,
+        "DomainCreated" | "DomainUpdated" => 3,
+        "RoleCreated" | "RoleUpdated" => 2,
         _ => 1,
     }
 }

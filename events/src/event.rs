@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AccountKind, AllowedIps, Change, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind,
-    Quotas, Roles, TenantQuotas,
+    AccountKind, AllowedIps, Change, CredentialKind, CredentialPermissions, DomainSettings, EncryptionAtRest,
+    Permissions, QuotaKind, Quotas, Roles, TenantQuotas,
 };
 use crate::values::{
     DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
@@ -262,6 +262,9 @@ pub struct DomainCreated {
     /// The tenant the domain belongs to (version 2; absent in version 1: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_tenant_id: Option<ExternalId>,
+    /// Stalwart's other domain fields (version 3; absent before: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Box<DomainSettings>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +276,9 @@ pub struct DomainUpdated {
     /// A move to another tenant (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_tenant_id: Option<Change<Option<ExternalId>>>,
+    /// The domain's other fields changed (version 3), whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Box<Change<DomainSettings>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

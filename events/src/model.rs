@@ -234,3 +234,182 @@ impl<T: PartialEq + Clone> Change<T> {
 
 /// The `allowedIps` list of a credential.
 pub type AllowedIps = Vec<IpMask>;
+
+/// Stalwart's `x:Domain` settings beyond the directory's, carried whole by
+/// DomainCreated and DomainUpdated since their schema version 3 (absent in
+/// older payloads: [`DomainSettings::default`]). The ledger records them; it
+/// manages no DNS, DKIM keys or certificates itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainSettings {
+    /// Other domain names that are aliases of this one.
+    pub aliases: Vec<crate::values::DomainName>,
+    pub is_enabled: bool,
+    pub catch_all_address: Option<String>,
+    pub allow_relaying: bool,
+    pub sub_addressing: SubAddressing,
+    pub report_address_uri: Option<String>,
+    pub logo: Option<String>,
+    /// An external directory's id (the ledger holds no `x:Directory`).
+    pub directory_id: Option<ExternalId>,
+    pub certificate_management: CertificateManagement,
+    pub dkim_management: DkimManagement,
+    pub dns_management: DnsManagement,
+}
+
+impl Default for DomainSettings {
+    /// Stalwart's defaults: enabled, `mailto:postmaster` reports, sub-addressing on, manual management.
+    fn default() -> Self {
+        DomainSettings {
+            aliases: Vec::new(),
+            is_enabled: true,
+            catch_all_address: None,
+            allow_relaying: false,
+            sub_addressing: SubAddressing::Enabled,
+            report_address_uri: Some("mailto:postmaster".to_owned()),
+            logo: None,
+            directory_id: None,
+            certificate_management: CertificateManagement::Manual,
+            dkim_management: DkimManagement::Manual,
+            dns_management: DnsManagement::Manual,
+        }
+    }
+}
+
+/// `x:SubAddressing` (the ledger keeps `Enabled` and `Disabled`; Stalwart's
+/// `Custom` rule expressions are not served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+pub enum SubAddressing {
+    Enabled,
+    Disabled,
+}
+
+/// `x:CertificateManagement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+pub enum CertificateManagement {
+    Manual,
+    Automatic(CertificateManagementProperties),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateManagementProperties {
+    /// An ACME provider's id in the mail server (not an object of the ledger).
+    pub acme_provider_id: ExternalId,
+    #[serde(default)]
+    pub subject_alternative_names: Vec<String>,
+}
+
+/// `x:DkimManagement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+pub enum DkimManagement {
+    Automatic(DkimManagementProperties),
+    Manual,
+}
+
+/// Durations in milliseconds, as Stalwart's schema gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DkimManagementProperties {
+    #[serde(default = "default_dkim_algorithms")]
+    pub algorithms: Vec<DkimSignatureType>,
+    #[serde(default = "default_delete_after")]
+    pub delete_after: u64,
+    #[serde(default = "default_retire_after")]
+    pub retire_after: u64,
+    #[serde(default = "default_rotate_after")]
+    pub rotate_after: u64,
+    #[serde(default = "default_selector_template")]
+    pub selector_template: String,
+}
+
+fn default_dkim_algorithms() -> Vec<DkimSignatureType> {
+    vec![DkimSignatureType::Dkim1Ed25519Sha256, DkimSignatureType::Dkim1RsaSha256]
+}
+fn default_delete_after() -> u64 {
+    2_592_000_000
+}
+fn default_retire_after() -> u64 {
+    604_800_000
+}
+fn default_rotate_after() -> u64 {
+    7_776_000_000
+}
+fn default_selector_template() -> String {
+    "v{version}-{algorithm}-{date-%Y%m%d}".to_owned()
+}
+
+/// Stalwart's `DkimSignatureType` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DkimSignatureType {
+    Dkim1Ed25519Sha256,
+    Dkim1RsaSha256,
+    Dkim2Ed25519Sha256,
+    Dkim2RsaSha256,
+}
+
+impl DkimSignatureType {
+    pub const ALL: [&'static str; 4] = ["Dkim1Ed25519Sha256", "Dkim1RsaSha256", "Dkim2Ed25519Sha256", "Dkim2RsaSha256"];
+}
+
+/// `x:DnsManagement`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "@type")]
+pub enum DnsManagement {
+    Manual,
+    Automatic(DnsManagementProperties),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsManagementProperties {
+    /// A DNS server's id in the mail server (not an object of the ledger).
+    pub dns_server_id: ExternalId,
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default = "all_record_types")]
+    pub publish_records: Vec<DnsRecordType>,
+}
+
+fn all_record_types() -> Vec<DnsRecordType> {
+    use DnsRecordType::*;
+    vec![Dkim, Spf, Mx, Dmarc, Srv, MtaSts, TlsRpt, Caa, AutoConfig, AutoConfigLegacy, AutoDiscover]
+}
+
+/// Stalwart's `DnsRecordType` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DnsRecordType {
+    Dkim,
+    Tlsa,
+    Spf,
+    Mx,
+    Dmarc,
+    Srv,
+    MtaSts,
+    TlsRpt,
+    Caa,
+    AutoConfig,
+    AutoConfigLegacy,
+    AutoDiscover,
+}
+
+impl DnsRecordType {
+    pub const ALL: [&'static str; 12] = [
+        "dkim",
+        "tlsa",
+        "spf",
+        "mx",
+        "dmarc",
+        "srv",
+        "mtaSts",
+        "tlsRpt",
+        "caa",
+        "autoConfig",
+        "autoConfigLegacy",
+        "autoDiscover",
+    ];
+}

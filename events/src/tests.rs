@@ -29,6 +29,7 @@ fn sample_event(n: u64) -> Event {
             description: Some(format!("domain number {n}")),
             created_at: UtcDateTime::from_millis(1_790_000_000_000),
             member_tenant_id: None,
+            settings: None,
         })
     } else {
         Event::AccountUpdated(AccountUpdated {
@@ -195,8 +196,8 @@ fn removed_and_reordered_records_are_reported_at_their_position() {
 fn unknown_schema_versions_and_types_are_refused() {
     let (ty, _, payload) = codec::seal_event(&sample_event(0), &[0; 32]);
     assert!(matches!(
-        codec::decode_event(ty, 3, &payload),
-        Err(crate::CodecError::UnknownSchemaVersion { version: 3, .. })
+        codec::decode_event(ty, 4, &payload),
+        Err(crate::CodecError::UnknownSchemaVersion { version: 4, .. })
     ));
     assert!(matches!(
         codec::decode_event("CredentialAdded", 4, &payload),

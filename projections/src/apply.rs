@@ -319,9 +319,13 @@ fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainS
             description: e.description.clone(),
             created_at: e.created_at,
             member_tenant_id: e.member_tenant_id.clone(),
+            settings: e.settings.as_deref().cloned().unwrap_or_default(),
         })),
         (Some(_), Event::DomainCreated(_)) => Err("domain already exists"),
         (Some(mut d), Event::DomainUpdated(e)) => {
+            if let Some(c) = &e.settings {
+                d.settings = c.new.clone();
+            }
             if let Some(c) = &e.description {
                 d.description = c.new.clone();
             }

@@ -351,11 +351,13 @@ mod tests {
                         created_at: UtcDateTime::from_millis(0),
                         // Odd ids belong to tenant "odd"; even ones to none.
                         member_tenant_id: (id % 2 == 1).then(|| "odd".parse().unwrap()),
+                        settings: None,
                     }),
                     Step::Update(id) => Event::DomainUpdated(DomainUpdated {
                         domain_id: ObjectId(id),
                         description: Some(Change { old: None, new: Some(format!("v{}", self.tail.next_seq)) }),
                         member_tenant_id: None,
+                        settings: None,
                     }),
                     Step::Move(id, to) => Event::DomainUpdated(DomainUpdated {
                         domain_id: ObjectId(id),
@@ -364,6 +366,7 @@ mod tests {
                             old: (id % 2 == 1).then(|| "odd".parse().unwrap()),
                             new: Some(to.parse().unwrap()),
                         }),
+                        settings: None,
                     }),
                     Step::Destroy(id) => {
                         Event::DomainDestroyed(DomainDestroyed { domain_id: ObjectId(id), name: name(id) })

@@ -7,8 +7,8 @@ use std::ops::RangeInclusive;
 use ledger_events::ObjectType;
 use ledger_events::codec::{self, from_json};
 use ledger_events::model::{
-    AccountKind, AllowedIps, CredentialKind, CredentialPermissions, EncryptionAtRest, Permissions, QuotaKind, Quotas,
-    Roles, TenantQuotas,
+    AccountKind, AllowedIps, CredentialKind, CredentialPermissions, DomainSettings, EncryptionAtRest, Permissions,
+    QuotaKind, Quotas, Roles, TenantQuotas,
 };
 use ledger_events::values::{
     DomainName, EmailLocalPart, ExternalId, Locale, ObjectId, Permission, SecretHash, TimeZoneName, UtcDateTime,
@@ -110,6 +110,9 @@ pub struct DomainState {
     pub created_at: UtcDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_tenant_id: Option<ExternalId>,
+    /// Stalwart's other domain fields.
+    #[serde(default)]
+    pub settings: DomainSettings,
 }
 
 /// A tenant as it is now (`proj_tenants`): Stalwart's `x:Tenant`.

@@ -54,6 +54,7 @@ impl World {
                 name: name.parse().unwrap(),
                 description: None,
                 member_tenant_id: None,
+                settings: Default::default(),
             }))
             .unwrap();
         match &events[0] {

@@ -14,6 +14,7 @@ pub struct UpdateDomain {
     pub id: ObjectId,
     pub description: Option<Option<String>>,
     pub member_tenant_id: Option<Option<ExternalId>>,
+    pub settings: Option<ledger_events::model::DomainSettings>,
 }
 
 impl UpdateDomain {
@@ -26,7 +27,11 @@ impl UpdateDomain {
             domain_id: self.id,
             description: Change::requested(&self.description, &domain.description),
             member_tenant_id: Change::requested(&self.member_tenant_id, &domain.member_tenant_id),
+            settings: Change::requested(&self.settings, &domain.settings).map(Box::new),
         };
+        if let Some(change) = &update.settings {
+            super::create_domain::check_settings(view, &domain.name, &change.new, Some(self.id))?;
+        }
         if let Some(change) = &update.member_tenant_id {
             super::check_tenant(view, "memberTenantId", change.new.as_ref())?;
         }
@@ -35,7 +40,7 @@ impl UpdateDomain {
                 description: "a domain accounts or aliases use cannot change tenant".to_owned(),
             });
         }
-        let changed = update.description.is_some() || update.member_tenant_id.is_some();
+        let changed = update.description.is_some() || update.member_tenant_id.is_some() || update.settings.is_some();
         Ok(if changed { vec![Event::DomainUpdated(update)] } else { vec![] })
     }
 }

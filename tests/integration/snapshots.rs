@@ -153,12 +153,23 @@ fn one_of_each() -> Vec<Event> {
             description: None,
             created_at: at(),
             member_tenant_id: Some("t1".parse().unwrap()),
+            settings: Some(Box::new(DomainSettings {
+                aliases: vec!["example.net".parse().unwrap()],
+                catch_all_address: Some("postmaster@example.org".into()),
+                dkim_management: DkimManagement::Automatic(serde_json::from_value(serde_json::json!({})).unwrap()),
+                ..DomainSettings::default()
+            })),
         }
         .into(),
         DomainUpdated {
             domain_id: dom,
             description: Change::between(None, Some("primary".into())),
             member_tenant_id: Change::between(Some("t1".parse().unwrap()), None),
+            settings: Change::between(
+                DomainSettings::default(),
+                DomainSettings { is_enabled: false, ..DomainSettings::default() },
+            )
+            .map(Box::new),
         }
         .into(),
         DomainDestroyed { domain_id: dom, name: "example.org".parse().unwrap() }.into(),

@@ -260,6 +260,16 @@ async fn the_clients_conversation_works_unchanged() {
     let with_key = Client::start(&server.url, &format!("Bearer {secret}")).await;
     let got = with_key.call("x:Account/get", json!({"ids": [alice], "properties": ["name"]})).await;
     assert_eq!(got["list"][0]["name"], "alicia", "the key carries bob's role: {got}");
+    // A key holder cannot change (or guess) the password.
+    let answer = with_key
+        .post(json!([["x:AccountPassword/set", {"update": {"singleton": {"secret": "a new passphrase here",
+            "currentSecret": "a guess"}}}, "c0"]]))
+        .await;
+    assert_eq!(
+        (answer[0][0].as_str(), answer[0][1]["type"].as_str()),
+        (Some("error"), Some("forbidden")),
+        "{answer:?}"
+    );
     let r = bob.call("x:ApiKey/set", json!({"update": {(key_id.clone()): {"secret": "mine"}}})).await;
     assert_eq!(r["notUpdated"][&key_id]["type"], "forbidden", "a key's secret cannot change: {r}");
 
@@ -316,21 +326,8 @@ async fn the_schema_needs_credentials_and_names_its_hash() {
 
 /// Stalwart fields the ledger does not serve (yet), and where its field
 /// differs on purpose: each with the reason. Everything else must match.
-const NOT_SERVED: &[(&str, &str, &str)] = &[
-    ("x:AccountPassword", "otpAuth", "the second factor is set on the Password credential (credentials/N/otpAuth)"),
-    ("x:Domain", "aliases", "domain fields beyond the directory's are not served yet"),
-    ("x:Domain", "allowRelaying", "not served yet"),
-    ("x:Domain", "catchAllAddress", "not served yet"),
-    ("x:Domain", "certificateManagement", "not served yet"),
-    ("x:Domain", "directoryId", "not served yet"),
-    ("x:Domain", "dkimManagement", "not served yet"),
-    ("x:Domain", "dnsManagement", "not served yet"),
-    ("x:Domain", "dnsZoneFile", "not served yet"),
-    ("x:Domain", "isEnabled", "not served yet"),
-    ("x:Domain", "logo", "not served yet"),
-    ("x:Domain", "reportAddressUri", "not served yet"),
-    ("x:Domain", "subAddressing", "not served yet"),
-];
+const NOT_SERVED: &[(&str, &str, &str)] =
+    &[("x:AccountPassword", "otpAuth", "the second factor is set on the Password credential (credentials/N/otpAuth)")];
 const DIFFERENT: &[(&str, &str, &str)] =
     &[("x:Domain", "name", "immutable: every address under a domain is derived from its name")];
 
@@ -398,4 +395,55 @@ async fn the_schema_matches_stalwarts_for_the_directory_objects() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn domains_carry_stalwarts_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let cli = Client::start(&server.url, &admin_auth()).await;
+    let r = cli
+        .call(
+            "x:Domain/set",
+            json!({"create": {"n0": {"name": "example.org", "aliases": {"example.net": true},
+            "catchAllAddress": "postmaster@example.org", "dkimManagement": {"@type": "Automatic"}}}}),
+        )
+        .await;
+    let created = &r["created"]["n0"];
+    let id = created["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    assert_eq!(created["isEnabled"], true, "defaults come back: {created}");
+    assert_eq!(created["reportAddressUri"], "mailto:postmaster");
+    assert_eq!(created["dkimManagement"]["algorithms"], json!({"Dkim1Ed25519Sha256": true, "Dkim1RsaSha256": true}));
+    assert!(created["dnsZoneFile"].as_str().unwrap().starts_with("$ORIGIN example.org."), "{created}");
+    // query domain without --fields asks for Stalwart's default columns.
+    let rows = cli.query("x:Domain", json!({}), None, cli.max_get).await;
+    assert_eq!(rows[0]["certificateManagement"], json!({"@type": "Manual"}), "{rows:?}");
+    // An alias another domain has, a bad catch-all, an unknown field, a server-set one.
+    let r = cli
+        .call(
+            "x:Domain/set",
+            json!({"create": {
+            "a": {"name": "other.org", "aliases": {"example.net": true}},
+            "b": {"name": "third.org", "catchAllAddress": "not an address"},
+            "c": {"name": "fourth.org", "subAddressing": {"@type": "Sometimes"}},
+            "d": {"name": "fifth.org", "dnsZoneFile": "x"}}}),
+        )
+        .await;
+    assert_eq!(r["notCreated"]["a"]["type"], "primaryKeyViolation", "{r}");
+    assert_eq!(r["notCreated"]["a"]["objectId"], json!({"object": "Domain", "id": id}));
+    assert_eq!(r["notCreated"]["b"]["type"], "validationFailed", "{r}");
+    assert_eq!(r["notCreated"]["c"]["properties"], json!(["subAddressing"]), "{r}");
+    assert_eq!(r["notCreated"]["d"]["properties"], json!(["dnsZoneFile"]), "{r}");
+    // Patches into the set and the object; the server's changes come back.
+    let r = cli
+        .call(
+            "x:Domain/set",
+            json!({"update": {(id.clone()): {"aliases/example.com": true, "aliases/example.net": null,
+            "isEnabled": false}}}),
+        )
+        .await;
+    assert!(r["updated"].as_object().is_some_and(|u| u.contains_key(&id)), "{r}");
+    let got = cli.call("x:Domain/get", json!({"ids": [id], "properties": ["aliases", "isEnabled"]})).await;
+    assert_eq!(got["list"][0], json!({"id": id, "aliases": {"example.com": true}, "isEnabled": false}));
+    server.stop().await;
 }

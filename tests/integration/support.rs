@@ -16,7 +16,12 @@ pub(super) fn origin() -> CommitOrigin {
 }
 
 pub(super) fn create_domain(name: &str) -> Command {
-    Command::CreateDomain(CreateDomain { name: name.parse().unwrap(), description: None, member_tenant_id: None })
+    Command::CreateDomain(CreateDomain {
+        name: name.parse().unwrap(),
+        description: None,
+        member_tenant_id: None,
+        settings: Default::default(),
+    })
 }
 
 pub(super) fn user(name: &str, domain: ObjectId) -> CreateAccount {

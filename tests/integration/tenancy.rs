@@ -385,6 +385,15 @@ async fn tenants_are_objects_that_member_tenant_ids_must_name() {
     assert_eq!((name.as_str(), &answer["type"]), ("error", &json!("forbidden")), "the tenant disables it: {answer}");
     let (_, name, _) = server.call_as(&login, "x:Account/get", json!({"ids": [ops]})).await;
     assert_eq!(name, "x:Account/get");
+    // Its tenant, not another's.
+    let other = server.tenant("Other").await;
+    let (_, _, tenants) = server.call_as(&login, "x:Tenant/get", json!({"ids": null})).await;
+    let ids: Vec<&str> = tenants["list"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [acme.as_str()], "{tenants}");
+    let (_, _, tenants) = server.call_as(&login, "x:Tenant/get", json!({"ids": [other]})).await;
+    assert_eq!(tenants["notFound"], json!([other]));
+    let (_, _, r) = server.call_as(&login, "x:Tenant/set", json!({"update": {(acme.clone()): {"name": "Mine"}}})).await;
+    assert_eq!(r["type"], "forbidden", "tenants are global objects: {r}");
 
     // A tenant with members cannot go; its disk usage is its accounts'.
     let (_, r) = server

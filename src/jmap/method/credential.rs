@@ -369,7 +369,9 @@ pub(crate) async fn password_get(ctx: &mut CallContext<'_>, arguments: Value) ->
 /// `x:AccountPassword/set`: `update: {"singleton": {"secret": NEW,
 /// "currentSecret": OLD}}` changes one's own password once `currentSecret`
 /// matches the current one (`forbidden` otherwise; each check is one of the
-/// request's password hashes). Create and destroy are `singleton` errors.
+/// request's password hashes). Only a principal logged in with the password
+/// may (so no key holder can guess it here). Create and destroy are
+/// `singleton` errors.
 pub(crate) async fn password_set(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
     let mut args = Args::new(arguments)?;
     args.account_id()?;
@@ -381,6 +383,14 @@ pub(crate) async fn password_set(ctx: &mut CallContext<'_>, arguments: Value) ->
     let kind = CredentialKind::Password;
     if !ctx.principal.may(&permission(kind, Verb::Update)) {
         return Err(MethodError::needs(&permission(kind, Verb::Update)));
+    }
+    // Only a password login may change the password: an API key or app
+    // password holder could otherwise guess `currentSecret` here, past the
+    // login limiter, and take the account.
+    if ctx.principal.method != ledger_events::AuthMethod::Password {
+        return Err(MethodError::Forbidden(
+            "the password can be changed only when logged in with it (not with an API key or app password)".into(),
+        ));
     }
     let own = own_id(ctx)?;
     let (_, old_state) = own_account(ctx, own).await?;

@@ -30,6 +30,8 @@ pub(crate) enum StringFormat {
     Secret,
     Uri,
     IpNetwork,
+    /// Multi-line text.
+    Text,
 }
 
 impl StringFormat {
@@ -41,6 +43,7 @@ impl StringFormat {
             StringFormat::Secret => "secret",
             StringFormat::Uri => "uri",
             StringFormat::IpNetwork => "ipNetwork",
+            StringFormat::Text => "text",
         }
     }
 }
@@ -51,6 +54,8 @@ pub(crate) enum NumberFormat {
     UnsignedInteger,
     /// Bytes.
     Size,
+    /// Milliseconds.
+    Duration,
 }
 
 impl NumberFormat {
@@ -59,6 +64,7 @@ impl NumberFormat {
         match self {
             NumberFormat::UnsignedInteger => "unsignedInteger",
             NumberFormat::Size => "size",
+            NumberFormat::Duration => "duration",
         }
     }
 }

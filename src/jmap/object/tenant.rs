@@ -5,7 +5,7 @@
 
 use ledger_events::ObjectType;
 use ledger_events::model::{Permissions, Roles, TenantQuotaKind, TenantQuotas};
-use ledger_events::values::ObjectId;
+use ledger_events::values::{ExternalId, ObjectId};
 use ledger_projections::query::{Filter, Sort, SortKey};
 use ledger_projections::{StateRead, TenantState, state};
 use serde::de::DeserializeOwned;
@@ -25,6 +25,8 @@ pub(crate) struct Tenant;
 pub(crate) struct TenantView {
     tenant: TenantState,
     used_disk_quota: u64,
+    /// Its own id as a `memberTenantId`: a tenant principal sees only its own tenant.
+    own: ExternalId,
 }
 
 fn typed<T: DeserializeOwned>(property: &str, value: Value) -> Result<T, SetError> {
@@ -135,7 +137,15 @@ impl JmapObject for Tenant {
         Property::new("createdAt", WireType::UtcDateTime, "Creation date of the tenant").server_set(),
     ];
 
+    /// Tenant principals see their own tenant only (and change none:
+    /// tenants are global objects).
+    const TENANT_SCOPED: bool = true;
+
     permissions!("sysTenant");
+
+    fn tenant(v: &TenantView) -> Option<&ExternalId> {
+        Some(&v.own)
+    }
 
     fn fetch(view: &impl StateRead, id: ObjectId) -> Result<Option<TenantView>, MethodError> {
         let Some(tenant) = state::tenant(view, id)? else { return Ok(None) };
@@ -145,7 +155,8 @@ impl JmapObject for Tenant {
                 used_disk_quota = used_disk_quota.saturating_add(a.used_disk_quota());
             }
         }
-        Ok(Some(TenantView { tenant, used_disk_quota }))
+        let own = id.to_jmap().parse().map_err(|_| MethodError::ServerFail)?;
+        Ok(Some(TenantView { tenant, used_disk_quota, own }))
     }
 
     fn list(view: &impl StateRead, limit: usize) -> Result<Vec<ObjectId>, MethodError> {
@@ -197,9 +208,9 @@ impl JmapObject for Tenant {
     fn query(view: &impl StateRead, filter: &Filter, sort: &[Sort]) -> Result<Vec<ObjectId>, MethodError> {
         let named = state::tenants(view)?.into_iter().map(|t| Named {
             id: t.id,
+            tenant: t.id.to_jmap().parse().ok(),
             name: t.name,
             description: None,
-            tenant: None,
         });
         Ok(query_named(named.collect(), filter, sort))
     }

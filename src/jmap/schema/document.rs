@@ -148,7 +148,7 @@ pub(crate) fn document() -> Value {
             lists.insert(view, view_list);
         }
     }
-    for n in NESTED {
+    for n in NESTED.iter().chain(super::DOMAIN_NESTED) {
         describe_type(n.name, n.variants, n.properties, &mut schemas, &mut fields, &mut forms, &mut enums);
     }
     let enums: Map<String, Value> =
@@ -292,6 +292,11 @@ fn enum_values(name: &str) -> Option<Value> {
         "StorageQuota" => ledger_events::model::QuotaKind::ALL.iter().map(|q| q.as_str().to_owned()).collect(),
         "TimeZone" => jiff::tz::db().available().map(|n| n.to_string()).collect(),
         "Locale" => include_str!("locales.txt").lines().filter(|l| !l.is_empty()).map(str::to_owned).collect(),
+        "DkimSignatureType" => ledger_events::model::DkimSignatureType::ALL.map(str::to_owned).to_vec(),
+        "DnsRecordType" => ledger_events::model::DnsRecordType::ALL.map(str::to_owned).to_vec(),
+        "TenantStorageQuota" => {
+            ledger_events::model::TenantQuotaKind::ALL.iter().map(|q| q.as_str().to_owned()).collect()
+        }
         _ => return None,
     };
     Some(Value::Array(names.into_iter().map(|n| json!({"label": n, "name": n})).collect()))

@@ -12,7 +12,7 @@
 pub(crate) mod document;
 pub(crate) mod wire;
 
-use super::object::property::{Property, StringFormat, Variant, WireType};
+use super::object::property::{NumberFormat, Property, StringFormat, Variant, WireType};
 
 /// A nested object type: fields of a value inside an object (a credential,
 /// `roles`, `permissions`), not an object with an id of its own.
@@ -175,7 +175,108 @@ pub(crate) const NESTED: &[Nested] = &[
     },
 ];
 
+const AUTOMATIC: &[&str] = &["Automatic"];
+
+/// The nested types of `x:Domain`'s management fields.
+pub(crate) const DOMAIN_NESTED: &[Nested] = &[
+    Nested {
+        name: "x:SubAddressing",
+        variants: &[
+            Variant::new("Enabled", "Enable sub-addressing", None),
+            Variant::new("Disabled", "Disable sub-addressing", None),
+        ],
+        properties: &[],
+    },
+    Nested {
+        name: "x:CertificateManagement",
+        variants: &[
+            Variant::new("Manual", "Manual TLS certificate management", None),
+            Variant::new("Automatic", "ACME TLS certificate management", Some("x:CertificateManagementProperties")),
+        ],
+        properties: &[
+            Property::new(
+                "acmeProviderId",
+                WireType::ObjectId("x:AcmeProvider"),
+                "Identifier for the ACME provider managing certificates for this domain",
+            )
+            .required()
+            .only(AUTOMATIC),
+            Property::new(
+                "subjectAlternativeNames",
+                WireType::Set(&WireType::String(StringFormat::String)),
+                "Additional hostnames to include in the certificate as Subject Alternative Names (SANs)",
+            )
+            .default("[]")
+            .only(AUTOMATIC),
+        ],
+    },
+    Nested {
+        name: "x:DkimManagement",
+        variants: &[
+            Variant::new("Automatic", "Automatic DKIM management", Some("x:DkimManagementProperties")),
+            Variant::new("Manual", "Manual DKIM management", None),
+        ],
+        properties: &[
+            Property::new(
+                "algorithms",
+                WireType::Set(&WireType::Enum("DkimSignatureType")),
+                "List of signing algorithms to use when generating new DKIM keys",
+            )
+            .only(AUTOMATIC),
+            Property::new(
+                "deleteAfter",
+                WireType::Number(NumberFormat::Duration),
+                "How long to retain old DKIM keys after rotation before deleting them",
+            )
+            .only(AUTOMATIC),
+            Property::new(
+                "retireAfter",
+                WireType::Number(NumberFormat::Duration),
+                "How long to keep the old key's DNS record published after rotation",
+            )
+            .only(AUTOMATIC),
+            Property::new("rotateAfter", WireType::Number(NumberFormat::Duration), "How often to rotate DKIM keys")
+                .only(AUTOMATIC),
+            Property::new(
+                "selectorTemplate",
+                WireType::String(StringFormat::String),
+                "Template for generating DKIM selectors during key rotation",
+            )
+            .only(AUTOMATIC),
+        ],
+    },
+    Nested {
+        name: "x:DnsManagement",
+        variants: &[
+            Variant::new("Manual", "Manual DNS management", None),
+            Variant::new("Automatic", "Automatic DNS management", Some("x:DnsManagementProperties")),
+        ],
+        properties: &[
+            Property::new(
+                "dnsServerId",
+                WireType::ObjectId("x:DnsServer"),
+                "Identifier for the DNS server provider managing DNS records for this domain",
+            )
+            .required()
+            .only(AUTOMATIC),
+            Property::new(
+                "origin",
+                WireType::String(StringFormat::String),
+                "Origin domain used to determine the correct DNS zone for managing records",
+            )
+            .nullable()
+            .only(AUTOMATIC),
+            Property::new(
+                "publishRecords",
+                WireType::Set(&WireType::Enum("DnsRecordType")),
+                "Which DNS record types should be automatically published and kept in sync",
+            )
+            .only(AUTOMATIC),
+        ],
+    },
+];
+
 /// The nested type of that name.
 pub(crate) fn nested(name: &str) -> Option<&'static Nested> {
-    NESTED.iter().find(|n| n.name == name)
+    NESTED.iter().chain(DOMAIN_NESTED).find(|n| n.name == name)
 }
