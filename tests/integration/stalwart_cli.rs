@@ -219,7 +219,7 @@ async fn the_clients_conversation_works_unchanged() {
             "x:Role/set",
             json!({"create": {"n0": {"description": "Helpdesk",
             "enabledPermissions": {"sysAccountGet": true, "sysAccountQuery": true, "sysApiKeyGet": true,
-                "sysApiKeyCreate": true, "sysApiKeyUpdate": true, "sysApiKeyDestroy": true,
+                "sysApiKeyCreate": true, "sysApiKeyUpdate": true, "sysApiKeyDestroy": true, "sysApiKeyQuery": true, "sysAppPasswordGet": true,
                 "sysAccountPasswordGet": true, "sysAccountPasswordUpdate": true}}}}),
         )
         .await;
@@ -248,6 +248,7 @@ async fn the_clients_conversation_works_unchanged() {
     assert!(r["created"]["n0"]["id"].is_string(), "{r}");
     let bob =
         Client::start(&server.url, &super::support::basic("bob@example.org", "correct horse battery staple")).await;
+    let before = bob.call("x:ApiKey/get", json!({"ids": []})).await["state"].clone();
     let r = bob
         .call("x:ApiKey/set", json!({"create": {"n0": {"description": "ci", "permissions": {"@type": "Inherit"}}}}))
         .await;
@@ -257,6 +258,12 @@ async fn the_clients_conversation_works_unchanged() {
     let keys = bob.call("x:ApiKey/get", json!({"ids": null, "properties": null})).await;
     assert_eq!(keys["list"][0]["id"], key_id);
     assert_eq!(keys["list"][0]["secret"], "****", "shown once, masked after");
+    let changed = bob.call("x:ApiKey/changes", json!({"sinceState": before})).await;
+    assert_eq!((&changed["created"], &changed["destroyed"]), (&json!([key_id]), &json!([])), "{changed}");
+    let query_changed = bob.call("x:ApiKey/queryChanges", json!({"sinceQueryState": before})).await;
+    assert_eq!(query_changed["added"], json!([{"id": key_id, "index": 0}]), "{query_changed}");
+    let app = bob.call("x:AppPassword/changes", json!({"sinceState": before})).await;
+    assert_eq!(app["created"], json!([]), "an API key is no app password: {app}");
     let with_key = Client::start(&server.url, &format!("Bearer {secret}")).await;
     let got = with_key.call("x:Account/get", json!({"ids": [alice], "properties": ["name"]})).await;
     assert_eq!(got["list"][0]["name"], "alicia", "the key carries bob's role: {got}");
@@ -291,6 +298,8 @@ async fn the_clients_conversation_works_unchanged() {
     assert_eq!(me["list"], json!([{"id": "singleton", "secret": "****", "currentSecret": null}]));
     let r = again.call("x:ApiKey/set", json!({"destroy": [key_id]})).await;
     assert_eq!(r["destroyed"], json!([key_id]), "{r}");
+    let changed = again.call("x:ApiKey/changes", json!({"sinceState": keys["state"]})).await;
+    assert_eq!(changed["destroyed"], json!([key_id]), "{changed}");
 
     // delete domain --ids <domain>,zz: the domain is in use, zz names nothing.
     let r = cli.call("x:Domain/set", json!({"destroy": [domain, "zz"]})).await;

@@ -473,3 +473,128 @@ async fn change_password(
     patch.insert(key, value);
     Ok(patch_own(ctx, own, patch).await?.map(|_| ()).map_err(unprefixed))
 }
+
+/// Ids created, updated and destroyed, in that order.
+type Changed = (Vec<String>, Vec<String>, Vec<String>);
+
+/// What changed among the caller's credentials of `kind` after position
+/// `since`: (created, updated, destroyed) ids, read from its account's
+/// history in the log. A credential created and removed in between is in none.
+fn credential_changes(
+    read: &crate::store::ReadState,
+    log: &ledger_events::EventLog,
+    own: ObjectId,
+    kind: CredentialKind,
+    since: u64,
+    current: u64,
+) -> Result<Changed, MethodError> {
+    use ledger_events::Event;
+    let view = &read.view;
+    let positions = state::history_in(view, own, since.saturating_add(1)..=current)?;
+    let mut kinds: std::collections::BTreeMap<ObjectId, CredentialKind> =
+        state::account(view, own)?.map(|a| a.credentials.iter().map(|c| (c.id, c.kind)).collect()).unwrap_or_default();
+    let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
+    for seq in positions {
+        let Some(record) = log.read(view.snapshot(), seq).map_err(crate::store::StoreError::from)? else { continue };
+        let Some(Ok(event)) = record.event() else { continue };
+        match event {
+            Event::CredentialAdded(e) => {
+                kinds.insert(e.credential_id, e.kind);
+                if e.kind == kind {
+                    created.push(e.credential_id);
+                }
+            }
+            Event::CredentialUpdated(e)
+                if kinds.get(&e.credential_id) == Some(&kind)
+                    && !created.contains(&e.credential_id)
+                    && !updated.contains(&e.credential_id) =>
+            {
+                updated.push(e.credential_id);
+            }
+            Event::CredentialRemoved(e) if e.kind == kind => {
+                if let Some(i) = created.iter().position(|c| *c == e.credential_id) {
+                    created.remove(i);
+                } else {
+                    updated.retain(|u| *u != e.credential_id);
+                    destroyed.push(e.credential_id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let wire = |v: Vec<ObjectId>| v.into_iter().map(|id| id.to_jmap()).collect();
+    Ok((wire(created), wire(updated), wire(destroyed)))
+}
+
+/// The changes of the caller's credentials of `kind` since `since_state`
+/// (needing the `verb`'s permission), with the current state and the
+/// caller's account now.
+async fn changes_since(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    verb: Verb,
+    since_state: String,
+) -> Result<(u64, Changed, AccountState), MethodError> {
+    if !ctx.principal.may(&permission(kind, verb)) {
+        return Err(MethodError::needs(&permission(kind, verb)));
+    }
+    let own = own_id(ctx)?;
+    let read = ctx.services.ledger.read();
+    let log = ctx.services.ledger.log().clone();
+    blocking(move || {
+        let current = type_state(&read.view, Account::TYPE)?;
+        let since = super::changes::since(&read.view, &since_state, current)?;
+        let changed = credential_changes(&read, &log, own, kind, since, current)?;
+        let account = state::account(&read.view, own)?.ok_or(MethodError::AccountNotFound)?;
+        Ok((current, changed, account))
+    })
+    .await
+}
+
+/// `x:ApiKey/changes`, `x:AppPassword/changes` (RFC 8620 §5.2): states are
+/// `x:Account` states; the changes are the caller's own credentials'.
+pub(crate) async fn changes(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    arguments: Value,
+) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let since_state: String = args.take("sinceState")?.ok_or_else(|| MethodError::invalid("sinceState is required"))?;
+    let _max_changes: Option<u64> = args.take("maxChanges")?;
+    args.finish()?;
+    let (current, (created, updated, destroyed), _) = changes_since(ctx, kind, Verb::Get, since_state.clone()).await?;
+    Ok(json!({"accountId": ACCOUNT_ID, "oldState": since_state, "newState": state_string(current),
+        "hasMoreChanges": false, "created": created, "updated": updated, "destroyed": destroyed}))
+}
+
+/// `x:ApiKey/queryChanges`, `x:AppPassword/queryChanges` (RFC 8620 §5.6) of
+/// the unfiltered query in creation order: `removed` the destroyed (and
+/// updated, as RFC 8620 allows) ids, `added` the created and updated ones at
+/// their index.
+pub(crate) async fn query_changes(
+    ctx: &mut CallContext<'_>,
+    kind: CredentialKind,
+    arguments: Value,
+) -> Result<Value, MethodError> {
+    let mut args = Args::new(arguments)?;
+    args.account_id()?;
+    let since_state: String =
+        args.take("sinceQueryState")?.ok_or_else(|| MethodError::invalid("sinceQueryState is required"))?;
+    for ignored in ["filter", "sort", "maxChanges", "upToId", "calculateTotal"] {
+        let _: Option<Value> = args.take(ignored)?;
+    }
+    args.finish()?;
+    let (current, (created, updated, destroyed), account) =
+        changes_since(ctx, kind, Verb::Query, since_state.clone()).await?;
+    let ids: Vec<String> = of_kind(&account, kind).map(|i| account.credentials[i].id.to_jmap()).collect();
+    let added: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| created.contains(id) || updated.contains(id))
+        .map(|(index, id)| json!({"id": id, "index": index}))
+        .collect();
+    let removed: Vec<&String> = destroyed.iter().chain(updated.iter()).collect();
+    Ok(json!({"accountId": ACCOUNT_ID, "oldQueryState": since_state, "newQueryState": state_string(current),
+        "total": ids.len(), "removed": removed, "added": added}))
+}

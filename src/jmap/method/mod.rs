@@ -83,12 +83,8 @@ impl Method {
         };
         use ledger_events::model::CredentialKind;
         match (object, verb) {
-            ("x:ApiKey", Standard::Get | Standard::Set | Standard::Query) => {
-                return Some(Method::Credential(verb, CredentialKind::ApiKey));
-            }
-            ("x:AppPassword", Standard::Get | Standard::Set | Standard::Query) => {
-                return Some(Method::Credential(verb, CredentialKind::AppPassword));
-            }
+            ("x:ApiKey", _) => return Some(Method::Credential(verb, CredentialKind::ApiKey)),
+            ("x:AppPassword", _) => return Some(Method::Credential(verb, CredentialKind::AppPassword)),
             ("x:AccountPassword", Standard::Get | Standard::Set) => return Some(Method::AccountPassword(verb)),
             _ => {}
         }
@@ -115,7 +111,9 @@ pub(crate) async fn call(
         Method::DatabasePurge => database::purge(ctx, arguments).await,
         Method::Credential(Standard::Get, kind) => credential::get(ctx, kind, arguments).await,
         Method::Credential(Standard::Set, kind) => credential::set(ctx, kind, arguments).await,
-        Method::Credential(_, kind) => credential::query(ctx, kind, arguments).await,
+        Method::Credential(Standard::Query, kind) => credential::query(ctx, kind, arguments).await,
+        Method::Credential(Standard::Changes, kind) => credential::changes(ctx, kind, arguments).await,
+        Method::Credential(Standard::QueryChanges, kind) => credential::query_changes(ctx, kind, arguments).await,
         Method::AccountPassword(Standard::Get) => credential::password_get(ctx, arguments).await,
         Method::AccountPassword(_) => credential::password_set(ctx, arguments).await,
         Method::Standard(verb, object) => with_object!(object, |O| match verb {
