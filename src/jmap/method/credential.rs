@@ -198,6 +198,28 @@ fn unprefixed(mut error: Value) -> Value {
     error
 }
 
+/// The credential an update or destroy key names (a `#creationId` too), as
+/// `(id, position in the account's credentials)`; or the id with the item's
+/// SetError: `forbidden` without the verb's permission, `notFound` when the
+/// caller has no credential of `kind` with that id.
+async fn locate(
+    ctx: &CallContext<'_>,
+    own: ObjectId,
+    kind: CredentialKind,
+    raw: &str,
+    verb: Verb,
+) -> Result<Result<(String, usize), (String, Value)>, MethodError> {
+    let id = ctx.created_ids.resolve(raw).map(|id| id.to_jmap()).unwrap_or_else(|_| raw.to_owned());
+    if !ctx.principal.may(&permission(kind, verb)) {
+        return Ok(Err((id, SetError::forbidden(format!("{} is required", permission(kind, verb))).to_json())));
+    }
+    let (account, _) = own_account(ctx, own).await?;
+    Ok(match position(&account, kind, &id) {
+        Some(i) => Ok((id, i)),
+        None => Err((id, SetError::not_found(format!("no such {}", names(kind).0)).to_json())),
+    })
+}
+
 /// `x:ApiKey/set`, `x:AppPassword/set`: each item is its own patch (and commit).
 pub(crate) async fn set(
     ctx: &mut CallContext<'_>,
@@ -263,15 +285,12 @@ pub(crate) async fn set(
     let mut updated = Map::new();
     let mut not_updated = Map::new();
     for (raw, patch) in update {
-        let id = ctx.created_ids.resolve(&raw).map(|id| id.to_jmap()).unwrap_or(raw);
-        if !may(Verb::Update) {
-            not_updated.insert(id, forbidden(Verb::Update));
-            continue;
-        }
-        let (account, _) = own_account(ctx, own).await?;
-        let Some(i) = position(&account, kind, &id) else {
-            not_updated.insert(id, SetError::not_found(format!("no such {}", names(kind).0)).to_json());
-            continue;
+        let (id, i) = match locate(ctx, own, kind, &raw, Verb::Update).await? {
+            Ok(found) => found,
+            Err((id, error)) => {
+                not_updated.insert(id, error);
+                continue;
+            }
         };
         let Value::Object(patch) = patch else {
             not_updated.insert(id, SetError::invalid_patch("a patch must be an object").to_json());
@@ -307,15 +326,12 @@ pub(crate) async fn set(
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
     for raw in destroy {
-        let id = ctx.created_ids.resolve(&raw).map(|id| id.to_jmap()).unwrap_or(raw);
-        if !may(Verb::Destroy) {
-            not_destroyed.insert(id, forbidden(Verb::Destroy));
-            continue;
-        }
-        let (account, _) = own_account(ctx, own).await?;
-        let Some(i) = position(&account, kind, &id) else {
-            not_destroyed.insert(id, SetError::not_found(format!("no such {}", names(kind).0)).to_json());
-            continue;
+        let (id, i) = match locate(ctx, own, kind, &raw, Verb::Destroy).await? {
+            Ok(found) => found,
+            Err((id, error)) => {
+                not_destroyed.insert(id, error);
+                continue;
+            }
         };
         let mut patch = Map::new();
         patch.insert(format!("credentials/{i}"), Value::Null);

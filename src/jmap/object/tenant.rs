@@ -11,6 +11,7 @@ use ledger_projections::{StateRead, TenantState, state};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::account::{known_permissions, parse_roles};
 use super::property::{NumberFormat, Property, StringFormat, WireType};
 use super::{
     JmapObject, Named, ParseContext, filter_named, permissions, query_named, refuse_server_set, sort_named, take_fixed,
@@ -33,7 +34,7 @@ fn typed<T: DeserializeOwned>(property: &str, value: Value) -> Result<T, SetErro
     serde_json::from_value(value).map_err(|e| SetError::invalid(property, format!("{property}: {e}")))
 }
 
-fn parse(mut object: Map<String, Value>, ids: &CreatedIds) -> Result<TenantFields, SetError> {
+fn parse(mut object: Map<String, Value>, ctx: &ParseContext<'_>) -> Result<TenantFields, SetError> {
     let name = match object.remove("name") {
         Some(Value::String(s)) => s,
         None | Some(Value::Null) => return Err(SetError::required("name")),
@@ -46,34 +47,15 @@ fn parse(mut object: Map<String, Value>, ids: &CreatedIds) -> Result<TenantField
     };
     let roles: Roles = match object.remove("roles") {
         None | Some(Value::Null) => Roles::Default,
-        Some(mut v) => {
-            if let Some(Value::Array(role_ids)) = v.get_mut("roleIds") {
-                for (i, role_id) in role_ids.iter_mut().enumerate() {
-                    if role_id.as_str().is_some_and(|r| r.starts_with('#')) {
-                        *role_id =
-                            Value::String(super::resolve_id(&format!("roles/roleIds/{i}"), role_id, ids)?.to_jmap());
-                    }
-                }
-            }
-            typed("roles", v)?
-        }
+        Some(v) => parse_roles(v, ctx)?,
     };
     let permissions: Permissions = match object.remove("permissions") {
         None | Some(Value::Null) => Permissions::Inherit,
         Some(v) => typed("permissions", v)?,
     };
     if let Permissions::Merge(list) | Permissions::Replace(list) = &permissions {
-        for (property, names) in [
-            ("permissions/enabledPermissions", &list.enabled_permissions),
-            ("permissions/disabledPermissions", &list.disabled_permissions),
-        ] {
-            if let Some((i, name)) = crate::auth::catalogue::first_unknown(names.iter().map(|p| p.as_str())) {
-                return Err(SetError::invalid(
-                    &format!("{property}/{i}"),
-                    format!("{name:?} is not a known permission"),
-                ));
-            }
-        }
+        known_permissions("permissions/enabledPermissions", &list.enabled_permissions)?;
+        known_permissions("permissions/disabledPermissions", &list.disabled_permissions)?;
     }
     let quotas = match object.remove("quotas") {
         None | Some(Value::Null) => TenantQuotas::new(),
@@ -180,7 +162,7 @@ impl JmapObject for Tenant {
 
     fn parse_create(object: Map<String, Value>, ctx: &mut ParseContext<'_>) -> Result<Command, SetError> {
         refuse_server_set::<Self>(&object)?;
-        Ok(Command::CreateTenant(CreateTenant { fields: parse(object, ctx.ids)? }))
+        Ok(Command::CreateTenant(CreateTenant { fields: parse(object, ctx)? }))
     }
 
     fn parse_update(
@@ -189,7 +171,7 @@ impl JmapObject for Tenant {
         ctx: &mut ParseContext<'_>,
     ) -> Result<Command, SetError> {
         take_fixed::<Self>(&mut patched, &Self::render(current), None)?;
-        Ok(Command::UpdateTenant(UpdateTenant { id: current.tenant.id, fields: parse(patched, ctx.ids)? }))
+        Ok(Command::UpdateTenant(UpdateTenant { id: current.tenant.id, fields: parse(patched, ctx)? }))
     }
 
     fn destroy(id: ObjectId) -> Command {

@@ -6,7 +6,7 @@
 
 mod parse;
 
-pub(crate) use parse::MAX_PERMISSIONS;
+pub(crate) use parse::{MAX_PERMISSIONS, known_permissions, parse_roles};
 pub(crate) mod render;
 
 use ledger_events::values::{ExternalId, ObjectId};

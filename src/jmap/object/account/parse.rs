@@ -36,7 +36,7 @@ fn within(property: &str, count: usize, max: usize) -> Result<(), SetError> {
 }
 
 /// Refuses a permission name neither Stalwart nor the ledger knows.
-fn known_permissions(property: &str, list: &[ledger_events::values::Permission]) -> Result<(), SetError> {
+pub(crate) fn known_permissions(property: &str, list: &[ledger_events::values::Permission]) -> Result<(), SetError> {
     match crate::auth::catalogue::first_unknown(list.iter().map(|p| p.as_str())) {
         None => Ok(()),
         Some((i, name)) => Err(invalid(&format!("{property}/{i}"), format!("{name:?} is not a known permission"))),
@@ -61,7 +61,7 @@ pub(super) fn variant(kind: AccountKind) -> &'static str {
 
 /// `roles`, with `#creationId` references in `roleIds` resolved to the ids of
 /// roles created earlier in the request.
-fn parse_roles(mut value: Value, ctx: &ParseContext<'_>) -> Result<Roles, SetError> {
+pub(crate) fn parse_roles(mut value: Value, ctx: &ParseContext<'_>) -> Result<Roles, SetError> {
     if let Some(Value::Array(role_ids)) = value.get_mut("roleIds") {
         within("roles/roleIds", role_ids.len(), MAX_ROLES)?;
         for (i, role_id) in role_ids.iter_mut().enumerate() {
