@@ -70,6 +70,40 @@ impl EventLog {
         }
     }
 
+    /// Writes records straight into tables (fjall's ingestion: no memtable,
+    /// no journal), for filling an empty log (a restore): `fill` is called
+    /// once with a `push` for each record, in position order; the records are
+    /// durable once this returns, and it returns how many. Errors: the first
+    /// error of `fill`, a position not after the previous one (fjall's
+    /// ingestion would panic on it), a storage error.
+    pub fn ingest_with<E: From<Error>>(
+        &self,
+        fill: impl FnOnce(&mut dyn FnMut(&Record) -> Result<(), E>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let mut headers = self.headers.start_ingestion().map_err(Error::from)?;
+        let mut payloads = self.payloads.start_ingestion().map_err(Error::from)?;
+        let mut last = 0u64;
+        let mut written = 0u64;
+        fill(&mut |record: &Record| {
+            let seq = record.header.seq;
+            if seq <= last {
+                let fault = ChainFault::OutOfSequence { expected: last + 1, found: seq };
+                return Err(self.corrupt(ChainError { seq, fault }).into());
+            }
+            last = seq;
+            let key = seq_key(seq);
+            headers.write(key, codec::encode_header(&record.header)).map_err(Error::from)?;
+            if let Some(payload) = &record.payload {
+                payloads.write(key, codec::encode_payload(payload)).map_err(Error::from)?;
+            }
+            written += 1;
+            Ok(())
+        })?;
+        headers.finish().map_err(Error::from)?;
+        payloads.finish().map_err(Error::from)?;
+        Ok(written)
+    }
+
     /// Adds the removal of a record's payload to `batch`: the one deletion the log
     /// allows, for erasure. The header, and so the chain, stays.
     pub fn erase_payload(&self, batch: &mut OwnedWriteBatch, seq: u64) {
@@ -177,15 +211,38 @@ impl EventLog {
             .map_err(|e| self.corrupt(ChainError { seq: header.seq, fault: ChainFault::BadPayload(e) }))
     }
 
-    /// Records from position `from` on, in log order.
+    /// Records from position `from` on, in log order. Headers and payloads are
+    /// read as two ranges walked side by side (payload keys are a subset of
+    /// header keys: an erased record has none), not a lookup per record.
     pub fn scan<'a>(&'a self, snap: &'a Snapshot, from: u64) -> impl Iterator<Item = Result<Record>> + 'a {
+        let mut payloads = snap.range(&self.payloads, seq_key(from)..);
+        // A payload read past the current header: it belongs to a later one.
+        let mut ahead: Option<fjall::KvPair> = None;
         snap.range(&self.headers, seq_key(from)..).map(move |guard| {
             let (key, raw) = guard.into_inner()?;
             let seq = codec::decode_seq_key(&key)
                 .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
             let header = codec::decode_header(&raw)
                 .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
-            let payload = self.payload(&header, snap.get(&self.payloads, &key)?.as_deref())?;
+            let stored = loop {
+                let (payload_key, value) = match ahead.take() {
+                    Some(pair) => pair,
+                    None => match payloads.next() {
+                        Some(guard) => guard.into_inner()?,
+                        None => break None,
+                    },
+                };
+                match payload_key.as_ref().cmp(key.as_ref()) {
+                    // A payload without a header (never written so): not part of the log.
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => break Some(value),
+                    std::cmp::Ordering::Greater => {
+                        ahead = Some((payload_key, value));
+                        break None;
+                    }
+                }
+            };
+            let payload = self.payload(&header, stored.as_deref())?;
             Ok(Record { header, payload })
         })
     }

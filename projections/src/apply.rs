@@ -151,7 +151,7 @@ fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, o
 }
 
 /// The id an event brings into use, which the id counter must move past.
-fn allocated_id(event: &Event) -> Option<ObjectId> {
+pub(crate) fn allocated_id(event: &Event) -> Option<ObjectId> {
     match event {
         Event::AccountCreated(e) => Some(e.account_id),
         Event::DomainCreated(e) => Some(e.domain_id),
@@ -180,7 +180,7 @@ fn diff_index(out: &mut Vec<Mutation>, old: BTreeMap<Vec<u8>, Vec<u8>>, new: BTr
 }
 
 /// Every index entry an account owns.
-fn account_index(account: Option<&AccountState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn account_index(account: Option<&AccountState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut idx = BTreeMap::new();
     let Some(a) = account else { return idx };
     idx.insert(keys::address(&a.email_address), keys::address_value(a.id, AddressUse::Primary));
@@ -228,7 +228,7 @@ pub fn words(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut idx = BTreeMap::new();
     if let Some(d) = domain {
         idx.insert(keys::domain_name(&d.name), d.id.to_be_bytes().to_vec());
@@ -236,7 +236,7 @@ fn domain_index(domain: Option<&DomainState>) -> BTreeMap<Vec<u8>, Vec<u8>> {
     idx
 }
 
-fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>, &'static str> {
+pub(crate) fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>, &'static str> {
     match (old, event) {
         (None, Event::RoleCreated(e)) => Ok(Some(RoleState {
             id: e.role_id,
@@ -275,7 +275,7 @@ fn fold_role(old: Option<RoleState>, event: &Event) -> Result<Option<RoleState>,
     }
 }
 
-fn fold_tenant(old: Option<TenantState>, event: &Event) -> Result<Option<TenantState>, &'static str> {
+pub(crate) fn fold_tenant(old: Option<TenantState>, event: &Event) -> Result<Option<TenantState>, &'static str> {
     match (old, event) {
         (None, Event::TenantCreated(e)) => Ok(Some(TenantState {
             id: e.tenant_id,
@@ -311,7 +311,7 @@ fn fold_tenant(old: Option<TenantState>, event: &Event) -> Result<Option<TenantS
     }
 }
 
-fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainState>, &'static str> {
+pub(crate) fn fold_domain(old: Option<DomainState>, event: &Event) -> Result<Option<DomainState>, &'static str> {
     match (old, event) {
         (None, Event::DomainCreated(e)) => Ok(Some(DomainState {
             id: e.domain_id,

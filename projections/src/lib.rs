@@ -9,6 +9,7 @@
 #![warn(missing_docs)] // its public surface is the typed read API: every item says what it is
 
 mod apply;
+mod bulk;
 pub mod changes;
 mod error;
 mod keys;

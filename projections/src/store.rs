@@ -72,6 +72,62 @@ impl Projections {
         }
     }
 
+    /// Writes sorted fold output with fjall's ingestion, one table run per
+    /// keyspace: no memtable and no journal (`mutations` must be sorted by
+    /// keyspace and key, each key once, as [`crate::bulk::BulkFold::finish`]
+    /// gives them). With `replace`, every key the keyspaces it names hold in
+    /// its snapshot and `mutations` do not write gets a tombstone in the same
+    /// pass. For keyspaces no writer uses meanwhile (a replay).
+    /// Errors: keys out of order ([`crate::Error::Inconsistent`]; fjall would
+    /// panic), storage errors.
+    pub fn ingest(&self, mutations: Vec<Mutation>, replace: Option<(&Snapshot, &[Space])>) -> Result<()> {
+        let mut mutations = mutations.into_iter().peekable();
+        for space in Space::ALL {
+            let replaced = replace.filter(|(_, spaces)| spaces.contains(&space)).map(|(snapshot, _)| snapshot);
+            if replaced.is_none() && mutations.peek().is_none_or(|m| m.space != space) {
+                continue;
+            }
+            let keyspace = self.keyspace(space);
+            let mut ingestion = keyspace.start_ingestion()?;
+            let mut old =
+                replaced.map(|snapshot| snapshot.iter(keyspace).map(|guard| guard.key())).into_iter().flatten();
+            let mut pending_old = old.next().transpose()?;
+            let mut last: Option<Vec<u8>> = None;
+            while let Some(m) = mutations.next_if(|m| m.space == space) {
+                // fjall panics on keys out of order; say so instead.
+                if last.as_ref().is_some_and(|l| *l >= m.key) {
+                    return Err(crate::Error::Inconsistent(format!(
+                        "{}: keys to ingest out of order",
+                        space.keyspace_name()
+                    )));
+                }
+                while let Some(gone) = pending_old.take_if(|k| k.as_ref() <= m.key.as_slice()) {
+                    if gone.as_ref() < m.key.as_slice() {
+                        ingestion.write_tombstone(gone)?;
+                    }
+                    pending_old = old.next().transpose()?;
+                }
+                last = Some(m.key.clone());
+                match m.value {
+                    Some(v) => ingestion.write(m.key, v)?,
+                    None => ingestion.write_tombstone(m.key)?,
+                }
+            }
+            while let Some(gone) = pending_old.take() {
+                ingestion.write_tombstone(gone)?;
+                pending_old = old.next().transpose()?;
+            }
+            ingestion.finish()?;
+        }
+        if let Some(m) = mutations.next() {
+            return Err(crate::Error::Inconsistent(format!(
+                "{}: keys to ingest out of order",
+                m.space.keyspace_name()
+            )));
+        }
+        Ok(())
+    }
+
     /// The projections as `snapshot` sees them.
     pub fn view(&self, snapshot: Snapshot) -> SnapshotView {
         SnapshotView::new(self.clone(), snapshot)

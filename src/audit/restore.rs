@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use fjall::PersistMode;
 use ledger_events::{ChainTail, ChainVerifier, ErasureCoverage, Record};
 use ledger_projections::replay;
 
@@ -13,9 +12,6 @@ use super::export::{Bound, resolve_range};
 use crate::StoreError;
 use crate::backup::BackupReader;
 use crate::store::{location, open_parts};
-
-/// Records copied per write batch.
-const BATCH: usize = 8192;
 
 /// Where a restore ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,25 +262,23 @@ fn copy(
 ) -> Result<Restored, StoreError> {
     let (db, log, projections) = open_parts(target)?;
     let mut verifier = ChainVerifier::from_tail(ChainTail::GENESIS);
-    let mut batch = db.batch();
-    let mut pending = 0;
-    for record in records {
-        let record = record?;
-        if !keep(&record) {
-            break;
-        }
-        verifier.check(&record.header, record.payload.as_ref()).map_err(|e| log.corrupt(e))?;
-        log.stage(&mut batch, &record);
-        progress(record.seq(), total);
-        pending += 1;
-        if pending == BATCH {
-            std::mem::replace(&mut batch, db.batch()).commit()?;
-            pending = 0;
-        }
-    }
-    batch.commit()?;
-    db.persist(PersistMode::SyncAll)?;
-    replay::rebuild(&db, &log, &projections)?;
+    // One pass: each record is read, checked and decoded, written straight
+    // into the new log's tables and folded into the projections in memory.
+    let mut replayer = replay::Replayer::new(&db, &projections, replay::Write::Ingest);
+    log.ingest_with(|push| {
+        replay::decoded(
+            records.take_while(move |r| r.as_ref().map_or(true, &keep)),
+            |record| verifier.check(&record.header, record.payload.as_ref()).map_err(|e| log.corrupt(e).into()),
+            |record, event| {
+                push(&record)?;
+                replayer.push_decoded(&record, event.as_ref())?;
+                progress(record.seq(), total);
+                Ok(())
+            },
+        )
+    })?;
+    replayer.finish()?;
+    replay::mark_built(&db, &projections)?;
     crate::store::flush_memtables(&log, &projections)?;
     let tail = verifier.tail();
     Ok(Restored { last_seq: tail.next_seq - 1, last_hash: tail.last_hash.to_hex() })

@@ -93,11 +93,29 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 query.push(format!("account={id}"));
             }
             let mut response = client.get(&format!("/api/audit/export?{}", query.join("&"))).await?;
+            // `x-ledger-positions: FROM-TO`: one line per position, then the trailer.
+            let lines = response
+                .headers()
+                .get("x-ledger-positions")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once('-'))
+                .and_then(|(a, b)| Some(b.parse::<u64>().ok()?.saturating_sub(a.parse::<u64>().ok()?) + 1))
+                .unwrap_or(0);
+            let started = std::time::Instant::now();
+            let bar = super::progress::positions(lines, "exporting");
+            let mut written = 0u64;
             let mut stdout = std::io::stdout().lock();
             while let Some(chunk) = response.chunk().await.context("reading the export")? {
                 stdout.write_all(&chunk)?;
+                written += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                bar.set_position(written);
             }
             stdout.flush()?;
+            bar.finish_and_clear();
+            eprintln!(
+                "exported {}",
+                super::progress::rate(written.saturating_sub(1), started).replace(" events", " records")
+            );
         }
         AuditCommand::Checkpoint => {
             let v: serde_json::Value = client.get("/api/audit/checkpoint").await?.json().await?;

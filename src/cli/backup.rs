@@ -2,7 +2,7 @@
 //! stopped store) and `ledger restore`: a verified, restorable copy written
 //! beside its destination and renamed over it only once checked.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -42,19 +42,7 @@ pub struct RestoreArgs {
     pub seq: Option<u64>,
 }
 
-/// A progress bar on a terminal's standard error; nothing elsewhere.
-fn bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} positions ({eta})")
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(what.to_owned());
-    bar
-}
+use super::progress::positions as bar;
 
 fn note(summary: &Summary, file: &Path) -> String {
     format!(
@@ -174,18 +162,17 @@ pub(super) fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
         (None, Some(dir)) => (Source::Store(dir), dir.display().to_string()),
         (None, None) => bail!("give --from BACKUP_FILE or --data-dir STORE"),
     };
+    let started = std::time::Instant::now();
     let progress = bar(0, "restoring");
-    let restored = restore(source, &args.to, to, |seq, total| {
-        progress.set_length(total);
-        progress.set_position(seq);
-    })
-    .with_context(|| format!("restoring {shown} into {}", args.to.display()))?;
+    let restored = restore(source, &args.to, to, super::progress::follow(&progress))
+        .with_context(|| format!("restoring {shown} into {}", args.to.display()))?;
     progress.finish_and_clear();
     super::output::emit(format_args!(
-        "restored positions 1..={} into {} (head hash {})",
+        "restored positions 1..={} into {} (head hash {}; {})",
         restored.last_seq,
         args.to.display(),
-        restored.last_hash
+        restored.last_hash,
+        super::progress::rate(restored.last_seq, started)
     ));
     if matches!(source, Source::Backup(_)) {
         eprintln!(

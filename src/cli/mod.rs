@@ -12,6 +12,7 @@ mod feed;
 mod fields;
 mod objects;
 mod output;
+mod progress;
 mod serve;
 pub use serve::{LogFormat, ServeArgs};
 pub mod version;
@@ -197,9 +198,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve(args) => serve::serve(*args),
         Command::Rebuild(args) => {
-            let replayed = store::rebuild(&args.data_dir)
+            let started = std::time::Instant::now();
+            let bar = progress::positions(0, "rebuilding");
+            let replayed = store::rebuild_with(&args.data_dir, &mut progress::follow(&bar))
                 .with_context(|| format!("rebuilding projections in {}", args.data_dir.display()))?;
-            output::emit(format_args!("rebuilt projections from {replayed} events in {}", args.data_dir.display()));
+            bar.finish_and_clear();
+            output::emit(format_args!(
+                "rebuilt projections from {} in {}",
+                progress::rate(replayed, started),
+                args.data_dir.display()
+            ));
             Ok(())
         }
         Command::Verify(args) => verify_store(&args.data_dir),
@@ -254,11 +262,15 @@ where
 /// Verifies the whole hash chain of the stopped store in `data_dir` and prints
 /// where it ends (`ledger verify`, `ledger audit verify --data-dir`).
 fn verify_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let (tail, checked) = store::verify_offline(data_dir)?;
+    let started = std::time::Instant::now();
+    let bar = progress::positions(0, "verifying");
+    let (tail, checked) = store::verify_offline_with(data_dir, &mut progress::follow(&bar))?;
+    bar.finish_and_clear();
     output::emit(format_args!(
-        "ok: {checked} records, last position {}, head hash {}",
+        "ok: {checked} records, last position {}, head hash {} (checked {})",
         tail.next_seq - 1,
-        tail.last_hash
+        tail.last_hash,
+        progress::rate(checked, started).replace(" events", " records")
     ));
     Ok(())
 }

@@ -95,7 +95,16 @@ pub(super) async fn export(
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(stream));
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+    // The positions it covers, for a client's progress (one line each, then the trailer).
+    let covered = format!("{start}-{end}");
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::HeaderName::from_static("x-ledger-positions"), covered.as_str()),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The current end of the chain, to keep and later prove the log only grew.

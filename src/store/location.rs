@@ -47,22 +47,47 @@ pub fn holds_store(path: &Path) -> bool {
     path.join(FJALL_MARKER).is_file() && path.join("keyspaces").is_dir()
 }
 
+/// How long opening a store waits for a lock that no running `ledger serve`
+/// holds: a store closed a moment ago (by this process or another) stays
+/// locked until fjall's background threads (a flush, a compaction) end.
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Fails with [`StoreError::Held`] while another process holds the store's lock.
-/// Like fjall, it tries three times 100 ms apart: a store closed a moment ago
-/// may still be held while fjall's background threads end.
+/// When the pid file names a live process other than this one (a running
+/// `ledger serve`), at once; otherwise the lock is waited for, up to
+/// [`LOCK_WAIT`]: a store just closed is still held while fjall's background
+/// threads end.
 pub fn check_not_held(path: &Path) -> Result<(), StoreError> {
+    check_not_held_until(path, std::time::Instant::now() + LOCK_WAIT)
+}
+
+/// [`check_not_held`], waiting until `deadline` at most.
+pub(crate) fn check_not_held_until(path: &Path, deadline: std::time::Instant) -> Result<(), StoreError> {
     let Ok(file) = std::fs::File::open(path.join(FJALL_LOCK)) else { return Ok(()) };
-    for attempt in 1..=3 {
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
         match file.try_lock_shared() {
             // Dropping the file releases the shared lock.
             Ok(()) | Err(std::fs::TryLockError::Error(_)) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if attempt < 3 => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
             Err(std::fs::TryLockError::WouldBlock) => {}
         }
+        let pid = server_pid(path);
+        if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) || std::time::Instant::now() > deadline {
+            return Err(StoreError::Held { path: path.display().to_string(), pid });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
     }
-    Err(StoreError::Held { path: path.display().to_string(), pid: server_pid(path) })
+}
+
+/// Whether a process with this pid exists (signal 0; a process of another
+/// user answers "not permitted", and exists).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    rustix::process::Pid::from_raw(pid).is_some_and(|pid| match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    })
 }
 
 /// The pid `ledger serve` wrote in `data_dir`, if any.
@@ -219,8 +244,17 @@ impl ReadOnlyStore {
 /// Also checks that every payload-less record is listed by an erasure
 /// ([`ErasureCoverage`]).
 pub fn verify_offline(data_dir: &Path) -> Result<(ChainTail, u64), StoreError> {
+    verify_offline_with(data_dir, &mut |_, _| {})
+}
+
+/// [`verify_offline`], telling `progress` (position, last position) as it goes.
+pub fn verify_offline_with(
+    data_dir: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(ChainTail, u64), StoreError> {
     let store = ReadOnlyStore::open(data_dir)?;
     let snapshot = store.db.snapshot();
+    let last = store.log.last_seq(&snapshot)?;
     // One pass: each record's links and hashes, and what erasures cover.
     let mut verifier = ChainVerifier::from_genesis();
     let mut coverage = ErasureCoverage::default();
@@ -228,6 +262,7 @@ pub fn verify_offline(data_dir: &Path) -> Result<(ChainTail, u64), StoreError> {
         let record = record?;
         verifier.check(&record.header, record.payload.as_ref()).map_err(|e| store.log.corrupt(e))?;
         coverage.observe(&record);
+        progress(record.seq(), last);
     }
     coverage.finish().map_err(|e| store.log.corrupt(e))?;
     Ok((verifier.tail(), verifier.checked()))

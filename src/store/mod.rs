@@ -22,16 +22,16 @@ use uuid::Uuid;
 pub use error::StoreError;
 use files::{compact_fully, journal_files, remove_files, wait_for_sealed_memtables};
 pub(crate) use location::ReadOnlyStore;
-pub use location::verify_offline;
+pub use location::{verify_offline, verify_offline_with};
 pub use tx::Tx;
 
 /// fjall replays its whole journal on open (seconds per 100 MB); a small limit
 /// makes it flush memtables sooner so that reopening stays quick.
-const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
+pub const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// fjall's block cache. Its default (32 MiB) holds a small part of a 100k-account
 /// directory's projections; replay and queries then read from disk.
-const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How long a clean shutdown waits for its flush before leaving it to the journal.
 const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -204,14 +204,32 @@ fn stop_writer(jobs: &Mutex<Option<mpsc::UnboundedSender<Job>>>, writer: &Mutex<
 
 /// Opens the fjall database and its log and projection keyspaces, without checks.
 pub(crate) fn open_parts(data_dir: &Path) -> Result<(Database, EventLog, Projections), StoreError> {
-    location::check_not_held(data_dir)?;
+    let deadline = std::time::Instant::now() + location::LOCK_WAIT;
+    location::check_not_held_until(data_dir, deadline)?;
     location::create_private_dir(data_dir)
         .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: e.to_string() })?;
-    let db = Database::builder(data_dir)
-        .max_journaling_size(JOURNAL_LIMIT)
-        .cache_size(CACHE_BYTES)
-        .open()
-        .map_err(|e| StoreError::DataDir { path: data_dir.display().to_string(), reason: error::fjall_text(&e) })?;
+    let db = loop {
+        match Database::builder(data_dir).max_journaling_size(JOURNAL_LIMIT).cache_size(CACHE_BYTES).open() {
+            // Released between the check and the open by one closing store,
+            // taken by another: wait for it as the check does.
+            Err(fjall::Error::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                location::check_not_held_until(data_dir, deadline)?;
+            }
+            Err(fjall::Error::Locked) => {
+                return Err(StoreError::Held {
+                    path: data_dir.display().to_string(),
+                    pid: location::server_pid(data_dir),
+                });
+            }
+            other => {
+                break other.map_err(|e| StoreError::DataDir {
+                    path: data_dir.display().to_string(),
+                    reason: error::fjall_text(&e),
+                })?;
+            }
+        }
+    };
     // A scratch keyspace left by a crash during an erasure holds filler whose
     // memtable nothing would flush, which keeps fjall from ever deleting the
     // journal it is in (and the erased data that journal may hold).
@@ -524,10 +542,25 @@ fn all_keyspaces<'a>(log: &'a EventLog, projections: &'a Projections) -> Vec<&'a
 /// Drops the projections of the ledger in `data_dir` and replays its log.
 /// Returns the number of events replayed. The ledger must not be open elsewhere.
 pub fn rebuild(data_dir: &Path) -> Result<u64, StoreError> {
+    rebuild_with(data_dir, &mut |_, _| {})
+}
+
+/// [`rebuild`], telling `progress` (position, last position) as it goes.
+pub fn rebuild_with(data_dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, StoreError> {
+    rebuild_in_chunks(data_dir, replay::CHUNK_RECORDS, progress)
+}
+
+/// [`rebuild_with`], folding at most `chunk_records` records per chunk (the
+/// replay tests make chunk boundaries fall everywhere with small chunks).
+pub fn rebuild_in_chunks(
+    data_dir: &Path,
+    chunk_records: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64, StoreError> {
     location::check_existing(data_dir)?;
     let (db, log, projections) = open_parts(data_dir)?;
     log.check_tail(&db.snapshot(), TAIL_CHECK_DEPTH)?;
-    let replayed = replay::rebuild(&db, &log, &projections)?;
+    let replayed = replay::rebuild_in_chunks(&db, &log, &projections, chunk_records, progress)?;
     flush_memtables(&log, &projections)?;
     Ok(replayed)
 }

@@ -165,3 +165,37 @@ fn projections_that_fell_behind_catch_up_on_open() {
     assert!(state::address_owner(&read.view, "dave@example.org").unwrap().is_some());
     assert_eq!(state::applied_seq(&read.view).unwrap(), 2);
 }
+
+/// Issue 18: a store closed a moment ago may still be locked while fjall's
+/// background threads end; the next command waits for the lock instead of
+/// failing with fjall's `Locked`. Here another handle holds the lock for a
+/// while (as a closing store's threads do) while a rebuild and an open start.
+#[test]
+fn a_store_closed_a_moment_ago_reopens_without_a_lock_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path(), Durability::Fsync).unwrap();
+    let domain = created_id(&run(&ledger, create_domain("example.org")));
+    run(&ledger, Command::CreateAccount(user("alice", domain)));
+    ledger.shutdown();
+    drop(ledger);
+    for open_next in [true, false] {
+        let holder = fjall::Database::builder(dir.path()).open().unwrap();
+        let (held, holding) = std::sync::mpsc::channel();
+        let releaser = std::thread::spawn(move || {
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(holder);
+        });
+        holding.recv().unwrap();
+        let started = std::time::Instant::now();
+        if open_next {
+            let ledger = Ledger::open(dir.path(), Durability::Fsync).unwrap();
+            assert_eq!(ledger.read().last_seq, 2);
+            ledger.shutdown();
+        } else {
+            assert_eq!(ledger::store::rebuild(dir.path()).unwrap(), 2);
+        }
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250), "it waited for the lock");
+        releaser.join().unwrap();
+    }
+}
