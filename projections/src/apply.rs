@@ -89,15 +89,8 @@ pub fn apply(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Res
 fn apply_maintenance(view: &impl StateRead, header: &RecordHeader, event: &Event) -> Result<Vec<Mutation>> {
     let mut out = Vec::new();
     if let Event::ChangesTrimmed(e) = event {
-        for t in ObjectType::ALL {
-            let start = keys::change(t, 0);
-            for (key, _) in view.scan(Space::Changes, &[t.tag()], Some(&start), usize::MAX)? {
-                let seq = keys::change_position(&key).unwrap_or(u64::MAX);
-                if seq >= e.before {
-                    break;
-                }
-                out.push(Mutation { space: Space::Changes, key, value: None });
-            }
+        for key in trimmed_changes(view, e.before)? {
+            out.push(Mutation { space: Space::Changes, key, value: None });
         }
         out.push(Mutation {
             space: Space::Meta,
@@ -124,24 +117,46 @@ pub fn apply_erased(header: &RecordHeader) -> Vec<Mutation> {
     ]
 }
 
-/// Re-creates the history and change entries of erased records (identical to the
-/// ones they wrote when they happened), and keeps the id counter past them.
+/// The change-tracking keys `view` holds below position `before`, in key
+/// order: what a `ChangesTrimmed` removes.
+pub(crate) fn trimmed_changes(view: &impl StateRead, before: u64) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for t in ObjectType::ALL {
+        let start = keys::change(t, 0);
+        for (key, _) in view.scan(Space::Changes, &[t.tag()], Some(&start), usize::MAX)? {
+            if keys::change_position(&key).unwrap_or(u64::MAX) >= before {
+                break;
+            }
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// The change entries of the records an `AccountErased` lists, by position,
+/// identical to the ones they wrote when they happened (except the tenants:
+/// which tenant an erased account was in is not kept, so tenant principals
+/// are not told of its changes).
+pub(crate) fn erased_changes(e: &ledger_events::AccountErased) -> Result<Vec<(u64, ChangeEntry)>> {
+    e.erased
+        .iter()
+        .map(|r| {
+            let commit = uuid::Uuid::parse_str(&r.commit_id)
+                .map_err(|_| Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id)))?;
+            let kind = ChangeKind::from_name(&r.change);
+            Ok((r.position, ChangeEntry { id: e.account_id, kind, commit, tenants: Vec::new() }))
+        })
+        .collect()
+}
+
+/// Re-creates the history and change entries of erased records, and keeps
+/// the id counter past them.
 fn erased_bookkeeping(view: &impl StateRead, e: &ledger_events::AccountErased, out: &mut Vec<Mutation>) -> Result<()> {
-    for r in &e.erased {
-        let commit = uuid::Uuid::parse_str(&r.commit_id)
-            .map_err(|_| Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id)))?;
-        // Erased: which tenant the account was in is not kept (tenant principals
-        // are not told of an erased account's changes).
-        let change =
-            ChangeEntry { id: e.account_id, kind: ChangeKind::from_name(&r.change), commit, tenants: Vec::new() };
-        out.push(Mutation {
-            space: Space::Index,
-            key: keys::history(e.account_id, r.position),
-            value: Some(Vec::new()),
-        });
+    for (position, change) in erased_changes(e)? {
+        out.push(Mutation { space: Space::Index, key: keys::history(e.account_id, position), value: Some(Vec::new()) });
         out.push(Mutation {
             space: Space::Changes,
-            key: keys::change(ObjectType::Account, r.position),
+            key: keys::change(ObjectType::Account, position),
             value: Some(change.encode()),
         });
     }

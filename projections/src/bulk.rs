@@ -15,13 +15,16 @@
 //! `finish` writes on top of the base are exactly those that applying the same
 //! records one by one with [`crate::apply`] would leave.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ledger_events::codec::{seq_key, to_json};
 use ledger_events::values::{ExternalId, ObjectId};
 use ledger_events::{Event, ObjectType, RecordHeader};
 
-use crate::apply::{account_index, allocated_id, domain_index, fold_account, fold_domain, fold_role, fold_tenant};
+use crate::apply::{
+    account_index, allocated_id, domain_index, erased_changes, fold_account, fold_domain, fold_role, fold_tenant,
+    trimmed_changes,
+};
 use crate::changes::{ChangeEntry, ChangeKind};
 use crate::error::{Error, Result};
 use crate::keys;
@@ -50,7 +53,7 @@ pub(crate) struct BulkFold<R> {
     /// The last `ChangesTrimmed` boundary folded, if any.
     trimmed_before: Option<u64>,
     applied: Option<u64>,
-    type_states: BTreeMap<u8, u64>,
+    type_states: BTreeMap<ObjectType, u64>,
     next_id: Option<u64>,
     folded: u64,
 }
@@ -113,18 +116,9 @@ impl<R: StateRead> BulkFold<R> {
                 belongs(slot.now.as_ref().and_then(|a| a.member_tenant_id.as_ref()));
                 self.history.push(history_key(id, header.seq));
                 if let Event::AccountErased(e) = event {
-                    for r in &e.erased {
-                        let commit = uuid::Uuid::parse_str(&r.commit_id).map_err(|_| {
-                            Error::Inconsistent(format!("AccountErased lists a bad commit id {:?}", r.commit_id))
-                        })?;
-                        let change = ChangeEntry {
-                            id: e.account_id,
-                            kind: ChangeKind::from_name(&r.change),
-                            commit,
-                            tenants: Vec::new(),
-                        };
-                        self.history.push(history_key(e.account_id, r.position));
-                        self.changes.push((change_key(ObjectType::Account, r.position), change.encode()));
+                    for (position, change) in erased_changes(e)? {
+                        self.history.push(history_key(e.account_id, position));
+                        self.changes.push((change_key(ObjectType::Account, position), change.encode()));
                     }
                     self.allocate(e.max_allocated_id)?;
                 }
@@ -156,7 +150,7 @@ impl<R: StateRead> BulkFold<R> {
         }
         let change = ChangeEntry { id, kind: ChangeKind::of(event), commit: header.commit.commit_id, tenants };
         self.changes.push((change_key(object_type, header.seq), change.encode()));
-        self.type_states.insert(object_type.tag(), header.seq);
+        self.type_states.insert(object_type, header.seq);
         if let Some(allocated) = allocated_id(event) {
             self.allocate(allocated)?;
         }
@@ -168,7 +162,7 @@ impl<R: StateRead> BulkFold<R> {
     pub(crate) fn apply_erased(&mut self, header: &RecordHeader) {
         self.folded += 1;
         self.applied = Some(header.seq);
-        self.type_states.insert(ObjectType::Account.tag(), header.seq);
+        self.type_states.insert(ObjectType::Account, header.seq);
     }
 
     fn allocate(&mut self, id: ObjectId) -> Result<()> {
@@ -184,7 +178,8 @@ impl<R: StateRead> BulkFold<R> {
     /// (keyspace, key), each key once.
     pub(crate) fn finish(self) -> Result<Vec<Mutation>> {
         let mut out: Vec<Mutation> = Vec::new();
-        let mut index: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        // Index keys given up (removals), sorted.
+        let mut removed: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut objects = |space: Space, id: ObjectId, had: bool, value: Option<Vec<u8>>| {
             if value.is_some() || had {
                 out.push(Mutation { space, key: id.to_be_bytes().to_vec(), value });
@@ -195,7 +190,7 @@ impl<R: StateRead> BulkFold<R> {
         let mut added: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut diff = |old: BTreeMap<Vec<u8>, Vec<u8>>, new: BTreeMap<Vec<u8>, Vec<u8>>| {
             for key in old.keys().filter(|k| !new.contains_key(*k)) {
-                index.entry(key.clone()).or_insert(None);
+                removed.insert(key.clone());
             }
             for (key, value) in new {
                 if old.get(&key) != Some(&value) {
@@ -219,7 +214,7 @@ impl<R: StateRead> BulkFold<R> {
             objects(Space::Tenants, *id, true, now.as_ref().map(to_json));
         }
         // Keys added are unique (each belongs to one final state), and so are
-        // history keys (one position each): sorted runs merged with the removals.
+        // history keys (one position each).
         let mut put: Vec<(Vec<u8>, Vec<u8>)> = added;
         put.extend(self.history.iter().map(|key| (key.to_vec(), Vec::new())));
         put.sort_by(|a, b| a.0.cmp(&b.0));
@@ -227,56 +222,28 @@ impl<R: StateRead> BulkFold<R> {
         // states; one that does (a forged backup with a recomputed chain)
         // must not make the ingestion fail on a repeated key: keep one.
         put.dedup_by(|later, earlier| later.0 == earlier.0);
-        let mut removed = index.into_iter().peekable();
-        for (key, value) in put {
-            while let Some((gone, _)) = removed.next_if(|(gone, _)| *gone < key) {
-                out.push(Mutation { space: Space::Index, key: gone, value: None });
-            }
-            // A key both given up and taken ends with the taker.
-            removed.next_if(|(gone, _)| *gone == key);
-            out.push(Mutation { space: Space::Index, key, value: Some(value) });
-        }
-        out.extend(removed.map(|(key, _)| Mutation { space: Space::Index, key, value: None }));
+        merge(&mut out, Space::Index, put, removed);
 
-        let mut trimmed: Vec<[u8; 9]> = Vec::new();
-        if let Some(before) = self.trimmed_before {
-            // Entries the base holds below the boundary go too.
-            for t in ObjectType::ALL {
-                let start = keys::change(t, 0);
-                for (key, _) in self.base.scan(Space::Changes, &[t.tag()], Some(&start), usize::MAX)? {
-                    if keys::change_position(&key).unwrap_or(u64::MAX) >= before {
-                        break;
-                    }
-                    if let Ok(key) = <[u8; 9]>::try_from(key.as_slice()) {
-                        trimmed.push(key);
-                    }
-                }
-            }
-            trimmed.sort_unstable();
-        }
+        // Entries the base holds below the last trim boundary go (sorted: one
+        // scan per type, in type order).
+        let trimmed = match self.trimmed_before {
+            Some(before) => trimmed_changes(&self.base, before)?,
+            None => Vec::new(),
+        };
         // Later entries under one key (an erasure rewriting them) replace earlier ones.
         let mut written = self.changes;
         written.reverse();
         written.sort_by_key(|entry| entry.0);
         written.dedup_by(|later, earlier| later.0 == earlier.0);
-        let mut trimmed = trimmed.into_iter().peekable();
-        for (key, value) in written {
-            while let Some(gone) = trimmed.next_if(|gone| *gone < key) {
-                out.push(Mutation { space: Space::Changes, key: gone.to_vec(), value: None });
-            }
-            trimmed.next_if(|gone| *gone == key);
-            out.push(Mutation { space: Space::Changes, key: key.to_vec(), value: Some(value) });
-        }
-        out.extend(trimmed.map(|gone| Mutation { space: Space::Changes, key: gone.to_vec(), value: None }));
+        let written = written.into_iter().map(|(key, value)| (key.to_vec(), value)).collect();
+        merge(&mut out, Space::Changes, written, trimmed);
 
         let mut meta: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         if let Some(applied) = self.applied {
             meta.insert(keys::META_APPLIED_SEQ.to_vec(), seq_key(applied).to_vec());
         }
-        for (tag, seq) in &self.type_states {
-            let mut key = b"state/".to_vec();
-            key.push(*tag);
-            meta.insert(key, seq_key(*seq).to_vec());
+        for (object_type, seq) in &self.type_states {
+            meta.insert(keys::meta_type_state(*object_type), seq_key(*seq).to_vec());
         }
         if let Some(next) = self.next_id {
             meta.insert(keys::META_NEXT_ID.to_vec(), seq_key(next).to_vec());
@@ -290,6 +257,26 @@ impl<R: StateRead> BulkFold<R> {
         out.sort_by(|a, b| (a.space, &a.key).cmp(&(b.space, &b.key)));
         Ok(out)
     }
+}
+
+/// Appends to `out` the writes of `space`: `put` (sorted, each key once) and
+/// a removal of each key of `removed` (sorted) that `put` does not write: a
+/// key both given up and taken ends with the taker.
+fn merge(
+    out: &mut Vec<Mutation>,
+    space: Space,
+    put: Vec<(Vec<u8>, Vec<u8>)>,
+    removed: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let mut removed = removed.into_iter().peekable();
+    for (key, value) in put {
+        while let Some(gone) = removed.next_if(|gone| *gone < key) {
+            out.push(Mutation { space, key: gone, value: None });
+        }
+        removed.next_if(|gone| *gone == key);
+        out.push(Mutation { space, key, value: Some(value) });
+    }
+    out.extend(removed.map(|key| Mutation { space, key, value: None }));
 }
 
 /// The slot of `id`, loaded from the base the first time.
