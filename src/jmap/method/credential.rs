@@ -226,13 +226,7 @@ pub(crate) async fn set(
     kind: CredentialKind,
     arguments: Value,
 ) -> Result<Value, MethodError> {
-    let mut args = Args::new(arguments)?;
-    args.account_id()?;
-    let if_in_state: Option<String> = args.take("ifInState")?;
-    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
-    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
-    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
-    args.finish()?;
+    let set::SetArguments { if_in_state, create, update, destroy } = set::SetArguments::parse(ctx, arguments)?;
     let may = |verb| ctx.principal.may(&permission(kind, verb));
     if !may(Verb::Create) && !may(Verb::Update) && !may(Verb::Destroy) {
         return Err(MethodError::Forbidden(format!(
@@ -389,13 +383,7 @@ pub(crate) async fn password_get(ctx: &mut CallContext<'_>, arguments: Value) ->
 /// may (so no key holder can guess it here). Create and destroy are
 /// `singleton` errors.
 pub(crate) async fn password_set(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
-    let mut args = Args::new(arguments)?;
-    args.account_id()?;
-    let _if_in_state: Option<String> = args.take("ifInState")?;
-    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
-    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
-    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
-    args.finish()?;
+    let set::SetArguments { create, update, destroy, .. } = set::SetArguments::parse(ctx, arguments)?;
     let kind = CredentialKind::Password;
     if !ctx.principal.may(&permission(kind, Verb::Update)) {
         return Err(MethodError::needs(&permission(kind, Verb::Update)));

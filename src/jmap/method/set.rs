@@ -53,18 +53,36 @@ struct SetOutcome {
     created_ids: CreatedIds,
 }
 
-pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
-    let mut args = Args::new(arguments)?;
-    args.account_id()?;
-    let if_in_state: Option<String> = args.take("ifInState")?;
-    let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
-    let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
-    let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
-    args.finish()?;
-    let max = ctx.services.limits.max_objects_in_set;
-    if create.len() + update.len() + destroy.len() > max {
-        return Err(MethodError::RequestTooLarge(format!("at most {max} objects per /set")));
+/// The arguments of a `/set` call (RFC 8620 §5.3): `accountId` (checked),
+/// `ifInState`, `create`, `update`, `destroy`.
+pub(crate) struct SetArguments {
+    pub(crate) if_in_state: Option<String>,
+    pub(crate) create: Map<String, Value>,
+    pub(crate) update: Map<String, Value>,
+    pub(crate) destroy: Vec<String>,
+}
+
+impl SetArguments {
+    /// Errors: an unknown or ill-typed argument (`invalidArguments`), more
+    /// objects in all than `maxObjectsInSet` (`requestTooLarge`).
+    pub(crate) fn parse(ctx: &CallContext<'_>, arguments: Value) -> Result<Self, MethodError> {
+        let mut args = Args::new(arguments)?;
+        args.account_id()?;
+        let if_in_state: Option<String> = args.take("ifInState")?;
+        let create: Map<String, Value> = args.take("create")?.unwrap_or_default();
+        let update: Map<String, Value> = args.take("update")?.unwrap_or_default();
+        let destroy: Vec<String> = args.take("destroy")?.unwrap_or_default();
+        args.finish()?;
+        let max = ctx.services.limits.max_objects_in_set;
+        if create.len() + update.len() + destroy.len() > max {
+            return Err(MethodError::RequestTooLarge(format!("at most {max} objects per /set")));
+        }
+        Ok(SetArguments { if_in_state, create, update, destroy })
     }
+}
+
+pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    let SetArguments { if_in_state, create, update, destroy } = SetArguments::parse(ctx, arguments)?;
     // Refused calls cost nothing: the permission check comes before any
     // argon2 work on the secrets they carry.
     let access = Access::<O> { principal: ctx.principal, object: PhantomData };
