@@ -14,7 +14,8 @@
 //! `LEDGER_BENCH_SCALE=small` (310 accounts), `10k` (10k accounts, 100k
 //! events), `medium` (20k accounts, 200k events) or `large` (1M accounts,
 //! 2M events);
-//! `LEDGER_BENCH_ONLY=replay` skips to reopen, rebuild and restore.
+//! `LEDGER_BENCH_ONLY=replay` skips to reopen, rebuild and restore;
+//! `LEDGER_BENCH_ONLY=writes` measures only the 64-writer run and its baseline.
 //! `cargo test` runs it without `--bench`: the small scale with short runs,
 //! so that it cannot rot.
 
@@ -70,6 +71,22 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) the `ledger-writer` thread has used so far (Linux).
+fn writer_cpu_seconds() -> f64 {
+    let ticks = std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        if comm.trim() != "ledger-writer" {
+            return None;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+        // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+    });
+    // Linux reports thread CPU time in clock ticks of 1/100 s.
+    ticks.map_or(f64::NAN, |t| t / 100.0)
 }
 
 fn basic() -> String {
@@ -219,10 +236,14 @@ fn serving(
 ) -> WriteShape {
     let users = Arc::new(users);
     let mut shape = None;
-    for per_commit in [1, 10] {
-        for n in [1, 16, 64] {
+    let writes_only = std::env::var("LEDGER_BENCH_ONLY").is_ok_and(|v| v == "writes");
+    for per_commit in if writes_only { &[1][..] } else { &[1, 10][..] } {
+        let per_commit = *per_commit;
+        for n in if writes_only { &[64][..] } else { &[1, 16, 64][..] } {
+            let n = *n;
             let (events_before, groups_before) =
                 (ledger.metrics().events.load(Ordering::Relaxed), ledger.metrics().groups.load(Ordering::Relaxed));
+            let cpu_before = writer_cpu_seconds();
             let runs: Vec<(f64, f64)> =
                 (0..mode.rounds).map(|_| writers(ledger, &users, n, per_commit, mode.run)).collect();
             let commits = percentile(runs.iter().map(|r| r.0).collect(), 0.5);
@@ -230,8 +251,12 @@ fn serving(
             println!(
                 "  {n:>2} writers, {per_commit:>2} events per commit, fsync + group commit: {commits:>8.0} commits/s  {events:>8.0} events/s"
             );
+            let written = ledger.metrics().events.load(Ordering::Relaxed) - events_before;
+            println!(
+                "      writer thread CPU: {:.1} µs per event",
+                (writer_cpu_seconds() - cpu_before) * 1e6 / written.max(1) as f64
+            );
             if (n, per_commit) == (64, 1) {
-                let written = ledger.metrics().events.load(Ordering::Relaxed) - events_before;
                 let grouped = ledger.metrics().groups.load(Ordering::Relaxed) - groups_before;
                 let (header_bytes, payload_bytes) = record_sizes(ledger, 1_000);
                 shape = Some(WriteShape {
@@ -244,6 +269,9 @@ fn serving(
         }
     }
 
+    if writes_only {
+        return shape.unwrap();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let config = ledger::auth::AuthConfig { admin_password: Some(PASSWORD.into()), ..Default::default() };
     let (app, _) = ledger::http::AppState::open(ledger.clone(), source, &config, Default::default()).unwrap();
@@ -472,6 +500,10 @@ fn main() {
             shape.group, shape.header_bytes, shape.payload_bytes
         );
         write_ratio = Some(shape.events_per_s / raw);
+        if std::env::var("LEDGER_BENCH_ONLY").is_ok_and(|v| v == "writes") {
+            println!("ratio durable_writes_64/raw_append: {:.2}", shape.events_per_s / raw);
+            return;
+        }
     }
     let last = ledger.read().last_seq;
     let t = Instant::now();

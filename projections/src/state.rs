@@ -190,7 +190,7 @@ fn ids_under(view: &impl StateRead, prefix: &[u8], limit: usize) -> Result<Vec<O
 
 /// The account with `id`, `None` if there is none (never was, or destroyed).
 pub fn account(view: &impl StateRead, id: ObjectId) -> Result<Option<AccountState>> {
-    object(view, Space::Accounts, id)
+    view.account(id)
 }
 
 /// Every account, in id order.

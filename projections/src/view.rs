@@ -8,11 +8,15 @@
 //! inside this crate, so callers read through the typed functions of
 //! [`crate::state`] and never depend on key layouts.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use fjall::{Readable, Snapshot};
+use ledger_events::codec::from_json;
+use ledger_events::values::ObjectId;
 
 use crate::error::Result;
+use crate::state::AccountState;
 use crate::store::Projections;
 
 /// The projection keyspaces. Public only in name (like [`RawRead`], whose reads
@@ -81,6 +85,16 @@ pub trait RawRead {
     /// Up to `limit` entries whose key starts with `prefix`, in key order, starting
     /// at `from` (inclusive) when given (it must itself start with `prefix`).
     fn scan(&self, space: Space, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<KeyValue>>;
+
+    /// The account with `id`, decoded ([`crate::state::account`] reads
+    /// through this). An [`Overlay`] decodes each account once per commit
+    /// group, however often decide, authority and fold read it.
+    fn account(&self, id: ObjectId) -> Result<Option<AccountState>> {
+        match self.get(Space::Accounts, &id.to_be_bytes())? {
+            Some(raw) => Ok(Some(from_json(&raw)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A state with nothing in it: the start of a ledger, for deciding and folding
@@ -103,6 +117,9 @@ impl<T: RawRead + ?Sized> RawRead for &T {
     }
     fn scan(&self, space: Space, prefix: &[u8], from: Option<&[u8]>, limit: usize) -> Result<Vec<KeyValue>> {
         (**self).scan(space, prefix, from, limit)
+    }
+    fn account(&self, id: ObjectId) -> Result<Option<AccountState>> {
+        (**self).account(id)
     }
 }
 
@@ -155,6 +172,10 @@ pub struct Overlay<R> {
     /// What each write replaced in `writes` (outer `None`: the key was not staged),
     /// so a failed command or commit can be rolled back to a savepoint.
     undo: Vec<(StagedKey, Option<Option<Vec<u8>>>)>,
+    /// Accounts decoded from what reads see now (staged or base). An entry
+    /// goes when its key is written, and all go on rollback, so it never
+    /// answers differently from decoding [`RawRead::get`].
+    decoded: RefCell<HashMap<ObjectId, Option<AccountState>>>,
 }
 
 /// A point an [`Overlay`] can be rolled back to.
@@ -164,12 +185,18 @@ pub struct Savepoint(usize);
 impl<R: RawRead> Overlay<R> {
     /// An overlay with nothing staged on `base`.
     pub fn new(base: R) -> Self {
-        Overlay { base, writes: BTreeMap::new(), undo: Vec::new() }
+        Overlay { base, writes: BTreeMap::new(), undo: Vec::new(), decoded: RefCell::default() }
     }
 
     /// Stages fold output; later reads see it.
     pub fn apply(&mut self, mutations: Vec<Mutation>) {
+        let decoded = self.decoded.get_mut();
         for m in mutations {
+            if m.space == Space::Accounts
+                && let Some(id) = crate::keys::decode_id(&m.key)
+            {
+                decoded.remove(&id);
+            }
             let key = (m.space, m.key);
             let previous = self.writes.insert(key.clone(), m.value);
             self.undo.push((key, previous));
@@ -183,6 +210,7 @@ impl<R: RawRead> Overlay<R> {
 
     /// Undoes every write made since `savepoint`.
     pub fn rollback(&mut self, savepoint: Savepoint) {
+        self.decoded.get_mut().clear();
         while self.undo.len() > savepoint.0 {
             let Some((key, previous)) = self.undo.pop() else {
                 break;
@@ -197,6 +225,7 @@ impl<R: RawRead> Overlay<R> {
     /// The staged writes, in (space, key) order, emptying the overlay.
     pub fn take_mutations(&mut self) -> Vec<Mutation> {
         self.undo.clear();
+        self.decoded.get_mut().clear();
         std::mem::take(&mut self.writes)
             .into_iter()
             .map(|((space, key), value)| Mutation { space, key, value })
@@ -242,6 +271,20 @@ impl<R: RawRead> RawRead for Overlay<R> {
             };
         }
         Ok(merged.into_iter().take(limit).collect())
+    }
+
+    fn account(&self, id: ObjectId) -> Result<Option<AccountState>> {
+        if let Some(account) = self.decoded.borrow().get(&id) {
+            return Ok(account.clone());
+        }
+        let key = (Space::Accounts, id.to_be_bytes().to_vec());
+        let account = match self.writes.get(&key) {
+            Some(Some(raw)) => Some(from_json(raw)?),
+            Some(None) => None,
+            None => self.base.account(id)?,
+        };
+        self.decoded.borrow_mut().insert(id, account.clone());
+        Ok(account)
     }
 }
 
