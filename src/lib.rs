@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod command;
 mod feed;
 pub mod http;

@@ -14,6 +14,8 @@ mod integration {
     mod backup_restore;
     mod bad_input;
     mod cli;
+    #[cfg(target_os = "linux")]
+    mod cluster;
     mod crash;
     #[cfg(target_os = "linux")]
     mod docs_run;
@@ -24,6 +26,8 @@ mod integration {
     mod jmap_core;
     mod jmap_query;
     mod jmap_set;
+    #[cfg(target_os = "linux")]
+    mod nats;
     #[cfg(target_os = "linux")]
     mod operator;
     mod privacy;

@@ -334,6 +334,48 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     Ok(Record { header, payload })
 }
 
+/// The format byte of a commit message ([`encode_commit`]).
+pub const COMMIT_MESSAGE_FORMAT: u8 = 1;
+
+/// One commit as one message of a replicated log (a cluster's JetStream
+/// stream): the format byte [`COMMIT_MESSAGE_FORMAT`], the number of records
+/// (u32 big-endian), then each record as [`encode_record`] writes it,
+/// prefixed with its length (u32 big-endian). A record whose payload was
+/// erased travels without it, as in a backup.
+pub fn encode_commit(records: &[Record]) -> Vec<u8> {
+    let mut out = vec![COMMIT_MESSAGE_FORMAT];
+    // A commit is bounded by the message size (1 MiB) far below 4G records.
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for record in records {
+        let bytes = encode_record(record);
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Reads what [`encode_commit`] wrote. Errors: an unknown format byte
+/// ([`CodecError::BadValue`]), [`CodecError::Truncated`],
+/// [`CodecError::TrailingBytes`], or a record that does not decode.
+pub fn decode_commit(bytes: &[u8]) -> Result<Vec<Record>, CodecError> {
+    let mut r = Reader { bytes };
+    match r.u8()? {
+        COMMIT_MESSAGE_FORMAT => {}
+        other => return Err(CodecError::BadValue(format!("commit message format {other}"))),
+    }
+    let count = u32::from_be_bytes(r.array()?) as usize;
+    // Every record takes at least its 4-byte length: never reserve more than the bytes can hold.
+    let mut records = Vec::with_capacity(count.min(r.bytes.len() / 4));
+    for _ in 0..count {
+        let len = u32::from_be_bytes(r.array()?) as usize;
+        records.push(decode_record(r.take(len)?)?);
+    }
+    if !r.bytes.is_empty() {
+        return Err(CodecError::TrailingBytes(r.bytes.len()));
+    }
+    Ok(records)
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
 }

@@ -277,3 +277,26 @@ fn tampered_stored_record_is_reported_with_position_and_file() {
     assert!(err.contains("position 3"), "{err}");
     assert!(err.contains(crate::HEADERS_KEYSPACE), "{err}");
 }
+
+#[test]
+fn a_commit_message_round_trips_and_refuses_damage() {
+    let mut records = chain_of(4);
+    records[1].payload = None; // an erased payload travels without it
+    let bytes = codec::encode_commit(&records);
+    assert_eq!(codec::decode_commit(&bytes).unwrap(), records);
+    assert_eq!(codec::decode_commit(&codec::encode_commit(&[])).unwrap(), Vec::<Record>::new());
+    // Every cut of the message is refused, never a panic or a shorter commit.
+    for cut in 0..bytes.len() {
+        assert!(codec::decode_commit(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(codec::decode_commit(&longer), Err(codec::CodecError::TrailingBytes(1)));
+    let mut other_format = bytes.clone();
+    other_format[0] = 9;
+    assert!(matches!(codec::decode_commit(&other_format), Err(codec::CodecError::BadValue(_))));
+    // A count far beyond the bytes is refused without reserving for it.
+    let mut huge = bytes;
+    huge[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(codec::decode_commit(&huge), Err(codec::CodecError::Truncated));
+}

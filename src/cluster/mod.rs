@@ -1,0 +1,22 @@
+//! The log of a cluster: one NATS JetStream stream, replicated by three (or
+//! five) servers, holding one message per commit.
+//!
+//! A node appends with optimistic concurrency on the whole stream
+//! (`Nats-Expected-Last-Sequence`, checked when the replicated entry is
+//! applied, so exactly one of several racing appends wins a sequence) and
+//! `Nats-Msg-Id` = the commit id, so an append retried after a lost answer is
+//! stored once. The stream keeps its sequences gapless (no deletes, no purges,
+//! no limits), so stream sequence N is the N-th commit, and the positions of
+//! its records follow from the commits before it.
+//!
+//! Followers read the stream in order and check each commit against the
+//! chain they hold ([`StreamLog::follow`]): a record that does not extend it
+//! (tampering, or replicas that diverged) stops them with the position.
+//!
+//! This module is the log alone; folding it into a node's projections,
+//! `ledger serve --log nats://…`, read-your-writes and erasure in cluster
+//! mode build on it.
+
+mod stream;
+
+pub use stream::{Appended, ClusterError, Commit, FollowedCommit, StreamLog, stream_config};
