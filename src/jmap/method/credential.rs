@@ -170,13 +170,19 @@ pub(crate) async fn query(
 
 /// Runs one patch of the caller's account through `x:Account/set`: the new
 /// account object's answer (`updated`), or the SetError.
+///
+/// `expected`: what the account's wire form must hold when the commit runs
+/// (the entry the patch addresses by position is still the one read), or the
+/// item is refused with [`set::MOVED`] and nothing of it is kept.
 async fn patch_own(
     ctx: &mut CallContext<'_>,
     own: ObjectId,
     patch: Map<String, Value>,
+    expected: set::Expected,
 ) -> Result<Result<Value, Value>, MethodError> {
     let key = own.to_jmap();
-    let answer = set::set::<Account>(ctx, json!({"update": {(key.clone()): patch}})).await?;
+    let expected = std::collections::HashMap::from([(key.clone(), expected)]);
+    let answer = set::set_expecting::<Account>(ctx, json!({"update": {(key.clone()): patch}}), expected).await?;
     Ok(match answer["notUpdated"].get(&key) {
         Some(error) => Err(error.clone()),
         None => Ok(answer["updated"][&key].clone()),
@@ -196,6 +202,44 @@ fn unprefixed(mut error: Value) -> Value {
         }
     }
     error
+}
+
+/// How often an item is tried when another commit moved its credential
+/// between reading the position and committing ([`set::MOVED`]).
+const TRIES: usize = 3;
+
+/// Whether the item was refused because its credential moved.
+fn moved(outcome: &Result<Value, Value>) -> bool {
+    matches!(outcome, Err(e) if e.get("description").and_then(Value::as_str) == Some(set::MOVED))
+}
+
+/// The precondition of a patch of the credential `id` read at position `i`.
+fn expect_at(i: usize, id: &str) -> set::Expected {
+    vec![(format!("credentials/{i}/credentialId"), Some(json!(id)))]
+}
+
+/// An `x:ApiKey`/`x:AppPassword` patch as a patch of the account's
+/// credential at position `i`; or the item's SetError.
+fn prefixed_patch(kind: CredentialKind, i: usize, patch: &Value) -> Result<Map<String, Value>, SetError> {
+    let Value::Object(patch) = patch else { return Err(SetError::invalid_patch("a patch must be an object")) };
+    let mut prefixed = Map::new();
+    let mut refused = None;
+    for (path, value) in patch {
+        let top = path.split('/').next().unwrap_or_default();
+        if top == "secret" && value.as_str() != Some(MASKED) {
+            refused = Some(SetError::forbidden("the secret of an API key or app password cannot be changed"));
+        } else if top == "id" || top == "createdAt" || top == "secret" {
+            continue;
+        } else if !SETTABLE.contains(&top) {
+            refused = Some(SetError::invalid(top, format!("{top} is not a property of {}", names(kind).0)));
+        } else {
+            prefixed.insert(format!("credentials/{i}/{path}"), value.clone());
+        }
+    }
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(prefixed),
+    }
 }
 
 /// The credential an update or destroy key names (a `#creationId` too), as
@@ -258,11 +302,20 @@ pub(crate) async fn set(
         object.remove("secret");
         object.insert("@type".into(), json!(if kind == CredentialKind::ApiKey { "ApiKey" } else { "AppPassword" }));
         object.entry("permissions").or_insert(json!({"@type": "Inherit"}));
-        let (account, _) = own_account(ctx, own).await?;
-        let slot = account.credentials.len().to_string();
-        let mut patch = Map::new();
-        patch.insert(format!("credentials/{slot}"), Value::Object(object));
-        match patch_own(ctx, own, patch).await? {
+        let mut tries = 0;
+        let (slot, outcome) = loop {
+            let (account, _) = own_account(ctx, own).await?;
+            let slot = account.credentials.len().to_string();
+            let key = format!("credentials/{slot}");
+            let mut patch = Map::new();
+            patch.insert(key.clone(), Value::Object(object.clone()));
+            let outcome = patch_own(ctx, own, patch, vec![(key, None)]).await?;
+            tries += 1;
+            if !moved(&outcome) || tries == TRIES {
+                break (slot, outcome);
+            }
+        };
+        match outcome {
             Ok(answer) => {
                 let entry = &answer["credentials"][&slot];
                 let id = entry["credentialId"].clone();
@@ -278,37 +331,30 @@ pub(crate) async fn set(
     }
     let mut updated = Map::new();
     let mut not_updated = Map::new();
-    for (raw, patch) in update {
-        let (id, i) = match locate(ctx, own, kind, &raw, Verb::Update).await? {
-            Ok(found) => found,
-            Err((id, error)) => {
-                not_updated.insert(id, error);
-                continue;
+    'update: for (raw, patch) in update {
+        let mut tries = 0;
+        let (id, outcome) = loop {
+            let (id, i) = match locate(ctx, own, kind, &raw, Verb::Update).await? {
+                Ok(found) => found,
+                Err((id, error)) => {
+                    not_updated.insert(id, error);
+                    continue 'update;
+                }
+            };
+            let prefixed = match prefixed_patch(kind, i, &patch) {
+                Ok(prefixed) => prefixed,
+                Err(error) => {
+                    not_updated.insert(id, error.to_json());
+                    continue 'update;
+                }
+            };
+            let outcome = patch_own(ctx, own, prefixed, expect_at(i, &id)).await?;
+            tries += 1;
+            if !moved(&outcome) || tries == TRIES {
+                break (id, outcome);
             }
         };
-        let Value::Object(patch) = patch else {
-            not_updated.insert(id, SetError::invalid_patch("a patch must be an object").to_json());
-            continue;
-        };
-        let mut prefixed = Map::new();
-        let mut refused = None;
-        for (path, value) in patch {
-            let top = path.split('/').next().unwrap_or_default();
-            if top == "secret" && value.as_str() != Some(MASKED) {
-                refused = Some(SetError::forbidden("the secret of an API key or app password cannot be changed"));
-            } else if top == "id" || top == "createdAt" || top == "secret" {
-                continue;
-            } else if !SETTABLE.contains(&top) {
-                refused = Some(SetError::invalid(top, format!("{top} is not a property of {}", names(kind).0)));
-            } else {
-                prefixed.insert(format!("credentials/{i}/{path}"), value);
-            }
-        }
-        if let Some(e) = refused {
-            not_updated.insert(id, e.to_json());
-            continue;
-        }
-        match patch_own(ctx, own, prefixed).await? {
+        match outcome {
             Ok(_) => {
                 updated.insert(id, Value::Null);
             }
@@ -319,17 +365,25 @@ pub(crate) async fn set(
     }
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
-    for raw in destroy {
-        let (id, i) = match locate(ctx, own, kind, &raw, Verb::Destroy).await? {
-            Ok(found) => found,
-            Err((id, error)) => {
-                not_destroyed.insert(id, error);
-                continue;
+    'destroy: for raw in destroy {
+        let mut tries = 0;
+        let (id, outcome) = loop {
+            let (id, i) = match locate(ctx, own, kind, &raw, Verb::Destroy).await? {
+                Ok(found) => found,
+                Err((id, error)) => {
+                    not_destroyed.insert(id, error);
+                    continue 'destroy;
+                }
+            };
+            let mut patch = Map::new();
+            patch.insert(format!("credentials/{i}"), Value::Null);
+            let outcome = patch_own(ctx, own, patch, expect_at(i, &id)).await?;
+            tries += 1;
+            if !moved(&outcome) || tries == TRIES {
+                break (id, outcome);
             }
         };
-        let mut patch = Map::new();
-        patch.insert(format!("credentials/{i}"), Value::Null);
-        match patch_own(ctx, own, patch).await? {
+        match outcome {
             Ok(_) => destroyed.push(Value::String(id)),
             Err(error) => {
                 not_destroyed.insert(id, unprefixed(error));
@@ -473,9 +527,13 @@ async fn change_password(
         Some(_) => json!(new),
         None => json!({"@type": "Password", "secret": new}),
     };
+    let expected = match slot {
+        Some(i) => vec![(format!("credentials/{i}/credentialId"), Some(json!(account.credentials[i].id.to_jmap())))],
+        None => vec![(key.clone(), None)],
+    };
     let mut patch = Map::new();
     patch.insert(key, value);
-    Ok(patch_own(ctx, own, patch).await?.map(|_| ()).map_err(unprefixed))
+    Ok(patch_own(ctx, own, patch, expected).await?.map(|_| ()).map_err(unprefixed))
 }
 
 /// Ids created, updated and destroyed, in that order.

@@ -38,7 +38,20 @@ struct SetRequest {
     secrets: PreparedSecrets,
     principal: Arc<Principal>,
     writer: Writer,
+    /// Preconditions of updates, by key ([`Expected`]).
+    expected: std::collections::HashMap<String, Expected>,
 }
+
+/// What an update expects of its object's wire form when its commit runs:
+/// at each path (`credentials/2/credentialId`), this value, or nothing
+/// (`None`). Otherwise the update is refused with [`MOVED`], and nothing
+/// of it is kept: positions in lists are read before the commit, and
+/// another commit may have moved the entry in between.
+pub(crate) type Expected = Vec<(String, Option<Value>)>;
+
+/// The description of the `notFound` SetError of an update whose
+/// [`Expected`] did not hold.
+pub(crate) const MOVED: &str = "the entry moved while this call ran";
 
 #[derive(Default)]
 struct SetOutcome {
@@ -82,6 +95,17 @@ impl SetArguments {
 }
 
 pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
+    set_expecting::<O>(ctx, arguments, Default::default()).await
+}
+
+/// [`set`], with preconditions on updates (`expected`, by update key; see
+/// [`Expected`]). For callers that address list entries by a position they
+/// read before the commit.
+pub(crate) async fn set_expecting<O: JmapObject>(
+    ctx: &mut CallContext<'_>,
+    arguments: Value,
+    expected: std::collections::HashMap<String, Expected>,
+) -> Result<Value, MethodError> {
     let SetArguments { if_in_state, create, update, destroy } = SetArguments::parse(ctx, arguments)?;
     // Refused calls cost nothing: the permission check comes before any
     // argon2 work on the secrets they carry.
@@ -125,6 +149,7 @@ pub(crate) async fn set<O: JmapObject>(ctx: &mut CallContext<'_>, arguments: Val
         principal: Arc::clone(ctx.principal),
         writer: ctx.principal.writer(),
         secrets,
+        expected,
     };
     let committed = ctx.services.ledger.commit(ctx.origin.clone(), move |tx| run::<O>(tx, request)).await?;
     let outcome = committed.value?;
@@ -393,7 +418,9 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
         }
     }
     let mut refused = request.refused;
+    let mut expected = request.expected;
     for (raw, patch) in request.update {
+        let expects = expected.remove(&raw).unwrap_or_default();
         let id = ids.resolve(&raw).ok();
         let prechecked = refused.remove(&raw);
         let key = id.map_or(raw, |id| id.to_jmap());
@@ -404,7 +431,7 @@ fn run<O: JmapObject>(tx: &mut Tx<'_>, request: SetRequest) -> Result<SetOutcome
         match id
             .ok_or_else(|| SetError::not_found("no such object"))
             .and_then(|id| access.update(tx, id, &patch).map(|_| id))
-            .and_then(|id| update_one::<O>(tx, id, patch, &ids, &request.secrets, &request.writer))
+            .and_then(|id| update_one::<O>(tx, id, patch, &expects, &ids, &request.secrets, &request.writer))
         {
             Ok(result) => {
                 out.updated.insert(key, result);
@@ -481,6 +508,7 @@ fn update_one<O: JmapObject>(
     tx: &mut Tx<'_>,
     id: ObjectId,
     patch: Value,
+    expects: &Expected,
     ids: &CreatedIds,
     secrets: &PreparedSecrets,
     writer: &Writer,
@@ -492,6 +520,12 @@ fn update_one<O: JmapObject>(
     // The patch applies to the wire form: set members and list entries are
     // addressed by their keys (`memberGroupIds/<id>`, `aliases/1/name`).
     let mut object = Value::Object(wire_render::<O>(&current));
+    for (path, value) in expects {
+        let found = path.split('/').try_fold(&object, |v, part| v.get(part));
+        if found != value.as_ref() {
+            return Err(SetError::not_found(MOVED));
+        }
+    }
     apply_patch(&mut object, patch)?;
     let Value::Object(mut object) = object else { return Err(SetError::invalid_patch("not an object")) };
     let expected = object.clone();
@@ -507,6 +541,74 @@ fn update_one<O: JmapObject>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs one `/set` of `O` as the fallback administrator, in its own commit.
+    fn set_in(
+        ledger: &crate::Ledger,
+        create: Vec<(String, Value)>,
+        update: Map<String, Value>,
+        expected: std::collections::HashMap<String, Expected>,
+        run_set: fn(&mut Tx<'_>, SetRequest) -> Result<SetOutcome, MethodError>,
+    ) -> SetOutcome {
+        let principal = Arc::new(Principal::fallback("admin"));
+        let request = SetRequest {
+            if_in_state: None,
+            create,
+            update,
+            refused: Default::default(),
+            destroy: Vec::new(),
+            created_ids: CreatedIds::default(),
+            secrets: PreparedSecrets::default(),
+            writer: principal.writer(),
+            principal,
+            expected,
+        };
+        ledger.commit_blocking(crate::CommitOrigin::system(), move |tx| run_set(tx, request)).unwrap().value.unwrap()
+    }
+
+    #[test]
+    fn an_update_whose_expectation_fails_is_refused_and_keeps_nothing() {
+        use crate::jmap::object::{account::Account, domain::Domain};
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = crate::Ledger::open(dir.path(), crate::Durability::Fsync).unwrap();
+        let none = std::collections::HashMap::new;
+        let domain =
+            set_in(&ledger, vec![("d".into(), json!({"name": "example.org"}))], Map::new(), none(), run::<Domain>);
+        let domain_id = domain.created["d"]["id"].clone();
+        let account = json!({"@type": "User", "name": "alice", "domainId": domain_id, "description": "one"});
+        let created = set_in(&ledger, vec![("a".into(), account)], Map::new(), none(), run::<Account>);
+        let id = created.created["a"]["id"].as_str().unwrap().to_owned();
+        let description = || {
+            let read = ledger.read();
+            let account = ledger_projections::state::account(&read.view, ObjectId::from_jmap(&id).unwrap()).unwrap();
+            account.unwrap().description
+        };
+        let patch = |text: &str| {
+            let mut update = Map::new();
+            update.insert(id.clone(), json!({"description": text}));
+            update
+        };
+        let expecting = |path: &str, value: Option<Value>| {
+            std::collections::HashMap::from([(id.clone(), vec![(path.to_owned(), value)])])
+        };
+
+        // Another commit changed the object since the position was read.
+        let moved =
+            set_in(&ledger, vec![], patch("two"), expecting("description", Some(json!("zero"))), run::<Account>);
+        assert_eq!(moved.not_updated[&id]["type"], "notFound");
+        assert_eq!(moved.not_updated[&id]["description"], MOVED);
+        assert_eq!(description().as_deref(), Some("one"), "nothing of a refused update is kept");
+        let taken = set_in(&ledger, vec![], patch("two"), expecting("aliases/0", Some(json!({}))), run::<Account>);
+        assert_eq!(taken.not_updated[&id]["description"], MOVED, "an expected entry that is not there");
+
+        // What the call read still holds: the update applies.
+        let held = set_in(&ledger, vec![], patch("two"), expecting("description", Some(json!("one"))), run::<Account>);
+        assert!(held.updated.contains_key(&id), "{:?}", held.not_updated);
+        assert_eq!(description().as_deref(), Some("two"));
+        let absent = set_in(&ledger, vec![], patch("three"), expecting("aliases/0", None), run::<Account>);
+        assert!(absent.updated.contains_key(&id), "{:?}", absent.not_updated);
+        assert_eq!(description().as_deref(), Some("three"));
+    }
 
     #[test]
     fn creates_come_after_what_they_refer_to_and_cycles_keep_their_order() {
