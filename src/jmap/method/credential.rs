@@ -1,12 +1,15 @@
-//! `x:ApiKey`, `x:AppPassword` and the `x:AccountPassword` singleton
-//! (Stalwart 0.16): the calling account's own credentials as objects of
-//! their own. Each write is the matching patch of the caller's `x:Account`
+//! `x:ApiKey` and `x:AppPassword` (Stalwart 0.16): the calling account's
+//! own credentials as objects of their own (the `x:AccountPassword`
+//! singleton is `account_password.rs`). Each write is the matching patch of the caller's `x:Account`
 //! (`credentials/<n>`), so it goes through the same parsing, secret handling,
 //! authority check and quotas (`maxApiKeys`, `maxAppPasswords`) as a patch
 //! sent directly; these methods add the per-type permission
 //! (`sysApiKeyCreate`, …) and Stalwart's shapes: a create answers
 //! `{"id", "secret"}` once, secrets read `"****"`, a secret cannot change
-//! (`forbidden`), and a password change needs `currentSecret`.
+//! (`forbidden`). A credential is addressed by its position in the
+//! account's list; each item's commit applies only if that position still
+//! holds it ([`set::set_expecting`]), and is retried from a fresh read if
+//! another commit moved it.
 
 use ledger_events::model::CredentialKind;
 use ledger_events::values::ObjectId;
@@ -36,7 +39,7 @@ pub(crate) fn names(kind: CredentialKind) -> (&'static str, &'static str) {
 /// The properties a client may set on an API key or app password.
 const SETTABLE: [&str; 4] = ["description", "expiresAt", "allowedIps", "permissions"];
 
-fn permission(kind: CredentialKind, verb: Verb) -> String {
+pub(super) fn permission(kind: CredentialKind, verb: Verb) -> String {
     let suffix = match verb {
         Verb::Get => "Get",
         Verb::Query => "Query",
@@ -49,14 +52,14 @@ fn permission(kind: CredentialKind, verb: Verb) -> String {
 
 /// The caller's account id: the fallback administrator has none, so no
 /// credentials of its own.
-fn own_id(ctx: &CallContext<'_>) -> Result<ObjectId, MethodError> {
+pub(super) fn own_id(ctx: &CallContext<'_>) -> Result<ObjectId, MethodError> {
     ctx.principal.account_id.ok_or_else(|| {
         MethodError::Forbidden("the fallback administrator has no account, so no credentials of its own".into())
     })
 }
 
 /// The caller's account now, and the `x:Account` state string.
-async fn own_account(ctx: &CallContext<'_>, id: ObjectId) -> Result<(AccountState, String), MethodError> {
+pub(super) async fn own_account(ctx: &CallContext<'_>, id: ObjectId) -> Result<(AccountState, String), MethodError> {
     let read = ctx.services.ledger.read();
     blocking(move || {
         let view = &read.view;
@@ -174,7 +177,7 @@ pub(crate) async fn query(
 /// `expected`: what the account's wire form must hold when the commit runs
 /// (the entry the patch addresses by position is still the one read), or the
 /// item is refused with [`set::MOVED`] and nothing of it is kept.
-async fn patch_own(
+pub(super) async fn patch_own(
     ctx: &mut CallContext<'_>,
     own: ObjectId,
     patch: Map<String, Value>,
@@ -190,7 +193,7 @@ async fn patch_own(
 }
 
 /// A SetError from the account patch, with `credentials/N/` taken off its property paths.
-fn unprefixed(mut error: Value) -> Value {
+pub(super) fn unprefixed(mut error: Value) -> Value {
     if let Some(Value::Array(props)) = error.get_mut("properties") {
         for p in props.iter_mut() {
             if let Some(s) = p.as_str() {
@@ -398,142 +401,6 @@ pub(crate) async fn set(
         "destroyed": if destroyed.is_empty() { Value::Null } else { Value::Array(destroyed) },
         "notCreated": or_null(not_created), "notUpdated": or_null(not_updated), "notDestroyed": or_null(not_destroyed),
     }))
-}
-
-/// The singleton's id (Stalwart: omitted or `singleton`).
-const SINGLETON: &str = "singleton";
-
-/// `x:AccountPassword/get`: `{"id": "singleton", "secret": "****"}` (no
-/// `secret` when the account has no password).
-pub(crate) async fn password_get(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
-    let mut args = Args::new(arguments)?;
-    args.account_id()?;
-    let ids: Option<Vec<String>> = args.take("ids")?;
-    let _properties: Option<Vec<String>> = args.take("properties")?;
-    args.finish()?;
-    let kind = CredentialKind::Password;
-    if !ctx.principal.may(&permission(kind, Verb::Get)) {
-        return Err(MethodError::needs(&permission(kind, Verb::Get)));
-    }
-    let own = own_id(ctx)?;
-    let (account, state) = own_account(ctx, own).await?;
-    let has = account.credentials.iter().any(|c| c.kind == kind);
-    let object =
-        json!({"id": SINGLETON, "secret": if has { json!(MASKED) } else { Value::Null }, "currentSecret": null});
-    let (list, not_found): (Vec<Value>, Vec<Value>) = match ids {
-        None => (vec![object], vec![]),
-        Some(ids) => {
-            let (found, missing): (Vec<String>, Vec<String>) = ids.into_iter().partition(|i| i == SINGLETON);
-            (found.iter().map(|_| object.clone()).take(1).collect(), missing.into_iter().map(Value::String).collect())
-        }
-    };
-    Ok(json!({"accountId": ACCOUNT_ID, "state": state, "list": list, "notFound": not_found}))
-}
-
-/// `x:AccountPassword/set`: `update: {"singleton": {"secret": NEW,
-/// "currentSecret": OLD}}` changes one's own password once `currentSecret`
-/// matches the current one (`forbidden` otherwise; each check is one of the
-/// request's password hashes). Only a principal logged in with the password
-/// may (so no key holder can guess it here). Create and destroy are
-/// `singleton` errors.
-pub(crate) async fn password_set(ctx: &mut CallContext<'_>, arguments: Value) -> Result<Value, MethodError> {
-    let set::SetArguments { create, update, destroy, .. } = set::SetArguments::parse(ctx, arguments)?;
-    let kind = CredentialKind::Password;
-    if !ctx.principal.may(&permission(kind, Verb::Update)) {
-        return Err(MethodError::needs(&permission(kind, Verb::Update)));
-    }
-    // Only a password login may change the password: an API key or app
-    // password holder could otherwise guess `currentSecret` here, past the
-    // login limiter, and take the account.
-    if ctx.principal.method != ledger_events::AuthMethod::Password {
-        return Err(MethodError::Forbidden(
-            "the password can be changed only when logged in with it (not with an API key or app password)".into(),
-        ));
-    }
-    let own = own_id(ctx)?;
-    let (_, old_state) = own_account(ctx, own).await?;
-    let singleton = |what: &str| SetError::new(crate::jmap::error::SetErrorType::Singleton, what).to_json();
-    let not_created: Map<String, Value> =
-        create.keys().map(|k| (k.clone(), singleton("x:AccountPassword is a singleton: update it"))).collect();
-    let not_destroyed: Map<String, Value> =
-        destroy.iter().map(|k| (k.clone(), singleton("Singleton objects cannot be deleted"))).collect();
-    let mut updated = Map::new();
-    let mut not_updated = Map::new();
-    for (id, patch) in update {
-        if id != SINGLETON {
-            not_updated.insert(id, SetError::invalid_properties(vec![], "Invalid singleton id").to_json());
-            continue;
-        }
-        match change_password(ctx, own, patch).await? {
-            Ok(()) => {
-                updated.insert(id, Value::Null);
-            }
-            Err(error) => {
-                not_updated.insert(id, error);
-            }
-        }
-    }
-    let (_, new_state) = own_account(ctx, own).await?;
-    let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
-    Ok(json!({
-        "accountId": ACCOUNT_ID, "oldState": old_state, "newState": new_state,
-        "created": null, "updated": or_null(updated), "destroyed": null,
-        "notCreated": or_null(not_created), "notUpdated": or_null(not_updated), "notDestroyed": or_null(not_destroyed),
-    }))
-}
-
-async fn change_password(
-    ctx: &mut CallContext<'_>,
-    own: ObjectId,
-    patch: Value,
-) -> Result<Result<(), Value>, MethodError> {
-    let Value::Object(mut patch) = patch else {
-        return Ok(Err(SetError::invalid_patch("a patch must be an object").to_json()));
-    };
-    let new = match patch.remove("secret") {
-        Some(Value::String(s)) if s != MASKED => s,
-        None | Some(Value::String(_)) => return Ok(Ok(())),
-        Some(_) => return Ok(Err(SetError::invalid("secret", "secret must be a string").to_json())),
-    };
-    let current = match patch.remove("currentSecret") {
-        Some(Value::String(s)) => s,
-        _ => return Ok(Err(SetError::invalid("currentSecret", "currentSecret is required").to_json())),
-    };
-    if let Some(other) = patch.keys().next() {
-        return Ok(Err(SetError::invalid(other, format!("{other} is not an AccountPassword property")).to_json()));
-    }
-    let (account, _) = own_account(ctx, own).await?;
-    let slot = account.credentials.iter().position(|c| c.kind == CredentialKind::Password);
-    if let Some(i) = slot {
-        if *ctx.passwords_left == 0 {
-            return Err(MethodError::RequestTooLarge("no more password checks in this request".into()));
-        }
-        *ctx.passwords_left -= 1;
-        let hash = account.credentials[i].secret_hash.clone();
-        let checked = blocking(move || Ok(crate::secrets::verify_password(&current, &hash))).await?;
-        match checked {
-            crate::secrets::Checked::Match => {}
-            crate::secrets::Checked::Busy => {
-                return Err(MethodError::ServerUnavailable("the password check is busy; try again".into()));
-            }
-            _ => return Ok(Err(SetError::forbidden("currentSecret does not match the current password").to_json())),
-        }
-    }
-    let key = match slot {
-        Some(i) => format!("credentials/{i}/secret"),
-        None => format!("credentials/{}", account.credentials.len()),
-    };
-    let value = match slot {
-        Some(_) => json!(new),
-        None => json!({"@type": "Password", "secret": new}),
-    };
-    let expected = match slot {
-        Some(i) => vec![(format!("credentials/{i}/credentialId"), Some(json!(account.credentials[i].id.to_jmap())))],
-        None => vec![(key.clone(), None)],
-    };
-    let mut patch = Map::new();
-    patch.insert(key, value);
-    Ok(patch_own(ctx, own, patch, expected).await?.map(|_| ()).map_err(unprefixed))
 }
 
 /// Ids created, updated and destroyed, in that order.

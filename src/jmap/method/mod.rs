@@ -3,6 +3,7 @@
 //! implementations (`get`, `set`, `query`, `changes`, `query_changes`, each
 //! over any `JmapObject`) or to the extensions (`history`, `usage`, `database`).
 
+mod account_password;
 mod changes;
 mod credential;
 mod database;
@@ -114,8 +115,8 @@ pub(crate) async fn call(
         Method::Credential(Standard::Query, kind) => credential::query(ctx, kind, arguments).await,
         Method::Credential(Standard::Changes, kind) => credential::changes(ctx, kind, arguments).await,
         Method::Credential(Standard::QueryChanges, kind) => credential::query_changes(ctx, kind, arguments).await,
-        Method::AccountPassword(Standard::Get) => credential::password_get(ctx, arguments).await,
-        Method::AccountPassword(_) => credential::password_set(ctx, arguments).await,
+        Method::AccountPassword(Standard::Get) => account_password::get(ctx, arguments).await,
+        Method::AccountPassword(_) => account_password::set(ctx, arguments).await,
         Method::Standard(verb, object) => with_object!(object, |O| match verb {
             Standard::Get => get::get::<O>(ctx, arguments).await,
             Standard::Set => set::set::<O>(ctx, arguments).await,
