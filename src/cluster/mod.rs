@@ -17,6 +17,8 @@
 //! `ledger serve --log nats://…`, read-your-writes and erasure in cluster
 //! mode build on it.
 
+mod payloads;
 mod stream;
 
+pub use payloads::{Owner, PayloadStore};
 pub use stream::{Appended, ClusterError, Commit, FollowedCommit, StreamLog, stream_config};

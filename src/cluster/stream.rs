@@ -56,6 +56,9 @@ pub enum ClusterError {
     /// replicas that diverged. Following stops here.
     #[error("commit {sequence} of the log stream does not extend the chain: {error}")]
     Chain { sequence: u64, error: ChainError },
+    /// The payload or key streams ([`super::PayloadStore`]).
+    #[error("the payload store: {0}")]
+    Payloads(String),
     /// A commit's headers disagree with its records.
     #[error("commit {sequence} of the log stream: {reason}")]
     Malformed { sequence: u64, reason: String },
@@ -160,6 +163,12 @@ impl StreamLog {
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The payload and key streams beside this log ([`super::PayloadStore`]),
+    /// created with `replicas` copies if missing.
+    pub async fn payload_store(&self, replicas: usize) -> Result<super::PayloadStore, ClusterError> {
+        super::PayloadStore::open(&self.jetstream, &self.name, replicas).await
     }
 
     /// The sequence of the last commit the stream holds (0 when empty), as

@@ -208,8 +208,20 @@ fn appends_resume_after_the_stream_leader_is_killed() {
     // (read through a server that stayed up).
     let survivor = (0..3).find(|&i| i != cluster.index_of(&leader)).unwrap();
     runtime.block_on(async {
-        let log = open(&cluster.url(survivor), "FAILOVER").await;
-        let mut follow = log.follow(1, ChainVerifier::from_genesis()).await.unwrap();
+        // Opening and creating a consumer need the cluster's meta leader,
+        // which may still be being elected if the killed server held it too.
+        let (log, mut follow) = loop {
+            let opened = StreamLog::open(&cluster.url(survivor), "FAILOVER", 3).await;
+            match opened {
+                Ok(log) => match log.follow(1, ChainVerifier::from_genesis()).await {
+                    Ok(follow) => break (log, follow),
+                    Err(e) => assert!(killed_at.elapsed() < BOUND * 2, "no consumer after the failover: {e}"),
+                },
+                Err(e) => {
+                    assert!(killed_at.elapsed() < BOUND * 2, "the stream is not reachable after the failover: {e}")
+                }
+            }
+        };
         for (i, expected) in acknowledged.iter().enumerate() {
             let got = tokio::time::timeout(BOUND, follow.next()).await.unwrap().unwrap().unwrap();
             assert_eq!((got.sequence, &got.commit), (i as u64 + 1, expected));
@@ -242,5 +254,71 @@ fn appends_resume_after_the_stream_leader_is_killed() {
             assert!(restarted_at.elapsed() < BOUND, "the restarted server did not catch up within {BOUND:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    });
+}
+
+/// The payload of `record`, which `commit` sealed.
+fn payload_of(c: &Commit, i: usize) -> (Uuid, u8, ledger_events::Payload) {
+    let record = &c.records[i];
+    (record.header.event_id, record.header.format, record.payload.clone().unwrap())
+}
+
+#[test]
+fn erasing_an_owner_leaves_none_of_its_payloads_readable() {
+    use ledger::cluster::Owner;
+    let cluster = NatsCluster::start();
+    runtime().block_on(async {
+        let log = open(&cluster.urls(), "ERASE").await;
+        let store = log.payload_store(3).await.unwrap();
+        // A second node's handle, on another server.
+        let other = open(&cluster.url(2), "ERASE").await.payload_store(3).await.unwrap();
+        let mut tail = ChainTail::GENESIS;
+        let c = commit(&mut tail, 3);
+        let (alice, bob) = (Owner::Account(ObjectId(7)), Owner::Account(ObjectId(8)));
+        let stored = [(alice, payload_of(&c, 0)), (alice, payload_of(&c, 1)), (bob, payload_of(&c, 2))];
+        // Both nodes write at once: alice's key is created once and shared.
+        let (first, second) = tokio::join!(
+            store.put(alice, stored[0].1.0, &stored[0].1.2),
+            other.put(alice, stored[1].1.0, &stored[1].1.2)
+        );
+        first.unwrap();
+        second.unwrap();
+        store.put(bob, stored[2].1.0, &stored[2].1.2).await.unwrap();
+        store.put(Owner::Ledger, Uuid::from_u128(1), &stored[2].1.2).await.unwrap();
+        for (owner, (event_id, format, payload)) in &stored {
+            for handle in [&store, &other] {
+                assert_eq!(handle.get(*owner, *event_id, *format).await.unwrap().as_ref(), Some(payload));
+            }
+        }
+        // What the stream holds is sealed: no payload's bytes appear in it.
+        let client = async_nats::connect(cluster.url(1)).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let raw = js.get_stream("ERASE_PAYLOADS").await.unwrap();
+        for sequence in 1..=4 {
+            let message = raw.get_raw_message(sequence).await.unwrap();
+            for (_, (_, _, payload)) in &stored {
+                let plain = ledger_events::codec::encode_payload(payload);
+                assert!(!message.payload.windows(plain.len()).any(|w| w == plain.as_slice()));
+            }
+        }
+
+        assert_eq!(store.erase(alice).await.unwrap(), 2);
+        for handle in [&store, &other] {
+            for (event_id, format, _) in [&stored[0].1, &stored[1].1] {
+                assert_eq!(handle.get(alice, *event_id, *format).await.unwrap(), None);
+            }
+            // Nothing of anyone else's is touched.
+            let (event_id, format, payload) = &stored[2].1;
+            assert_eq!(handle.get(bob, *event_id, *format).await.unwrap().as_ref(), Some(payload));
+        }
+        // Neither alice's key nor her payload messages are left in the streams.
+        let mut keys = js.get_stream("ERASE_KEYS").await.unwrap();
+        assert!(keys.get_last_raw_message_by_subject(&format!("erase.key.{}", ObjectId(7).to_jmap())).await.is_err());
+        assert_eq!(keys.info().await.unwrap().state.messages, 2, "bob's and the ledger's keys remain");
+        let mut payloads = js.get_stream("ERASE_PAYLOADS").await.unwrap();
+        assert_eq!(payloads.info().await.unwrap().state.messages, 2, "bob's and the ledger's payloads remain");
+        // Erasing again, or an owner with nothing stored, erases nothing.
+        assert_eq!(store.erase(alice).await.unwrap(), 0);
+        assert_eq!(store.erase(Owner::Account(ObjectId(99))).await.unwrap(), 0);
     });
 }
