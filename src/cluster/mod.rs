@@ -9,9 +9,19 @@
 //! no limits), so stream sequence N is the N-th commit, and the positions of
 //! its records follow from the commits before it.
 //!
+//! A commit message carries its records' headers only; payloads live in a
+//! second stream where erasure can reach them ([`PayloadStore`]: sealed
+//! under a key per account, erased key first), and the log stream refuses a
+//! record that carries one.
+//!
 //! Followers read the stream in order and check each commit against the
 //! chain they hold ([`StreamLog::follow`]): a record that does not extend it
-//! (tampering, or replicas that diverged) stops them with the position.
+//! (tampering, or replicas that diverged), a gap, or headers that disagree
+//! with the records stop them with the position. A follower that stopped
+//! resumes by following again from the commit after the last one it applied.
+//! The node that applies a commit fetches its payloads from the payload
+//! store; a payload found missing there must be one an `AccountErased`
+//! record lists (`ErasureCoverage`), as for a single node.
 //!
 //! This module is the log alone; folding it into a node's projections,
 //! `ledger serve --log nats://…`, read-your-writes and erasure in cluster

@@ -9,14 +9,19 @@
 //! for events of no account.
 //!
 //! Erasing an owner ([`PayloadStore::erase`]) deletes its key message first
-//! and then each of its payload messages (`STREAM.MSG.DELETE`, which
-//! overwrites the stored bytes). Once the key is gone every copy that may
-//! remain (a replica's write-ahead log before compaction, a lagging
-//! replica, a backup of the stream) is unreadable. The chain still
-//! verifies: record hashes cover payload hashes, not payloads.
+//! (`STREAM.MSG.DELETE`, which overwrites the stored bytes), leaves an
+//! "erased" marker in its place so that no key is ever made for it again,
+//! and then deletes each of its payload messages. Once the key is gone,
+//! every copy of its payloads that may remain (a replica's write-ahead log
+//! before compaction, a backup of the payload stream, a payload stored by
+//! a write that raced the erasure) is unreadable. The key itself may remain
+//! in the key stream's own write-ahead log until the servers compact it;
+//! that log stays on the servers. The chain still verifies: record hashes
+//! cover payload hashes, not payloads.
 //!
-//! Keys are read through the stream leader, never a replica's direct get,
-//! so no node reads a key after its erasure was acknowledged.
+//! Keys and payloads are read through the stream leader, never a replica's
+//! direct get: no node reads a key after its erasure was acknowledged, and
+//! a lagging replica never makes a stored payload look erased.
 
 use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
 use bytes::Bytes;
@@ -33,6 +38,16 @@ use super::stream::ClusterError;
 /// How often creating a key is tried while another node's key is on its
 /// way (waiting 10, 20, … ms between tries: about 2 s in all).
 const KEY_ATTEMPTS: u32 = 20;
+
+/// What an owner's key message holds.
+enum Key {
+    Sealing([u8; 32]),
+    /// The marker left where an erased owner's key was.
+    Erased,
+}
+
+/// The marker of an erased owner, in place of its 32-byte key.
+const ERASED: &[u8] = b"erased";
 
 /// Whose key seals a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,19 +116,31 @@ impl PayloadStore {
         format!("{}.payload.{}.{}", self.prefix, owner.token(), event_id.simple())
     }
 
-    /// The owner's key, read through the stream leader; `None` if it has
-    /// none (never had, or erased).
-    async fn key(&self, owner: Owner) -> Result<Option<[u8; 32]>, ClusterError> {
+    /// The owner's key message, read through the stream leader: its
+    /// sequence and what it holds.
+    async fn key_message(&self, owner: Owner) -> Result<Option<(u64, Key)>, ClusterError> {
         match self.keys.get_last_raw_message_by_subject(&self.key_subject(owner)).await {
             Ok(message) => {
-                let key: [u8; 32] = message.payload.as_ref().try_into().map_err(|_| {
-                    failed(format!("the key of {} is {} bytes, not 32", owner.token(), message.payload.len()))
-                })?;
-                Ok(Some(key))
+                let key = if message.payload.as_ref() == ERASED {
+                    Key::Erased
+                } else {
+                    Key::Sealing(message.payload.as_ref().try_into().map_err(|_| {
+                        failed(format!("the key of {} is {} bytes, not 32", owner.token(), message.payload.len()))
+                    })?)
+                };
+                Ok(Some((message.sequence, key)))
             }
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(failed(e)),
         }
+    }
+
+    /// The owner's key; `None` if it has none yet or was erased.
+    async fn key(&self, owner: Owner) -> Result<Option<[u8; 32]>, ClusterError> {
+        Ok(match self.key_message(owner).await? {
+            Some((_, Key::Sealing(key))) => Some(key),
+            Some((_, Key::Erased)) | None => None,
+        })
     }
 
     /// The owner's key, created if it has none. Two nodes creating it at
@@ -122,8 +149,12 @@ impl PayloadStore {
     async fn key_or_create(&self, owner: Owner) -> Result<[u8; 32], ClusterError> {
         let mut attempt = 0u32;
         loop {
-            if let Some(key) = self.key(owner).await? {
-                return Ok(key);
+            match self.key_message(owner).await? {
+                Some((_, Key::Sealing(key))) => return Ok(key),
+                Some((_, Key::Erased)) => {
+                    return Err(failed(format!("{} was erased: nothing of it is stored again", owner.token())));
+                }
+                None => {}
             }
             let fresh = crate::secrets::random_bytes::<32>();
             let create =
@@ -171,9 +202,9 @@ impl PayloadStore {
     pub async fn get(&self, owner: Owner, event_id: Uuid, format: u8) -> Result<Option<Payload>, ClusterError> {
         let Some(key) = self.key(owner).await? else { return Ok(None) };
         let subject = self.payload_subject(owner, event_id);
-        let message = match self.payloads.direct_get_last_for_subject(subject.clone()).await {
+        let message = match self.payloads.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => message,
-            Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
             Err(e) => return Err(failed(e)),
         };
         if message.payload.len() < 24 {
@@ -188,45 +219,80 @@ impl PayloadStore {
     }
 
     /// Erases everything of `owner`: its key first (from then on no copy
-    /// opens), then each of its payload messages, overwritten. Returns how
-    /// many payload messages were erased. Erasing an owner with nothing
-    /// stored erases nothing and succeeds.
+    /// opens, and no key is made for it again), then each of its payload
+    /// messages, overwritten. Returns how many payload messages this call
+    /// erased. Erasing an owner with nothing stored, or erasing twice (from
+    /// two nodes at once too), succeeds.
     pub async fn erase(&self, owner: Owner) -> Result<u64, ClusterError> {
-        let key_subject = self.key_subject(owner);
-        match self.keys.get_last_raw_message_by_subject(&key_subject).await {
-            Ok(message) => {
-                self.keys.delete_message(message.sequence).await.map_err(failed)?;
+        let subject = self.key_subject(owner);
+        // Replace the key with the marker: delete, then write the marker on
+        // the empty subject. A key created in between is deleted in turn.
+        for _ in 0..KEY_ATTEMPTS {
+            match self.key_message(owner).await? {
+                Some((_, Key::Erased)) => break,
+                Some((sequence, Key::Sealing(_))) => {
+                    delete(&self.keys, sequence).await?;
+                }
+                None => {}
             }
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
-            Err(e) => return Err(failed(e)),
-        }
-        let filter = format!("{}.payload.{}.*", self.prefix, owner.token());
-        let mut erased = 0;
-        let pending = self.payloads.clone().info_with_subjects(filter.clone()).await.map_err(failed)?.count().await;
-        if pending == 0 {
-            return Ok(0);
-        }
-        let consumer = self
-            .payloads
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter,
-                headers_only: true,
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(failed)?;
-        let mut messages = consumer.messages().await.map_err(failed)?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(failed)?;
-            let info = message.info().map_err(failed)?;
-            let (sequence, left) = (info.stream_sequence, info.pending);
-            self.payloads.delete_message(sequence).await.map_err(failed)?;
-            erased += 1;
-            if left == 0 {
+            let marker = PublishMessage::build().payload(Bytes::from_static(ERASED)).expected_last_subject_sequence(0);
+            if let Ok(ack) = self.jetstream.send_publish(subject.clone(), marker).await
+                && ack.await.is_ok()
+            {
                 break;
             }
         }
-        Ok(erased)
+        if !matches!(self.key_message(owner).await?, Some((_, Key::Erased))) {
+            return Err(failed(format!("the key of {} could not be replaced by the erasure marker", owner.token())));
+        }
+        let filter = format!("{}.payload.{}.*", self.prefix, owner.token());
+        let mut erased = 0;
+        for _ in 0..KEY_ATTEMPTS {
+            let left = self.payloads.clone().info_with_subjects(filter.clone()).await.map_err(failed)?.count().await;
+            if left == 0 {
+                return Ok(erased);
+            }
+            let consumer = self
+                .payloads
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: filter.clone(),
+                    headers_only: true,
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed)?;
+            let mut messages = consumer.messages().await.map_err(failed)?;
+            // Another node erasing the same owner may delete what this one
+            // was about to read: a quiet second ends the pass, and the count
+            // above decides whether another is needed.
+            while let Ok(Some(message)) = tokio::time::timeout(PASS_QUIET, messages.next()).await {
+                let message = message.map_err(failed)?;
+                let (sequence, pending) = {
+                    let info = message.info().map_err(failed)?;
+                    (info.stream_sequence, info.pending)
+                };
+                if delete(&self.payloads, sequence).await? {
+                    erased += 1;
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+        }
+        Err(failed(format!("payloads of {} remained after {KEY_ATTEMPTS} passes", owner.token())))
+    }
+}
+
+/// How long an erasure pass waits for the next payload message.
+const PASS_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Deletes (overwrites) message `sequence`; `false` if it was already gone.
+async fn delete(stream: &stream::Stream, sequence: u64) -> Result<bool, ClusterError> {
+    match stream.delete_message(sequence).await {
+        Ok(done) => Ok(done),
+        // 10037: no message found (another node deleted it first).
+        Err(e) if e.to_string().contains("10037") || e.to_string().contains("no message found") => Ok(false),
+        Err(e) => Err(failed(e)),
     }
 }

@@ -48,8 +48,14 @@ pub enum ClusterError {
     /// up by reading the stream, not by trusting it.
     #[error("another append took the position (the stream ended at commit {last} when checked)")]
     Conflict { last: u64 },
+    /// No answer came, or the connection broke: the commit may or may not
+    /// be stored. Retry the same commit (its id makes it land once).
     #[error("appending to the log stream failed: {0}")]
     Append(String),
+    /// The servers refused the commit for good (too large, not permitted,
+    /// a commit id stored before with other records): retrying cannot help.
+    #[error("the log stream refused the commit: {0}")]
+    Refused(String),
     #[error("reading commit {sequence} of the log stream failed: {reason}")]
     Read { sequence: u64, reason: String },
     /// A commit does not extend the chain the follower holds: tampering, or
@@ -190,10 +196,7 @@ impl StreamLog {
     /// [`ClusterError::Append`] when no answer came (retry the same commit:
     /// its id makes the retry land once).
     pub async fn append(&self, commit: &Commit, expected_last: u64) -> Result<Appended, ClusterError> {
-        let (first, last) = match (commit.records.first(), commit.records.last()) {
-            (Some(first), Some(last)) => (first, last),
-            _ => return Err(ClusterError::Append("a commit holds at least one record".to_owned())),
-        };
+        let (first, last) = check_commit(commit)?;
         let message = PublishMessage::build()
             .payload(Bytes::from(encode_commit(&commit.records)))
             .message_id(commit.id.to_string())
@@ -205,24 +208,53 @@ impl StreamLog {
         let ack = self.jetstream.send_publish(self.subject.clone(), message).await;
         let ack = match ack {
             Ok(future) => future.await,
-            Err(e) => return Err(ClusterError::Append(e.to_string())),
+            Err(e) => return Err(publish_error(&e)),
         };
         match ack {
-            Ok(ack) => Ok(Appended { sequence: ack.sequence, duplicate: ack.duplicate }),
+            Ok(ack) if ack.duplicate => {
+                // Stored before under this commit id: only the very same
+                // commit counts as stored (the same head hash at that sequence).
+                let stored = self.stored_head(ack.sequence).await?;
+                if stored != last.header.hash.to_string() {
+                    return Err(ClusterError::Refused(format!(
+                        "commit id {} is stored at commit {} with other records",
+                        commit.id, ack.sequence
+                    )));
+                }
+                Ok(Appended { sequence: ack.sequence, duplicate: true })
+            }
+            Ok(ack) => Ok(Appended { sequence: ack.sequence, duplicate: false }),
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 // The refusal names the stream's last sequence when it was
                 // checked ("wrong last sequence: N").
-                let named = std::error::Error::source(&e)
-                    .map(|source| source.to_string())
-                    .and_then(|text| text.rsplit(": ").next().and_then(|n| n.trim().parse::<u64>().ok()));
+                let named = std::error::Error::source(&e).and_then(|source| {
+                    let text = source.to_string();
+                    let after = text.split("wrong last sequence: ").nth(1)?;
+                    after.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
+                });
                 let last = match named {
                     Some(last) => last,
                     None => self.last_sequence().await?,
                 };
                 Err(ClusterError::Conflict { last })
             }
-            Err(e) => Err(ClusterError::Append(e.to_string())),
+            Err(e) => Err(publish_error(&e)),
         }
+    }
+
+    /// The `Ledger-Head-Hash` of the commit stored at `sequence`, read
+    /// through the stream leader.
+    async fn stored_head(&self, sequence: u64) -> Result<String, ClusterError> {
+        let stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(|e| ClusterError::Read { sequence, reason: e.to_string() })?;
+        message
+            .headers
+            .get(HEAD_HASH)
+            .map(|v| v.as_str().to_owned())
+            .ok_or_else(|| ClusterError::Malformed { sequence, reason: format!("the {HEAD_HASH} header is missing") })
     }
 
     /// The commits from stream sequence `from` on, in order, each checked
@@ -251,19 +283,26 @@ impl StreamLog {
                 return None;
             }
             let read = |reason: String| ClusterError::Read { sequence: expected, reason };
-            let outcome = match messages.next().await? {
-                Err(e) => Err(read(e.to_string())),
-                Ok(message) => match message.info() {
+            let outcome = loop {
+                break match messages.next().await? {
                     Err(e) => Err(read(e.to_string())),
-                    Ok(info) if info.stream_sequence != expected => Err(ClusterError::Malformed {
-                        sequence: info.stream_sequence,
-                        reason: format!("expected commit {expected}: the stream has a gap"),
-                    }),
-                    Ok(info) => {
-                        let sequence = info.stream_sequence;
-                        checked_commit(sequence, &message, &mut chain).map(|commit| FollowedCommit { sequence, commit })
-                    }
-                },
+                    Ok(message) => match message.info() {
+                        Err(e) => Err(read(e.to_string())),
+                        // The ordered consumer re-creates itself after missed
+                        // heartbeats, and may start over from the first commit:
+                        // commits already checked and yielded are passed over.
+                        Ok(info) if info.stream_sequence < expected => continue,
+                        Ok(info) if info.stream_sequence > expected => Err(ClusterError::Malformed {
+                            sequence: info.stream_sequence,
+                            reason: format!("expected commit {expected}: the stream has a gap"),
+                        }),
+                        Ok(info) => {
+                            let sequence = info.stream_sequence;
+                            checked_commit(sequence, &message, &mut chain)
+                                .map(|commit| FollowedCommit { sequence, commit })
+                        }
+                    },
+                };
             };
             let halted = outcome.is_err();
             let next = if halted { expected } else { expected + 1 };
@@ -271,6 +310,46 @@ impl StreamLog {
         })
         .boxed())
     }
+}
+
+/// A publish error as retryable ([`ClusterError::Append`]: no answer, or a
+/// broken connection) or final ([`ClusterError::Refused`]).
+fn publish_error(e: &jetstream::context::PublishError) -> ClusterError {
+    use jetstream::context::PublishErrorKind as Kind;
+    match e.kind() {
+        Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending => ClusterError::Append(e.to_string()),
+        _ => ClusterError::Refused(e.to_string()),
+    }
+}
+
+/// Checks a commit before it is appended: at least one record; positions
+/// consecutive, each record linked to the one before it; every record of
+/// this commit id; no payloads (they go to the [`super::PayloadStore`], where
+/// erasure can reach them; the log stream never deletes). Whether the first
+/// record extends the stream's chain is the caller's to know: it holds the
+/// chain's tail. Returns the first and last records.
+fn check_commit(commit: &Commit) -> Result<(&Record, &Record), ClusterError> {
+    let refuse = |why: String| Err(ClusterError::Refused(why));
+    let (Some(first), Some(last)) = (commit.records.first(), commit.records.last()) else {
+        return refuse("a commit holds at least one record".to_owned());
+    };
+    for pair in commit.records.windows(2) {
+        if pair[1].seq() != pair[0].seq() + 1 || pair[1].header.prev_hash != pair[0].header.hash {
+            return refuse(format!("position {} does not follow position {}", pair[1].seq(), pair[0].seq()));
+        }
+    }
+    if let Some(other) = commit.records.iter().find(|r| r.header.commit.commit_id != commit.id) {
+        return refuse(format!(
+            "position {} belongs to commit {}, not {}",
+            other.seq(),
+            other.header.commit.commit_id,
+            commit.id
+        ));
+    }
+    if let Some(with) = commit.records.iter().find(|r| r.payload.is_some()) {
+        return refuse(format!("position {} carries its payload: payloads go to the payload store", with.seq()));
+    }
+    Ok((first, last))
 }
 
 /// Decodes one stream message and checks it extends `chain`.
@@ -292,6 +371,13 @@ fn checked_commit(
         .parse::<Uuid>()
         .map_err(|e| malformed(format!("the commit id: {e}")))?;
     let records = decode_commit(&message.payload).map_err(|e| malformed(e.to_string()))?;
+    if let Some(other) = records.iter().find(|r| r.header.commit.commit_id != id) {
+        return Err(malformed(format!(
+            "position {} belongs to commit {}, not {id}",
+            other.seq(),
+            other.header.commit.commit_id
+        )));
+    }
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
         return Err(malformed("no records".to_owned()));
     };
@@ -348,6 +434,24 @@ fn check_settings(name: &str, found: &stream::Config, wanted: &stream::Config) -
             format!("{}/{}/{}", found.deny_delete, found.deny_purge, found.allow_rollup),
             "true/true/false".to_owned(),
         );
+    }
+    if found.sealed
+        || found.mirror.is_some()
+        || found.sources.as_ref().is_some_and(|s| !s.is_empty())
+        || found.subject_transform.is_some()
+        || found.first_sequence.is_some_and(|f| f > 1)
+    {
+        return differs(
+            "sealed/mirror/sources/subject_transform/first_sequence",
+            "set".to_owned(),
+            "none: the stream is written by the ledger alone, from commit 1".to_owned(),
+        );
+    }
+    if matches!(found.persist_mode, Some(stream::PersistenceMode::Async)) {
+        return differs("persist_mode", "async".to_owned(), "default (stored before acknowledged)".to_owned());
+    }
+    if found.allow_message_ttl {
+        return differs("allow_msg_ttl", "true".to_owned(), "false (a commit never expires)".to_owned());
     }
     if found.duplicate_window < Duration::from_secs(60) {
         return differs("duplicate_window", format!("{:?}", found.duplicate_window), "at least 60 s".to_owned());

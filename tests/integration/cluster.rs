@@ -21,8 +21,18 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-/// A commit of `n` description updates sealed onto `tail`.
+/// A commit of `n` description updates sealed onto `tail`, as the log
+/// carries it: headers only (payloads go to the payload store).
 fn commit(tail: &mut ChainTail, n: u64) -> Commit {
+    let mut c = sealed(tail, n);
+    for record in &mut c.records {
+        record.payload = None;
+    }
+    c
+}
+
+/// A commit of `n` description updates sealed onto `tail`, payloads included.
+fn sealed(tail: &mut ChainTail, n: u64) -> Commit {
     let id = Uuid::now_v7();
     let meta = CommitMeta {
         commit_id: id,
@@ -42,6 +52,19 @@ fn commit(tail: &mut ChainTail, n: u64) -> Commit {
         })
         .collect();
     Commit { id, records }
+}
+
+/// The header of the last record of the log (for a test that appends more).
+async fn log_tail(log: &StreamLog) -> ledger_events::RecordHeader {
+    let last = log.last_sequence().await.unwrap();
+    let verifier = ChainVerifier::from_genesis();
+    let mut follow = log.follow(1, verifier).await.unwrap();
+    let mut header = None;
+    for _ in 0..last {
+        let got = tokio::time::timeout(BOUND, follow.next()).await.unwrap().unwrap().unwrap();
+        header = got.commit.records.last().map(|r| r.header.clone());
+    }
+    header.expect("the log has a record")
 }
 
 async fn open(url: &str, stream: &str) -> StreamLog {
@@ -73,13 +96,30 @@ fn the_log_stream_is_replicated_gapless_and_refuses_deletes() {
         assert_eq!(again.last_sequence().await.unwrap(), 1);
 
         // A stream that could lose commits is refused, naming the setting.
-        let mut loose = ledger::cluster::stream_config("LOOSE", 1);
-        loose.deny_delete = false;
-        js.create_stream(loose).await.unwrap();
-        match StreamLog::open(&cluster.urls(), "LOOSE", 3).await {
+        let mut single = ledger::cluster::stream_config("SINGLE", 1);
+        single.num_replicas = 1;
+        js.create_stream(single).await.unwrap();
+        match StreamLog::open(&cluster.urls(), "SINGLE", 3).await {
             Err(ClusterError::Settings { setting, .. }) => assert_eq!(setting, "replicas"),
             other => panic!("a stream of one replica was taken: {:?}", other.map(|_| ())),
         }
+        let mut deletable = ledger::cluster::stream_config("DELETABLE", 3);
+        deletable.deny_delete = false;
+        js.create_stream(deletable).await.unwrap();
+        match StreamLog::open(&cluster.urls(), "DELETABLE", 3).await {
+            Err(ClusterError::Settings { setting, .. }) => assert_eq!(setting, "deny_delete/deny_purge/allow_rollup"),
+            other => panic!("a stream that allows deletes was taken: {:?}", other.map(|_| ())),
+        }
+
+        // The log refuses what it must never hold: payloads, and commits
+        // whose records do not hang together.
+        let mut tail = ChainTail::after(&log_tail(&log).await);
+        let with_payloads = sealed(&mut tail.clone(), 1);
+        assert!(matches!(log.append(&with_payloads, 1).await, Err(ClusterError::Refused(_))));
+        let mut mixed = commit(&mut tail, 2);
+        mixed.records[1].header.commit.commit_id = Uuid::now_v7();
+        assert!(matches!(log.append(&mixed, 1).await, Err(ClusterError::Refused(_))));
+        assert_eq!(log.last_sequence().await.unwrap(), 1);
     });
 }
 
@@ -131,6 +171,13 @@ fn a_retried_append_is_stored_once() {
         // The first append's answer was "lost": the same commit is sent again,
         // with the sequence it expected then.
         assert_eq!(log.append(&first, 0).await.unwrap(), Appended { sequence: 1, duplicate: true });
+        // The same commit id with other records is not taken for stored.
+        let mut reused = commit(&mut tail, 1);
+        reused.id = first.id;
+        for record in &mut reused.records {
+            record.header.commit.commit_id = first.id;
+        }
+        assert!(matches!(log.append(&reused, 2).await, Err(ClusterError::Refused(_))));
         assert_eq!(log.last_sequence().await.unwrap(), 2);
     });
 }
@@ -242,13 +289,18 @@ fn appends_resume_after_the_stream_leader_is_killed() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let js = async_nats::jetstream::new(client);
+        let restarted = leader.clone();
         loop {
-            // A direct get is answered by the server asked, from its own copy.
-            let stream = js.get_stream("FAILOVER").await;
-            if let Ok(stream) = stream
-                && let Ok(message) = stream.direct_get(acknowledged.len() as u64).await
-                && message.sequence == acknowledged.len() as u64
-            {
+            // The stream's leader reports each replica's state: the restarted
+            // server is current and has no commit left to receive.
+            let caught_up = match js.get_stream("FAILOVER").await {
+                Ok(mut stream) => stream.info().await.ok().and_then(|info| {
+                    let replica = info.cluster.as_ref()?.replicas.iter().find(|r| r.name == restarted)?;
+                    Some(replica.current && replica.lag.unwrap_or(0) == 0 && !replica.offline)
+                }),
+                Err(_) => None,
+            };
+            if caught_up == Some(true) {
                 break;
             }
             assert!(restarted_at.elapsed() < BOUND, "the restarted server did not catch up within {BOUND:?}");
@@ -273,7 +325,7 @@ fn erasing_an_owner_leaves_none_of_its_payloads_readable() {
         // A second node's handle, on another server.
         let other = open(&cluster.url(2), "ERASE").await.payload_store(3).await.unwrap();
         let mut tail = ChainTail::GENESIS;
-        let c = commit(&mut tail, 3);
+        let c = sealed(&mut tail, 3);
         let (alice, bob) = (Owner::Account(ObjectId(7)), Owner::Account(ObjectId(8)));
         let stored = [(alice, payload_of(&c, 0)), (alice, payload_of(&c, 1)), (bob, payload_of(&c, 2))];
         // Both nodes write at once: alice's key is created once and shared.
@@ -311,14 +363,50 @@ fn erasing_an_owner_leaves_none_of_its_payloads_readable() {
             let (event_id, format, payload) = &stored[2].1;
             assert_eq!(handle.get(bob, *event_id, *format).await.unwrap().as_ref(), Some(payload));
         }
-        // Neither alice's key nor her payload messages are left in the streams.
+        // Alice's key is replaced by the erasure marker, and no key is made
+        // for her again: nothing of hers can be stored after her erasure.
         let mut keys = js.get_stream("ERASE_KEYS").await.unwrap();
-        assert!(keys.get_last_raw_message_by_subject(&format!("erase.key.{}", ObjectId(7).to_jmap())).await.is_err());
-        assert_eq!(keys.info().await.unwrap().state.messages, 2, "bob's and the ledger's keys remain");
+        let marker = keys.get_last_raw_message_by_subject(&format!("erase.key.{}", ObjectId(7).to_jmap())).await;
+        assert_eq!(marker.unwrap().payload.as_ref(), b"erased");
+        assert_eq!(keys.info().await.unwrap().state.messages, 3, "bob's and the ledger's keys, alice's marker");
+        assert!(matches!(other.put(alice, Uuid::now_v7(), &stored[0].1.2).await, Err(ClusterError::Payloads(_))));
         let mut payloads = js.get_stream("ERASE_PAYLOADS").await.unwrap();
         assert_eq!(payloads.info().await.unwrap().state.messages, 2, "bob's and the ledger's payloads remain");
         // Erasing again, or an owner with nothing stored, erases nothing.
         assert_eq!(store.erase(alice).await.unwrap(), 0);
         assert_eq!(store.erase(Owner::Account(ObjectId(99))).await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_commit_whose_headers_lie_halts_the_follower() {
+    let cluster = NatsCluster::start();
+    runtime().block_on(async {
+        let log = open(&cluster.urls(), "LIES").await;
+        let c = commit(&mut ChainTail::GENESIS.clone(), 2);
+        let (first, last) = (&c.records[0].header, &c.records[1].header);
+        // Published by hand, as a node with a bug (or an intruder with
+        // write access to the subject) could: the records are sound, the
+        // count header is not.
+        let client = async_nats::connect(cluster.url(0)).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(ledger_events::codec::encode_commit(&c.records).into())
+            .message_id(c.id.to_string())
+            .expected_last_sequence(0)
+            .header("Ledger-First-Position", first.seq.to_string().as_str())
+            .header("Ledger-Count", "1")
+            .header("Ledger-Previous-Hash", first.prev_hash.to_string().as_str())
+            .header("Ledger-Head-Hash", last.hash.to_string().as_str());
+        js.send_publish("lies.commit", message).await.unwrap().await.unwrap();
+
+        let mut follow = log.follow(1, ChainVerifier::from_genesis()).await.unwrap();
+        match tokio::time::timeout(BOUND, follow.next()).await.unwrap() {
+            Some(Err(ClusterError::Malformed { sequence: 1, reason })) => {
+                assert!(reason.contains("Ledger-Count"), "{reason}")
+            }
+            other => panic!("a commit with a lying header was taken: {other:?}"),
+        }
+        assert!(tokio::time::timeout(BOUND, follow.next()).await.unwrap().is_none());
     });
 }
