@@ -176,6 +176,7 @@ impl NatsCluster {
     }
 
     /// Starts server `i` again on its store and ports.
+    #[allow(dead_code, reason = "benches/cluster.rs includes this harness and restarts nothing")]
     pub(crate) fn restart(&mut self, i: usize) {
         self.kill(i);
         self.start_server(i);
