@@ -245,6 +245,37 @@ fn prefixed_patch(kind: CredentialKind, i: usize, patch: &Value) -> Result<Map<S
     }
 }
 
+/// Finds the credential `raw` names (as [`locate`]) and commits the patch
+/// `build` makes for its position, applied only if the credential is still
+/// there; read again and tried anew, up to [`TRIES`] times, while another
+/// commit moves it. Returns the credential's id and the item's outcome
+/// (its SetError, property paths without the `credentials/N/` prefix).
+async fn patch_credential(
+    ctx: &mut CallContext<'_>,
+    own: ObjectId,
+    kind: CredentialKind,
+    raw: &str,
+    verb: Verb,
+    build: impl Fn(usize) -> Result<Map<String, Value>, SetError>,
+) -> Result<(String, Result<(), Value>), MethodError> {
+    let mut tries = 0;
+    loop {
+        let (id, i) = match locate(ctx, own, kind, raw, verb).await? {
+            Ok(found) => found,
+            Err((id, error)) => return Ok((id, Err(error))),
+        };
+        let patch = match build(i) {
+            Ok(patch) => patch,
+            Err(error) => return Ok((id, Err(error.to_json()))),
+        };
+        let outcome = patch_own(ctx, own, patch, expect_at(i, &id)).await?;
+        tries += 1;
+        if !moved(&outcome) || tries == TRIES {
+            return Ok((id, outcome.map(|_| ()).map_err(unprefixed)));
+        }
+    }
+}
+
 /// The credential an update or destroy key names (a `#creationId` too), as
 /// `(id, position in the account's credentials)`; or the id with the item's
 /// SetError: `forbidden` without the verb's permission, `notFound` when the
@@ -334,62 +365,27 @@ pub(crate) async fn set(
     }
     let mut updated = Map::new();
     let mut not_updated = Map::new();
-    'update: for (raw, patch) in update {
-        let mut tries = 0;
-        let (id, outcome) = loop {
-            let (id, i) = match locate(ctx, own, kind, &raw, Verb::Update).await? {
-                Ok(found) => found,
-                Err((id, error)) => {
-                    not_updated.insert(id, error);
-                    continue 'update;
-                }
-            };
-            let prefixed = match prefixed_patch(kind, i, &patch) {
-                Ok(prefixed) => prefixed,
-                Err(error) => {
-                    not_updated.insert(id, error.to_json());
-                    continue 'update;
-                }
-            };
-            let outcome = patch_own(ctx, own, prefixed, expect_at(i, &id)).await?;
-            tries += 1;
-            if !moved(&outcome) || tries == TRIES {
-                break (id, outcome);
-            }
-        };
+    for (raw, patch) in update {
+        let (id, outcome) =
+            patch_credential(ctx, own, kind, &raw, Verb::Update, |i| prefixed_patch(kind, i, &patch)).await?;
         match outcome {
-            Ok(_) => {
+            Ok(()) => {
                 updated.insert(id, Value::Null);
             }
             Err(error) => {
-                not_updated.insert(id, unprefixed(error));
+                not_updated.insert(id, error);
             }
         }
     }
     let mut destroyed = Vec::new();
     let mut not_destroyed = Map::new();
-    'destroy: for raw in destroy {
-        let mut tries = 0;
-        let (id, outcome) = loop {
-            let (id, i) = match locate(ctx, own, kind, &raw, Verb::Destroy).await? {
-                Ok(found) => found,
-                Err((id, error)) => {
-                    not_destroyed.insert(id, error);
-                    continue 'destroy;
-                }
-            };
-            let mut patch = Map::new();
-            patch.insert(format!("credentials/{i}"), Value::Null);
-            let outcome = patch_own(ctx, own, patch, expect_at(i, &id)).await?;
-            tries += 1;
-            if !moved(&outcome) || tries == TRIES {
-                break (id, outcome);
-            }
-        };
+    for raw in destroy {
+        let removal = |i: usize| Ok(Map::from_iter([(format!("credentials/{i}"), Value::Null)]));
+        let (id, outcome) = patch_credential(ctx, own, kind, &raw, Verb::Destroy, removal).await?;
         match outcome {
-            Ok(_) => destroyed.push(Value::String(id)),
+            Ok(()) => destroyed.push(Value::String(id)),
             Err(error) => {
-                not_destroyed.insert(id, unprefixed(error));
+                not_destroyed.insert(id, error);
             }
         }
     }
