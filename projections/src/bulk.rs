@@ -21,12 +21,10 @@ use ledger_events::codec::{seq_key, to_json};
 use ledger_events::values::{ExternalId, ObjectId};
 use ledger_events::{Event, ObjectType, RecordHeader};
 
-use crate::apply::{
-    account_index, allocated_id, domain_index, erased_changes, fold_account, fold_domain, fold_role, fold_tenant,
-    trimmed_changes,
-};
+use crate::apply::{allocated_id, erased_changes, fold_account, fold_domain, fold_role, fold_tenant, trimmed_changes};
 use crate::changes::{ChangeEntry, ChangeKind};
 use crate::error::{Error, Result};
+use crate::index::{account_index, domain_index};
 use crate::keys;
 use crate::state::{self, AccountState, DomainState, RoleState, TenantState};
 use crate::view::{Mutation, Space, StateRead};

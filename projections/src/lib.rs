@@ -12,6 +12,7 @@ mod apply;
 mod bulk;
 pub mod changes;
 mod error;
+mod index;
 mod keys;
 pub mod query;
 pub mod replay;
@@ -20,9 +21,10 @@ mod store;
 mod view;
 
 pub use crate::{
-    apply::{apply, apply_erased, fold_account, search_words, words},
+    apply::{apply, apply_erased, fold_account},
     changes::{ChangeEntry, ChangeKind},
     error::{Error, Result},
+    index::{search_words, words},
     state::{AccountState, AddressUse, AliasState, CredentialState, DomainState, RoleState, TenantState},
     store::{KEYSPACES, Projections},
     view::{Empty, Entry, Mutation, Overlay, Savepoint, SnapshotView, StateRead},

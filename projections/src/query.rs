@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use ledger_events::model::AccountKind;
 use ledger_events::values::ObjectId;
 
-use crate::apply::words;
 use crate::error::Result;
+use crate::index::words;
 use crate::keys;
 use crate::state::AddressUse;
 use crate::view::{Space, StateRead};
@@ -175,7 +175,7 @@ pub fn account_matches(a: &crate::AccountState, filter: &Filter) -> bool {
     match filter {
         Filter::All => true,
         Filter::Text(text) => {
-            let have = crate::apply::search_words(a);
+            let have = crate::index::search_words(a);
             words(text).iter().all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
         }
         Filter::Name(n) => a.name.as_str().starts_with(&n.to_lowercase()),
