@@ -122,17 +122,11 @@ impl<R: StateRead> BulkFold<R> {
                 }
             }
             ObjectType::Role => {
-                let now = match self.roles.remove(&id) {
-                    Some(now) => now,
-                    None => state::role(&self.base, id)?,
-                };
+                let now = take_or_load(&mut self.roles, id, |id| state::role(&self.base, id))?;
                 self.roles.insert(id, fold_role(now, event).map_err(fail)?);
             }
             ObjectType::Tenant => {
-                let now = match self.tenants.remove(&id) {
-                    Some(now) => now,
-                    None => state::tenant(&self.base, id)?,
-                };
+                let now = take_or_load(&mut self.tenants, id, |id| state::tenant(&self.base, id))?;
                 self.tenants.insert(id, fold_tenant(now, event).map_err(fail)?);
                 if let Ok(own) = id.to_jmap().parse::<ExternalId>() {
                     belongs(Some(&own));
@@ -278,6 +272,19 @@ fn merge(
 }
 
 /// The slot of `id`, loaded from the base the first time.
+/// The state of `id` this chunk has folded so far, taken out of `states`
+/// (the caller puts the next one back), or read with `load` the first time.
+fn take_or_load<T>(
+    states: &mut HashMap<ObjectId, Option<T>>,
+    id: ObjectId,
+    load: impl FnOnce(ObjectId) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    match states.remove(&id) {
+        Some(now) => Ok(now),
+        None => load(id),
+    }
+}
+
 fn slot<T>(
     slots: &mut HashMap<ObjectId, Slot<T>>,
     id: ObjectId,
