@@ -150,15 +150,15 @@ impl StreamLog {
         context.set_timeout(Duration::from_secs(10));
         let log = StreamLog { jetstream: context, name: name.to_owned(), subject: subject(name) };
         let wanted = stream_config(name, replicas);
-        let mut stream = match log.jetstream.get_stream(name).await {
+        let stream = match log.jetstream.get_stream(name).await {
             Ok(stream) => stream,
             Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
                 log.jetstream.create_stream(wanted.clone()).await.map_err(|e| log.stream_error(e))?
             }
             Err(e) => return Err(log.stream_error(e)),
         };
-        let info = stream.info().await.map_err(|e| log.stream_error(e))?;
-        check_settings(name, &info.config, &wanted)?;
+        // Getting or creating the stream answered with its settings.
+        check_settings(name, &stream.cached_info().config, &wanted)?;
         Ok(log)
     }
 
@@ -180,14 +180,18 @@ impl StreamLog {
     /// The sequence of the last commit the stream holds (0 when empty), as
     /// its leader says.
     pub async fn last_sequence(&self) -> Result<u64, ClusterError> {
-        let mut stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
-        Ok(stream.info().await.map_err(|e| self.stream_error(e))?.state.last_sequence)
+        Ok(self.info().await?.state.last_sequence)
     }
 
     /// The server name of the stream's current leader, if it has one.
     pub async fn leader(&self) -> Result<Option<String>, ClusterError> {
-        let mut stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
-        Ok(stream.info().await.map_err(|e| self.stream_error(e))?.cluster.as_ref().and_then(|c| c.leader.clone()))
+        Ok(self.info().await?.cluster.and_then(|c| c.leader))
+    }
+
+    /// The stream's settings and state, as its leader answers now (one request).
+    async fn info(&self) -> Result<stream::Info, ClusterError> {
+        let stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
+        Ok(stream.cached_info().clone())
     }
 
     /// Appends `commit` as commit number `expected_last + 1`. Errors:
@@ -245,7 +249,7 @@ impl StreamLog {
     /// The `Ledger-Head-Hash` of the commit stored at `sequence`, read
     /// through the stream leader.
     async fn stored_head(&self, sequence: u64) -> Result<String, ClusterError> {
-        let stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
+        let stream = self.jetstream.get_stream_no_info(&self.name).await.map_err(|e| self.stream_error(e))?;
         let message = stream
             .get_raw_message(sequence)
             .await
@@ -267,7 +271,7 @@ impl StreamLog {
         from: u64,
         chain: ChainVerifier,
     ) -> Result<BoxStream<'static, Result<FollowedCommit, ClusterError>>, ClusterError> {
-        let stream = self.jetstream.get_stream(&self.name).await.map_err(|e| self.stream_error(e))?;
+        let stream = self.jetstream.get_stream_no_info(&self.name).await.map_err(|e| self.stream_error(e))?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
