@@ -8,7 +8,7 @@ use ledger_events::model::CredentialKind;
 use ledger_events::values::ObjectId;
 use serde_json::{Map, Value, json};
 
-use super::credential::{own_account, own_id, patch_own, permission, unprefixed};
+use super::credential::{expect_at, own_account, own_id, patch_own, permission, unprefixed};
 use super::set;
 use crate::jmap::context::{CallContext, blocking};
 use crate::jmap::error::{MethodError, SetError};
@@ -145,7 +145,7 @@ async fn change_password(
         None => json!({"@type": "Password", "secret": new}),
     };
     let expected = match slot {
-        Some(i) => vec![(format!("credentials/{i}/credentialId"), Some(json!(account.credentials[i].id.to_jmap())))],
+        Some(i) => expect_at(i, &account.credentials[i].id.to_jmap()),
         None => vec![(key.clone(), None)],
     };
     let mut patch = Map::new();

@@ -217,7 +217,7 @@ fn moved(outcome: &Result<Value, Value>) -> bool {
 }
 
 /// The precondition of a patch of the credential `id` read at position `i`.
-fn expect_at(i: usize, id: &str) -> set::Expected {
+pub(super) fn expect_at(i: usize, id: &str) -> set::Expected {
     vec![(format!("credentials/{i}/credentialId"), Some(json!(id)))]
 }
 
@@ -341,9 +341,16 @@ pub(crate) async fn set(
             let (account, _) = own_account(ctx, own).await?;
             let slot = account.credentials.len().to_string();
             let key = format!("credentials/{slot}");
+            // The list must be exactly as long as read: nothing at `slot`,
+            // and the last credential read still last (a shorter list would
+            // put the new one, and its answer, at another position).
+            let mut expected = vec![(key.clone(), None)];
+            if let Some((i, last)) = account.credentials.iter().enumerate().next_back() {
+                expected.extend(expect_at(i, &last.id.to_jmap()));
+            }
             let mut patch = Map::new();
-            patch.insert(key.clone(), Value::Object(object.clone()));
-            let outcome = patch_own(ctx, own, patch, vec![(key, None)]).await?;
+            patch.insert(key, Value::Object(object.clone()));
+            let outcome = patch_own(ctx, own, patch, expected).await?;
             tries += 1;
             if !moved(&outcome) || tries == TRIES {
                 break (slot, outcome);
