@@ -31,7 +31,7 @@ fn main() {
         let created = ledger
             .commit_blocking(CommitOrigin::system(), move |tx| {
                 let mut out = Vec::new();
-                for i in chunk {
+                for &i in &chunk {
                     let mut create = CreateAccount::user(format!("user{i}").parse().unwrap(), domain_id);
                     create.description = Some(format!("account {i}"));
                     let events = tx.execute(&Command::CreateAccount(create)).unwrap();

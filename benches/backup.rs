@@ -33,7 +33,7 @@ fn main() {
         let chunk = chunk.to_vec();
         ledger
             .commit_blocking(CommitOrigin::system(), move |tx| {
-                for i in chunk {
+                for &i in &chunk {
                     let mut create = CreateAccount::user(format!("user{i}").parse().unwrap(), domain_id);
                     create.description = Some(format!("account {i} of the backup bench"));
                     create.aliases = vec![AliasSpec {

@@ -33,7 +33,8 @@ fn main() {
         let created = ledger
             .commit_blocking(CommitOrigin::system(), move |tx| {
                 chunk
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .map(|i| {
                         let mut create = CreateAccount::user(format!("user{i}").parse().unwrap(), domain_id);
                         create.description = Some(format!("account {i} of the erasure bench"));

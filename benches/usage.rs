@@ -150,7 +150,7 @@ async fn feed_latency(ledger: &Ledger, dir: &std::path::Path, ids: &[ObjectId]) 
         let update = UpdateAccount { id, description: Some(Some(format!("feed {i}"))), ..Default::default() };
         let submitted = Instant::now();
         let done = ledger
-            .commit(CommitOrigin::system(), move |tx| tx.execute(&Command::UpdateAccount(update)).unwrap())
+            .commit(CommitOrigin::system(), move |tx| tx.execute(&Command::UpdateAccount(update.clone())).unwrap())
             .await
             .unwrap();
         sent.push((done.info.last_seq, submitted, Instant::now()));

@@ -93,7 +93,7 @@ pub async fn erase(
     let committed = ledger
         .commit(origin, move |tx| {
             let mut outcomes = Vec::with_capacity(ids.len());
-            for id in ids {
+            for &id in &ids {
                 // One account's erasure is all or nothing: a refused erase
                 // leaves the account as it was (not destroyed).
                 let outcome = tx.all_or_nothing(|tx| {

@@ -136,7 +136,7 @@ impl Shared {
         }
         let count = reports.len();
         let receiver = self.ledger.submit(origin, move |tx| {
-            let batch = ReportUsage { reports };
+            let batch = ReportUsage { reports: reports.clone() };
             let planned = batch.plan(tx.state()).and_then(|plan| {
                 tx.record(&plan.events)?;
                 Ok(plan.outcomes)

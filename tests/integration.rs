@@ -16,6 +16,8 @@ mod integration {
     mod cli;
     #[cfg(target_os = "linux")]
     mod cluster;
+    #[cfg(target_os = "linux")]
+    mod cluster_nodes;
     mod crash;
     #[cfg(target_os = "linux")]
     mod docs_run;

@@ -119,6 +119,20 @@ pub struct ServeArgs {
     /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Keep the log on a NATS JetStream cluster instead of in the data
+    /// directory: its servers, `nats://host:port`, comma-separated. The data
+    /// directory then holds this node's copy of the log and its projections
+    /// (see docs/operations.md, "Running a cluster").
+    #[arg(long, env = "LEDGER_LOG_URL", value_name = "nats://HOST:PORT[,…]")]
+    pub log: Option<String>,
+    /// The log stream's name (its payload and key streams add `_PAYLOADS`
+    /// and `_KEYS`); created on first start.
+    #[arg(long, env = "LEDGER_LOG_STREAM", default_value = "LEDGER", requires = "log")]
+    pub log_stream: String,
+    /// Copies the servers keep of each stream, when the ledger creates them
+    /// (3 or 5; an existing log stream must have at least this many).
+    #[arg(long, env = "LEDGER_LOG_REPLICAS", default_value_t = 3, requires = "log")]
+    pub log_replicas: usize,
     /// The URL clients reach the service at, when a proxy stands in front
     /// (`https://ledger.example.org`): the Session's apiUrl and other URLs use it.
     #[arg(long, env = "LEDGER_PUBLIC_URL")]
@@ -169,7 +183,17 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // While the store opens (replaying the log can take a while), health
     // probes are answered: live, not ready.
     store::location::sweep_private_copies(&data_dir);
-    let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability))?;
+    let cluster = match &args.log {
+        None => None,
+        Some(urls) => Some(runtime.block_on(connect_cluster(urls, &args, &data_dir))?),
+    };
+    let link = cluster.as_ref().map(|(log, payloads)| {
+        store::cluster::ClusterLink::new(log.clone(), payloads.clone(), runtime.handle().clone())
+    });
+    let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability, link))?;
+    if let Some((log, payloads)) = cluster {
+        runtime.spawn(crate::cluster::follow(ledger.clone(), log, payloads));
+    }
     let pid_file = data_dir.join(store::location::PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pid_file.display()))?;
@@ -299,6 +323,7 @@ async fn open_while_answering(
     listener: tokio::net::TcpListener,
     data_dir: &std::path::Path,
     durability: Durability,
+    link: Option<store::cluster::ClusterLink>,
 ) -> anyhow::Result<(tokio::net::TcpListener, Ledger)> {
     let std_listener = listener.into_std()?;
     let stand_in = tokio::net::TcpListener::from_std(std_listener.try_clone()?)?;
@@ -312,7 +337,11 @@ async fn open_while_answering(
             .await
     });
     let dir = data_dir.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || Ledger::open(&dir, durability)).await;
+    let opened = tokio::task::spawn_blocking(move || match link {
+        None => Ledger::open(&dir, durability),
+        Some(link) => Ledger::open_cluster(&dir, durability, link),
+    })
+    .await;
     // Its connections are dropped, not waited for: a client that holds one
     // open (half a request) cannot keep the service from starting.
     drop(stop);
@@ -322,6 +351,44 @@ async fn open_while_answering(
         .context("opening the ledger")?
         .with_context(|| format!("opening the ledger in {}", data_dir.display()))?;
     Ok((tokio::net::TcpListener::from_std(std_listener)?, ledger))
+}
+
+/// Connects to the cluster's servers, opens (or creates) the log stream and
+/// its payload store, and makes `sealing.key` in `data_dir` the cluster's
+/// (every node must seal and unseal secrets with the same key).
+async fn connect_cluster(
+    urls: &str,
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(crate::cluster::StreamLog, crate::cluster::PayloadStore)> {
+    let limit = std::time::Duration::from_secs(30);
+    let connecting = async {
+        let log = crate::cluster::StreamLog::open(urls, &args.log_stream, args.log_replicas).await?;
+        let payloads = log.payload_store(args.log_replicas).await?;
+        let key = payloads.sealing_key().await?;
+        Ok::<_, crate::cluster::ClusterError>((log, payloads, key))
+    };
+    let (log, payloads, key) = tokio::time::timeout(limit, connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("the NATS servers at {urls} did not answer within {limit:?}"))?
+        .with_context(|| format!("opening the log stream {} at {urls}", args.log_stream))?;
+    let path = data_dir.join(crate::secrets::SEALING_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(local) if local == key => {}
+        Ok(_) => anyhow::bail!(
+            "{} is not the sealing key of the log stream {}: this data directory belongs to another ledger; give \
+             the node an empty directory",
+            path.display(),
+            args.log_stream
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            store::location::create_private_dir(data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            crate::secrets::write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok((log, payloads))
 }
 
 /// Writes a line to standard output, reporting failure (a closed pipe).

@@ -23,12 +23,14 @@
 //! store; a payload found missing there must be one an `AccountErased`
 //! record lists (`ErasureCoverage`), as for a single node.
 //!
-//! This module is the log alone; folding it into a node's projections,
-//! `ledger serve --log nats://…`, read-your-writes and erasure in cluster
-//! mode build on it.
+//! The writer's side (appending a group, catching up after a lost race,
+//! folding others' commits) is in `store::cluster` and `store::writer`;
+//! [`follow`] is the task that reads the stream for a node.
 
+mod follow;
 mod payloads;
 mod stream;
 
+pub use follow::follow;
 pub use payloads::{Owner, PayloadStore};
 pub use stream::{Appended, ClusterError, Commit, FollowedCommit, StreamLog, stream_config};

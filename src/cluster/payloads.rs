@@ -19,9 +19,17 @@
 //! that log stays on the servers. The chain still verifies: record hashes
 //! cover payload hashes, not payloads.
 //!
+//! A node keeps the keys it sealed with in memory, and drops an owner's
+//! when it erases it: the node that erases at once, every other node when
+//! it folds the erasure (and erases again, which sweeps anything it sealed
+//! under the old key meanwhile; that opened for no one).
+//!
 //! Keys and payloads are read through the stream leader, never a replica's
 //! direct get: no node reads a key after its erasure was acknowledged, and
 //! a lagging replica never makes a stored payload look erased.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
 use bytes::Bytes;
@@ -61,13 +69,44 @@ pub enum Owner {
 
 impl Owner {
     /// The owner as one subject token (a JMAP id is `[A-Za-z0-9_-]`).
-    fn token(self) -> String {
+    pub(crate) fn token(self) -> String {
         match self {
             Owner::Account(id) => id.to_jmap(),
-            Owner::Ledger => "_ledger".to_owned(),
+            Owner::Ledger => LEDGER_TOKEN.to_owned(),
+        }
+    }
+
+    /// The owner a [`Owner::token`] names.
+    pub(crate) fn parse(token: &str) -> Option<Owner> {
+        if token == LEDGER_TOKEN {
+            return Some(Owner::Ledger);
+        }
+        ObjectId::from_jmap(token).map(Owner::Account)
+    }
+
+    /// Whose key seals `record`'s payload: the account it is about (so that
+    /// erasing the account makes it unreadable), except an `AccountErased`
+    /// record, which must outlive that key (it lists what was erased), and
+    /// events of no account: the ledger's.
+    pub fn of(record: &ledger_events::Record) -> Owner {
+        if record.header.event_type == "AccountErased" {
+            return Owner::Ledger;
+        }
+        match record.event() {
+            Some(Ok(event)) => match event.subject() {
+                Some((ledger_events::ObjectType::Account, id)) => Owner::Account(id),
+                _ => Owner::Ledger,
+            },
+            _ => Owner::Ledger,
         }
     }
 }
+
+const LEDGER_TOKEN: &str = "_ledger";
+/// The key-stream subject token of the cluster's sealing key (see
+/// [`PayloadStore::sealing_key`]); never an account's token (JMAP ids
+/// have no dot, and `_` starts no id this ledger makes).
+const SEALING_TOKEN: &str = "_sealing";
 
 /// The payload and key streams of one cluster log.
 #[derive(Clone)]
@@ -77,6 +116,10 @@ pub struct PayloadStore {
     jetstream: jetstream::Context,
     /// The subject prefix (the log's name, lowercased).
     prefix: String,
+    /// Keys this node sealed with, so that storing a payload needs no read
+    /// of its key; an owner's entry goes when this node erases it (the
+    /// eraser, and every other node when it folds the erasure).
+    sealing: Arc<Mutex<HashMap<Owner, [u8; 32]>>>,
 }
 
 fn failed(e: impl std::fmt::Display) -> ClusterError {
@@ -105,11 +148,15 @@ impl PayloadStore {
             .get_or_create_stream(config("PAYLOADS", format!("{prefix}.payload.*.*"), -1))
             .await
             .map_err(failed)?;
-        Ok(PayloadStore { keys, payloads, jetstream: jetstream.clone(), prefix })
+        Ok(PayloadStore { keys, payloads, jetstream: jetstream.clone(), prefix, sealing: Arc::default() })
     }
 
     fn key_subject(&self, owner: Owner) -> String {
-        format!("{}.key.{}", self.prefix, owner.token())
+        self.token_subject(&owner.token())
+    }
+
+    fn token_subject(&self, token: &str) -> String {
+        format!("{}.key.{token}", self.prefix)
     }
 
     fn payload_subject(&self, owner: Owner, event_id: Uuid) -> String {
@@ -119,13 +166,17 @@ impl PayloadStore {
     /// The owner's key message, read through the stream leader: its
     /// sequence and what it holds.
     async fn key_message(&self, owner: Owner) -> Result<Option<(u64, Key)>, ClusterError> {
-        match self.keys.get_last_raw_message_by_subject(&self.key_subject(owner)).await {
+        self.token_key_message(&owner.token()).await
+    }
+
+    async fn token_key_message(&self, token: &str) -> Result<Option<(u64, Key)>, ClusterError> {
+        match self.keys.get_last_raw_message_by_subject(&self.token_subject(token)).await {
             Ok(message) => {
                 let key = if message.payload.as_ref() == ERASED {
                     Key::Erased
                 } else {
                     Key::Sealing(message.payload.as_ref().try_into().map_err(|_| {
-                        failed(format!("the key of {} is {} bytes, not 32", owner.token(), message.payload.len()))
+                        failed(format!("the key of {token} is {} bytes, not 32", message.payload.len()))
                     })?)
                 };
                 Ok(Some((message.sequence, key)))
@@ -147,19 +198,31 @@ impl PayloadStore {
     /// once both end with the one that was stored first (the create expects
     /// the subject to be empty, which the stream checks when it applies it).
     async fn key_or_create(&self, owner: Owner) -> Result<[u8; 32], ClusterError> {
+        self.token_key_or_create(&owner.token()).await
+    }
+
+    /// The cluster's sealing key (what `sealing.key` is to one node: it seals
+    /// TOTP seeds inside payloads), created by the first node that asks.
+    /// Every node of a cluster must use it, or secrets sealed on one node
+    /// would not open on another.
+    pub async fn sealing_key(&self) -> Result<[u8; 32], ClusterError> {
+        self.token_key_or_create(SEALING_TOKEN).await
+    }
+
+    async fn token_key_or_create(&self, token: &str) -> Result<[u8; 32], ClusterError> {
         let mut attempt = 0u32;
         loop {
-            match self.key_message(owner).await? {
+            match self.token_key_message(token).await? {
                 Some((_, Key::Sealing(key))) => return Ok(key),
                 Some((_, Key::Erased)) => {
-                    return Err(failed(format!("{} was erased: nothing of it is stored again", owner.token())));
+                    return Err(failed(format!("{token} was erased: nothing of it is stored again")));
                 }
                 None => {}
             }
             let fresh = crate::secrets::random_bytes::<32>();
             let create =
                 PublishMessage::build().payload(Bytes::copy_from_slice(&fresh)).expected_last_subject_sequence(0);
-            let stored = match self.jetstream.send_publish(self.key_subject(owner), create).await {
+            let stored = match self.jetstream.send_publish(self.token_subject(token), create).await {
                 Ok(ack) => ack.await,
                 Err(e) => return Err(failed(e)),
             };
@@ -180,7 +243,15 @@ impl PayloadStore {
     /// Seals and stores the payload of event `event_id`. Retrying it stores it
     /// once (the event id is the message id).
     pub async fn put(&self, owner: Owner, event_id: Uuid, payload: &Payload) -> Result<(), ClusterError> {
-        let key = self.key_or_create(owner).await?;
+        let cached = self.sealing.lock().unwrap_or_else(|p| p.into_inner()).get(&owner).copied();
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = self.key_or_create(owner).await?;
+                self.sealing.lock().unwrap_or_else(|p| p.into_inner()).insert(owner, key);
+                key
+            }
+        };
         let subject = self.payload_subject(owner, event_id);
         let nonce = crate::secrets::random_bytes::<24>();
         let body = encode_payload(payload);
@@ -218,12 +289,24 @@ impl PayloadStore {
         decode_payload(format, &body).map(Some).map_err(failed)
     }
 
+    /// Deletes the payload message of event `event_id` (sealed under
+    /// `owner`'s key), for a record an erasure lists whose key lives on
+    /// (its owner is not the erased account). `false` if there was none.
+    pub async fn erase_payload(&self, owner: Owner, event_id: Uuid) -> Result<bool, ClusterError> {
+        match self.payloads.get_last_raw_message_by_subject(&self.payload_subject(owner, event_id)).await {
+            Ok(message) => delete(&self.payloads, message.sequence).await,
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     /// Erases everything of `owner`: its key first (from then on no copy
     /// opens, and no key is made for it again), then each of its payload
     /// messages, overwritten. Returns how many payload messages this call
     /// erased. Erasing an owner with nothing stored, or erasing twice (from
     /// two nodes at once too), succeeds.
     pub async fn erase(&self, owner: Owner) -> Result<u64, ClusterError> {
+        self.sealing.lock().unwrap_or_else(|p| p.into_inner()).remove(&owner);
         let subject = self.key_subject(owner);
         // Replace the key with the marker: delete, then write the marker on
         // the empty subject. A key created in between is deleted in turn.
@@ -291,8 +374,11 @@ const PASS_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 async fn delete(stream: &stream::Stream, sequence: u64) -> Result<bool, ClusterError> {
     match stream.delete_message(sequence).await {
         Ok(done) => Ok(done),
-        // 10037: no message found (another node deleted it first).
-        Err(e) if e.to_string().contains("10037") || e.to_string().contains("no message found") => Ok(false),
+        // 10037 "no message found", 10043 "sequence not found": another node
+        // erasing the same owner deleted it first.
+        Err(e) if ["10037", "10043", "no message found", "not found"].iter().any(|m| e.to_string().contains(m)) => {
+            Ok(false)
+        }
         Err(e) => Err(failed(e)),
     }
 }

@@ -18,6 +18,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use ledger_events::codec::{decode_commit, encode_commit};
 use ledger_events::{ChainError, ChainVerifier, Record};
+
+use super::Owner;
 use uuid::Uuid;
 
 /// The subject every commit is published on.
@@ -31,6 +33,9 @@ const FIRST_POSITION: &str = "Ledger-First-Position";
 const COUNT: &str = "Ledger-Count";
 const PREVIOUS_HASH: &str = "Ledger-Previous-Hash";
 const HEAD_HASH: &str = "Ledger-Head-Hash";
+/// Whose key seals each record's payload, one [`Owner`] token per record, in
+/// order (routing for the payload store; a wrong one only fails the fetch).
+const OWNERS: &str = "Ledger-Owners";
 
 /// What can go wrong with the cluster's log.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +75,15 @@ pub enum ClusterError {
     Malformed { sequence: u64, reason: String },
 }
 
-/// One commit: its id (`Nats-Msg-Id`) and its records, in position order.
+/// One stream message: a node's group of commits. Its id (`Nats-Msg-Id`,
+/// new for each group a node decides), its records in position order (of
+/// one or more commits), and the owner of each record's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
     pub id: Uuid,
     pub records: Vec<Record>,
+    /// One per record: whose key seals its payload in the [`super::PayloadStore`].
+    pub owners: Vec<Owner>,
 }
 
 /// Where an append landed. `duplicate`: this commit id was already stored
@@ -208,7 +217,8 @@ impl StreamLog {
             .header(FIRST_POSITION, first.seq().to_string().as_str())
             .header(COUNT, commit.records.len().to_string().as_str())
             .header(PREVIOUS_HASH, first.header.prev_hash.to_string().as_str())
-            .header(HEAD_HASH, last.header.hash.to_string().as_str());
+            .header(HEAD_HASH, last.header.hash.to_string().as_str())
+            .header(OWNERS, commit.owners.iter().map(|o| o.token()).collect::<Vec<_>>().join(" ").as_str());
         let ack = self.jetstream.send_publish(self.subject.clone(), message).await;
         let ack = match ack {
             Ok(future) => future.await,
@@ -248,7 +258,7 @@ impl StreamLog {
 
     /// The `Ledger-Head-Hash` of the commit stored at `sequence`, read
     /// through the stream leader.
-    async fn stored_head(&self, sequence: u64) -> Result<String, ClusterError> {
+    pub(crate) async fn stored_head(&self, sequence: u64) -> Result<String, ClusterError> {
         let stream = self.jetstream.get_stream_no_info(&self.name).await.map_err(|e| self.stream_error(e))?;
         let message = stream
             .get_raw_message(sequence)
@@ -321,14 +331,18 @@ impl StreamLog {
 fn publish_error(e: &jetstream::context::PublishError) -> ClusterError {
     use jetstream::context::PublishErrorKind as Kind;
     match e.kind() {
-        Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending => ClusterError::Append(e.to_string()),
+        // "No stream": no server answered for the subject, as while the
+        // stream elects a leader (it existed when the log was opened).
+        Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending | Kind::StreamNotFound => {
+            ClusterError::Append(e.to_string())
+        }
         _ => ClusterError::Refused(e.to_string()),
     }
 }
 
 /// Checks a commit before it is appended: at least one record; positions
 /// consecutive, each record linked to the one before it; every record of
-/// this commit id; no payloads (they go to the [`super::PayloadStore`], where
+/// as many owners as records; no payloads (they go to the [`super::PayloadStore`], where
 /// erasure can reach them; the log stream never deletes). Whether the first
 /// record extends the stream's chain is the caller's to know: it holds the
 /// chain's tail. Returns the first and last records.
@@ -342,13 +356,8 @@ fn check_commit(commit: &Commit) -> Result<(&Record, &Record), ClusterError> {
             return refuse(format!("position {} does not follow position {}", pair[1].seq(), pair[0].seq()));
         }
     }
-    if let Some(other) = commit.records.iter().find(|r| r.header.commit.commit_id != commit.id) {
-        return refuse(format!(
-            "position {} belongs to commit {}, not {}",
-            other.seq(),
-            other.header.commit.commit_id,
-            commit.id
-        ));
+    if commit.owners.len() != commit.records.len() {
+        return refuse(format!("{} owners for {} records", commit.owners.len(), commit.records.len()));
     }
     if let Some(with) = commit.records.iter().find(|r| r.payload.is_some()) {
         return refuse(format!("position {} carries its payload: payloads go to the payload store", with.seq()));
@@ -375,11 +384,16 @@ fn checked_commit(
         .parse::<Uuid>()
         .map_err(|e| malformed(format!("the commit id: {e}")))?;
     let records = decode_commit(&message.payload).map_err(|e| malformed(e.to_string()))?;
-    if let Some(other) = records.iter().find(|r| r.header.commit.commit_id != id) {
+    let owners = header(OWNERS)?
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(|t| Owner::parse(t).ok_or_else(|| malformed(format!("the {OWNERS} header names {t:?}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if owners.len() != records.len() {
         return Err(malformed(format!(
-            "position {} belongs to commit {}, not {id}",
-            other.seq(),
-            other.header.commit.commit_id
+            "the {OWNERS} header names {} owners for {} records",
+            owners.len(),
+            records.len()
         )));
     }
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
@@ -401,7 +415,7 @@ fn checked_commit(
             .check(&record.header, record.payload.as_ref())
             .map_err(|error| ClusterError::Chain { sequence, error })?;
     }
-    Ok(Commit { id, records })
+    Ok(Commit { id, records, owners })
 }
 
 /// Refuses an existing stream whose settings could lose, reorder or drop commits.

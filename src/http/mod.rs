@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod feed;
 pub mod health;
+mod log;
 mod metrics;
 mod push;
 mod schema;
@@ -108,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/schema", get(schema::latest))
         .route("/api/schema/{hash}", get(schema::by_hash))
         .route("/eventsource/", get(push::event_source))
+        .route("/api/log", get(log::log))
+        // Inside the login check: only a signed-in client may make a request wait.
+        .route_layer(middleware::from_fn_with_state(state.clone(), log::positions))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(middleware::from_fn(refuse_cross_site));
     Router::new()

@@ -113,6 +113,12 @@ impl From<StoreError> for MethodError {
             tracing::warn!(error = %e, "erasure not yet complete on disk");
             return MethodError::ServerUnavailable(e.to_string());
         }
+        if let StoreError::Cluster(_) = e {
+            // The cluster's log did not take the write (servers unreachable,
+            // too many racing writers, or this node stopped following).
+            tracing::warn!(error = %e, "write refused by the cluster log");
+            return MethodError::ServerUnavailable(e.to_string());
+        }
         tracing::error!(error = %e, "storage failure answered with serverFail");
         MethodError::ServerFail
     }

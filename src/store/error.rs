@@ -42,6 +42,22 @@ pub enum StoreError {
     /// Stored bytes are not what the ledger writes (a damaged store).
     #[error("damaged store: {0}")]
     Damaged(String),
+    /// A cluster node could not append to or follow its log stream (the
+    /// message says which, and whether the write may still land).
+    #[error("cluster log: {0}")]
+    Cluster(String),
+}
+
+impl StoreError {
+    /// The same error for another waiter of the same failed group.
+    pub(crate) fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::WriteFailed(s) => StoreError::WriteFailed(s.clone()),
+            StoreError::Cluster(s) => StoreError::Cluster(s.clone()),
+            StoreError::ShuttingDown => StoreError::ShuttingDown,
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
 }
 
 /// A fjall error as an operator reads it: the operating system's words for

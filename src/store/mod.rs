@@ -1,6 +1,7 @@
 //! The ledger store: one fjall database holding the event log and its projections,
 //! a single writer thread, and published read snapshots.
 
+pub mod cluster;
 mod error;
 mod files;
 pub mod location;
@@ -84,11 +85,39 @@ pub struct Committed<T> {
     pub value: T,
 }
 
-type Reply = Box<dyn FnOnce(Result<CommitInfo, StoreError>) + Send>;
+/// A job the writer runs, perhaps more than once: in a cluster, a commit
+/// that lost the race for the log's next position is decided again on the
+/// state that won (see [`writer`]); the value of the last run is answered.
+pub(crate) trait JobRun: Send {
+    fn run(&mut self, tx: &mut Tx<'_>);
+    fn answer(self: Box<Self>, result: Result<CommitInfo, StoreError>);
+}
+
+struct TypedJob<T, F> {
+    job: F,
+    value: Option<T>,
+    answer: oneshot::Sender<Result<Committed<T>, StoreError>>,
+}
+
+impl<T: Send, F: FnMut(&mut Tx<'_>) -> T + Send> JobRun for TypedJob<T, F> {
+    fn run(&mut self, tx: &mut Tx<'_>) {
+        self.value = Some((self.job)(tx));
+    }
+
+    fn answer(self: Box<Self>, result: Result<CommitInfo, StoreError>) {
+        let answered = match (result, self.value) {
+            (Ok(info), Some(value)) => Ok(Committed { info, value }),
+            (Ok(_), None) => Err(StoreError::Internal("a job was answered before it ran".to_owned())),
+            (Err(e), _) => Err(e),
+        };
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.answer.send(answered);
+    }
+}
 
 pub(crate) struct Job {
     origin: CommitOrigin,
-    run: Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>,
+    run: Box<dyn JobRun>,
 }
 
 /// A consistent view for readers: projections plus the log position they include.
@@ -161,6 +190,23 @@ pub(crate) struct Inner {
     metrics: Metrics,
     /// Set by the writer when a group fails; cleared when one succeeds.
     pub(crate) refusal: Mutex<Option<WriteRefusal>>,
+    /// Where a cluster node is in its stream; `None` for a single node.
+    pub(crate) cluster_status: Option<Mutex<ClusterStatus>>,
+}
+
+/// Where a cluster node is in its log stream, as the writer last left it.
+#[derive(Debug, Clone)]
+pub struct ClusterStatus {
+    /// The stream's name.
+    pub stream: String,
+    /// The last stream commit this node's store holds.
+    pub applied: u64,
+    /// The chain's end after it: the last position and its hash.
+    pub tail: ChainTail,
+    /// Why this node stopped applying the stream, if it did (a commit that
+    /// does not extend its chain, a store that cannot take it): writes then
+    /// fail and reads answer the state before it, until an operator acts.
+    pub halted: Option<String>,
 }
 
 impl Inner {
@@ -185,7 +231,7 @@ pub struct Ledger {
 }
 
 struct Control {
-    jobs: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    jobs: Mutex<Option<mpsc::UnboundedSender<writer::Work>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -195,7 +241,7 @@ impl Drop for Control {
     }
 }
 
-fn stop_writer(jobs: &Mutex<Option<mpsc::UnboundedSender<Job>>>, writer: &Mutex<Option<JoinHandle<()>>>) {
+fn stop_writer(jobs: &Mutex<Option<mpsc::UnboundedSender<writer::Work>>>, writer: &Mutex<Option<JoinHandle<()>>>) {
     drop(jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
     if let Some(handle) = writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = handle.join();
@@ -245,6 +291,27 @@ impl Ledger {
     /// Opens (or creates) the ledger in `data_dir`: verifies the end of the chain,
     /// brings projections up to the log, and starts the writer.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, durability, None)
+    }
+
+    /// Opens the local copy in `data_dir` of a cluster's log (an empty
+    /// directory on a node's first start) and checks that it is the copy of
+    /// `link`'s stream and agrees with it: the stream's commit that the copy
+    /// ends with must end with the same hash. Commits after it are folded as
+    /// the follower ([`crate::cluster::follow`]) brings them.
+    pub fn open_cluster(
+        data_dir: &Path,
+        durability: Durability,
+        link: cluster::ClusterLink,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, durability, Some(link))
+    }
+
+    fn open_with(
+        data_dir: &Path,
+        durability: Durability,
+        mut link: Option<cluster::ClusterLink>,
+    ) -> Result<Self, StoreError> {
         let (db, log, projections) = open_parts(data_dir)?;
         let snap = db.snapshot();
         let tail = log.check_tail(&snap, TAIL_CHECK_DEPTH)?;
@@ -253,6 +320,36 @@ impl Ledger {
             last => log.read(&snap, last)?.map_or(0, |r| r.header.commit.committed_at.millis()),
         };
         drop(snap);
+        let cluster_status = match &mut link {
+            None => None,
+            Some(link) => {
+                link.bind(&db, tail.next_seq - 1)?;
+                if link.applied > 0 {
+                    let stored = link
+                        .runtime
+                        .block_on(async {
+                            tokio::time::timeout(cluster::APPEND_LIMIT * 3, link.log.stored_head(link.applied)).await
+                        })
+                        .map_err(|_| StoreError::Cluster("the log stream did not answer".to_owned()))?
+                        .map_err(|e| StoreError::Cluster(e.to_string()))?;
+                    if stored != tail.last_hash.to_hex() {
+                        return Err(StoreError::Cluster(format!(
+                            "this data directory ends at position {} with hash {}, but commit {} of the log stream \
+                             ends with {stored}: it is not a copy of this stream (or the stream was altered)",
+                            tail.next_seq - 1,
+                            tail.last_hash,
+                            link.applied
+                        )));
+                    }
+                }
+                Some(Mutex::new(ClusterStatus {
+                    stream: link.log.name().to_owned(),
+                    applied: link.applied,
+                    tail,
+                    halted: None,
+                }))
+            }
+        };
         let replayed = replay::open_projections(&db, &log, &projections)?;
         if replayed > 0 {
             tracing::info!(replayed, "projections caught up with the log");
@@ -270,9 +367,10 @@ impl Ledger {
             write_gate: Mutex::new(()),
             metrics: Metrics::default(),
             refusal: Mutex::new(None),
+            cluster_status,
         });
         let (sender, receiver) = mpsc::unbounded_channel();
-        let writer = writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at };
+        let writer = writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at, cluster: link };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".to_owned())
             .spawn(move || writer.run(receiver))
@@ -284,21 +382,18 @@ impl Ledger {
     }
 
     /// Queues a commit. `job` runs on the writer thread against the latest state;
-    /// the receiver answers once the commit is durable (or failed).
+    /// the receiver answers once the commit is durable (or failed). In a
+    /// cluster `job` may run more than once (each run on a newer state, all
+    /// but the last dropped), so it must not consume what it captures.
     pub fn submit<T, F>(&self, origin: CommitOrigin, job: F) -> oneshot::Receiver<Result<Committed<T>, StoreError>>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> T + Send + 'static,
     {
         let (answer, receiver) = oneshot::channel();
-        let run = Box::new(move |tx: &mut Tx<'_>| -> Reply {
-            let value = job(tx);
-            Box::new(move |result: Result<CommitInfo, StoreError>| {
-                let _ = answer.send(result.map(|info| Committed { info, value }));
-            })
-        });
+        let run = Box::new(TypedJob { job, value: None, answer });
         let sent = match &*self.control.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(jobs) => jobs.send(Job { origin, run }).is_ok(),
+            Some(jobs) => jobs.send(writer::Work::Job(Job { origin, run })).is_ok(),
             None => false,
         };
         if !sent {
@@ -312,7 +407,7 @@ impl Ledger {
     pub fn commit_blocking<T, F>(&self, origin: CommitOrigin, job: F) -> Result<Committed<T>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> T + Send + 'static,
     {
         self.submit(origin, job).blocking_recv().map_err(|_| StoreError::ShuttingDown)?
     }
@@ -321,9 +416,31 @@ impl Ledger {
     pub async fn commit<T, F>(&self, origin: CommitOrigin, job: F) -> Result<Committed<T>, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> T + Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> T + Send + 'static,
     {
         self.submit(origin, job).await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Where this node is in its cluster's stream; `None` for a single node.
+    pub fn cluster_status(&self) -> Option<ClusterStatus> {
+        Some(self.inner.cluster_status.as_ref()?.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Records that following the stream stopped for good (`reason`): writes
+    /// fail from now on (they could not be decided on the latest state).
+    pub(crate) fn halt_following(&self, reason: String) {
+        if let Some(status) = &self.inner.cluster_status {
+            status.lock().unwrap_or_else(|p| p.into_inner()).halted.get_or_insert(reason);
+        }
+    }
+
+    /// Hands a commit of the stream to the writer, to fold. `false` once
+    /// the writer has stopped.
+    pub(crate) fn offer_followed(&self, commit: cluster::Fetched) -> bool {
+        match &*self.control.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(jobs) => jobs.send(writer::Work::Followed(Box::new(commit))).is_ok(),
+            None => false,
+        }
     }
 
     /// The latest durable state. Never waits for the writer.

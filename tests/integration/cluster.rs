@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use ledger::cluster::{Appended, ClusterError, Commit, StreamLog};
+use ledger::cluster::{Appended, ClusterError, Commit, Owner, StreamLog};
 use ledger_events::model::Change;
 use ledger_events::values::{ObjectId, UtcDateTime};
 use ledger_events::{AccountUpdated, Actor, AuthMethod, ChainTail, ChainVerifier, CommitMeta, Event};
@@ -41,7 +41,7 @@ fn sealed(tail: &mut ChainTail, n: u64) -> Commit {
         request_id: "cluster-test".into(),
         call_id: "c".into(),
     };
-    let records = (0..n)
+    let records: Vec<_> = (0..n)
         .map(|i| {
             let event = Event::AccountUpdated(AccountUpdated {
                 account_id: ObjectId(7),
@@ -51,7 +51,8 @@ fn sealed(tail: &mut ChainTail, n: u64) -> Commit {
             tail.seal(&meta, Uuid::now_v7(), &event, &[i as u8; 32])
         })
         .collect();
-    Commit { id, records }
+    let owners = vec![Owner::Account(ObjectId(7)); records.len()];
+    Commit { id, records, owners }
 }
 
 /// The header of the last record of the log (for a test that appends more).
@@ -111,14 +112,17 @@ fn the_log_stream_is_replicated_gapless_and_refuses_deletes() {
             other => panic!("a stream that allows deletes was taken: {:?}", other.map(|_| ())),
         }
 
-        // The log refuses what it must never hold: payloads, and commits
-        // whose records do not hang together.
+        // The log refuses what it must never hold: payloads, records that
+        // do not hang together, records without an owner for their payload.
         let mut tail = ChainTail::after(&log_tail(&log).await);
         let with_payloads = sealed(&mut tail.clone(), 1);
         assert!(matches!(log.append(&with_payloads, 1).await, Err(ClusterError::Refused(_))));
-        let mut mixed = commit(&mut tail, 2);
-        mixed.records[1].header.commit.commit_id = Uuid::now_v7();
-        assert!(matches!(log.append(&mixed, 1).await, Err(ClusterError::Refused(_))));
+        let mut unlinked = commit(&mut tail.clone(), 2);
+        unlinked.records[1].header.prev_hash = ledger_events::Digest::ZERO;
+        assert!(matches!(log.append(&unlinked, 1).await, Err(ClusterError::Refused(_))));
+        let mut ownerless = commit(&mut tail, 2);
+        ownerless.owners.pop();
+        assert!(matches!(log.append(&ownerless, 1).await, Err(ClusterError::Refused(_))));
         assert_eq!(log.last_sequence().await.unwrap(), 1);
     });
 }
@@ -369,7 +373,17 @@ fn erasing_an_owner_leaves_none_of_its_payloads_readable() {
         let marker = keys.get_last_raw_message_by_subject(&format!("erase.key.{}", ObjectId(7).to_jmap())).await;
         assert_eq!(marker.unwrap().payload.as_ref(), b"erased");
         assert_eq!(keys.info().await.unwrap().state.messages, 3, "bob's and the ledger's keys, alice's marker");
+        // A node that sealed for alice before the erasure reached it keeps
+        // her key in memory until it applies the erasure: what it stores
+        // meanwhile opens for no one (her key is gone), and applying the
+        // erasure erases again, which sweeps it.
+        let late = Uuid::now_v7();
+        if other.put(alice, late, &stored[0].1.2).await.is_ok() {
+            assert_eq!(other.get(alice, late, stored[0].1.1).await.unwrap(), None);
+        }
+        other.erase(alice).await.unwrap();
         assert!(matches!(other.put(alice, Uuid::now_v7(), &stored[0].1.2).await, Err(ClusterError::Payloads(_))));
+        assert!(matches!(store.put(alice, Uuid::now_v7(), &stored[0].1.2).await, Err(ClusterError::Payloads(_))));
         let mut payloads = js.get_stream("ERASE_PAYLOADS").await.unwrap();
         assert_eq!(payloads.info().await.unwrap().state.messages, 2, "bob's and the ledger's payloads remain");
         // Erasing again, or an owner with nothing stored, erases nothing.
@@ -397,7 +411,8 @@ fn a_commit_whose_headers_lie_halts_the_follower() {
             .header("Ledger-First-Position", first.seq.to_string().as_str())
             .header("Ledger-Count", "1")
             .header("Ledger-Previous-Hash", first.prev_hash.to_string().as_str())
-            .header("Ledger-Head-Hash", last.hash.to_string().as_str());
+            .header("Ledger-Head-Hash", last.hash.to_string().as_str())
+            .header("Ledger-Owners", format!("{0} {0}", ObjectId(7).to_jmap()).as_str());
         js.send_publish("lies.commit", message).await.unwrap().await.unwrap();
 
         let mut follow = log.follow(1, ChainVerifier::from_genesis()).await.unwrap();

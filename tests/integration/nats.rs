@@ -167,6 +167,20 @@ impl NatsCluster {
         self.servers.iter().position(|s| s.name == name).unwrap_or_else(|| panic!("no server named {name}"))
     }
 
+    /// The directory under which every server keeps its store.
+    #[allow(dead_code, reason = "benches/cluster.rs includes this harness and reads no store")]
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends `signal` to server `i` (SIGSTOP pauses it, SIGCONT resumes it).
+    #[allow(dead_code, reason = "benches/cluster.rs includes this harness and pauses no server")]
+    pub(crate) fn signal(&self, i: usize, signal: rustix::process::Signal) {
+        let child = self.servers[i].child.as_ref().expect("the server runs");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
     /// SIGKILLs server `i` and reaps it.
     pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.servers[i].child.take() {

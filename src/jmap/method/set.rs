@@ -26,6 +26,7 @@ use crate::jmap::state::{parse_state, state_string, type_state};
 use crate::secrets;
 use crate::store::Tx;
 
+#[derive(Clone)]
 struct SetRequest {
     if_in_state: Option<String>,
     /// In creation order (see [`creation_order`]).
@@ -151,7 +152,7 @@ pub(crate) async fn set_expecting<O: JmapObject>(
         secrets,
         expected,
     };
-    let committed = ctx.services.ledger.commit(ctx.origin.clone(), move |tx| run::<O>(tx, request)).await?;
+    let committed = ctx.services.ledger.commit(ctx.origin.clone(), move |tx| run::<O>(tx, request.clone())).await?;
     let outcome = committed.value?;
     ctx.created_ids.extend(outcome.created_ids);
     let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
@@ -563,7 +564,11 @@ mod tests {
             principal,
             expected,
         };
-        ledger.commit_blocking(crate::CommitOrigin::system(), move |tx| run_set(tx, request)).unwrap().value.unwrap()
+        ledger
+            .commit_blocking(crate::CommitOrigin::system(), move |tx| run_set(tx, request.clone()))
+            .unwrap()
+            .value
+            .unwrap()
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub(crate) struct SecretRequests {
 }
 
 /// The secrets of a call, made safe: each plaintext's hash or sealed form.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct PreparedSecrets {
     pub(crate) password_hashes: HashMap<Plaintext, SecretHash>,
     pub(crate) sealed_otp: HashMap<Plaintext, String>,
