@@ -18,6 +18,10 @@ use super::{ClusterError, FollowedCommit, Owner, PayloadStore, StreamLog};
 use crate::store::Ledger;
 use crate::store::cluster::Fetched;
 
+/// How long the follower waits for the next commit before it checks
+/// whether the stream has moved on without it.
+const QUIET: Duration = Duration::from_secs(3);
+
 /// The pause before following again after the connection broke.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -30,15 +34,36 @@ pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
             return;
         }
         let verifier = ChainVerifier::from_tail(status.tail);
-        let mut commits = match log.follow(status.applied + 1, verifier).await {
-            Ok(commits) => commits,
-            Err(e) => {
+        let mut commits = match tokio::time::timeout(QUIET * 3, log.follow(status.applied + 1, verifier)).await {
+            Ok(Ok(commits)) => commits,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "following the log stream failed; trying again");
                 tokio::time::sleep(RETRY_PAUSE).await;
                 continue;
             }
+            Err(_) => {
+                tracing::warn!("the log stream did not answer; trying again");
+                continue;
+            }
         };
-        while let Some(next) = commits.next().await {
+        loop {
+            // A consumer whose server went away may wait without an error:
+            // when nothing arrives for a while and the stream is ahead of
+            // this node, follow again.
+            let next = match tokio::time::timeout(QUIET, commits.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(_) => {
+                    let applied = ledger.cluster_status().map_or(0, |s| s.applied);
+                    match tokio::time::timeout(QUIET, log.last_sequence()).await {
+                        Ok(Ok(last)) if last <= applied => continue,
+                        _ => {
+                            tracing::warn!("the log stream is ahead of this node and nothing arrives; following again");
+                            break;
+                        }
+                    }
+                }
+            };
             let halted = match next {
                 // A commit the store holds already (this node's own) goes to the
                 // writer without its payloads: it only checks the hashes agree.
@@ -52,24 +77,20 @@ pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
                 Ok(followed) => match fetch(&payloads, followed).await {
                     Ok(fetched) => {
                         let erasures = erased_accounts(&fetched.records);
-                        let last = fetched.records.last().map_or(0, |r| r.seq());
                         if !ledger.offer_followed(fetched) {
                             return;
                         }
-                        if !erasures.is_empty() {
-                            for account in erasures {
-                                // The node that erased did this before it answered; a
-                                // node that crashed in between left it to the others.
-                                if let Err(e) = payloads.erase(Owner::Account(account)).await {
-                                    tracing::warn!(error = %e, "erasing in the payload store failed");
-                                }
+                        // The node that erased did this before it answered; a
+                        // node that crashed in between left it to the others.
+                        // (This node's own files are compacted by its writer.)
+                        for account in erasures {
+                            if let Err(e) = payloads.erase(Owner::Account(account)).await {
+                                tracing::warn!(error = %e, "erasing in the payload store failed");
                             }
-                            // Before the next commit is offered: a node that has
-                            // applied a later position has its files rewritten.
-                            compact_after(ledger.clone(), last).await;
                         }
                         None
                     }
+                    Err(e @ ClusterError::Missing { .. }) => Some(e),
                     Err(e) => {
                         tracing::warn!(error = %e, "fetching payloads failed; following again");
                         break;
@@ -88,24 +109,6 @@ pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
             }
         }
         tokio::time::sleep(RETRY_PAUSE).await;
-    }
-}
-
-/// Once this node has applied the erasure ending at `position`, rewrites
-/// its files so that the erased payloads are gone from its disk too (as
-/// the node that erased did before it answered).
-async fn compact_after(ledger: Ledger, position: u64) {
-    let mut durable = ledger.subscribe();
-    if durable.wait_for(|applied| *applied >= position).await.is_err() {
-        return;
-    }
-    let compacted = tokio::task::spawn_blocking(move || ledger.compact(position)).await;
-    match compacted {
-        Ok(Ok(())) => tracing::info!(position, "erased payloads removed from this node's files"),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "an erasure from another node is applied, but this node's files keep it")
-        }
-        Err(e) => tracing::error!(error = %e, "compacting after an erasure failed"),
     }
 }
 

@@ -33,4 +33,5 @@ mod stream;
 
 pub use follow::follow;
 pub use payloads::{Owner, PayloadStore};
+pub(crate) use stream::MAX_COMMIT_BYTES;
 pub use stream::{Appended, ClusterError, Commit, FollowedCommit, StreamLog, stream_config};

@@ -142,12 +142,17 @@ impl PayloadStore {
             allow_direct: true,
             ..Default::default()
         };
-        let keys =
-            jetstream.get_or_create_stream(config("KEYS", format!("{prefix}.key.*"), 1)).await.map_err(failed)?;
-        let payloads = jetstream
-            .get_or_create_stream(config("PAYLOADS", format!("{prefix}.payload.*.*"), -1))
-            .await
-            .map_err(failed)?;
+        let keys = super::stream::retrying(|| async {
+            jetstream.get_or_create_stream(config("KEYS", format!("{prefix}.key.*"), 1)).await.map_err(failed)
+        })
+        .await?;
+        let payloads = super::stream::retrying(|| async {
+            jetstream
+                .get_or_create_stream(config("PAYLOADS", format!("{prefix}.payload.*.*"), -1))
+                .await
+                .map_err(failed)
+        })
+        .await?;
         Ok(PayloadStore { keys, payloads, jetstream: jetstream.clone(), prefix, sealing: Arc::default() })
     }
 
@@ -184,14 +189,6 @@ impl PayloadStore {
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(failed(e)),
         }
-    }
-
-    /// The owner's key; `None` if it has none yet or was erased.
-    async fn key(&self, owner: Owner) -> Result<Option<[u8; 32]>, ClusterError> {
-        Ok(match self.key_message(owner).await? {
-            Some((_, Key::Sealing(key))) => Some(key),
-            Some((_, Key::Erased)) | None => None,
-        })
     }
 
     /// The owner's key, created if it has none. Two nodes creating it at
@@ -268,16 +265,30 @@ impl PayloadStore {
     }
 
     /// The payload of event `event_id` (`format`: its header's), or `None`
-    /// when it was erased: its owner's key or the payload itself is gone.
-    /// A payload that does not open under its owner's key is an error.
+    /// when it was erased: its owner's key was replaced by the erasure
+    /// marker, or the payload by a tombstone ([`PayloadStore::erase_payload`]).
+    /// Anything else missing is [`ClusterError::Missing`] (a payload is
+    /// stored before its commit is appended, so it was removed by someone
+    /// other than an erasure), as is a payload that does not open under its
+    /// owner's key.
     pub async fn get(&self, owner: Owner, event_id: Uuid, format: u8) -> Result<Option<Payload>, ClusterError> {
-        let Some(key) = self.key(owner).await? else { return Ok(None) };
         let subject = self.payload_subject(owner, event_id);
+        let missing = |why: String| ClusterError::Missing { subject: subject.clone(), reason: why };
+        let key = match self.key_message(owner).await? {
+            Some((_, Key::Sealing(key))) => key,
+            Some((_, Key::Erased)) => return Ok(None),
+            None => return Err(missing("its owner has no key".to_owned())),
+        };
         let message = match self.payloads.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => message,
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Err(missing("no message, and no erasure tombstone".to_owned()));
+            }
             Err(e) => return Err(failed(e)),
         };
+        if message.payload.as_ref() == ERASED {
+            return Ok(None);
+        }
         if message.payload.len() < 24 {
             return Err(failed(format!("the payload at {subject} is truncated")));
         }
@@ -285,18 +296,42 @@ impl PayloadStore {
         let nonce: [u8; 24] = nonce.try_into().map_err(failed)?;
         let body = XChaCha20Poly1305::new(&key.into())
             .decrypt(&nonce.into(), Sealed { msg: sealed, aad: subject.as_bytes() })
-            .map_err(|_| failed(format!("the payload at {subject} does not open under its owner's key")))?;
+            .map_err(|_| missing("it does not open under its owner's key".to_owned()))?;
         decode_payload(format, &body).map(Some).map_err(failed)
     }
 
-    /// Deletes the payload message of event `event_id` (sealed under
-    /// `owner`'s key), for a record an erasure lists whose key lives on
-    /// (its owner is not the erased account). `false` if there was none.
-    pub async fn erase_payload(&self, owner: Owner, event_id: Uuid) -> Result<bool, ClusterError> {
-        match self.payloads.get_last_raw_message_by_subject(&self.payload_subject(owner, event_id)).await {
-            Ok(message) => delete(&self.payloads, message.sequence).await,
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+    /// Stores the tombstone of event `event_id`: its payload was erased
+    /// before it was ever stored (an erasure that lists records of its own
+    /// commit), so a node that fetches it reads "erased", not "missing".
+    pub async fn put_tombstone(&self, owner: Owner, event_id: Uuid) -> Result<(), ClusterError> {
+        let tombstone = PublishMessage::build().payload(Bytes::from_static(ERASED)).message_id(event_id.to_string());
+        match self.jetstream.send_publish(self.payload_subject(owner, event_id), tombstone).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(failed),
             Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Erases the payload of event `event_id` (sealed under `owner`'s key),
+    /// for a record an erasure lists whose key lives on (its owner is not
+    /// the erased account): stores a tombstone on its subject, so a node
+    /// that fetches it later reads "erased", not "missing", then deletes
+    /// (overwrites) every earlier message there. `false` if it held none.
+    pub async fn erase_payload(&self, owner: Owner, event_id: Uuid) -> Result<bool, ClusterError> {
+        let subject = self.payload_subject(owner, event_id);
+        let before = match self.payloads.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) if message.payload.as_ref() == ERASED => return Ok(false),
+            Ok(message) => Some(message.sequence),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => None,
+            Err(e) => return Err(failed(e)),
+        };
+        let tombstone = PublishMessage::build().payload(Bytes::from_static(ERASED));
+        match self.jetstream.send_publish(subject, tombstone).await {
+            Ok(ack) => ack.await.map_err(failed)?,
+            Err(e) => return Err(failed(e)),
+        };
+        match before {
+            Some(sequence) => delete(&self.payloads, sequence).await,
+            None => Ok(false),
         }
     }
 

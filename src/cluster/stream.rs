@@ -70,6 +70,10 @@ pub enum ClusterError {
     /// The payload or key streams ([`super::PayloadStore`]).
     #[error("the payload store: {0}")]
     Payloads(String),
+    /// A payload is gone that no erasure took (or does not open): someone
+    /// removed or replaced it. A node that meets this stops following.
+    #[error("the payload at {subject} is missing: {reason}")]
+    Missing { subject: String, reason: String },
     /// A commit's headers disagree with its records.
     #[error("commit {sequence} of the log stream: {reason}")]
     Malformed { sequence: u64, reason: String },
@@ -159,13 +163,16 @@ impl StreamLog {
         context.set_timeout(Duration::from_secs(10));
         let log = StreamLog { jetstream: context, name: name.to_owned(), subject: subject(name) };
         let wanted = stream_config(name, replicas);
-        let stream = match log.jetstream.get_stream(name).await {
-            Ok(stream) => stream,
-            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
-                log.jetstream.create_stream(wanted.clone()).await.map_err(|e| log.stream_error(e))?
+        let stream = retrying(|| async {
+            match log.jetstream.get_stream(name).await {
+                Ok(stream) => Ok(stream),
+                Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+                    log.jetstream.create_stream(wanted.clone()).await.map_err(|e| log.stream_error(e))
+                }
+                Err(e) => Err(log.stream_error(e)),
             }
-            Err(e) => return Err(log.stream_error(e)),
-        };
+        })
+        .await?;
         // Getting or creating the stream answered with its settings.
         check_settings(name, &stream.cached_info().config, &wanted)?;
         Ok(log)
@@ -323,6 +330,33 @@ impl StreamLog {
             Some((outcome, (messages, chain, next, halted)))
         })
         .boxed())
+    }
+}
+
+/// How long opening a stream is tried: a cluster that has just started
+/// may not know all its servers yet ("no suitable peers", 10005), and two
+/// nodes may create the same stream at once.
+const OPEN_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Runs `attempt` until it succeeds or [`OPEN_PATIENCE`] has passed; then
+/// its last error.
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let deadline = tokio::time::Instant::now() + OPEN_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::info!(error = %e, "the cluster is not ready; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -32,6 +32,11 @@ pub(super) fn unready(app: &AppState) -> Option<String> {
     if *app.stopping.borrow() {
         return Some("shutting down".to_owned());
     }
+    if let Some(halted) = app.ledger.cluster_status().and_then(|c| c.halted) {
+        // Its state is frozen at the last commit it could apply: logins and
+        // rights there may be out of date. Route clients to other nodes.
+        return Some(format!("this node stopped following its log stream: {halted}"));
+    }
     app.ledger.write_refusal(RECENT_FAILURE)
 }
 

@@ -104,8 +104,16 @@ impl ClusterLink {
         let deadline = Instant::now() + APPEND_LIMIT;
         let mut pause = Duration::from_millis(10);
         loop {
-            let puts = records.iter().zip(&owners).filter_map(|(record, owner)| {
-                Some(self.payloads.put(*owner, record.header.event_id, record.payload.as_ref()?))
+            // A record without payload was erased by its own commit: its
+            // tombstone is stored instead.
+            let puts = records.iter().zip(&owners).map(|(record, owner)| {
+                let (payloads, event_id) = (&self.payloads, record.header.event_id);
+                async move {
+                    match &record.payload {
+                        Some(payload) => payloads.put(*owner, event_id, payload).await,
+                        None => payloads.put_tombstone(*owner, event_id).await,
+                    }
+                }
             });
             let left = deadline.saturating_duration_since(Instant::now());
             let stored = self
@@ -113,7 +121,9 @@ impl ClusterLink {
                 .block_on(async { tokio::time::timeout(left, futures_util::future::try_join_all(puts)).await });
             match stored {
                 Ok(Ok(_)) => break,
-                Ok(Err(e)) if e.to_string().contains("was erased") => return Err(e),
+                // An account this group writes to was erased by a commit this
+                // node has not folded yet: fold it and decide again.
+                Ok(Err(e)) if e.to_string().contains("was erased") => return Err(ClusterError::Conflict { last: 0 }),
                 Ok(Err(e)) if Instant::now() + pause >= deadline => return Err(e),
                 Ok(Err(_)) => {
                     std::thread::sleep(pause);

@@ -54,6 +54,9 @@ pub(super) struct Writer {
     pub(super) tail: ChainTail,
     pub(super) last_committed_at: i64,
     pub(super) cluster: Option<ClusterLink>,
+    /// A cluster node folded another node's erasure of payloads it held:
+    /// its files are compacted through this position once the gate is free.
+    pub(super) compact_through: Option<u64>,
 }
 
 /// A group's jobs run against one overlay.
@@ -70,7 +73,7 @@ impl Writer {
         while let Some(first) = work.blocking_recv() {
             let inner = Arc::clone(&self.inner);
             // Held for the whole group: pausing writes waits for the group in flight.
-            let _gate = inner.write_gate.lock().unwrap_or_else(|p| p.into_inner());
+            let gate = inner.write_gate.lock().unwrap_or_else(|p| p.into_inner());
             let mut group = Vec::new();
             let mut followed = Vec::new();
             let mut next = Some(first);
@@ -89,13 +92,20 @@ impl Writer {
                     self.halt(&e);
                 }
             }
-            if group.is_empty() {
-                continue;
+            if !group.is_empty() {
+                if self.cluster.is_some() {
+                    self.write_group_cluster(group, &mut work);
+                } else {
+                    self.write_group(group);
+                }
             }
-            if self.cluster.is_some() {
-                self.write_group_cluster(group, &mut work);
-            } else {
-                self.write_group(group);
+            drop(gate);
+            // Before anything later is applied: a node that has applied a
+            // later position has the erased payloads out of its files.
+            if let Some(through) = self.compact_through.take()
+                && let Err(e) = inner.compact(through)
+            {
+                tracing::error!(error = %e, "another node's erasure is applied, but this node's files keep it");
             }
         }
     }
@@ -177,6 +187,15 @@ impl Writer {
             if decided.records.is_empty() {
                 return answer(group, &decided.infos, Ok(()));
             }
+            // One stream message holds at most MAX_COMMIT_BYTES: a group that
+            // would not fit is written as two (each decided on its own).
+            if group.len() > 1 && commit_bytes(&decided.records) > MAX_GROUP_BYTES {
+                self.tail = decided.tail_at_start;
+                drop(decided);
+                let second = group.split_off(group.len() / 2);
+                self.write_group_cluster(group, work);
+                return self.write_group_cluster(second, work);
+            }
             let Some(link) = &self.cluster else { return };
             let appended = match self.halted() {
                 Some(reason) => Err(ClusterError::Refused(format!("this node stopped following the log: {reason}"))),
@@ -210,7 +229,8 @@ impl Writer {
                             // The group is in the log: the follower brings it back.
                             let failed = self.write_failed(&e, decided.tail_at_start);
                             Err(StoreError::WriteFailed(format!(
-                                "{failed}; the write is in the cluster log (commit {sequence}) and this node applies it                                  when it can write again"
+                                "{failed}; the write is in the cluster log (commit {sequence}) and this node applies it \
+                                 when it can write again"
                             )))
                         }
                     };
@@ -310,6 +330,8 @@ impl Writer {
         }
         let mut verifier = ChainVerifier::from_tail(self.tail);
         let mut batch = inner.db.batch();
+        let mut held_erased = false;
+        let snap = inner.db.snapshot();
         for record in &commit.records {
             verifier.check(&record.header, record.payload.as_ref()).map_err(|e| inner.log.corrupt(e))?;
             inner.log.stage(&mut batch, record);
@@ -317,10 +339,12 @@ impl Writer {
                 && let Some(Ok(Event::AccountErased(erased))) = record.event()
             {
                 for listed in &erased.erased {
+                    held_erased |= inner.log.read(&snap, listed.position)?.is_some_and(|r| r.payload.is_some());
                     inner.log.erase_payload(&mut batch, listed.position);
                 }
             }
         }
+        drop(snap);
         link.stage(&mut batch, commit.sequence);
         batch.commit()?;
         // No fsync: the stream holds the commit durably, and a crash that
@@ -329,6 +353,9 @@ impl Writer {
         self.tail = verifier.tail();
         if let Some(link) = &mut self.cluster {
             link.applied = commit.sequence;
+        }
+        if held_erased {
+            self.compact_through = Some(self.tail.next_seq - 1);
         }
         replay::catch_up(&inner.db, &inner.log, &inner.projections)?;
         inner.metrics.events.fetch_add(commit.records.len() as u64, Ordering::Relaxed);
@@ -434,6 +461,15 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The most bytes of record headers one group's stream message carries,
+/// leaving room under the stream's message limit for the NATS headers.
+const MAX_GROUP_BYTES: usize = crate::cluster::MAX_COMMIT_BYTES as usize * 7 / 8;
+
+/// The size of `records` as a stream message carries them (headers only).
+fn commit_bytes(records: &[Record]) -> usize {
+    records.iter().map(|r| ledger_events::codec::encode_header(&r.header).len() + 8).sum()
 }
 
 /// Answers each job of `group` with its commit (`infos`, by job) or the error.

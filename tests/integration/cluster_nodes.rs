@@ -475,3 +475,52 @@ fn killing_a_follower_server_then_the_stream_leader_under_load_loses_no_acknowle
         node.stop();
     }
 }
+
+#[test]
+fn the_ledger_tools_work_against_a_cluster_node_as_against_a_single_one() {
+    use super::process::{ledger, ok};
+    let cluster = NatsCluster::start();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let nodes: Vec<Served> = dirs.iter().map(|d| start(d.path(), &cluster.urls())).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (head, last) = runtime.block_on(async {
+        let (domain, _) = create_domain(&nodes[0].url, "example.org").await;
+        let mut last = 0;
+        for (i, name) in ["ann", "bob", "cid"].iter().enumerate() {
+            let (_, position) = call_at(&nodes[i % 2].url, "x:Account/set", user(name, &domain), 0).await;
+            last = position;
+        }
+        let log = agree(&[&nodes[0].url, &nodes[1].url], last).await;
+        (log["headHash"].as_str().unwrap().to_owned(), last)
+    });
+    let work = tempfile::tempdir().unwrap();
+    // Online, through either node: export and verify it offline; a backup.
+    let export = work.path().join("export.ndjson");
+    let exported = ok(ledger(&nodes[1].url, &["audit", "export"]));
+    std::fs::write(&export, &exported).unwrap();
+    let verified = ok(ledger(&nodes[1].url, &["audit", "verify", export.to_str().unwrap()]));
+    assert!(verified.contains(&head), "{verified}");
+    let backup = work.path().join("ledger.backup");
+    ok(ledger(&nodes[0].url, &["backup", backup.to_str().unwrap()]));
+    // A restore from it is a single-node store with the same chain.
+    let restored = work.path().join("restored");
+    ok(ledger(&nodes[0].url, &["restore", "--from", backup.to_str().unwrap(), "--to", restored.to_str().unwrap()]));
+    for node in nodes {
+        node.stop();
+    }
+    // Offline, on a stopped node's copy: verify and rebuild, as on a single node.
+    for dir in [dirs[0].path(), restored.as_path()] {
+        let verified = ok(ledger("", &["verify", "--data-dir", dir.to_str().unwrap()]));
+        assert!(verified.contains(&head) && verified.contains(&last.to_string()), "{verified}");
+    }
+    ok(ledger("", &["rebuild", "--data-dir", dirs[1].path().to_str().unwrap()]));
+    let verified = ok(ledger("", &["verify", "--data-dir", dirs[1].path().to_str().unwrap()]));
+    assert!(verified.contains(&head), "{verified}");
+    // A node whose copy was rebuilt rejoins and agrees.
+    let node = start(dirs[1].path(), &cluster.urls());
+    runtime.block_on(async {
+        let log = log_at(&node.url, last).await;
+        assert_eq!(log["headHash"], json!(head), "{log}");
+    });
+    node.stop();
+}
