@@ -32,8 +32,23 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The new store; it must be empty or not exist.
-    #[arg(long)]
-    pub to: PathBuf,
+    #[arg(long, required_unless_present = "to_log", conflicts_with = "to_log")]
+    pub to: Option<PathBuf>,
+    /// Restore into a new, empty log stream of a NATS JetStream cluster
+    /// instead (`nats://host:port[,…]`); nodes started on it with empty
+    /// data directories then copy it (docs/operations.md, "Running a cluster").
+    #[arg(long, value_name = "nats://HOST:PORT[,…]")]
+    pub to_log: Option<String>,
+    /// With --to-log: the new stream's name.
+    #[arg(long, default_value = "LEDGER", requires = "to_log")]
+    pub log_stream: String,
+    /// With --to-log: copies the servers keep of each stream.
+    #[arg(long, default_value_t = 3, requires = "to_log")]
+    pub log_replicas: usize,
+    /// With --to-log: the sealing.key kept with the backup, made the new
+    /// cluster's (without it, TOTP and other sealed secrets are lost).
+    #[arg(long, requires = "to_log")]
+    pub sealing_key: Option<PathBuf>,
     /// Keep the log up to this RFC 3339 UTC time.
     #[arg(long, conflicts_with = "seq")]
     pub at: Option<ledger_events::values::UtcDateTime>,
@@ -162,15 +177,19 @@ pub(super) fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
         (None, Some(dir)) => (Source::Store(dir), dir.display().to_string()),
         (None, None) => bail!("give --from BACKUP_FILE or --data-dir STORE"),
     };
+    if let Some(urls) = &args.to_log {
+        return restore_to_log(&args, urls, source, &shown, to);
+    }
+    let Some(target) = &args.to else { bail!("give --to DIR or --to-log nats://…") };
     let started = std::time::Instant::now();
     let progress = bar(0, "restoring");
-    let restored = restore(source, &args.to, to, super::progress::follow(&progress))
-        .with_context(|| format!("restoring {shown} into {}", args.to.display()))?;
+    let restored = restore(source, target, to, super::progress::follow(&progress))
+        .with_context(|| format!("restoring {shown} into {}", target.display()))?;
     progress.finish_and_clear();
     super::output::emit(format_args!(
         "restored positions 1..={} into {} (head hash {}; {})",
         restored.last_seq,
-        args.to.display(),
+        target.display(),
         restored.last_hash,
         super::progress::rate(restored.last_seq, started)
     ));
@@ -178,7 +197,71 @@ pub(super) fn run_restore(args: RestoreArgs) -> anyhow::Result<()> {
         eprintln!(
             "copy the sealing.key kept with the backup into {} before `ledger serve` (without it, TOTP and other \
              sealed secrets cannot be used)",
-            args.to.display()
+            target.display()
+        );
+    }
+    Ok(())
+}
+
+/// `ledger restore --to-log`: restores into a scratch store (the same cut,
+/// checks and erasure rules as a restore into a directory), then appends its
+/// log to the new, empty stream.
+fn restore_to_log(
+    args: &RestoreArgs,
+    urls: &str,
+    source: Source<'_>,
+    shown: &str,
+    to: Option<Bound>,
+) -> anyhow::Result<()> {
+    let sealing_key = match &args.sealing_key {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let key: [u8; 32] =
+                bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a 32-byte sealing key", path.display()))?;
+            Some(key)
+        }
+    };
+    let scratch = tempfile::tempdir().context("a scratch directory")?;
+    let target = scratch.path().join("store");
+    let progress = bar(0, "restoring");
+    let restored = restore(source, &target, to, super::progress::follow(&progress))
+        .with_context(|| format!("restoring {shown}"))?;
+    progress.finish_and_clear();
+    let records = {
+        let ledger = crate::store::Ledger::open(&target, crate::store::Durability::Buffered)?;
+        let snapshot = ledger.database().snapshot();
+        let records = ledger.log().scan(&snapshot, 1).collect::<Result<Vec<_>, _>>()?;
+        drop(snapshot);
+        ledger.shutdown();
+        records
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let started = std::time::Instant::now();
+    let progress = bar(restored.last_seq, "appending");
+    let commits = runtime.block_on(async {
+        let log = crate::cluster::StreamLog::open(urls, &args.log_stream, args.log_replicas).await?;
+        let payloads = log.payload_store(args.log_replicas).await?;
+        if let Some(key) = sealing_key {
+            payloads.adopt_sealing_key(key).await?;
+        }
+        crate::cluster::restore::append_all(&log, &payloads, records.into_iter(), |position| {
+            progress.set_position(position)
+        })
+        .await
+    });
+    progress.finish_and_clear();
+    let commits = commits.with_context(|| format!("appending to the log stream {} at {urls}", args.log_stream))?;
+    super::output::emit(format_args!(
+        "restored positions 1..={} into the log stream {} as {commits} commits (head hash {}; {})",
+        restored.last_seq,
+        args.log_stream,
+        restored.last_hash,
+        super::progress::rate(restored.last_seq, started)
+    ));
+    if sealing_key.is_none() {
+        eprintln!(
+            "no --sealing-key: the first node makes a new one, and TOTP and other secrets sealed before cannot be used"
         );
     }
     Ok(())

@@ -18,6 +18,9 @@ use super::{ClusterError, FollowedCommit, Owner, PayloadStore, StreamLog};
 use crate::store::Ledger;
 use crate::store::cluster::Fetched;
 
+/// Commits the follower hands the writer before it waits for them to be applied.
+const MAX_AHEAD: u64 = 256;
+
 /// How long the follower waits for the next commit before it checks
 /// whether the stream has moved on without it.
 const QUIET: Duration = Duration::from_secs(3);
@@ -74,7 +77,7 @@ pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
                     }
                     None
                 }
-                Ok(followed) => match fetch(&payloads, followed).await {
+                Ok(followed) => match fetch(&payloads, ahead_by_at_most(&ledger, followed).await).await {
                     Ok(fetched) => {
                         let erasures = erased_accounts(&fetched.records);
                         if !ledger.offer_followed(fetched) {
@@ -110,6 +113,18 @@ pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     }
+}
+
+/// Waits until the writer is at most [`MAX_AHEAD`] commits behind
+/// `followed`: a node copying a long stream holds only that many commits
+/// (and their payloads) in memory.
+async fn ahead_by_at_most(ledger: &Ledger, followed: FollowedCommit) -> FollowedCommit {
+    let mut durable = ledger.subscribe();
+    while ledger.cluster_status().is_some_and(|s| s.applied + MAX_AHEAD < followed.sequence && s.halted.is_none()) {
+        // Applying moves the durable position; a second bounds a missed wake-up.
+        let _ = tokio::time::timeout(Duration::from_secs(1), durable.changed()).await;
+    }
+    followed
 }
 
 /// The commit with each record's payload from the payload store (`None`

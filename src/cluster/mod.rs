@@ -29,6 +29,7 @@
 
 mod follow;
 mod payloads;
+pub mod restore;
 mod stream;
 
 pub use follow::follow;

@@ -206,6 +206,20 @@ impl PayloadStore {
         self.token_key_or_create(SEALING_TOKEN).await
     }
 
+    /// Makes `key` the cluster's sealing key, for a stream restored from a
+    /// ledger whose secrets were sealed with it. Errors if the stream has
+    /// another one already.
+    pub async fn adopt_sealing_key(&self, key: [u8; 32]) -> Result<(), ClusterError> {
+        let create = PublishMessage::build().payload(Bytes::copy_from_slice(&key)).expected_last_subject_sequence(0);
+        if let Ok(ack) = self.jetstream.send_publish(self.token_subject(SEALING_TOKEN), create).await {
+            let _ = ack.await;
+        }
+        match self.token_key_message(SEALING_TOKEN).await? {
+            Some((_, Key::Sealing(held))) if held == key => Ok(()),
+            _ => Err(failed("the stream has another sealing key: restore into a new stream")),
+        }
+    }
+
     async fn token_key_or_create(&self, token: &str) -> Result<[u8; 32], ClusterError> {
         let mut attempt = 0u32;
         loop {

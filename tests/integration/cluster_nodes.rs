@@ -523,4 +523,43 @@ fn the_ledger_tools_work_against_a_cluster_node_as_against_a_single_one() {
         assert_eq!(log["headHash"], json!(head), "{log}");
     });
     node.stop();
+
+    // Point-in-time restore into a new stream: the same cut as into a
+    // directory, and a node started on it with an empty directory serves it.
+    let cut = (last - 1).to_string();
+    let at_cut = work.path().join("at-cut");
+    let backup = backup.to_str().unwrap();
+    ok(ledger("", &["restore", "--from", backup, "--to", at_cut.to_str().unwrap(), "--seq", &cut]));
+    let verified = ok(ledger("", &["verify", "--data-dir", at_cut.to_str().unwrap()]));
+    let key = dirs[0].path().join("sealing.key");
+    let restored = ok(ledger(
+        "",
+        &["restore", "--from", backup, "--seq", &cut, "--to-log", &cluster.urls(), "--log-stream", "RESTORED"]
+            .into_iter()
+            .chain(["--sealing-key", key.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    ));
+    assert!(restored.contains("RESTORED"), "{restored}");
+    let fresh = tempfile::tempdir().unwrap();
+    let node = Served::start_with(
+        fresh.path(),
+        &["--log", &cluster.urls(), "--log-stream", "RESTORED"],
+        &[("LEDGER_ADMIN_PASSWORD", super::support::ADMIN_PASSWORD), ("LEDGER_LOG", "warn")],
+        std::process::Stdio::inherit(),
+    );
+    runtime.block_on(async {
+        let log = log_at(&node.url, last - 1).await;
+        assert_eq!(log["position"], json!(last - 1), "{log}");
+        let hash = log["headHash"].as_str().unwrap();
+        assert!(verified.contains(hash), "the stream's head {hash} is not the directory restore's: {verified}");
+        let names: HashSet<String> = names_at(&node.url, last - 1).await.into_iter().collect();
+        assert_eq!(names, HashSet::from(["ann".to_owned(), "bob".to_owned()]), "the cut is before cid");
+    });
+    // The cluster's sealing key is the one restored with.
+    assert_eq!(std::fs::read(fresh.path().join("sealing.key")).unwrap(), std::fs::read(&key).unwrap());
+    // A stream that holds commits already is refused.
+    let again = ledger("", &["restore", "--from", backup, "--to-log", &cluster.urls(), "--log-stream", "RESTORED"]);
+    assert!(!again.status.success());
+    assert!(super::process::text(&again.stderr).contains("holds"), "{}", super::process::text(&again.stderr));
+    node.stop();
 }
