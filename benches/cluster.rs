@@ -220,10 +220,11 @@ fn ledger_section(cluster: &nats::NatsCluster, runtime: &tokio::runtime::Runtime
                 (log, payloads)
             });
             let link = ClusterLink::new(log.clone(), payloads.clone(), runtime.handle().clone());
+            let node_id = link.node();
             let node =
                 ledger::Ledger::open_cluster(&dir.path().join(format!("node{i}")), ledger::Durability::Fsync, link)
                     .unwrap();
-            runtime.spawn(ledger::cluster::follow(node.clone(), log, payloads));
+            runtime.spawn(ledger::cluster::follow(node.clone(), log, payloads, node_id));
             node
         })
         .collect();

@@ -190,9 +190,10 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let link = cluster.as_ref().map(|(log, payloads)| {
         store::cluster::ClusterLink::new(log.clone(), payloads.clone(), runtime.handle().clone())
     });
+    let node = link.as_ref().map_or(0, |l| l.node());
     let (listener, ledger) = runtime.block_on(open_while_answering(listener, &data_dir, args.durability, link))?;
     if let Some((log, payloads)) = cluster {
-        runtime.spawn(crate::cluster::follow(ledger.clone(), log, payloads));
+        runtime.spawn(crate::cluster::follow(ledger.clone(), log, payloads, node));
     }
     let pid_file = data_dir.join(store::location::PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))

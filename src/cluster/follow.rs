@@ -29,8 +29,20 @@ const QUIET: Duration = Duration::from_secs(3);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Follows `log` into `ledger` until the ledger shuts down or following
-/// halts. Spawn it on the runtime the servers' client runs on.
-pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore) {
+/// halts; `node` is the node's [`crate::store::cluster::ClusterLink::node`].
+/// Spawn it on the runtime the servers' client runs on.
+pub async fn follow(ledger: Ledger, log: StreamLog, payloads: PayloadStore, node: u64) {
+    // Other nodes that keep losing races say so; this node then gives turns away.
+    if let Ok(mut contention) = log.contention().await {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            while let Some(from) = contention.next().await {
+                if from != node {
+                    ledger.note_contention();
+                }
+            }
+        });
+    }
     loop {
         let Some(status) = ledger.cluster_status() else { return };
         if status.halted.is_some() {

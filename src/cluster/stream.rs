@@ -182,6 +182,26 @@ impl StreamLog {
         ClusterError::Stream { stream: self.name.clone(), reason: e.to_string() }
     }
 
+    /// Tells the other nodes that this node keeps losing the race for the
+    /// next commit (a core NATS message on `<name>.contended`, not stored):
+    /// a node that keeps winning then gives turns away
+    /// (`store::writer`). `node` tells a node its own message apart.
+    pub async fn announce_contention(&self, node: u64) {
+        let subject = format!("{}.contended", self.name.to_lowercase());
+        // Best effort: a lost message only delays fairness.
+        let _ = self.jetstream.client().publish(subject, Bytes::copy_from_slice(&node.to_be_bytes())).await;
+    }
+
+    /// The nodes (by the `node` they announce with) that keep losing races,
+    /// as they announce it.
+    pub async fn contention(&self) -> Result<BoxStream<'static, u64>, ClusterError> {
+        let subject = format!("{}.contended", self.name.to_lowercase());
+        let subscriber = self.jetstream.client().subscribe(subject).await.map_err(|e| self.stream_error(e))?;
+        Ok(subscriber
+            .filter_map(|m| async move { Some(u64::from_be_bytes(m.payload.as_ref().try_into().ok()?)) })
+            .boxed())
+    }
+
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.name

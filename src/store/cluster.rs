@@ -38,13 +38,16 @@ pub struct ClusterLink {
     keyspace: Option<Keyspace>,
     /// The last stream commit this node's store holds.
     pub(crate) applied: u64,
+    /// This node among those announcing contention (random per start).
+    pub(crate) node: u64,
 }
 
 impl ClusterLink {
     /// A link to the stream `log` with its payload store, driven on `runtime`
     /// (the writer is a plain thread and blocks on it).
     pub fn new(log: StreamLog, payloads: PayloadStore, runtime: tokio::runtime::Handle) -> Self {
-        ClusterLink { log, payloads, runtime, keyspace: None, applied: 0 }
+        let node = u64::from_le_bytes(crate::secrets::random_bytes::<8>());
+        ClusterLink { log, payloads, runtime, keyspace: None, applied: 0, node }
     }
 
     /// Binds the link to the store in `db`: reads which stream and commit
@@ -80,6 +83,11 @@ impl ClusterLink {
         };
         self.keyspace = Some(keyspace);
         Ok(())
+    }
+
+    /// This node's id in contention announcements.
+    pub fn node(&self) -> u64 {
+        self.node
     }
 
     /// Records in `batch` that the store holds stream commits up to `sequence`.

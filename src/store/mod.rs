@@ -207,6 +207,8 @@ pub struct ClusterStatus {
     /// does not extend its chain, a store that cannot take it): writes then
     /// fail and reads answer the state before it, until an operator acts.
     pub halted: Option<String>,
+    /// When another node last said it keeps losing races for the next commit.
+    pub contended_at: Option<std::time::Instant>,
 }
 
 impl Inner {
@@ -467,6 +469,7 @@ impl Ledger {
                     applied: link.applied,
                     tail,
                     halted: None,
+                    contended_at: None,
                 }))
             }
         };
@@ -490,8 +493,15 @@ impl Ledger {
             cluster_status,
         });
         let (sender, receiver) = mpsc::unbounded_channel();
-        let writer =
-            writer::Writer { inner: Arc::clone(&inner), tail, last_committed_at, cluster: link, compact_through: None };
+        let writer = writer::Writer {
+            inner: Arc::clone(&inner),
+            tail,
+            last_committed_at,
+            cluster: link,
+            compact_through: None,
+            others_wrote_at: None,
+            won_last: false,
+        };
         let handle = std::thread::Builder::new()
             .name("ledger-writer".to_owned())
             .spawn(move || writer.run(receiver))
@@ -552,6 +562,14 @@ impl Ledger {
     pub(crate) fn halt_following(&self, reason: String) {
         if let Some(status) = &self.inner.cluster_status {
             status.lock().unwrap_or_else(|p| p.into_inner()).halted.get_or_insert(reason);
+        }
+    }
+
+    /// Records that another node keeps losing races for the next commit:
+    /// this node's writer gives turns away for a while.
+    pub(crate) fn note_contention(&self) {
+        if let Some(status) = &self.inner.cluster_status {
+            status.lock().unwrap_or_else(|p| p.into_inner()).contended_at = Some(std::time::Instant::now());
         }
     }
 

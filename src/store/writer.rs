@@ -42,6 +42,14 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 /// follower still follows.
 const HALT_CHECK: Duration = Duration::from_millis(100);
 
+/// The longest a node that keeps winning waits before its next group
+/// while another node writes too.
+const YIELD_TURN: Duration = Duration::from_millis(50);
+
+/// How recently another node's commit must have been folded for this node
+/// to count as contended.
+const CONTENDED_WINDOW: Duration = Duration::from_millis(50);
+
 /// What the writer's queue carries.
 pub(crate) enum Work {
     Job(Job),
@@ -57,6 +65,10 @@ pub(super) struct Writer {
     /// A cluster node folded another node's erasure of payloads it held:
     /// its files are compacted through this position once the gate is free.
     pub(super) compact_through: Option<u64>,
+    /// When this node last folded another node's commit, and whether its
+    /// own last group landed at the first try (see [`Writer::yield_turn`]).
+    pub(super) others_wrote_at: Option<Instant>,
+    pub(super) won_last: bool,
 }
 
 /// A group's jobs run against one overlay.
@@ -180,6 +192,7 @@ impl Writer {
     /// A cluster node's group: append, and on a lost race catch up and
     /// decide again (at most [`MAX_DECISIONS`] times).
     fn write_group_cluster(&mut self, mut group: Vec<Job>, work: &mut UnboundedReceiver<Work>) {
+        self.wait_for_turn(&mut group, work);
         let mut decisions = 0;
         loop {
             decisions += 1;
@@ -212,6 +225,7 @@ impl Writer {
                             tracing::error!(error = %e, "the erasure is in the log, but the payload store kept data");
                         }
                     }
+                    self.won_last = decisions == 1;
                     let outcome = match self.persist(
                         &decided.records,
                         &decided.erased,
@@ -237,6 +251,9 @@ impl Writer {
                     return answer(group, &decided.infos, outcome);
                 }
                 Err(ClusterError::Conflict { last }) if decisions < MAX_DECISIONS => {
+                    if decisions >= 2 {
+                        link.runtime.block_on(link.log.announce_contention(link.node));
+                    }
                     self.tail = decided.tail_at_start;
                     drop(decided);
                     if let Err(e) = self.catch_up(last, &mut group, work) {
@@ -252,6 +269,47 @@ impl Writer {
                         Some(super::WriteRefusal { reason: e.to_string(), at: Instant::now(), until_restart: false });
                     return answer(group, &decided.infos, Err(e));
                 }
+            }
+        }
+    }
+
+    /// Fairness between nodes that write at once. A node that lost a race
+    /// must fold the winner's commit (fetching its payloads) before it can
+    /// try again, which takes longer than the winner's next group: under
+    /// steady load from both, the loser would lose every time. So a node
+    /// that won its last group while another node was writing gives the
+    /// next turn away: it waits (up to [`YIELD_TURN`]) until it has folded
+    /// another node's commit, then decides on that state. Jobs that arrive
+    /// meanwhile join `group`. Nodes that write alone never wait.
+    fn wait_for_turn(&mut self, group: &mut Vec<Job>, work: &mut UnboundedReceiver<Work>) {
+        let announced = self
+            .inner
+            .cluster_status
+            .as_ref()
+            .and_then(|status| status.lock().unwrap_or_else(|p| p.into_inner()).contended_at);
+        let contended = self.others_wrote_at.is_some_and(|at| at.elapsed() < CONTENDED_WINDOW)
+            || announced.is_some_and(|at| at.elapsed() < CONTENDED_WINDOW * 4);
+        if !(contended && self.won_last) {
+            return;
+        }
+        let Some(runtime) = self.cluster.as_ref().map(|l| l.runtime.clone()) else { return };
+        let deadline = Instant::now() + YIELD_TURN;
+        while group.len() < MAX_GROUP {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match runtime.block_on(async { tokio::time::timeout(left, work.recv()).await }) {
+                Ok(Some(Work::Followed(commit))) => {
+                    let before = self.cluster.as_ref().map_or(0, |l| l.applied);
+                    if let Err(e) = self.apply_followed(*commit) {
+                        self.halt(&e);
+                        return;
+                    }
+                    // This node's own commits come back too: only another's ends the wait.
+                    if self.cluster.as_ref().is_some_and(|l| l.applied > before) {
+                        return;
+                    }
+                }
+                Ok(Some(Work::Job(job))) => group.push(job),
+                Ok(None) | Err(_) => return,
             }
         }
     }
@@ -357,6 +415,7 @@ impl Writer {
         if held_erased {
             self.compact_through = Some(self.tail.next_seq - 1);
         }
+        self.others_wrote_at = Some(Instant::now());
         replay::catch_up(&inner.db, &inner.log, &inner.projections)?;
         inner.metrics.events.fetch_add(commit.records.len() as u64, Ordering::Relaxed);
         self.publish_cluster_status(None);
