@@ -118,12 +118,19 @@ async fn names_at(url: &str, position: u64) -> Vec<String> {
     got["list"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_owned()).collect()
 }
 
+/// Two nodes on `cluster`, each on its own empty directory (kept while the
+/// test runs), and their URLs.
+fn two_nodes(cluster: &NatsCluster) -> ([tempfile::TempDir; 2], Vec<Served>, Vec<String>) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let nodes: Vec<Served> = dirs.iter().map(|d| start(d.path(), &cluster.urls())).collect();
+    let urls = nodes.iter().map(|n| n.url.clone()).collect();
+    (dirs, nodes, urls)
+}
+
 #[test]
 fn two_nodes_writing_at_once_agree_and_keep_every_acknowledged_write() {
     let cluster = NatsCluster::start();
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let nodes: Vec<Served> = dirs.iter().map(|d| start(d.path(), &cluster.urls())).collect();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let (_dirs, nodes, urls) = two_nodes(&cluster);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (domain, at) = create_domain(&urls[0], "example.org").await;
@@ -425,9 +432,7 @@ fn longest_stall(acked: &Acked, since: Instant) -> Duration {
 #[test]
 fn killing_a_follower_server_then_the_stream_leader_under_load_loses_no_acknowledged_write() {
     let mut cluster = NatsCluster::start();
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let nodes: Vec<Served> = dirs.iter().map(|d| start(d.path(), &cluster.urls())).collect();
-    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let (_dirs, nodes, urls) = two_nodes(&cluster);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (domain, _) = create_domain(&urls[0], "example.org").await;
