@@ -13,11 +13,16 @@ mod integration {
     #[cfg(target_os = "linux")]
     mod backup_restore;
     mod bad_input;
+    #[cfg(target_os = "linux")]
+    mod browser;
     mod cli;
     #[cfg(target_os = "linux")]
     mod cluster;
     #[cfg(target_os = "linux")]
     mod cluster_nodes;
+    mod console;
+    #[cfg(target_os = "linux")]
+    mod console_browser;
     mod crash;
     #[cfg(target_os = "linux")]
     mod docs_run;

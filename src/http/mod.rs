@@ -4,6 +4,7 @@
 
 mod audit;
 mod backup;
+mod console;
 mod feed;
 pub mod health;
 mod log;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Readiness and the counters `/metrics` shows.
     pub health: Arc<health::Health>,
+    /// The audit console's sessions and caches.
+    pub(crate) console: Arc<console::Console>,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             tls: None,
             public_url: None,
             health: Arc::default(),
+            console: Arc::default(),
         };
         Ok((state, admin.generated))
     }
@@ -120,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))
         .merge(authenticated)
+        // The console signs in with a cookie, not Authorization; its pages check it.
+        .merge(console::routes(state.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -361,12 +367,12 @@ async fn api(
 }
 
 /// How long a request body may take to arrive once its headers are in.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Collects a body of at most `max` bytes. A larger one is refused, but read on
 /// (discarded, up to a bound) before the answer, because closing a connection
 /// with unread bytes resets it and the client would never see why.
-async fn read_limited(body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, ()> {
+pub(crate) async fn read_limited(body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, ()> {
     use tokio_stream::StreamExt;
     const DRAIN_AT_MOST: usize = 64 * 1024 * 1024;
     let mut stream = body.into_data_stream();

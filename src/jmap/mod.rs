@@ -40,3 +40,10 @@ pub(crate) fn tenant_scoped(t: ledger_events::ObjectType) -> bool {
     use object::JmapObject;
     object::with_object!(t, |O| O::TENANT_SCOPED)
 }
+
+/// An account as `x:Account/get` renders it (secrets masked), for readers
+/// that fold accounts themselves (the console's timeline).
+pub(crate) fn render_account(a: &ledger_projections::AccountState) -> serde_json::Map<String, serde_json::Value> {
+    use object::JmapObject;
+    object::account::Account::render(a)
+}
