@@ -65,7 +65,7 @@ pub(super) async fn metrics(State(app): State<AppState>) -> Response {
     registry.register("log_position", "Last durable log position", gauge(app.ledger.read().last_seq));
     registry.register("store_size_bytes", "Bytes of the data directory", gauge(store_bytes));
     registry.register("open_connections", "Open HTTP connections", gauge(*app.open_connections.borrow() as u64));
-    registry.register("open_streams", "Open feed and push streams", gauge(app.streams.total() as u64));
+    registry.register("open_streams", "Open feed, push and console live streams", gauge(app.streams.total() as u64));
     registry.register("console_sessions", "Signed-in audit console sessions", gauge(app.console.sessions.len() as u64));
     registry.register(
         "login_blocked",

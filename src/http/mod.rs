@@ -178,24 +178,16 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let (authorization, forwarded_for) = {
-        let headers = request.headers();
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        // Every X-Forwarded-For line, in order (RFC 9110 §5.3: one list):
-        // a proxy may add its own line instead of appending to the client's.
-        let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
-        (authorization, (!lines.is_empty()).then(|| lines.join(",")))
-    };
-    let ip = app.auth.client_ip(peer, forwarded_for.as_deref());
+    let headers = request.headers();
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ip = client_ip(&app, peer, headers);
     let now = now();
     let (auth, ledger) = (Arc::clone(&app.auth), app.ledger.clone());
     let outcome =
         tokio::task::spawn_blocking(move || auth.authenticate(&ledger, authorization.as_deref(), ip, now)).await;
     match outcome {
         Ok(Ok(principal)) => {
-            if let Some(cell) = request.extensions().get::<PrincipalCell>() {
-                *cell.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal.name.clone());
-            }
+            PrincipalCell::record(request.extensions(), &principal.name);
             request.extensions_mut().insert(Arc::new(principal));
             request.extensions_mut().insert(ClientIp(ip));
             request.extensions_mut().insert(AuthenticatedAt(std::time::Instant::now()));
@@ -295,6 +287,26 @@ async fn access_log(State(_app): State<AppState>, request: Request, next: Next) 
 /// Where authentication leaves the principal's name for the access log.
 #[derive(Clone, Default)]
 struct PrincipalCell(Arc<std::sync::Mutex<Option<String>>>);
+
+impl PrincipalCell {
+    /// Leaves `name` for the access line of the request whose extensions these are.
+    fn record(extensions: &axum::http::Extensions, name: &str) {
+        if let Some(cell) = extensions.get::<PrincipalCell>() {
+            *cell.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.to_owned());
+        }
+    }
+}
+
+/// The client's address a request is authenticated from: the peer, or the
+/// address trusted proxies name in `X-Forwarded-For` (see
+/// [`crate::auth::Authenticator::client_ip`]).
+fn client_ip(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    // Every X-Forwarded-For line, in order (RFC 9110 §5.3: one list):
+    // a proxy may add its own line instead of appending to the client's.
+    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
+    let forwarded_for = (!lines.is_empty()).then(|| lines.join(","));
+    app.auth.client_ip(peer, forwarded_for.as_deref())
+}
 
 /// The JMAP Session object, with URLs on the host the client used.
 async fn session(

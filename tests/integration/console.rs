@@ -249,20 +249,8 @@ async fn a_tenant_administrator_sees_only_its_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let (t1, t2) = (server.tenant("t1").await, server.tenant("t2").await);
-    let d1 = server
-        .call("x:Domain/set", json!({"create": {"d": {"name": "one.example", "memberTenantId": t1}}}))
-        .await
-        .1["created"]["d"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let d2 = server
-        .call("x:Domain/set", json!({"create": {"d": {"name": "two.example", "memberTenantId": t2}}}))
-        .await
-        .1["created"]["d"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let d1 = server.domain_in("one.example", &t1).await;
+    let d2 = server.domain_in("two.example", &t2).await;
     let (_, r) = server
         .call(
             "x:Account/set",

@@ -338,6 +338,14 @@ impl TestServer {
         r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
     }
 
+    /// Creates a domain of tenant `tenant` and returns its id.
+    pub(super) async fn domain_in(&self, name: &str, tenant: &str) -> String {
+        let (_, r) = self
+            .call("x:Domain/set", serde_json::json!({"create": {"d": {"name": name, "memberTenantId": tenant}}}))
+            .await;
+        r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+    }
+
     /// Creates an account from a JMAP object and returns its id.
     pub(super) async fn account(&self, object: serde_json::Value) -> String {
         let (_, r) = self.call("x:Account/set", serde_json::json!({"create": {"a": object}})).await;

@@ -24,16 +24,8 @@ async fn world(dir: &std::path::Path) -> World {
     let server = TestServer::start(dir).await;
     let tn1 = server.tenant("t1").await;
     let tn2 = server.tenant("t2").await;
-    let domain = |name: &'static str, tenant: String| {
-        let server = &server;
-        async move {
-            let (_, r) =
-                server.call("x:Domain/set", json!({"create": {"d": {"name": name, "memberTenantId": tenant}}})).await;
-            r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
-        }
-    };
-    let d1 = domain("one.example", tn1.clone()).await;
-    let d2 = domain("two.example", tn2.clone()).await;
+    let d1 = server.domain_in("one.example", &tn1).await;
+    let d2 = server.domain_in("two.example", &tn2).await;
     let (_, r) = server
         .call(
             "x:Account/set",

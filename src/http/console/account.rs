@@ -52,10 +52,6 @@ const FIELDS: [(&str, &str); 17] = [
     ("createdAt", "Created"),
 ];
 
-fn failed() -> MethodFailure {
-    MethodFailure { kind: "serverFail".into(), description: "missing answer".into() }
-}
-
 pub(super) async fn page(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -76,11 +72,11 @@ pub(super) async fn page(
     if let Some(v) = &as_of_value {
         calls.push(("x:Account/get", json!({"ids": [id], "asOf": v})));
     }
-    let mut answers = jmap(&app, p, calls).await?.into_iter();
-    let now = answers.next().unwrap_or_else(|| Err(failed())).map_err(MethodFailure::page)?;
-    let history = answers.next().unwrap_or_else(|| Err(failed())).map_err(MethodFailure::page)?;
-    let then = match answers.next() {
-        Some(a) => Some(a.map_err(MethodFailure::page)?),
+    let mut answers = jmap(&app, p, calls).await?;
+    let now = answers.next().map_err(MethodFailure::page)?;
+    let history = answers.next().map_err(MethodFailure::page)?;
+    let then = match as_of_value {
+        Some(_) => Some(answers.next().map_err(MethodFailure::page)?),
         None => None,
     };
     let as_plain = |v: &Value| match layout::plain(v.clone()) {
@@ -99,16 +95,20 @@ pub(super) async fn page(
         .iter()
         .filter_map(|e| Some((e.get("position")?.as_u64()?, e.get("details").cloned().unwrap_or(Value::Null))))
         .collect();
-    let (ledger, viewer_p) = (app.ledger.clone(), Arc::clone(p));
-    let diffs = tokio::task::spawn_blocking(move || {
-        let read = ledger.read();
-        changes(&read.view, &viewer_p, ledger.log(), oid, &wanted, &details)
-    })
-    .await??;
     let shown_state = match &then {
         Some(t) => list(t).first().and_then(as_plain),
         None => current.clone(),
     };
+    // The diffs and the shown state's names, from one read of the store.
+    let (ledger, viewer_p, shown) = (app.ledger.clone(), Arc::clone(p), shown_state.clone());
+    let (diffs, names) = tokio::task::spawn_blocking(move || {
+        let read = ledger.read();
+        let diffs = changes(&read.view, &viewer_p, ledger.log(), oid, &wanted, &details)?;
+        let names: Option<HashMap<String, String>> =
+            shown.map(|s| super::timeline::describe(&read.view, &viewer_p, &s).into_iter().collect());
+        Ok::<_, crate::StoreError>((diffs, names))
+    })
+    .await??;
     let resolved = then.as_ref().and_then(|t| t.get("asOf")).and_then(Value::as_u64);
     let title = current
         .as_ref()
@@ -122,11 +122,6 @@ pub(super) async fn page(
         (false, "AccountErased") => Some(("erased", "Erased: its personal data is gone; the chain still verifies.")),
         (false, _) => Some(("destroyed", "Destroyed: the account no longer exists; its history is kept.")),
         _ => None,
-    };
-    let names = {
-        let (ledger, viewer_p) = (app.ledger.clone(), Arc::clone(p));
-        let state = shown_state.clone();
-        tokio::task::spawn_blocking(move || state.map(|s| named(&ledger, &viewer_p, &s))).await?
     };
     let body = html! {
         h1 { (title) }
@@ -164,16 +159,6 @@ pub(super) async fn page(
         }
     };
     Ok(layout::page(&title, Some(p), Section::Accounts, body).into_response())
-}
-
-/// Rendered properties as text, ids named (blocking: store reads).
-fn named(
-    ledger: &crate::store::Ledger,
-    viewer: &crate::auth::Principal,
-    s: &Map<String, Value>,
-) -> HashMap<String, String> {
-    let read = ledger.read();
-    super::timeline::describe(&read.view, viewer, s).into_iter().collect()
 }
 
 fn state(s: &Map<String, Value>, names: &HashMap<String, String>) -> Markup {

@@ -22,6 +22,11 @@ pub(crate) struct MethodFailure {
 }
 
 impl MethodFailure {
+    /// A call the response has no answer for.
+    fn missing() -> Self {
+        MethodFailure { kind: "serverFail".to_owned(), description: "no answer".to_owned() }
+    }
+
     /// The error as a page error: `forbidden` as 403, unknown ids as 404,
     /// argument errors as 400 (the console built them from the page's query).
     pub(crate) fn page(self) -> PageError {
@@ -38,13 +43,23 @@ impl MethodFailure {
     }
 }
 
+/// The answers of one request's calls, taken in the order the calls were made.
+pub(crate) struct Answers(std::vec::IntoIter<Answer>);
+
+impl Answers {
+    /// The next call's answer (`serverFail` past the last call).
+    pub(crate) fn next(&mut self) -> Answer {
+        self.0.next().unwrap_or_else(|| Err(MethodFailure::missing()))
+    }
+}
+
 /// Runs `calls` (`[[name, arguments], …]`; call ids are their indexes) as
 /// `principal`; returns each call's answer in order.
 pub(crate) async fn jmap(
     app: &AppState,
     principal: &Arc<Principal>,
     calls: Vec<(&str, Value)>,
-) -> Result<Vec<Answer>, PageError> {
+) -> Result<Answers, PageError> {
     let method_calls: Vec<Value> =
         calls.iter().enumerate().map(|(i, (name, args))| json!([name, args, i.to_string()])).collect();
     let body = json!({
@@ -70,11 +85,11 @@ pub(crate) async fn jmap(
                 })
             }
             Some(r) => Ok(r.get(1).cloned().unwrap_or(Value::Null)),
-            None => Err(MethodFailure { kind: "serverFail".to_owned(), description: "no answer".to_owned() }),
+            None => Err(MethodFailure::missing()),
         };
         out.push(answer);
     }
-    Ok(out)
+    Ok(Answers(out.into_iter()))
 }
 
 /// The `list` of a `/get` answer.

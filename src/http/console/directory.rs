@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::call::{Answer, jmap, list};
+use super::call::{Answer, MethodFailure, jmap, list};
 use super::layout::{self, Section};
 use super::session::{Viewer, urlencode};
 use super::{PageError, PageResult};
@@ -113,7 +113,7 @@ pub(super) async fn accounts(State(app): State<AppState>, viewer: Viewer, Query(
     let p = &viewer.principal;
     let filter = search.filter()?;
     let position = search.page.saturating_mul(PAGE);
-    let answers = jmap(
+    let mut answers = jmap(
         &app,
         p,
         vec![
@@ -137,17 +137,11 @@ pub(super) async fn accounts(State(app): State<AppState>, viewer: Viewer, Query(
         ],
     )
     .await?;
-    let mut answers = answers.into_iter();
-    let mut next = || {
-        answers.next().unwrap_or_else(|| {
-            Err(super::call::MethodFailure { kind: "serverFail".into(), description: "missing answer".into() })
-        })
-    };
-    let query = next().map_err(|f| f.page())?;
-    let found = next().map_err(|f| f.page())?;
-    let (domains, tenants) = (options(&next(), "name"), options(&next(), "name"));
-    let _ = next();
-    let groups = options(&next(), "name");
+    let query = answers.next().map_err(MethodFailure::page)?;
+    let found = answers.next().map_err(MethodFailure::page)?;
+    let (domains, tenants) = (options(&answers.next(), "name"), options(&answers.next(), "name"));
+    let _group_ids = answers.next();
+    let groups = options(&answers.next(), "name");
     let total = query.get("total").and_then(Value::as_u64).unwrap_or(0);
     let domain_name = |id: &str| {
         domains
@@ -245,11 +239,9 @@ async fn listing(
             (get, json!({"#ids": {"resultOf": "0", "name": query, "path": "/ids"}, "properties": properties})),
         ],
     )
-    .await?
-    .into_iter();
-    let missing = || super::call::MethodFailure { kind: "serverFail".into(), description: String::new() };
-    let counted = answers.next().unwrap_or_else(|| Err(missing())).map_err(|f| f.page())?;
-    let answer = answers.next().unwrap_or_else(|| Err(missing())).map_err(|f| f.page())?;
+    .await?;
+    let counted = answers.next().map_err(MethodFailure::page)?;
+    let answer = answers.next().map_err(MethodFailure::page)?;
     let total = counted.get("total").and_then(Value::as_u64).unwrap_or(0);
     let items: Vec<&Value> = list(&answer).iter().collect();
     let body = html! {

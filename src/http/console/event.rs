@@ -50,8 +50,7 @@ pub(super) async fn page(
         (false, Some(account)) => {
             let answer = jmap(&app, p, vec![("x:AccountHistory/get", serde_json::json!({"ids": [account]}))])
                 .await?
-                .pop()
-                .unwrap_or_else(|| Err(MethodFailure { kind: "serverFail".into(), description: String::new() }))
+                .next()
                 .map_err(MethodFailure::page)?;
             let events: Vec<Value> = list(&answer)
                 .first()

@@ -21,7 +21,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::overview::{LATEST, row_of};
+use super::overview::rows_after;
 use super::session::Viewer;
 use crate::auth::permissions::ledger_wide::FEED_READ;
 use crate::feed::expiry;
@@ -37,25 +37,18 @@ pub(super) struct LiveQuery {
 }
 
 /// The rows after `after` up to the last durable position (at most the newest
-/// [`LATEST`]), the position reached, and the login's expiry; `None` when the
+/// [`super::overview::LATEST`]), the position reached, and the login's expiry; `None` when the
 /// login no longer holds. Blocking.
 type Batch = Option<(Vec<(u64, String)>, u64, Option<ledger_events::UtcDateTime>)>;
 
 fn batch(ledger: &Ledger, after: u64, login: &crate::auth::Session) -> Result<Batch, crate::StoreError> {
     let read = ledger.read();
-    // A position past the end (a client's own number) is the end.
-    let after = after.min(read.last_seq);
+
     let Some(principal) = login.current(&read.view, crate::http::now()).filter(|p| p.may_globally(FEED_READ)) else {
         return Ok(None);
     };
     let expires = principal.credential.and_then(|c| c.bounds.expires_at);
-    let first = after.max(read.last_seq.saturating_sub(LATEST)).saturating_add(1);
-    let mut rows = Vec::new();
-    for seq in first..=read.last_seq {
-        if let Some(record) = ledger.log().read(read.view.snapshot(), seq)? {
-            rows.push((seq, row_of(&read.view, &record).into_string()));
-        }
-    }
+    let rows = rows_after(ledger, &read, after)?.into_iter().map(|(seq, row)| (seq, row.into_string())).collect();
     Ok(Some((rows, read.last_seq, expires)))
 }
 

@@ -29,7 +29,7 @@ pub(super) async fn page(State(app): State<AppState>, viewer: Viewer) -> PageRes
     let p = &viewer.principal;
     let total =
         |name: &'static str, filter: Value| (name, json!({"filter": filter, "limit": 0, "calculateTotal": true}));
-    let answers = jmap(
+    let mut answers = jmap(
         &app,
         p,
         vec![
@@ -50,7 +50,7 @@ pub(super) async fn page(State(app): State<AppState>, viewer: Viewer) -> PageRes
         "/console/tenants",
     ];
     let counts: Vec<Option<u64>> =
-        answers.iter().map(|a| a.as_ref().ok().and_then(|v| v.get("total")).and_then(Value::as_u64)).collect();
+        labels.iter().map(|_| answers.next().ok().and_then(|v| v.get("total").and_then(Value::as_u64))).collect();
     let ledger_wide = p.may_globally(FEED_READ);
     let log = if ledger_wide {
         let (ledger, console) = (app.ledger.clone(), Arc::clone(&app.console));
@@ -59,7 +59,7 @@ pub(super) async fn page(State(app): State<AppState>, viewer: Viewer) -> PageRes
             tokio::task::spawn_blocking(move || {
                 let window = console.chart.window(&ledger, now_ms)?;
                 let chain = console.chain.status(&ledger);
-                let latest = latest(&ledger, LATEST)?;
+                let latest = latest(&ledger)?;
                 Ok::<_, crate::StoreError>((window, chain, latest))
             })
             .await??,
@@ -139,7 +139,7 @@ fn chain_status(s: &super::chain::Status) -> Markup {
 
 /// One record as a row of the latest events (what the live stream sends
 /// too), its account named by its current address. Blocking (store reads).
-pub(crate) fn row_of(view: &SnapshotView, record: &Record) -> Markup {
+fn row_of(view: &SnapshotView, record: &Record) -> Markup {
     let entry = crate::audit::history::entry(view, record, None);
     let subject = subject_named(view, record);
     row(&entry, subject.as_ref().map(|(id, label)| (id.as_str(), label.as_str())))
@@ -196,15 +196,27 @@ fn subject(record: &Record) -> Option<String> {
     }
 }
 
-/// The last `n` records, newest first, as rows. Blocking.
-fn latest(ledger: &Ledger, n: u64) -> Result<Vec<(u64, Markup)>, crate::StoreError> {
-    let read = ledger.read();
-    let snap = read.view.snapshot();
-    let mut out = Vec::new();
-    for seq in (read.last_seq.saturating_sub(n - 1).max(1)..=read.last_seq).rev() {
-        if let Some(record) = ledger.log().read(snap, seq)? {
-            out.push((seq, row_of(&read.view, &record)));
+/// The newest [`LATEST`] records, newest first, as rows. Blocking.
+fn latest(ledger: &Ledger) -> Result<Vec<(u64, Markup)>, crate::StoreError> {
+    let mut rows = rows_after(ledger, &ledger.read(), 0)?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The rows of the newest [`LATEST`] records after position `after` (a
+/// position past the end is the end), oldest first, as `read` has them: the
+/// overview's list, and each batch of its live stream. Blocking (store reads).
+pub(crate) fn rows_after(
+    ledger: &Ledger,
+    read: &crate::store::ReadState,
+    after: u64,
+) -> Result<Vec<(u64, Markup)>, crate::StoreError> {
+    let first = after.min(read.last_seq).max(read.last_seq.saturating_sub(LATEST)).saturating_add(1);
+    let mut rows = Vec::new();
+    for seq in first..=read.last_seq {
+        if let Some(record) = ledger.log().read(read.view.snapshot(), seq)? {
+            rows.push((seq, row_of(&read.view, &record)));
         }
     }
-    Ok(out)
+    Ok(rows)
 }

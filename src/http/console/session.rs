@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::layout::{self, Section};
 use crate::auth::{AuthError, Principal};
-use crate::http::{AppState, PrincipalCell, now};
+use crate::http::{AppState, PrincipalCell, client_ip, now};
 
 /// A session ends after this long without a request.
 pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -130,13 +130,6 @@ fn https(app: &AppState) -> bool {
     app.tls.is_some() || app.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
 }
 
-/// The client's address, as the API sees it (trusted proxies' `X-Forwarded-For`).
-fn client_ip(app: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
-    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
-    app.auth.client_ip(peer, forwarded.as_deref())
-}
-
 fn token_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -180,23 +173,18 @@ impl FromRequestParts<AppState> for Viewer {
             app.console.sessions.close(&key);
             return Err(refuse(parts));
         };
-        if let Some(cell) = parts.extensions.get::<PrincipalCell>() {
-            *cell.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(principal.name.clone());
-        }
+        PrincipalCell::record(&parts.extensions, &principal.name);
         Ok(Viewer { principal: Arc::new(principal), login, key })
     }
 }
 
-/// Percent-encodes a query value.
+/// What a link target keeps as is: RFC 3986's unreserved characters and `/`.
+const KEPT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Percent-encodes a path segment or query value (RFC 3986 §2.1).
 pub(crate) fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, KEPT).to_string()
 }
 
 /// Where to go after signing in: a console path, else the overview. Never
@@ -322,17 +310,7 @@ pub(super) async fn sign_in(
                 let text = "Too many people are signed in to the console. Try again later.";
                 return sign_in_page(StatusCode::SERVICE_UNAVAILABLE, &next, Some(text));
             };
-            let cookie = cookie::Cookie::build((COOKIE, token))
-                .path("/console")
-                .http_only(true)
-                .secure(https(&app))
-                .same_site(cookie::SameSite::Strict)
-                .build();
-            let mut response = Redirect::to(&next).into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            response
+            redirect_setting(&app, &next, Some(token))
         }
         Ok(Err(AuthError::RateLimited(retry))) => {
             app.health.login_blocked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -363,15 +341,23 @@ pub(super) async fn sign_out(State(app): State<AppState>, headers: HeaderMap) ->
     {
         app.console.sessions.close(blake3::hash(&raw).as_bytes());
     }
-    let cookie = cookie::Cookie::build((COOKIE, ""))
+    redirect_setting(&app, "/console/sign-in", None)
+}
+
+/// A redirect to `to` that sets the session cookie to `token`, or clears it
+/// (`None`: empty, `Max-Age=0`). The attributes are the module doc's.
+fn redirect_setting(app: &AppState, to: &str, token: Option<String>) -> Response {
+    let clear = token.is_none();
+    let mut cookie = cookie::Cookie::build((COOKIE, token.unwrap_or_default()))
         .path("/console")
         .http_only(true)
-        .secure(https(&app))
-        .same_site(cookie::SameSite::Strict)
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
-    let mut response = Redirect::to("/console/sign-in").into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+        .secure(https(app))
+        .same_site(cookie::SameSite::Strict);
+    if clear {
+        cookie = cookie.max_age(cookie::time::Duration::ZERO);
+    }
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie.build().encoded().to_string()) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
