@@ -20,6 +20,8 @@ mod integration {
     mod cluster;
     #[cfg(target_os = "linux")]
     mod cluster_nodes;
+    #[cfg(target_os = "linux")]
+    mod cluster_transparency;
     mod console;
     #[cfg(target_os = "linux")]
     mod console_browser;
@@ -56,5 +58,7 @@ mod integration {
     mod support;
     mod tenancy;
     mod tidy;
+    mod transparency;
+    mod transparency_attacks;
     mod usage;
 }

@@ -8,8 +8,10 @@ mod chain;
 pub mod codec;
 mod event;
 mod log;
+pub mod merkle;
 pub mod model;
 mod record;
+mod tree;
 pub mod values;
 
 pub use crate::{
@@ -20,6 +22,7 @@ pub use crate::{
     record::{
         Actor, AuthMethod, CommitMeta, Digest, MAX_CALL_ID_LEN, MAX_REQUEST_ID_LEN, Payload, Record, RecordHeader,
     },
+    tree::{Extended, MerkleTree, TREE_KEYSPACE, TreeView},
     values::{InvalidValue, ObjectId, UtcDateTime},
 };
 

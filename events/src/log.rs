@@ -10,7 +10,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, Readable
 
 use crate::chain::{ChainError, ChainFault, ChainTail, ChainVerifier};
 use crate::codec::{self, seq_key};
-use crate::record::Record;
+use crate::record::{Digest, Record};
 use crate::values::UtcDateTime;
 
 /// Keyspace holding record headers, key = position (u64 BE).
@@ -24,6 +24,10 @@ pub enum Error {
     Storage(#[from] fjall::Error),
     #[error("corrupt event log in {path}: {source}", path = path.display())]
     Corrupt { path: PathBuf, source: ChainError },
+    /// The Merkle tree lacks a node it must have (it is damaged; it is
+    /// derived from the log, so removing `log_tree` rebuilds it).
+    #[error("the Merkle tree (keyspace log_tree) lacks its node at level {level}, index {index}")]
+    MissingNode { level: u32, index: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -211,6 +215,25 @@ impl EventLog {
             .map_err(|e| self.corrupt(ChainError { seq: header.seq, fault: ChainFault::BadPayload(e) }))
     }
 
+    /// A stored header entry: its position and header, or corruption named.
+    fn decode_stored(&self, key: &[u8], raw: &[u8]) -> Result<(u64, crate::RecordHeader)> {
+        let seq = codec::decode_seq_key(key)
+            .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
+        let header = codec::decode_header(raw)
+            .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
+        Ok((seq, header))
+    }
+
+    /// The record hash of each position from `from` on, in log order (headers
+    /// only, no payload read): what the Merkle tree's leaves commit to.
+    pub fn hashes<'a>(&'a self, snap: &'a Snapshot, from: u64) -> impl Iterator<Item = Result<(u64, Digest)>> + 'a {
+        snap.range(&self.headers, seq_key(from)..).map(move |guard| {
+            let (key, raw) = guard.into_inner()?;
+            let (seq, header) = self.decode_stored(&key, &raw)?;
+            Ok((seq, header.hash))
+        })
+    }
+
     /// Records from position `from` on, in log order. Headers and payloads are
     /// read as two ranges walked side by side (payload keys are a subset of
     /// header keys: an erased record has none), not a lookup per record.
@@ -220,10 +243,7 @@ impl EventLog {
         let mut ahead: Option<fjall::KvPair> = None;
         snap.range(&self.headers, seq_key(from)..).map(move |guard| {
             let (key, raw) = guard.into_inner()?;
-            let seq = codec::decode_seq_key(&key)
-                .map_err(|e| self.corrupt(ChainError { seq: 0, fault: ChainFault::Undecodable(e) }))?;
-            let header = codec::decode_header(&raw)
-                .map_err(|e| self.corrupt(ChainError { seq, fault: ChainFault::Undecodable(e) }))?;
+            let (_, header) = self.decode_stored(&key, &raw)?;
             let stored = loop {
                 let (payload_key, value) = match ahead.take() {
                     Some(pair) => pair,

@@ -300,3 +300,55 @@ fn a_commit_message_round_trips_and_refuses_damage() {
     huge[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(codec::decode_commit(&huge), Err(codec::CodecError::Truncated));
 }
+
+#[test]
+fn the_merkle_tree_follows_the_log_in_steps_and_is_rebuilt_when_it_does_not_match() {
+    use crate::merkle::{self, CompactRange};
+    let dir = tempfile::tempdir().unwrap();
+    let db = fjall::Database::builder(dir.path()).open().unwrap();
+    let log = EventLog::open(&db, dir.path()).unwrap();
+    let tree = crate::MerkleTree::open(&db).unwrap();
+    let records = chain_of(40);
+    let stage = |range: std::ops::Range<usize>| {
+        let mut batch = db.batch();
+        for r in &records[range] {
+            log.stage(&mut batch, r);
+        }
+        batch.commit().unwrap();
+    };
+    stage(0..25);
+    assert_eq!(tree.extend(&db, &log, 20).unwrap(), crate::Extended { size: 20, rebuilt: false });
+    stage(25..40);
+    assert_eq!(tree.extend(&db, &log, 40).unwrap(), crate::Extended { size: 40, rebuilt: false });
+    let leaves: Vec<_> = records.iter().map(|r| merkle::leaf_hash(&r.header.hash.0)).collect();
+    let snap = db.snapshot();
+    let view = tree.view(&snap);
+    let mut range = CompactRange::new();
+    for n in 1..=40u64 {
+        range.append(leaves[n as usize - 1], |_, _, _| {});
+        let root = merkle::root(&view, n).unwrap();
+        assert_eq!(root, range.root(), "root at {n}");
+        for i in 0..n {
+            let proof = merkle::inclusion_proof(&view, i, n).unwrap();
+            merkle::verify_inclusion(i, n, &leaves[i as usize], &proof, &root).unwrap();
+        }
+    }
+    // A tree that is not the log's (another log's leaf at its end) is rebuilt.
+    let other = chain_of(41);
+    let dir2 = tempfile::tempdir().unwrap();
+    let db2 = fjall::Database::builder(dir2.path()).open().unwrap();
+    let log2 = EventLog::open(&db2, dir2.path()).unwrap();
+    let tree2 = crate::MerkleTree::open(&db2).unwrap();
+    let mut batch = db2.batch();
+    for r in &records[..10] {
+        log2.stage(&mut batch, r);
+    }
+    batch.commit().unwrap();
+    tree2.extend(&db2, &log2, 10).unwrap();
+    let mut batch = db2.batch();
+    batch.insert(tree2.keyspace(), [0u8, 0, 0, 0, 0, 0, 0, 0, 9], merkle::leaf_hash(&other[40].header.hash.0).to_vec());
+    batch.commit().unwrap();
+    assert_eq!(tree2.extend(&db2, &log2, 10).unwrap(), crate::Extended { size: 10, rebuilt: true });
+    let snap2 = db2.snapshot();
+    assert_eq!(merkle::root(&tree2.view(&snap2), 10).unwrap(), merkle::root(&view, 10).unwrap());
+}

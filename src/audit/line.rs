@@ -45,6 +45,11 @@ pub(crate) struct ExportLine<'a> {
     /// The exact header bytes, hex: what the record hash is computed over.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// In a one-account export: the record's inclusion proof (RFC 9162
+    /// §2.1.3, hex hashes, leaf side first) in the tree of the trailer's
+    /// signed checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_hash: Option<String>,
     /// Record format 2: the payload's salt, 64 hex digits, while the payload exists.
@@ -84,10 +89,21 @@ pub(crate) struct LineActor {
     pub name: String,
 }
 
-/// The export's last line: what it covers and a digest of every line before it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The export's last line: what it covers and a digest of every line before
+/// it; since signed checkpoints, also the evidence that binds it to one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Trailer {
+    /// The signed checkpoint (C2SP tlog-checkpoint note) of tree size `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Of a whole-log export: the compact range (hex, largest subtree first)
+    /// of the tree of size `from - 1`, which the records then extend to `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_range: Option<Vec<String>>,
+    /// Asked for with `since`: the consistency proof between that size and `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyLine>,
     /// blake3 (hex) over every line before the trailer, each with its newline.
     pub digest: String,
     pub from: u64,
@@ -96,6 +112,19 @@ pub(crate) struct Trailer {
     pub records: u64,
     pub skipped: u64,
     pub to: u64,
+    /// The log's verifier key (C2SP signed-note), for trust on first use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier_key: Option<String>,
+}
+
+/// A consistency proof in an export's trailer: from tree size `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConsistencyLine {
+    pub from: u64,
+    pub to: u64,
+    /// Hex hashes (RFC 9162 §2.1.4).
+    pub hashes: Vec<String>,
 }
 
 /// Whether `field` names secret material in a payload (format 1).
@@ -181,7 +210,12 @@ impl<'a> ExportLine<'a> {
     /// marked so. Whoever reads the export or the feed holds nothing that
     /// would let them guess a password offline.
     pub(crate) fn record_text(record: &Record) -> Result<String, BadPayload> {
-        let line = ExportLine::record(record)?;
+        Self::record_text_with(record, None)
+    }
+
+    /// [`Self::record_text`] with an inclusion proof (hex hashes).
+    pub(crate) fn record_text_with(record: &Record, inclusion: Option<Vec<String>>) -> Result<String, BadPayload> {
+        let line = ExportLine { inclusion, ..ExportLine::record(record)? };
         let Some(raw) = line.payload else { return Ok(line.to_text()) };
         if record.header.format != 1 || !SECRET_FIELDS.iter().any(|(secret, _)| raw.get().contains(secret)) {
             return Ok(line.to_text());
@@ -264,8 +298,16 @@ mod tests {
             ExportLine::skipped(&full).to_text(),
             format!(r#"{{"hash":"{}","prevHash":"{}","seq":1,"skipped":true}}"#, h.hash, h.prev_hash)
         );
-        let trailer =
-            Trailer { digest: "d".into(), from: 1, last_hash: "h".into(), last_seq: 2, records: 1, skipped: 1, to: 2 };
+        let trailer = Trailer {
+            digest: "d".into(),
+            from: 1,
+            last_hash: "h".into(),
+            last_seq: 2,
+            records: 1,
+            skipped: 1,
+            to: 2,
+            ..Trailer::default()
+        };
         assert_eq!(
             ExportLine::trailer(trailer).to_text(),
             r#"{"trailer":{"digest":"d","from":1,"lastHash":"h","lastSeq":2,"records":1,"skipped":1,"to":2}}"#

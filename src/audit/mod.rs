@@ -1,8 +1,11 @@
-//! Uses of replay: account history, verifiable export, checkpoints, restore.
+//! Uses of replay: account history, verifiable export, signed checkpoints and
+//! proofs, restore.
 
 pub mod asof;
 pub mod export;
 pub(crate) mod history;
 pub(crate) mod line;
+pub mod notary;
+pub mod note;
 pub mod restore;
 pub mod verify;

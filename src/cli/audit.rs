@@ -1,4 +1,4 @@
-//! `ledger audit history|export|verify|checkpoint` and `ledger restore`.
+//! `ledger audit history|export|verify|checkpoint|key|proof` and `ledger restore`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,8 +9,12 @@ use serde_json::json;
 
 use super::client::{Client, Kind, find};
 use super::output::{Output, emit, event_line, printable};
+use super::trust::{KeyChoice, TrustStore};
 use crate::audit::export::Bound;
-use crate::audit::verify::verify_export;
+use crate::audit::line::{ExportLine, Trailer};
+use crate::audit::note::{Checkpoint, VerifierKey};
+use crate::audit::verify::{Against, verify};
+use ledger_events::{Digest, merkle};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -27,9 +31,16 @@ pub enum AuditCommand {
         /// Last log position or RFC 3339 UTC time.
         #[arg(long)]
         to: Option<Bound>,
-        /// Only this account's records in full (others as skipped hashes).
+        /// Only this account's records, each with its inclusion proof.
         #[arg(long)]
         account: Option<String>,
+        /// A tree size you trust: the export carries the consistency proof from
+        /// it (by default the checkpoint remembered for this log, if any).
+        #[arg(long)]
+        since: Option<u64>,
+        /// The trust directory (see `ledger audit verify`).
+        #[arg(long, env = "LEDGER_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
     },
     /// Verify an export or backup file offline, or a whole stopped store with --data-dir.
     Verify {
@@ -38,17 +49,81 @@ pub enum AuditCommand {
         /// Check a store instead of a file.
         #[arg(long, conflicts_with = "file")]
         data_dir: Option<PathBuf>,
-        /// `POSITION:HASH` from `ledger audit checkpoint`: prove the log only grew since.
+        /// A signed checkpoint you kept (a file), or `POSITION:HASH` of the
+        /// chain: prove the log only grew since. By default the checkpoint
+        /// remembered for this log.
         #[arg(long)]
         checkpoint: Option<String>,
+        /// The log's verifier key (`ledger audit key`); by default the one
+        /// remembered, or, the first time, the export's (trust on first use).
+        #[arg(long)]
+        key: Option<String>,
+        /// Where the keys and checkpoints of the logs you checked are remembered.
+        #[arg(long, env = "LEDGER_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
+        /// Accept an export without a signed checkpoint (made before signed
+        /// checkpoints): only its own chain is checked, which anyone can forge.
+        #[arg(long, conflicts_with_all = ["key"])]
+        unsigned: bool,
     },
-    /// Print the current end of the chain as `POSITION:HASH`, to keep.
-    Checkpoint,
+    /// Fetch the log's signed checkpoint, check its signature and that the log
+    /// only grew since the checkpoint remembered, then remember it and print it.
+    Checkpoint {
+        /// The log's verifier key; by default the one remembered, or the
+        /// server's on first use.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, env = "LEDGER_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
+    },
+    /// Print the log's verifier key (origin, key id, Ed25519 key) for auditors to keep.
+    Key,
+    /// Make a log key file (mode 0600) for `ledger serve --log-key` (the
+    /// same key on every node of a cluster), and print its verifier key.
+    NewKey {
+        /// The log's origin, a schema-less URL such as `ledger.example.org/accounts`.
+        #[arg(long)]
+        origin: String,
+        /// The file to write; it must not exist.
+        file: PathBuf,
+    },
+    /// Fetch and check an inclusion or consistency proof against signed checkpoints.
+    #[command(subcommand)]
+    Proof(ProofCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProofCommand {
+    /// Prove that the record at a log position is in the signed tree.
+    Inclusion {
+        /// The log position (from 1).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        position: u64,
+        /// The tree size (by default the whole log).
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, env = "LEDGER_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
+    },
+    /// Prove that the tree of size FROM is a prefix of the tree of size TO.
+    Consistency {
+        #[arg(long)]
+        from: u64,
+        /// By default the whole log.
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, env = "LEDGER_TRUST_DIR")]
+        trust_dir: Option<PathBuf>,
+    },
 }
 
 /// Whether the command needs a server.
 pub(super) fn needs_server(c: &AuditCommand) -> bool {
-    !matches!(c, AuditCommand::Verify { .. })
+    !matches!(c, AuditCommand::Verify { .. } | AuditCommand::NewKey { .. })
 }
 
 pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditCommand) -> anyhow::Result<()> {
@@ -74,7 +149,7 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 }
             }
         }
-        AuditCommand::Export { from, to, account } => {
+        AuditCommand::Export { from, to, account, since, trust_dir } => {
             let mut query = Vec::new();
             let bound = |b: Bound| match b {
                 Bound::Seq(n) => n.to_string(),
@@ -92,6 +167,17 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 let id = find(client, Kind::Account, &a, client.lookup).await?.unwrap_or(a);
                 query.push(format!("account={id}"));
             }
+            let since = match since {
+                Some(since) => Some(since),
+                None => {
+                    let key = log_key(client).await?;
+                    let remembered = TrustStore::at(trust_dir)?.load(&key.origin)?;
+                    remembered.and_then(|r| r.checkpoint).map(|(c, _)| c.size)
+                }
+            };
+            if let Some(since) = since {
+                query.push(format!("since={since}"));
+            }
             let mut response = client.get(&format!("/api/audit/export?{}", query.join("&"))).await?;
             // `x-ledger-positions: FROM-TO`: one line per position, then the trailer.
             let lines = response
@@ -99,7 +185,9 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 .get("x-ledger-positions")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split_once('-'))
-                .and_then(|(a, b)| Some(b.parse::<u64>().ok()?.saturating_sub(a.parse::<u64>().ok()?) + 1))
+                .and_then(|(a, b)| {
+                    Some(b.parse::<u64>().ok()?.saturating_sub(a.parse::<u64>().ok()?).saturating_add(1))
+                })
                 .unwrap_or(0);
             let started = std::time::Instant::now();
             let bar = super::progress::positions(lines, "exporting");
@@ -117,17 +205,138 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 super::progress::rate(written.saturating_sub(1), started).replace(" events", " records")
             );
         }
-        AuditCommand::Checkpoint => {
-            let v: serde_json::Value = client.get("/api/audit/checkpoint").await?.json().await?;
-            emit(format_args!("{}:{}", v["position"], printable(v["hash"].as_str().unwrap_or_default())));
+        AuditCommand::Checkpoint { key, trust_dir } => {
+            let store = TrustStore::at(trust_dir)?;
+            let offered = log_key(client).await?;
+            let choice = store.key_for(&offered.origin, key.as_deref(), Some(&offered.verifier_key))?;
+            let key = &choice.key;
+            let (checkpoint, note) = signed_checkpoint(client, key, None).await?;
+            let since = choice.remembered.as_ref().and_then(|r| r.checkpoint.as_ref());
+            let grew = match since {
+                None => "the first checkpoint remembered for this log".to_owned(),
+                Some((old, _)) if old.size > checkpoint.size => bail!(
+                    "this server's log (tree size {}) is behind the checkpoint remembered (tree size {}): ask another node, or later",
+                    checkpoint.size,
+                    old.size
+                ),
+                Some((old, _)) => {
+                    check_consistency(client, old, &checkpoint).await?;
+                    format!("consistent with the checkpoint of tree size {} remembered", old.size)
+                }
+            };
+            store.remember(&choice, &note)?;
+            if out.json_asked() {
+                out.object(&json!({
+                    "origin": checkpoint.origin,
+                    "treeSize": checkpoint.size,
+                    "rootHash": hex::encode(checkpoint.root),
+                    "checkpoint": note,
+                    "consistentWith": since.map(|(c, _)| c.size),
+                }));
+            } else {
+                print!("{note}");
+                eprintln!("ok: signed by {} ({}); {grew}", key.name(), key.id_hex());
+            }
         }
-        AuditCommand::Verify { .. } => unreachable!("verify runs offline"),
+        AuditCommand::Key => {
+            let offered = log_key(client).await?;
+            // Printed only once parsed: a server's text never reaches the terminal raw.
+            let key = VerifierKey::parse(&offered.verifier_key)
+                .ok()
+                .filter(|k| k.name() == offered.origin)
+                .context("the server's verifier key is malformed, or not named after its origin")?;
+            if out.json_asked() {
+                out.object(&json!({
+                    "origin": key.name(),
+                    "keyId": key.id_hex(),
+                    "publicKey": key.public_base64(),
+                    "verifierKey": key.encode(),
+                }));
+            } else {
+                emit(key.encode());
+            }
+        }
+        AuditCommand::Proof(ProofCommand::Inclusion { position, size, key, trust_dir }) => {
+            let store = TrustStore::at(trust_dir)?;
+            let choice = proof_key(client, &store, key.as_deref()).await?;
+            let (checkpoint, _) = signed_checkpoint(client, &choice.key, size).await?;
+            let proof: serde_json::Value = client
+                .get(&format!("/api/audit/proof/inclusion?position={position}&size={}", checkpoint.size))
+                .await?
+                .json()
+                .await?;
+            let record =
+                proof["recordHash"].as_str().and_then(Digest::from_hex).context("the proof has no record hash")?;
+            let hashes = hashes(&proof["hashes"])?;
+            merkle::verify_inclusion(
+                position - 1,
+                checkpoint.size,
+                &merkle::leaf_hash(&record.0),
+                &hashes,
+                &checkpoint.root,
+            )
+            .with_context(|| {
+                format!("the server's proof that position {position} is in the signed tree does not verify")
+            })?;
+            if out.is_json() {
+                out.object(&proof);
+            } else {
+                emit(format_args!(
+                    "ok: position {position} (record hash {record}) is in the signed tree of size {} (root {})",
+                    checkpoint.size,
+                    hex::encode(checkpoint.root)
+                ));
+                for h in &hashes {
+                    emit(hex::encode(h));
+                }
+            }
+        }
+        AuditCommand::Proof(ProofCommand::Consistency { from, to, key, trust_dir }) => {
+            let store = TrustStore::at(trust_dir)?;
+            let choice = proof_key(client, &store, key.as_deref()).await?;
+            let (newer, _) = signed_checkpoint(client, &choice.key, to).await?;
+            let (older, _) = signed_checkpoint(client, &choice.key, Some(from)).await?;
+            let hashes = check_consistency(client, &older, &newer).await?;
+            if out.is_json() {
+                out.object(&json!({
+                    "from": older.size, "to": newer.size,
+                    "fromRootHash": hex::encode(older.root), "toRootHash": hex::encode(newer.root),
+                    "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+                }));
+            } else {
+                emit(format_args!(
+                    "ok: the signed tree of size {} (root {}) is a prefix of the signed tree of size {} (root {})",
+                    older.size,
+                    hex::encode(older.root),
+                    newer.size,
+                    hex::encode(newer.root)
+                ));
+                for h in &hashes {
+                    emit(hex::encode(h));
+                }
+            }
+        }
+        AuditCommand::Verify { .. } | AuditCommand::NewKey { .. } => unreachable!("runs offline"),
     }
     Ok(())
 }
 
 pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
-    let AuditCommand::Verify { file, data_dir, checkpoint } = command else { bail!("not an offline command") };
+    if let AuditCommand::NewKey { origin, file } = &command {
+        if !crate::audit::note::valid_name(origin) {
+            bail!(
+                "{origin:?} cannot be an origin: it must be printable ASCII (a host and path, punycode for other scripts), without spaces or +"
+            );
+        }
+        let key = crate::audit::note::SignerKey::generate(origin)?;
+        crate::secrets::write_private(file, key.encode().as_bytes())
+            .with_context(|| format!("writing {} (it must not exist)", file.display()))?;
+        emit(key.verifier().encode());
+        return Ok(());
+    }
+    let AuditCommand::Verify { file, data_dir, checkpoint, key, trust_dir, unsigned } = command else {
+        bail!("not an offline command")
+    };
     if let Some(dir) = data_dir {
         return super::verify_store(&dir);
     }
@@ -147,28 +356,216 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{} is neither an audit export (NDJSON) nor a ledger backup", file.display()))?;
-    let checkpoint = match checkpoint {
-        None => None,
-        Some(c) => {
+    // `POSITION:HASH` of the chain, or a file holding a signed checkpoint.
+    let chain = match checkpoint.as_deref() {
+        Some(c) if !std::path::Path::new(c).exists() => {
             let parsed =
                 c.split_once(':').and_then(|(s, h)| Some((s.parse().ok()?, ledger_events::Digest::from_hex(h)?)));
-            Some(parsed.with_context(|| format!("{c:?} is not POSITION:HASH"))?)
+            Some(parsed.with_context(|| format!("{c:?} is neither a checkpoint file nor POSITION:HASH"))?)
         }
+        _ => None,
     };
-    match verify_export(&text, checkpoint) {
+    let kept_note = match checkpoint.as_deref() {
+        Some(c) if chain.is_none() => Some(std::fs::read_to_string(c).with_context(|| format!("reading {c}"))?),
+        _ => None,
+    };
+    let trailer = last_trailer(&text);
+    let note = trailer.as_ref().and_then(|t| t.checkpoint.as_deref());
+    let store = TrustStore::at(trust_dir)?;
+    let choice = match note {
+        Some(note) => {
+            // The origin as the note claims it; nothing is trusted or
+            // remembered unless the note then verifies with its key.
+            let origin = note.lines().next().unwrap_or_default();
+            let offered = trailer.as_ref().and_then(|t| t.verifier_key.as_deref());
+            Some(store.key_for(origin, key.as_deref(), offered)?)
+        }
+        None if key.is_some() || kept_note.is_some() => {
+            bail!("{} carries no signed checkpoint (it was made before signed checkpoints)", file.display())
+        }
+        None if chain.is_none() && !unsigned => bail!(
+            "{} carries no signed checkpoint, so only its own hash chain could be checked, and anyone can make a \
+             chain. For an export made before signed checkpoints give --checkpoint POSITION:HASH from a \
+             checkpoint you kept, or --unsigned to check its chain alone",
+            file.display()
+        ),
+        None => None,
+    };
+    let key = choice.as_ref().map(|c| &c.key);
+    let remembered =
+        choice.as_ref().and_then(|c| c.remembered.as_ref()).and_then(|r| r.checkpoint.as_ref()).map(|(c, _)| c);
+    let kept = match (&kept_note, key) {
+        (Some(note), Some(key)) => {
+            Some(Checkpoint::open(note, key).context("the --checkpoint file is not a checkpoint of this log's key")?)
+        }
+        _ => None,
+    };
+    // The export must be consistent with the checkpoint named, else the one
+    // remembered; with a file named, the remembered one is checked as well
+    // when the export can show it.
+    let trusted = kept.as_ref().or(remembered);
+    let also = kept.as_ref().and(remembered);
+    let against = Against { chain, key, trusted, also };
+    match verify(&text, against) {
         Ok(v) => {
-            let grew = match checkpoint {
-                Some((position, _)) => format!("; the checkpoint at position {position} is in it: the log only grew"),
-                None => String::new(),
-            };
-            emit(format_args!(
-                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}{grew}",
+            let mut summary = format!(
+                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
                 v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
-            ));
+            );
+            if v.erased_unexplained > 0 {
+                summary.push_str(&format!(
+                    " ({} erased record(s) no AccountErased record in this export lists: erased after its last \
+                     position, or their payloads were withheld)",
+                    v.erased_unexplained
+                ));
+            }
+            if let Some((position, _)) = chain {
+                summary.push_str(&format!("; the checkpoint at position {position} is in it: the log only grew"));
+            }
+            if note.is_none() {
+                summary.push_str("; UNSIGNED: no signed checkpoint, only the export's own chain was checked");
+            }
+            if let (Some(c), Some(choice), Some(note)) = (&v.checkpoint, &choice, note) {
+                let key = &choice.key;
+                summary.push_str(&format!(
+                    "; the signed checkpoint of tree size {} ({} {}) verifies",
+                    c.size,
+                    key.name(),
+                    key.id_hex()
+                ));
+                match v.consistent_with {
+                    Some(size) => summary.push_str(&format!(", consistent with the trusted one of tree size {size}")),
+                    None => summary.push_str(", the first one trusted for this log"),
+                }
+                // Remembered only when it extends what was remembered, shown so.
+                let remember = match remembered {
+                    None => true,
+                    Some(r) if c.size < r.size => {
+                        summary.push_str(&format!(
+                            "; older than the checkpoint of tree size {} remembered, which stays",
+                            r.size
+                        ));
+                        false
+                    }
+                    Some(r)
+                        if (v.consistent_with == Some(r.size) && kept.is_none()) || v.also_consistent == Some(true) =>
+                    {
+                        true
+                    }
+                    Some(r) => {
+                        summary.push_str(&format!(
+                            "; not checked against the checkpoint of tree size {} remembered (export again with \
+                             --since {}), which stays",
+                            r.size, r.size
+                        ));
+                        false
+                    }
+                };
+                if remember {
+                    store.remember(choice, note)?;
+                }
+            }
+            emit(printable(&summary));
             Ok(())
         }
-        Err(fault) => bail!("{} is not a faithful export: {fault}", file.display()),
+        Err(faults) => {
+            for f in &faults {
+                eprintln!("{}", printable(&f.to_string()));
+            }
+            bail!("{} is not a faithful export: {} problem(s), listed above", file.display(), faults.len())
+        }
     }
+}
+
+/// The trailer of an export, read from its last line.
+fn last_trailer(text: &str) -> Option<Trailer> {
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    serde_json::from_str::<ExportLine<'_>>(last).ok()?.trailer
+}
+
+/// The log's key as its server presents it.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogKey {
+    origin: String,
+    key_id: String,
+    public_key: String,
+    verifier_key: String,
+}
+
+async fn log_key(client: &Client) -> anyhow::Result<LogKey> {
+    client.get("/api/audit/key").await?.json().await.context("reading the log's key")
+}
+
+/// The key to check a proof's checkpoints with; on first use the server's
+/// own, which is said (proofs remember nothing; `ledger audit checkpoint` does).
+async fn proof_key(client: &Client, store: &TrustStore, given: Option<&str>) -> anyhow::Result<KeyChoice> {
+    let offered = log_key(client).await?;
+    let choice = store.key_for(&offered.origin, given, Some(&offered.verifier_key))?;
+    if choice.first_use && given.is_none() {
+        eprintln!(
+            "checked with the server's own key {} (not trusted yet: `ledger audit checkpoint` remembers it)",
+            choice.key.encode()
+        );
+    }
+    Ok(choice)
+}
+
+/// The server's checkpoint of tree size `size` (the whole log when `None`), opened with `key`.
+async fn signed_checkpoint(
+    client: &Client,
+    key: &VerifierKey,
+    size: Option<u64>,
+) -> anyhow::Result<(Checkpoint, String)> {
+    let path = match size {
+        Some(size) => format!("/api/audit/checkpoint?size={size}"),
+        None => "/api/audit/checkpoint".to_owned(),
+    };
+    let note = client.get_with_accept(&path, "text/plain").await?.text().await.context("reading the checkpoint")?;
+    let checkpoint = Checkpoint::open(&note, key)
+        .with_context(|| format!("the server's checkpoint is not signed by the log key {}", key.encode()))?;
+    if size.is_some_and(|s| s != checkpoint.size) {
+        bail!(
+            "asked for the checkpoint of tree size {}, the server signed tree size {}",
+            size.unwrap_or(0),
+            checkpoint.size
+        );
+    }
+    Ok((checkpoint, note))
+}
+
+/// Fetches and checks the consistency proof from `older` to `newer`; its hashes.
+async fn check_consistency(
+    client: &Client,
+    older: &Checkpoint,
+    newer: &Checkpoint,
+) -> anyhow::Result<Vec<merkle::Hash>> {
+    let proof: serde_json::Value = client
+        .get(&format!("/api/audit/proof/consistency?from={}&to={}", older.size, newer.size))
+        .await?
+        .json()
+        .await?;
+    let hashes = hashes(&proof["hashes"])?;
+    merkle::verify_consistency(older.size, newer.size, &older.root, &newer.root, &hashes).with_context(|| {
+        format!(
+            "the log is NOT consistent with the checkpoint of tree size {}: it was rewritten or forked since",
+            older.size
+        )
+    })?;
+    Ok(hashes)
+}
+
+fn hashes(list: &serde_json::Value) -> anyhow::Result<Vec<merkle::Hash>> {
+    let parse = |v: &serde_json::Value| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(v.as_str()?, &mut out).ok()?;
+        Some(out)
+    };
+    list.as_array()
+        .context("the proof has no hashes")?
+        .iter()
+        .map(|v| parse(v).context("a proof hash is not 64 hex digits"))
+        .collect()
 }
 
 /// The id of the account that was ever created or renamed with the address

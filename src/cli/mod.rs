@@ -15,6 +15,7 @@ mod output;
 mod progress;
 mod serve;
 pub use serve::{LogFormat, ServeArgs};
+mod trust;
 pub mod version;
 
 use std::path::PathBuf;

@@ -8,6 +8,8 @@ use super::client::Kind;
 
 pub(super) struct Output {
     pub(super) json: bool,
+    /// `--json` was given (not only implied by a pipe).
+    asked: bool,
     /// `--fields`: only these properties (and `id`) are printed.
     fields: Option<Vec<String>>,
 }
@@ -76,7 +78,7 @@ pub(super) fn printable(text: &str) -> String {
 
 impl Output {
     pub(super) fn new(json: bool, table: bool, fields: Option<Vec<String>>) -> Self {
-        Output { json: json || (!table && !std::io::stdout().is_terminal()), fields }
+        Output { json: json || (!table && !std::io::stdout().is_terminal()), asked: json, fields }
     }
 
     /// `v` with only the `--fields` properties (and `id`), when given.
@@ -94,6 +96,12 @@ impl Output {
 
     pub(super) fn is_json(&self) -> bool {
         self.json
+    }
+
+    /// Whether `--json` was given: for output whose text form is itself a
+    /// standard format (a signed note, a verifier key), kept on a pipe.
+    pub(super) fn json_asked(&self) -> bool {
+        self.asked
     }
 
     pub(super) fn print_json(&self, v: &Value) {

@@ -137,6 +137,20 @@ pub struct ServeArgs {
     /// (`https://ledger.example.org`): the Session's apiUrl and other URLs use it.
     #[arg(long, env = "LEDGER_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The log key (Ed25519, `PRIVATE+KEY+NAME+ID+KEY`, mode 0600) that signs
+    /// checkpoints; by default `log.key` in the data directory, made on first
+    /// start. The ledger keeps the last checkpoint it signed beside it
+    /// (`FILE.checkpoint`), so its directory must be writable.
+    #[arg(long, env = "LEDGER_LOG_KEY")]
+    pub log_key: Option<PathBuf>,
+    /// The origin (the key's name) of a log key made on first start, a
+    /// schema-less URL such as `ledger.example.org/accounts`; by default the
+    /// --public-url without its scheme, else a random one.
+    #[arg(long, env = "LEDGER_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+    /// Seconds between signed checkpoints while the log grows; 0 signs only on demand.
+    #[arg(long, env = "LEDGER_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
+    pub checkpoint_interval_secs: u64,
 }
 
 /// How log lines are written.
@@ -251,8 +265,18 @@ fn serve_opened(
             key.display()
         );
     }
-    let (mut app, generated) = AppState::open(ledger.clone(), data_dir, &config, services)
-        .with_context(|| format!("setting up authentication in {}", data_dir.display()))?;
+    let fallback_origin = args.public_url.as_deref().and_then(|url| {
+        let bare = url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/');
+        crate::audit::note::valid_name(bare).then(|| bare.to_owned())
+    });
+    let notary = crate::audit::notary::NotaryConfig {
+        key_file: args.log_key.clone(),
+        origin: args.log_origin.clone(),
+        fallback_origin,
+    };
+    let (mut app, generated) = AppState::open_with(ledger.clone(), data_dir, &config, services, &notary)
+        .with_context(|| format!("setting up authentication and the log key in {}", data_dir.display()))?;
+    app.checkpoint_interval = std::time::Duration::from_secs(args.checkpoint_interval_secs);
     // Where the service is, once everything that writes to the data
     // directory has (the keys), then the generated password.
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -63,6 +63,10 @@ pub struct AppState {
     pub health: Arc<health::Health>,
     /// The audit console's sessions and caches.
     pub(crate) console: Arc<console::Console>,
+    /// The Merkle tree, the log key and its signed checkpoints.
+    pub notary: Arc<crate::audit::notary::Notary>,
+    /// How often a checkpoint is signed while the log grows (zero: only on demand).
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -75,6 +79,18 @@ impl AppState {
         auth: &AuthConfig,
         services: ServicesConfig,
     ) -> std::io::Result<(Self, Option<Plaintext>)> {
+        Self::open_with(ledger, data_dir, auth, services, &crate::audit::notary::NotaryConfig::default())
+    }
+
+    /// [`Self::open`] with the log key of `notary` (see [`crate::audit::notary`]).
+    pub fn open_with(
+        ledger: Ledger,
+        data_dir: &Path,
+        auth: &AuthConfig,
+        services: ServicesConfig,
+        notary: &crate::audit::notary::NotaryConfig,
+    ) -> std::io::Result<(Self, Option<Plaintext>)> {
+        let notary = crate::audit::notary::Notary::open(&ledger, data_dir, notary).map_err(std::io::Error::other)?;
         // The admin password is generated last: nothing after it can fail
         // before the caller shows it.
         let sealing = Arc::new(SealingKey::load_or_create(data_dir)?);
@@ -92,6 +108,8 @@ impl AppState {
             public_url: None,
             health: Arc::default(),
             console: Arc::default(),
+            notary: Arc::new(notary),
+            checkpoint_interval: std::time::Duration::from_secs(60),
         };
         Ok((state, admin.generated))
     }
@@ -108,6 +126,9 @@ pub fn router(state: AppState) -> Router {
         .route("/jmap/", post(api))
         .route("/api/audit/export", get(audit::export))
         .route("/api/audit/checkpoint", get(audit::checkpoint))
+        .route("/api/audit/key", get(audit::key))
+        .route("/api/audit/proof/inclusion", get(audit::inclusion))
+        .route("/api/audit/proof/consistency", get(audit::consistency))
         .route("/api/feed", get(feed::feed))
         .route("/api/backup", get(backup::backup))
         .route("/api/schema", get(schema::latest))
@@ -412,6 +433,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping.clone();
     let watched = stopping.subscribe();
+    Arc::clone(&state.notary).spawn(state.checkpoint_interval, stopping.subscribe());
     tokio::spawn(async move {
         shutdown.await;
         stopping.send_replace(true);

@@ -19,7 +19,7 @@ use super::process::Served;
 use super::support::{USING, admin_auth};
 
 /// Every step that waits on the cluster is bounded by this.
-const BOUND: Duration = Duration::from_secs(30);
+pub(super) const BOUND: Duration = Duration::from_secs(30);
 /// A paused server must make its node's writes fail within this.
 const FAIL_BOUND: Duration = Duration::from_secs(20);
 
@@ -36,7 +36,7 @@ fn start(dir: &Path, urls: &str) -> Served {
 
 /// One JMAP call as the administrator, waiting for `min_position` first;
 /// the answer and the node's `X-Ledger-Position`.
-async fn call_at(url: &str, method: &str, args: Value, min_position: u64) -> (Value, u64) {
+pub(super) async fn call_at(url: &str, method: &str, args: Value, min_position: u64) -> (Value, u64) {
     let body = json!({"using": USING, "methodCalls": [[method, args, "c"]]});
     let response = tokio::time::timeout(
         BOUND,
@@ -87,7 +87,7 @@ async fn log_at(url: &str, min_position: u64) -> Value {
 }
 
 /// Every node's log, once each has applied `position`; asserts they agree.
-async fn agree(urls: &[&str], position: u64) -> Value {
+pub(super) async fn agree(urls: &[&str], position: u64) -> Value {
     let mut logs = Vec::new();
     for url in urls {
         logs.push(log_at(url, position).await);
@@ -101,12 +101,12 @@ async fn agree(urls: &[&str], position: u64) -> Value {
     logs.swap_remove(0)
 }
 
-async fn create_domain(url: &str, name: &str) -> (String, u64) {
+pub(super) async fn create_domain(url: &str, name: &str) -> (String, u64) {
     let (r, position) = call_at(url, "x:Domain/set", json!({"create": {"d": {"name": name}}}), 0).await;
     (r["created"]["d"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned(), position)
 }
 
-fn user(name: &str, domain: &str) -> Value {
+pub(super) fn user(name: &str, domain: &str) -> Value {
     json!({"create": {"a": {"@type": "User", "name": name, "domainId": domain}}})
 }
 

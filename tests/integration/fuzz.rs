@@ -305,12 +305,15 @@ impl Gen {
         let after = self.number();
         let word = self.word();
         let long = "a".repeat(self.below(20_000));
-        match self.below(6) {
+        match self.below(9) {
             0 => "/.well-known/jmap".into(),
             1 => format!("/api/feed?follow=false&after={after}&types={word}&account={long}"),
-            2 => format!("/api/audit/export?from={after}&to={word}&account={long}"),
-            3 => "/api/audit/checkpoint".into(),
+            2 => format!("/api/audit/export?from={after}&to={word}&account={long}&since={word}"),
+            3 => format!("/api/audit/checkpoint?size={after}"),
             4 => format!("/eventsource/?types={word}&closeafter=state&ping={after}"),
+            5 => format!("/api/audit/proof/inclusion?position={after}&size={word}"),
+            6 => format!("/api/audit/proof/consistency?from={word}&to={after}"),
+            7 => format!("/api/audit/export?since={after}"),
             _ => format!("/api/feed?follow=false&types={long}"),
         }
     }

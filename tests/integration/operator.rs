@@ -216,6 +216,7 @@ async fn a_reader_that_goes_away_ends_the_command_quietly() {
             .args(&args)
             .env("LEDGER_URL", &url)
             .env("LEDGER_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
+            .env("LEDGER_TRUST_DIR", super::process::trust_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -101,8 +101,16 @@ pub(super) fn ledger(url: &str, args: &[&str]) -> Output {
         .env("LEDGER_CREDENTIALS", format!("admin:{ADMIN_PASSWORD}"))
         .env_remove("LEDGER_TOKEN")
         .env_remove("LEDGER_DATA_DIR")
+        .env("LEDGER_TRUST_DIR", trust_dir())
         .stdin(Stdio::null());
     command.output().unwrap()
+}
+
+/// Where the tests' CLI runs remember the logs they checked (never the
+/// home directory of whoever runs the tests). Each test's server has its
+/// own random origin, so tests sharing it do not meet.
+pub(super) fn trust_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("trust")
 }
 
 pub(super) fn text(bytes: &[u8]) -> String {

@@ -48,7 +48,8 @@ fn every_source_file_opens_with_a_module_doc() {
 #[test]
 fn every_keyspace_is_in_the_architecture_doc() {
     let doc = architecture();
-    let mut keyspaces = vec![ledger_events::HEADERS_KEYSPACE, ledger_events::PAYLOADS_KEYSPACE];
+    let mut keyspaces =
+        vec![ledger_events::HEADERS_KEYSPACE, ledger_events::PAYLOADS_KEYSPACE, ledger_events::TREE_KEYSPACE];
     keyspaces.extend(ledger_projections::KEYSPACES);
     keyspaces.push(ledger::store::SCRATCH_KEYSPACE);
     let missing: Vec<&str> = keyspaces.into_iter().filter(|k| !doc.contains(&format!("`{k}`"))).collect();
