@@ -167,6 +167,31 @@ impl VerifierKey {
     }
 }
 
+impl VerifierKey {
+    /// `note` as this key signed it: its text and this key's signature
+    /// lines only (other signers' lines, unverified, are dropped), so it can
+    /// be shown and kept. Refused beyond [`VerifierKey::open`]: text that is
+    /// not printable ASCII lines (a checkpoint never holds other characters).
+    pub fn own_note(&self, note: &str) -> Result<String, NoteError> {
+        let text = self.open(note)?;
+        if !text.bytes().all(|b| b == b'\n' || b == b' ' || b.is_ascii_graphic()) {
+            return Err(NoteError::Malformed("the text holds characters other than printable ASCII"));
+        }
+        let prefix = format!("\u{2014} {} ", self.name);
+        let mut own = format!("{text}\n");
+        for line in note[text.len() + 1..].lines() {
+            let Some(blob) = line.strip_prefix(&prefix) else { continue };
+            let id =
+                BASE64.decode(blob).ok().filter(|b| b.len() >= 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            if id == Some(self.id) {
+                own.push_str(line);
+                own.push('\n');
+            }
+        }
+        Ok(own)
+    }
+}
+
 /// The log's private key. Its seed is never logged or shown.
 pub struct SignerKey {
     name: String,

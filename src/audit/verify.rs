@@ -34,8 +34,7 @@ pub struct Verified {
     pub signed: bool,
     /// The size of the trusted checkpoint this export was shown consistent with.
     pub consistent_with: Option<u64>,
-    /// [`Against::also`]: shown consistent (`Some(true)`), or not checked
-    /// because the export holds no proof for its size (`None`).
+    /// [`Against::also`] was given and shown consistent.
     pub also_consistent: Option<bool>,
     /// Erased records (of `erased`) that no AccountErased record in this
     /// export lists: erased after the export's range, or payloads withheld.
@@ -61,8 +60,8 @@ pub struct Against<'a> {
     /// A checkpoint trusted before: the export's must be consistent with it.
     pub trusted: Option<&'a Checkpoint>,
     /// Another checkpoint trusted before (the one remembered, when the
-    /// auditor names a file): checked too when the export shows its root or
-    /// a proof for its size; never a fault for lacking one.
+    /// auditor names a file): the export must be shown consistent with it
+    /// too, from its root or a proof for its size.
     pub also: Option<&'a Checkpoint>,
 }
 
@@ -182,7 +181,11 @@ pub fn verify(text: &str, against: Against<'_>) -> Result<Verified, Vec<ExportFa
                     "the trailer's last position does not match the last record (records were removed from the end?)",
                 ),
                 (
-                    expected.is_none() || t.last_hash == tail.last_hash.to_hex(),
+                    if expected.is_none() {
+                        Digest::from_hex(&t.last_hash).is_some()
+                    } else {
+                        t.last_hash == tail.last_hash.to_hex()
+                    },
                     "the trailer's last hash does not match the last record",
                 ),
                 (t.records == records && t.skipped == skipped, "the trailer's counts do not match the records"),
@@ -434,8 +437,18 @@ fn check_tree(
     }
     if let Some(also) = against.also {
         tree.also_consistent = consistency(t, &checkpoint, also, &shown_roots);
-        if tree.also_consistent == Some(false) {
-            faults.push(inconsistent(t, &checkpoint, also));
+        match tree.also_consistent {
+            Some(true) => {}
+            Some(false) => faults.push(inconsistent(t, &checkpoint, also)),
+            None => faults.push(fault(
+                t.to,
+                format!(
+                    "the export cannot show it is consistent with the checkpoint of tree size {} remembered for this \
+                     log as well: export again with --since {}, or check it against the file alone with an empty \
+                     --trust-dir",
+                    also.size, also.size
+                ),
+            )),
         }
     }
     tree.checkpoint = Some(checkpoint);

@@ -220,7 +220,7 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                     old.size
                 ),
                 Some((old, _)) => {
-                    check_consistency(client, old, &checkpoint).await?;
+                    against_remembered(client, &choice, &checkpoint).await?;
                     format!("consistent with the checkpoint of tree size {} remembered", old.size)
                 }
             };
@@ -260,11 +260,10 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
             let store = TrustStore::at(trust_dir)?;
             let choice = proof_key(client, &store, key.as_deref()).await?;
             let (checkpoint, _) = signed_checkpoint(client, &choice.key, size).await?;
-            let proof: serde_json::Value = client
-                .get(&format!("/api/audit/proof/inclusion?position={position}&size={}", checkpoint.size))
-                .await?
-                .json()
-                .await?;
+            against_remembered(client, &choice, &checkpoint).await?;
+            let proof =
+                small_json(client, &format!("/api/audit/proof/inclusion?position={position}&size={}", checkpoint.size))
+                    .await?;
             let record =
                 proof["recordHash"].as_str().and_then(Digest::from_hex).context("the proof has no record hash")?;
             let hashes = hashes(&proof["hashes"])?;
@@ -296,6 +295,10 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
             let choice = proof_key(client, &store, key.as_deref()).await?;
             let (newer, _) = signed_checkpoint(client, &choice.key, to).await?;
             let (older, _) = signed_checkpoint(client, &choice.key, Some(from)).await?;
+            // Both signed trees must agree with the one remembered: a node
+            // signing another history under the same key is caught here.
+            against_remembered(client, &choice, &newer).await?;
+            against_remembered(client, &choice, &older).await?;
             let hashes = check_consistency(client, &older, &newer).await?;
             if out.is_json() {
                 out.object(&json!({
@@ -343,12 +346,12 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let Some(file) = file else { bail!("give an export file, or --data-dir") };
     if crate::backup::is_backup_file(&file) {
         // A backup file (`ledger backup`): its chain and digest.
-        if checkpoint.is_some() {
-            bail!("--checkpoint applies to exports; a backup is checked whole");
+        if checkpoint.is_some() || key.is_some() {
+            bail!("--checkpoint and --key apply to exports; a backup (unsigned) is checked whole");
         }
         let summary = crate::backup::verify_file(&file, |_, _| {})?;
         emit(format_args!(
-            "ok: backup of positions 1..={}, {} records, head hash {}",
+            "ok: backup of positions 1..={}, {} records, head hash {} (a backup is not signed: its own chain and digest were checked)",
             summary.last_seq, summary.records, summary.last_hash
         ));
         return Ok(());
@@ -412,6 +415,9 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
                 "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
                 v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
             );
+            if v.records + v.skipped == 0 {
+                summary = "ok: no records (an empty range), the export's trailer is intact".to_owned();
+            }
             if v.erased_unexplained > 0 {
                 summary.push_str(&format!(
                     " ({} erased record(s) no AccountErased record in this export lists: erased after its last \
@@ -442,24 +448,13 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
                     None => true,
                     Some(r) if c.size < r.size => {
                         summary.push_str(&format!(
-                            "; older than the checkpoint of tree size {} remembered, which stays",
+                            "; older than the checkpoint of tree size {} remembered (consistent with it), which stays remembered",
                             r.size
                         ));
                         false
                     }
-                    Some(r)
-                        if (v.consistent_with == Some(r.size) && kept.is_none()) || v.also_consistent == Some(true) =>
-                    {
-                        true
-                    }
-                    Some(r) => {
-                        summary.push_str(&format!(
-                            "; not checked against the checkpoint of tree size {} remembered (export again with \
-                             --since {}), which stays",
-                            r.size, r.size
-                        ));
-                        false
-                    }
+                    // Shown consistent with it: as `trusted`, or as `also`.
+                    Some(_) => true,
                 };
                 if remember {
                     store.remember(choice, note)?;
@@ -494,7 +489,34 @@ struct LogKey {
 }
 
 async fn log_key(client: &Client) -> anyhow::Result<LogKey> {
-    client.get("/api/audit/key").await?.json().await.context("reading the log's key")
+    let text = client.get_small("/api/audit/key", "application/json", 64 * 1024).await?;
+    serde_json::from_str(&text).context("reading the log's key")
+}
+
+/// A small JSON answer (a proof: at most 64 hashes).
+async fn small_json(client: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
+    let text = client.get_small(path, "application/json", 64 * 1024).await?;
+    serde_json::from_str(&text).with_context(|| format!("reading the answer to {path}"))
+}
+
+/// Checks `checkpoint` against the one remembered for its log (if any):
+/// the same root at the same size, else a consistency proof between them
+/// that verifies with both signed roots.
+async fn against_remembered(client: &Client, choice: &KeyChoice, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    let Some((remembered, _)) = choice.remembered.as_ref().and_then(|r| r.checkpoint.as_ref()) else { return Ok(()) };
+    if remembered.size == checkpoint.size {
+        if remembered.root != checkpoint.root {
+            bail!(
+                "the log is NOT the one remembered: its signed tree of size {} has another root: it was rewritten \
+                 or forked (keep both checkpoints: they are evidence)",
+                checkpoint.size
+            );
+        }
+        return Ok(());
+    }
+    let (older, newer) =
+        if remembered.size < checkpoint.size { (remembered, checkpoint) } else { (checkpoint, remembered) };
+    check_consistency(client, older, newer).await.map(|_| ())
 }
 
 /// The key to check a proof's checkpoints with; on first use the server's
@@ -521,7 +543,11 @@ async fn signed_checkpoint(
         Some(size) => format!("/api/audit/checkpoint?size={size}"),
         None => "/api/audit/checkpoint".to_owned(),
     };
-    let note = client.get_with_accept(&path, "text/plain").await?.text().await.context("reading the checkpoint")?;
+    let note = client.get_small(&path, "text/plain", 1024 * 1024).await?;
+    // Only the log key's signature lines are kept (and shown, and remembered).
+    let note = key
+        .own_note(&note)
+        .with_context(|| format!("the server's checkpoint is not signed by the log key {}", key.encode()))?;
     let checkpoint = Checkpoint::open(&note, key)
         .with_context(|| format!("the server's checkpoint is not signed by the log key {}", key.encode()))?;
     if size.is_some_and(|s| s != checkpoint.size) {
@@ -540,11 +566,8 @@ async fn check_consistency(
     older: &Checkpoint,
     newer: &Checkpoint,
 ) -> anyhow::Result<Vec<merkle::Hash>> {
-    let proof: serde_json::Value = client
-        .get(&format!("/api/audit/proof/consistency?from={}&to={}", older.size, newer.size))
-        .await?
-        .json()
-        .await?;
+    let proof =
+        small_json(client, &format!("/api/audit/proof/consistency?from={}&to={}", older.size, newer.size)).await?;
     let hashes = hashes(&proof["hashes"])?;
     merkle::verify_consistency(older.size, newer.size, &older.root, &newer.root, &hashes).with_context(|| {
         format!(

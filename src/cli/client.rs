@@ -150,6 +150,26 @@ impl Client {
         self.get_with_accept(path_and_query, "*/*").await
     }
 
+    /// GETs a small answer (a key, a note, a proof): its body as text, at
+    /// most `limit` bytes, all within 60 s, so that a server cannot make the
+    /// client hold unbounded memory or wait forever.
+    pub(super) async fn get_small(&self, path_and_query: &str, accept: &str, limit: usize) -> anyhow::Result<String> {
+        let read = async {
+            let mut response = self.get_with_accept(path_and_query, accept).await?;
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.context("reading the answer")? {
+                if body.len() + chunk.len() > limit {
+                    anyhow::bail!("the server's answer to {path_and_query} is larger than {limit} bytes");
+                }
+                body.extend_from_slice(&chunk);
+            }
+            String::from_utf8(body).map_err(|_| anyhow::anyhow!("the server's answer to {path_and_query} is not UTF-8"))
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .map_err(|_| anyhow::anyhow!("the server did not answer {path_and_query} within 60 s"))?
+    }
+
     pub(super) async fn get_with_accept(
         &self,
         path_and_query: &str,

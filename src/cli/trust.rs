@@ -162,8 +162,31 @@ impl TrustStore {
     /// Remembers `note`, a checkpoint `choice.key` signed and the caller
     /// verified (consistent with the one remembered, and not smaller), as the
     /// log's latest; the first time, says where the key is now trusted.
+    /// Compare-and-swap under a lock on the directory: if another `ledger`
+    /// changed what is remembered of the log since `choice` was read, nothing
+    /// is written and the command fails (run it again), so the remembered
+    /// checkpoint never moves back.
     pub(super) fn remember(&self, choice: &KeyChoice, note: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let lock_path = self.dir.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        let seen =
+            |t: &Option<Trusted>| t.as_ref().map(|t| (t.key.encode(), t.checkpoint.as_ref().map(|c| c.1.clone())));
+        if seen(&self.load(choice.key.name())?) != seen(&choice.remembered) {
+            bail!(
+                "what is remembered of the log {:?} changed while this command checked it (another ledger command \
+                 ran): nothing was remembered; run it again",
+                printable(choice.key.name())
+            );
+        }
         let path = self.save(&choice.key, Some(note))?;
+        drop(lock);
         if choice.first_use {
             eprintln!(
                 "trusting the log key {} of {} from now on (remembered in {}); compare it with the \

@@ -5,6 +5,7 @@
 //! records; and the audit routes' answers to malformed parameters.
 
 use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -18,6 +19,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
                 .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
                 .collect()
         })
@@ -177,15 +179,14 @@ fn a_forged_export_cannot_poison_bypass_or_roll_back_what_the_auditor_trusts() {
     let (s1, s2) = (size1.to_string(), size2.to_string());
     export_to(&url, trust, &["--to", &s1, "--since", &s2], &f("older"));
     let said = ok(verify(trust, &f("older"), &[]));
-    assert!(
-        said.contains(&format!("older than the checkpoint of tree size {size2} remembered, which stays")),
-        "{said}"
-    );
+    assert!(said.contains(&format!("older than the checkpoint of tree size {size2} remembered")), "{said}");
     assert_eq!(snapshot(trust), remembered);
     add_users(&url, "w", 2);
     export_to(&url, trust, &["--account", "v0@example.org", "--since", &s1], &f("since-cp1"));
-    let said = ok(verify(trust, &f("since-cp1"), &["--checkpoint", cp1.to_str().unwrap()]));
-    assert!(said.contains(&format!("not checked against the checkpoint of tree size {size2} remembered")), "{said}");
+    // A file named adds a check: the remembered checkpoint is checked too,
+    // and an export that cannot show it is refused.
+    let said = refused(trust, &f("since-cp1"), &["--checkpoint", cp1.to_str().unwrap()]);
+    assert!(said.contains(&format!("consistent with the checkpoint of tree size {size2} remembered")), "{said}");
     assert_eq!(snapshot(trust), remembered, "the remembered checkpoint stays where it was checked");
     // The same with a whole export, which shows the root at the remembered size: it moves on.
     export_to(&url, trust, &["--since", &s1], &f("whole-since-cp1"));
@@ -229,4 +230,53 @@ fn the_audit_routes_answer_malformed_parameters_with_problems() {
     let out = cli(&url, a.path(), &["audit", "proof", "inclusion", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     served.stop();
+}
+
+#[test]
+fn a_node_signing_another_history_under_the_same_key_is_caught_by_every_audit_command() {
+    let (genuine, copy, files) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let trust_dir = tempfile::tempdir().unwrap();
+    let trust = trust_dir.path();
+    let args = ["--log-origin", "ledger.test/forked", "--checkpoint-interval-secs", "0"];
+    let a = Served::start(genuine.path(), &args);
+    add_domain(&a.url);
+    add_users(&a.url, "u", 2);
+    a.stop();
+    // The same data directory and key twice, the guard left behind: the one
+    // way the key signs two histories (docs/operations.md, "The log key").
+    let copied = Command::new("cp")
+        .args(["-a", &format!("{}/.", genuine.path().display()), copy.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for file in ["log.key.checkpoint", "serve.pid"] {
+        let _ = std::fs::remove_file(copy.path().join(file));
+    }
+    let (a, b) = (Served::start(genuine.path(), &args), Served::start(copy.path(), &args));
+    add_users(&a.url, "a", 2);
+    add_users(&b.url, "b", 5);
+    let first = cli(&a.url, trust, &["audit", "checkpoint"]);
+    assert!(
+        first.status.success() && text(&first.stderr).contains("the first checkpoint remembered"),
+        "{}",
+        text(&first.stderr)
+    );
+    let size_a: u64 = ok(first).lines().nth(1).unwrap().parse().unwrap();
+    let remembered = snapshot(trust);
+
+    for args in [
+        vec!["audit", "checkpoint"],
+        vec!["audit", "proof", "inclusion", "1", "--table"],
+        vec!["audit", "proof", "consistency", "--from", "2", "--table"],
+    ] {
+        let said = failed(cli(&b.url, trust, &args));
+        assert!(said.contains("NOT consistent") || said.contains("NOT the one remembered"), "{args:?}: {said}");
+    }
+    export_to(&b.url, trust, &[], &files.path().join("forked"));
+    let said = refused(trust, &files.path().join("forked"), &[]);
+    assert!(said.contains(&format!("not consistent with the checkpoint of tree size {size_a}")), "{said}");
+    assert_eq!(snapshot(trust), remembered, "nothing of the fork is remembered");
+    a.stop();
+    b.stop();
 }
