@@ -32,6 +32,8 @@ pub struct Verified {
     pub checkpoint: Option<Checkpoint>,
     /// The checkpoint's signature was checked with the key given.
     pub signed: bool,
+    /// One account's records, each with its inclusion proof (not a range).
+    pub one_account: bool,
     /// The size of the trusted checkpoint this export was shown consistent with.
     pub consistent_with: Option<u64>,
     /// [`Against::also`] was given and shown consistent.
@@ -222,6 +224,7 @@ pub fn verify(text: &str, against: Against<'_>) -> Result<Verified, Vec<ExportFa
                 redacted,
                 checkpoint: tree.checkpoint,
                 signed: tree.signed,
+                one_account: in_proof_mode,
                 consistent_with: tree.consistent_with,
                 also_consistent: tree.also_consistent,
                 erased_unexplained,
@@ -418,21 +421,15 @@ fn check_tree(
         }
         if range.root() != checkpoint.root {
             faults.push(fault(t.to, "the records do not make the signed tree (its root hash differs)"));
+            // Roots of edited records say nothing about the log.
+            shown_roots.clear();
         }
     }
     if let Some(trusted) = against.trusted {
         match consistency(t, &checkpoint, trusted, &shown_roots) {
             Some(true) => tree.consistent_with = Some(trusted.size),
             Some(false) => faults.push(inconsistent(t, &checkpoint, trusted)),
-            None => faults.push(fault(
-                t.to,
-                format!(
-                    "the export has no consistency proof between tree sizes {} and {}: export again with --since {}",
-                    trusted.size.min(checkpoint.size),
-                    trusted.size.max(checkpoint.size),
-                    trusted.size
-                ),
-            )),
+            None => faults.push(no_proof(&checkpoint, trusted)),
         }
     }
     if let Some(also) = against.also {
@@ -440,19 +437,27 @@ fn check_tree(
         match tree.also_consistent {
             Some(true) => {}
             Some(false) => faults.push(inconsistent(t, &checkpoint, also)),
-            None => faults.push(fault(
-                t.to,
-                format!(
-                    "the export cannot show it is consistent with the checkpoint of tree size {} remembered for this \
-                     log as well: export again with --since {}, or check it against the file alone with an empty \
-                     --trust-dir",
-                    also.size, also.size
-                ),
-            )),
+            None => faults.push(no_proof(&checkpoint, also)),
         }
     }
     tree.checkpoint = Some(checkpoint);
     tree
+}
+
+/// Not a fault of the file: it holds no proof linking its checkpoint to a
+/// trusted one of another size.
+fn no_proof(checkpoint: &Checkpoint, trusted: &Checkpoint) -> ExportFault {
+    let (small, large) = (trusted.size.min(checkpoint.size), trusted.size.max(checkpoint.size));
+    fault(
+        0,
+        format!(
+            "the export's checkpoint (tree size {}) cannot be linked to the one of tree size {} you trust: the file \
+             holds no consistency proof between them (nothing in it was found altered). Export again with --since \
+             {}; for a file made earlier, `ledger audit proof consistency --from {small} --to {large}` checks the \
+             link with the server",
+            checkpoint.size, trusted.size, trusted.size
+        ),
+    )
 }
 
 fn inconsistent(t: &Trailer, checkpoint: &Checkpoint, trusted: &Checkpoint) -> ExportFault {

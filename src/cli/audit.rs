@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -73,6 +75,7 @@ pub enum AuditCommand {
         /// server's on first use.
         #[arg(long)]
         key: Option<String>,
+        /// Where the keys and checkpoints of the logs you checked are remembered.
         #[arg(long, env = "LEDGER_TRUST_DIR")]
         trust_dir: Option<PathBuf>,
     },
@@ -102,20 +105,25 @@ pub enum ProofCommand {
         /// The tree size (by default the whole log).
         #[arg(long)]
         size: Option<u64>,
+        /// The log's verifier key (`ledger audit key`); by default the one remembered.
         #[arg(long)]
         key: Option<String>,
+        /// Where the keys and checkpoints of the logs you checked are remembered.
         #[arg(long, env = "LEDGER_TRUST_DIR")]
         trust_dir: Option<PathBuf>,
     },
     /// Prove that the tree of size FROM is a prefix of the tree of size TO.
     Consistency {
+        /// The smaller tree size (a checkpoint you kept: its second line).
         #[arg(long)]
         from: u64,
         /// By default the whole log.
         #[arg(long)]
         to: Option<u64>,
+        /// The log's verifier key (`ledger audit key`); by default the one remembered.
         #[arg(long)]
         key: Option<String>,
+        /// Where the keys and checkpoints of the logs you checked are remembered.
         #[arg(long, env = "LEDGER_TRUST_DIR")]
         trust_dir: Option<PathBuf>,
     },
@@ -172,6 +180,15 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 None => {
                     let key = log_key(client).await?;
                     let remembered = TrustStore::at(trust_dir)?.load(&key.origin)?;
+                    if let Some(r) = &remembered
+                        && r.key.encode() != key.verifier_key
+                    {
+                        eprintln!(
+                            "warning: the server presents another key than the one remembered for {}: `ledger audit \
+                             verify` will refuse this export",
+                            printable(&key.origin)
+                        );
+                    }
                     remembered.and_then(|r| r.checkpoint).map(|(c, _)| c.size)
                 }
             };
@@ -202,7 +219,7 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
             bar.finish_and_clear();
             eprintln!(
                 "exported {}",
-                super::progress::rate(written.saturating_sub(1), started).replace(" events", " records")
+                super::progress::rate(written.saturating_sub(1), started).replace(" event", " record")
             );
         }
         AuditCommand::Checkpoint { key, trust_dir } => {
@@ -220,18 +237,33 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                     old.size
                 ),
                 Some((old, _)) => {
-                    against_remembered(client, &choice, &checkpoint).await?;
+                    // On failure both signed notes are the evidence: say where they are.
+                    against_remembered(client, &choice, &checkpoint).await.with_context(|| {
+                        format!(
+                            "keep both signed checkpoints as evidence: the server's is below, the remembered one is \
+                             the \"checkpoint\" of {}\n{note}",
+                            store.path_of(key.name()).display()
+                        )
+                    })?;
                     format!("consistent with the checkpoint of tree size {} remembered", old.size)
                 }
             };
             store.remember(&choice, &note)?;
             if out.json_asked() {
+                // The chain's head at that size, proven in the signed tree: a
+                // `POSITION:HASH` for `verify --checkpoint` across a new key.
+                let head = match checkpoint.size {
+                    0 => None,
+                    size => Some(proven_record(client, size, &checkpoint).await?),
+                };
                 out.object(&json!({
                     "origin": checkpoint.origin,
                     "treeSize": checkpoint.size,
                     "rootHash": hex::encode(checkpoint.root),
                     "checkpoint": note,
                     "consistentWith": since.map(|(c, _)| c.size),
+                    "position": head.map(|_| checkpoint.size),
+                    "hash": head.map(|h| h.to_hex()),
                 }));
             } else {
                 print!("{note}");
@@ -281,9 +313,11 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 out.object(&proof);
             } else {
                 emit(format_args!(
-                    "ok: position {position} (record hash {record}) is in the signed tree of size {} (root {})",
+                    "ok: position {position} (record hash {record}) is in the tree of size {} (root {}) signed by {} ({})",
                     checkpoint.size,
-                    hex::encode(checkpoint.root)
+                    BASE64.encode(checkpoint.root),
+                    choice.key.name(),
+                    choice.key.id_hex()
                 ));
                 for h in &hashes {
                     emit(hex::encode(h));
@@ -308,11 +342,14 @@ pub(super) async fn run_remote(client: &Client, out: &Output, command: AuditComm
                 }));
             } else {
                 emit(format_args!(
-                    "ok: the signed tree of size {} (root {}) is a prefix of the signed tree of size {} (root {})",
+                    "ok: the signed tree of size {} (root {}) is a prefix of the signed tree of size {} (root {}), \
+                     signed by {} ({})",
                     older.size,
-                    hex::encode(older.root),
+                    BASE64.encode(older.root),
                     newer.size,
-                    hex::encode(newer.root)
+                    BASE64.encode(newer.root),
+                    choice.key.name(),
+                    choice.key.id_hex()
                 ));
                 for h in &hashes {
                     emit(hex::encode(h));
@@ -360,16 +397,15 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{} is neither an audit export (NDJSON) nor a ledger backup", file.display()))?;
     // `POSITION:HASH` of the chain, or a file holding a signed checkpoint.
-    let chain = match checkpoint.as_deref() {
-        Some(c) if !std::path::Path::new(c).exists() => {
-            let parsed =
-                c.split_once(':').and_then(|(s, h)| Some((s.parse().ok()?, ledger_events::Digest::from_hex(h)?)));
-            Some(parsed.with_context(|| format!("{c:?} is neither a checkpoint file nor POSITION:HASH"))?)
-        }
-        _ => None,
-    };
+    // `POSITION:HASH` (64 hex digits) of the chain, else a file.
+    let chain = checkpoint.as_deref().and_then(|c| {
+        c.split_once(':').and_then(|(s, h)| Some((s.parse::<u64>().ok()?, ledger_events::Digest::from_hex(h)?)))
+    });
     let kept_note = match checkpoint.as_deref() {
-        Some(c) if chain.is_none() => Some(std::fs::read_to_string(c).with_context(|| format!("reading {c}"))?),
+        Some(c) if chain.is_none() => Some(
+            std::fs::read_to_string(c)
+                .with_context(|| format!("--checkpoint {c:?}: neither POSITION:HASH nor a readable checkpoint file"))?,
+        ),
         _ => None,
     };
     let trailer = last_trailer(&text);
@@ -386,7 +422,8 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
         None if key.is_some() || kept_note.is_some() => {
             bail!("{} carries no signed checkpoint (it was made before signed checkpoints)", file.display())
         }
-        None if chain.is_none() && !unsigned => bail!(
+        // A file without a trailer, or not an export at all: `verify` says which.
+        None if chain.is_none() && !unsigned && trailer.is_some() => bail!(
             "{} carries no signed checkpoint, so only its own hash chain could be checked, and anyone can make a \
              chain. For an export made before signed checkpoints give --checkpoint POSITION:HASH from a \
              checkpoint you kept, or --unsigned to check its chain alone",
@@ -398,9 +435,10 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let remembered =
         choice.as_ref().and_then(|c| c.remembered.as_ref()).and_then(|r| r.checkpoint.as_ref()).map(|(c, _)| c);
     let kept = match (&kept_note, key) {
-        (Some(note), Some(key)) => {
-            Some(Checkpoint::open(note, key).context("the --checkpoint file is not a checkpoint of this log's key")?)
-        }
+        (Some(note), Some(key)) => Some(
+            Checkpoint::open(note, key)
+                .context("the --checkpoint file is not a signed checkpoint of this log's key")?,
+        ),
         _ => None,
     };
     // The export must be consistent with the checkpoint named, else the one
@@ -411,19 +449,35 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
     let against = Against { chain, key, trusted, also };
     match verify(&text, against) {
         Ok(v) => {
-            let mut summary = format!(
-                "ok: positions {}..={}, {} records in full ({} erased, {} with secrets redacted), {} skipped, last hash {}",
-                v.from, v.last_seq, v.records, v.erased, v.redacted, v.skipped, v.last_hash
-            );
-            if v.records + v.skipped == 0 {
-                summary = "ok: no records (an empty range), the export's trailer is intact".to_owned();
+            let mut summary = if v.records + v.skipped == 0 {
+                "ok: no records (an empty range), the export's trailer is intact".to_owned()
+            } else if v.one_account {
+                format!(
+                    "ok: {} of one account, each checked in full and proven in the signed tree (not proven: that \
+                     the file holds all of the account's records)",
+                    count(v.records, "record")
+                )
+            } else {
+                format!("ok: positions {}..={}, {} checked in full", v.from, v.last_seq, count(v.records, "record"))
+            };
+            if v.erased > 0 {
+                summary.push_str(&format!(", {} erased (header and links checked)", v.erased));
             }
             if v.erased_unexplained > 0 {
                 summary.push_str(&format!(
-                    " ({} erased record(s) no AccountErased record in this export lists: erased after its last \
-                     position, or their payloads were withheld)",
+                    " ({} of them listed by no AccountErased record in this export: erased after its last \
+                     position, or their payloads withheld)",
                     v.erased_unexplained
                 ));
+            }
+            if v.redacted > 0 {
+                summary.push_str(&format!(", {} with secrets redacted", v.redacted));
+            }
+            if v.skipped > 0 {
+                summary.push_str(&format!(", {} skipped", v.skipped));
+            }
+            if v.records > 0 {
+                summary.push_str(&format!(", last hash {}", v.last_hash));
             }
             if let Some((position, _)) = chain {
                 summary.push_str(&format!("; the checkpoint at position {position} is in it: the log only grew"));
@@ -434,14 +488,22 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
             if let (Some(c), Some(choice), Some(note)) = (&v.checkpoint, &choice, note) {
                 let key = &choice.key;
                 summary.push_str(&format!(
-                    "; the signed checkpoint of tree size {} ({} {}) verifies",
+                    "; the checkpoint of tree size {} signed by {} ({}) verifies",
                     c.size,
                     key.name(),
                     key.id_hex()
                 ));
-                match v.consistent_with {
-                    Some(size) => summary.push_str(&format!(", consistent with the trusted one of tree size {size}")),
-                    None => summary.push_str(", the first one trusted for this log"),
+                match (v.consistent_with, &kept) {
+                    (Some(size), Some(_)) => {
+                        summary.push_str(&format!(", consistent with the checkpoint of tree size {size} given"));
+                        if let Some(r) = remembered {
+                            summary.push_str(&format!(" and with the one of tree size {} remembered", r.size));
+                        }
+                    }
+                    (Some(size), None) => {
+                        summary.push_str(&format!(", consistent with the checkpoint of tree size {size} remembered"))
+                    }
+                    (None, _) => summary.push_str(", the first checkpoint remembered for this log"),
                 }
                 // Remembered only when it extends what was remembered, shown so.
                 let remember = match remembered {
@@ -463,13 +525,21 @@ pub(super) fn run_offline(command: AuditCommand) -> anyhow::Result<()> {
             emit(printable(&summary));
             Ok(())
         }
-        Err(faults) => {
+        Err(mut faults) => {
+            // In file order; problems of the whole file (position 0) first.
+            faults.sort_by_key(|f| f.position);
             for f in &faults {
-                eprintln!("{}", printable(&f.to_string()));
+                let shown = if f.position == 0 { f.reason.clone() } else { f.to_string() };
+                eprintln!("{}", printable(&shown));
             }
-            bail!("{} is not a faithful export: {} problem(s), listed above", file.display(), faults.len())
+            bail!("{} did not verify: {}, listed above", file.display(), count(faults.len() as u64, "problem"))
         }
     }
+}
+
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 /// The trailer of an export, read from its last line.
@@ -497,6 +567,17 @@ async fn log_key(client: &Client) -> anyhow::Result<LogKey> {
 async fn small_json(client: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
     let text = client.get_small(path, "application/json", 64 * 1024).await?;
     serde_json::from_str(&text).with_context(|| format!("reading the answer to {path}"))
+}
+
+/// The record hash at `position`, proven in the signed tree of `checkpoint`.
+async fn proven_record(client: &Client, position: u64, checkpoint: &Checkpoint) -> anyhow::Result<Digest> {
+    let proof =
+        small_json(client, &format!("/api/audit/proof/inclusion?position={position}&size={}", checkpoint.size)).await?;
+    let record = proof["recordHash"].as_str().and_then(Digest::from_hex).context("the proof has no record hash")?;
+    let hashes = hashes(&proof["hashes"])?;
+    merkle::verify_inclusion(position - 1, checkpoint.size, &merkle::leaf_hash(&record.0), &hashes, &checkpoint.root)
+        .with_context(|| format!("the server's proof that position {position} is in the signed tree does not verify"))?;
+    Ok(record)
 }
 
 /// Checks `checkpoint` against the one remembered for its log (if any):

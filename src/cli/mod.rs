@@ -271,7 +271,7 @@ fn verify_store(data_dir: &std::path::Path) -> anyhow::Result<()> {
         "ok: {checked} records, last position {}, head hash {} (checked {})",
         tail.next_seq - 1,
         tail.last_hash,
-        progress::rate(checked, started).replace(" events", " records")
+        progress::rate(checked, started).replace(" event", " record")
     ));
     Ok(())
 }

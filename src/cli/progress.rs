@@ -39,5 +39,6 @@ pub(super) fn follow(bar: &indicatif::ProgressBar) -> impl FnMut(u64, u64) + '_ 
 pub(super) fn rate(count: u64, started: std::time::Instant) -> String {
     let seconds = started.elapsed().as_secs_f64();
     let per_second = if seconds > 0.0 { count as f64 / seconds } else { 0.0 };
-    format!("{count} events in {seconds:.1} s ({per_second:.0} events/s)")
+    let events = if count == 1 { "event" } else { "events" };
+    format!("{count} {events} in {seconds:.1} s ({per_second:.0} events/s)")
 }

@@ -54,6 +54,11 @@ impl TrustStore {
         Ok(TrustStore { dir })
     }
 
+    /// The file that remembers the log `origin`.
+    pub(super) fn path_of(&self, origin: &str) -> PathBuf {
+        self.file(origin)
+    }
+
     fn file(&self, origin: &str) -> PathBuf {
         let readable: String = origin
             .chars()
@@ -189,8 +194,8 @@ impl TrustStore {
         drop(lock);
         if choice.first_use {
             eprintln!(
-                "trusting the log key {} of {} from now on (remembered in {}); compare it with the \
-                 operator's `ledger audit key`",
+                "trusting the log key {} of {} from now on (remembered in {}); compare it with the verifier \
+                 key the operator published through another channel than this server",
                 choice.key.encode(),
                 choice.key.name(),
                 path.display()

@@ -82,8 +82,8 @@ fn nodes_given_one_log_key_sign_one_log_that_an_auditor_follows_from_node_to_nod
         std::fs::write(&file, ok(ledger(url, &["audit", "export", "--trust-dir", trust]))).unwrap();
         let verified = ok(ledger("", &["audit", "verify", file.to_str().unwrap(), "--trust-dir", trust]));
         assert!(
-            verified.contains(&format!("signed checkpoint of tree size {last}"))
-                && verified.contains("consistent with the trusted one"),
+            verified.contains(&format!("the checkpoint of tree size {last} signed by ledger.test/cluster"))
+                && verified.contains("consistent with the checkpoint of tree size"),
             "{name}: {verified}"
         );
     }

@@ -332,7 +332,8 @@ fn the_auditors_cli_trusts_on_first_use_and_catches_another_key_and_a_rewritten_
         export_to(&url, trust, &args, &file);
         let said = ok(cli(&url, trust, &["audit", "verify", file.to_str().unwrap()]));
         assert!(
-            said.contains("signed checkpoint of tree size") && said.contains("consistent with the trusted one"),
+            said.contains("signed by ledger.test/accounts")
+                && said.contains("consistent with the checkpoint of tree size"),
             "{name}: {said}"
         );
     }
@@ -350,6 +351,7 @@ fn the_auditors_cli_trusts_on_first_use_and_catches_another_key_and_a_rewritten_
     std::fs::write(files.path().join("edited"), edited).unwrap();
     let said = failed(cli(&url, trust, &["audit", "verify", files.path().join("edited").to_str().unwrap()]));
     assert!(said.contains("position 3:") && said.contains("position 6:"), "{said}");
+    assert!(!said.contains("forked"), "an edited file is not a forked log: {said}");
 
     // Another ledger claiming the same origin with another key is refused.
     let b = tempfile::tempdir().unwrap();

@@ -85,7 +85,7 @@ fn a_forged_export_cannot_poison_bypass_or_roll_back_what_the_auditor_trusts() {
     add_users(&url, "u", 4);
     let f = |name: &str| files.path().join(name);
     export_to(&url, trust, &[], &f("whole"));
-    assert!(ok(verify(trust, &f("whole"), &[])).contains("the first one trusted"));
+    assert!(ok(verify(trust, &f("whole"), &[])).contains("the first checkpoint remembered"));
     let trusted = snapshot(trust);
     assert_eq!(trusted.len(), 1);
 
@@ -181,12 +181,24 @@ fn a_forged_export_cannot_poison_bypass_or_roll_back_what_the_auditor_trusts() {
     let said = ok(verify(trust, &f("older"), &[]));
     assert!(said.contains(&format!("older than the checkpoint of tree size {size2} remembered")), "{said}");
     assert_eq!(snapshot(trust), remembered);
+    // Without the proof, an older file is not accused of anything.
+    export_to(&url, trust, &["--to", &s1, "--since", &s1], &f("older-alone"));
+    let said = refused(trust, &f("older-alone"), &[]);
+    assert!(
+        said.contains(&format!("cannot be linked to the one of tree size {size2}")) && !said.contains("forked"),
+        "{said}"
+    );
+    // Cut short: said so, without asking for --unsigned.
+    let mut cut = lines(&f("whole"));
+    cut.pop();
+    std::fs::write(f("cut"), cut.join("\n") + "\n").unwrap();
+    assert!(refused(trust, &f("cut"), &[]).contains("cut short"));
     add_users(&url, "w", 2);
     export_to(&url, trust, &["--account", "v0@example.org", "--since", &s1], &f("since-cp1"));
     // A file named adds a check: the remembered checkpoint is checked too,
     // and an export that cannot show it is refused.
     let said = refused(trust, &f("since-cp1"), &["--checkpoint", cp1.to_str().unwrap()]);
-    assert!(said.contains(&format!("consistent with the checkpoint of tree size {size2} remembered")), "{said}");
+    assert!(said.contains(&format!("cannot be linked to the one of tree size {size2} you trust")), "{said}");
     assert_eq!(snapshot(trust), remembered, "the remembered checkpoint stays where it was checked");
     // The same with a whole export, which shows the root at the remembered size: it moves on.
     export_to(&url, trust, &["--since", &s1], &f("whole-since-cp1"));
