@@ -2,6 +2,7 @@
 //! stalwart-cli-compatible client commands that talk JMAP to a running server.
 
 mod audit;
+mod audit_offline;
 mod backup;
 mod client;
 pub mod config;
@@ -170,7 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(c) if audit::needs_server(&c) => {
             with_client(connection, |client| async move { audit::run_remote(&client, out, c).await })
         }
-        Command::Audit(c) => audit::run_offline(c),
+        Command::Audit(c) => audit_offline::run_offline(c),
         Command::Feed(args) => with_client(connection, |client| async move { feed::run(&client, out, args).await }),
         Command::Backup(args) => match &args.data_dir {
             Some(dir) => backup::offline(dir, &args.file),
