@@ -65,20 +65,6 @@ pub(super) async fn export(
         (Err(e), _) | (_, Err(e)) => return problem(StatusCode::BAD_REQUEST, e),
     };
     let read = app.ledger.read();
-    let account = match &q.account {
-        None => None,
-        Some(a) => {
-            // An account's id (a destroyed one's too: its history stays) or
-            // a live address; an id of anything else is no account.
-            let id = ObjectId::from_jmap(a)
-                .filter(|id| state::history_positions(&read.view, *id).is_ok_and(|p| !p.is_empty()))
-                .or_else(|| state::address_owner(&read.view, a).ok().flatten().map(|o| o.0));
-            match id {
-                Some(id) => Some(id),
-                None => return problem(StatusCode::NOT_FOUND, format!("no account {a:?}")),
-            }
-        }
-    };
     let since = match q.since.as_deref().map(str::parse::<u64>).transpose() {
         Ok(since) => since,
         Err(_) => return problem(StatusCode::BAD_REQUEST, "since must be a tree size (a number)".into()),
@@ -88,21 +74,46 @@ pub(super) async fn export(
     // a 400 and a notary that refuses is an error, not a broken export.
     let range = {
         let (log, read, notary) = (log.clone(), Arc::clone(&read), Arc::clone(&app.notary));
+        let account = q.account;
         tokio::task::spawn_blocking(move || {
+            let bad = |why: String| Ok(Err((StatusCode::BAD_REQUEST, why)));
+            // One account's positions: of an account's id (a destroyed
+            // one's too: its history stays) or a live address; an id of
+            // anything else is no account.
+            let only: Option<HashSet<u64>> = match &account {
+                None => None,
+                Some(a) => {
+                    let history =
+                        |id: ObjectId| state::history_positions(&read.view, id).map_err(crate::StoreError::from);
+                    let mut positions = match ObjectId::from_jmap(a) {
+                        Some(id) => history(id)?,
+                        None => Vec::new(),
+                    };
+                    if positions.is_empty()
+                        && let Some(owner) = state::address_owner(&read.view, a).map_err(crate::StoreError::from)?
+                    {
+                        positions = history(owner.0)?;
+                    }
+                    if positions.is_empty() {
+                        return Ok(Err((StatusCode::NOT_FOUND, format!("no account {a:?}"))));
+                    }
+                    Some(positions.into_iter().collect())
+                }
+            };
             let snap = read.view.snapshot();
             let (start, end) = resolve_range(&log, snap, from, to)?;
             let last = log.last_seq(snap)?;
             if from.is_some() && start > last.max(1) {
-                return Ok(Err(format!("from is past the end of the log (position {last})")));
+                return bad(format!("from is past the end of the log (position {last})"));
             }
             if from.is_some() && to.is_some() && start > end {
-                return Ok(Err("from is after to".to_owned()));
+                return bad("from is after to".to_owned());
             }
             if let Some(m) = since.filter(|m| *m > last) {
-                return Ok(Err(format!("since ({m}) is beyond the log (position {last})")));
+                return bad(format!("since ({m}) is beyond the log (position {last})"));
             }
             let signed = notary.checkpoint(Some(end))?;
-            let compact_range = match account {
+            let compact_range = match only {
                 Some(_) => None,
                 None => Some(notary.compact_range(start.saturating_sub(1).min(end))?.hashes().to_vec()),
             };
@@ -116,13 +127,13 @@ pub(super) async fn export(
                 compact_range,
                 consistency,
             };
-            Ok::<_, NotaryError>(Ok(((start, end), evidence)))
+            Ok::<_, NotaryError>(Ok(((start, end), evidence, only)))
         })
         .await
     };
-    let ((start, end), evidence) = match range {
+    let ((start, end), evidence, only) = match range {
         Ok(Ok(Ok(found))) => found,
-        Ok(Ok(Err(why))) => return problem(StatusCode::BAD_REQUEST, why),
+        Ok(Ok(Err((status, why)))) => return problem(status, why),
         Ok(Err(e)) => return notary_problem(e),
         Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "the log could not be read".into()),
     };
@@ -130,22 +141,16 @@ pub(super) async fn export(
     let notary = Arc::clone(&app.notary);
     tokio::task::spawn_blocking(move || {
         let snap = read.view.snapshot();
-        let result = (|| {
-            let only: Option<HashSet<u64>> = match account {
-                Some(id) => Some(state::history_positions(&read.view, id)?.into_iter().collect()),
-                None => None,
-            };
-            let prove = |seq: u64| -> Result<Vec<Hash>, crate::StoreError> {
-                notary.inclusion(seq, Some(end)).map(|p| p.hashes).map_err(|e| match e {
-                    NotaryError::Store(e) => *e,
-                    other => crate::StoreError::Internal(other.to_string()),
-                })
-            };
-            let only = only.as_ref().map(|set| (set, Some(&prove as Prove<'_>)));
-            write_export(&log, snap, (start, end), only, Some(evidence), |line| {
-                lines.blocking_send(Ok(line + "\n")).is_ok()
+        let prove = |seq: u64| -> Result<Vec<Hash>, crate::StoreError> {
+            notary.inclusion(seq, Some(end)).map(|p| p.hashes).map_err(|e| match e {
+                NotaryError::Store(e) => *e,
+                other => crate::StoreError::Internal(other.to_string()),
             })
-        })();
+        };
+        let only = only.as_ref().map(|set| (set, Some(&prove as Prove<'_>)));
+        let result = write_export(&log, snap, (start, end), only, Some(evidence), |line| {
+            lines.blocking_send(Ok(line + "\n")).is_ok()
+        });
         if let Err(e) = result {
             tracing::error!(error = %e, "audit export failed");
             let _ = lines.blocking_send(Err(std::io::Error::other("export failed")));
